@@ -14,8 +14,7 @@ use crate::schema::preserve_unknown_fields;
 
 /// An Argo CD Application: `apiVersion: argoproj.io/v1alpha1`, `kind: Application`.
 ///
-/// Unlike a `#[derive(CustomResource)]` type it carries the top-level `operation` field, through which a
-/// sync is requested (as `argocd app sync` does).
+/// A sync is requested by writing the top-level `operation` field, as `argocd app sync` does.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {

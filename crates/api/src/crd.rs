@@ -89,7 +89,8 @@ fn build<K: JsonSchema>(names: Names) -> CustomResourceDefinition {
     properties.insert("apiVersion".into(), json!({ "type": "string" }));
     properties.insert("kind".into(), json!({ "type": "string" }));
     properties.insert("metadata".into(), json!({ "type": "object" }));
-    let schema: JSONSchemaProps = serde_json::from_value(schema).expect("a generated schema fits JSONSchemaProps");
+    let schema: JSONSchemaProps =
+        serde_json::from_value(schema).expect("a generated schema fits JSONSchemaProps");
 
     CustomResourceDefinition {
         metadata: ObjectMeta {

@@ -34,8 +34,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         crds.get_opt(&name)
             .await
             .with_context(|| format!("reading CustomResourceDefinition {name}"))?
-            .with_context(|| format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply -f -`"))?;
+            .with_context(|| {
+                format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply -f -`")
+            })?;
     }
     tracing::info!("the Application, AppProject and ApplicationSet CRDs are installed");
-    bail!("the controller, API server and UI are not built yet (see the README's roadmap); nothing else to run")
+    bail!(
+        "the controller, API server and UI are not built yet (see the README's roadmap); nothing else to run"
+    )
 }

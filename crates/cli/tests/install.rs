@@ -1,0 +1,196 @@
+//! deploy/install.yaml is current, applies to the real local cluster, and its ServiceAccount holds every
+//! permission berth uses and none of the dangerous ones it does not.
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+use kube::config::{AuthInfo, Context, Kubeconfig, NamedAuthInfo, NamedContext};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl is on PATH (hack/cluster env puts it there)");
+    assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+fn require_cluster() {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: start the local cluster with `hack/cluster up` and `eval \"$(hack/cluster env)\"`, or run `hack/test`"
+    );
+}
+
+#[test]
+fn install_yaml_is_up_to_date() {
+    let install =
+        std::fs::read_to_string(repo_root().join("deploy/install.yaml")).expect("deploy/install.yaml");
+    let base =
+        std::fs::read_to_string(repo_root().join("deploy/base/berth.yaml")).expect("deploy/base/berth.yaml");
+    let crds = Command::new(env!("CARGO_BIN_EXE_berth")).arg("crds").output().expect("berth crds runs");
+    assert!(crds.status.success());
+    let body = install.split_once('\n').map(|(_, rest)| rest).unwrap_or_default();
+    assert!(
+        body == format!("{}{base}", String::from_utf8_lossy(&crds.stdout)),
+        "deploy/install.yaml is stale: run hack/gen-install"
+    );
+}
+
+/// A kubeconfig for the current cluster that authenticates as berth's ServiceAccount.
+fn service_account_kubeconfig(dir: &Path) -> PathBuf {
+    let token = kubectl(&["-n", "argocd", "create", "token", "berth", "--duration=10m"]);
+    let mut config = Kubeconfig::read().expect("reading KUBECONFIG");
+    let current = config.current_context.clone().expect("a current context");
+    let cluster = config
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .expect("the current context's cluster");
+    config.auth_infos = vec![NamedAuthInfo {
+        name: "berth-sa".into(),
+        auth_info: Some(AuthInfo { token: Some(token.trim().to_string().into()), ..Default::default() }),
+        other: Default::default(),
+    }];
+    config.contexts = vec![NamedContext {
+        name: "berth-sa".into(),
+        context: Some(Context { cluster, user: Some("berth-sa".into()), ..Default::default() }),
+        other: Default::default(),
+    }];
+    config.current_context = Some("berth-sa".into());
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&config).expect("kubeconfig as JSON"))
+        .expect("writing kubeconfig");
+    path
+}
+
+async fn allowed(
+    client: &kube::Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                namespace: namespace.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&PostParams::default(), &review).await.expect("SelfSubjectAccessReview");
+    answer.status.expect("a review status").allowed
+}
+
+/// What berth does through the API server: (verb, group, resource, namespace).
+const BERTH_USES: &[(&str, &str, &str, Option<&str>)] = &[
+    // start-up: the CRDs must be installed
+    ("get", "apiextensions.k8s.io", "customresourcedefinitions", None),
+    // Argo CD's resources, in the control namespace
+    ("list", "argoproj.io", "applications", Some("argocd")),
+    ("watch", "argoproj.io", "applications", Some("argocd")),
+    ("patch", "argoproj.io", "applications", Some("argocd")),
+    ("update", "argoproj.io", "applications", Some("argocd")),
+    ("list", "argoproj.io", "appprojects", Some("argocd")),
+    ("watch", "argoproj.io", "applicationsets", Some("argocd")),
+    ("patch", "argoproj.io", "applicationsets/status", Some("argocd")),
+    // configuration objects and repository/cluster secrets
+    ("watch", "", "configmaps", Some("argocd")),
+    ("watch", "", "secrets", Some("argocd")),
+    ("create", "", "secrets", Some("argocd")),
+    ("create", "", "events", Some("argocd")),
+    ("update", "coordination.k8s.io", "leases", Some("argocd")),
+    // managed resources in any namespace: watch, server-side apply, prune
+    ("watch", "apps", "deployments", None),
+    ("patch", "apps", "deployments", Some("web")),
+    ("create", "", "namespaces", None),
+    ("delete", "", "services", Some("web")),
+    ("patch", "rbac.authorization.k8s.io", "clusterroles", None),
+];
+
+/// Verbs berth never needs, which least privilege must leave out.
+const BERTH_NEVER_USES: &[(&str, &str, &str, Option<&str>)] = &[
+    ("impersonate", "", "users", None),
+    ("impersonate", "", "serviceaccounts", Some("kube-system")),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles", None),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", None),
+    ("deletecollection", "", "pods", Some("web")),
+    ("approve", "certificates.k8s.io", "signers", None),
+];
+
+#[tokio::test]
+async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
+    require_cluster();
+    let install = repo_root().join("deploy/install.yaml");
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=berth-test",
+        "-f",
+        install.to_str().unwrap(),
+    ]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/applications.argoproj.io",
+        "crd/appprojects.argoproj.io",
+        "crd/applicationsets.argoproj.io",
+    ]);
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = service_account_kubeconfig(dir.path());
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig).expect("the ServiceAccount kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("a config");
+    let client = kube::Client::try_from(config).expect("a client");
+
+    let mut missing = Vec::new();
+    for &(verb, group, resource, ns) in BERTH_USES {
+        if !allowed(&client, verb, group, resource, ns).await {
+            missing.push(format!("{verb} {group}/{resource} in {ns:?}"));
+        }
+    }
+    assert!(missing.is_empty(), "install.yaml does not grant what berth uses: {missing:?}");
+    let mut excess = Vec::new();
+    for &(verb, group, resource, ns) in BERTH_NEVER_USES {
+        if allowed(&client, verb, group, resource, ns).await {
+            excess.push(format!("{verb} {group}/{resource} in {ns:?}"));
+        }
+    }
+    assert!(excess.is_empty(), "install.yaml grants more than berth needs: {excess:?}");
+
+    // The real binary, authenticated as the ServiceAccount, gets through its start-up checks.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("run")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("berth run starts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CRDs are installed"),
+        "berth run as the ServiceAccount did not pass its start-up checks:\n{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("forbidden"), "berth run hit a forbidden call:\n{stderr}");
+}
