@@ -1,1 +1,5 @@
-//! Nothing here yet: see the crate description and ../../README.md's architecture section.
+//! The repository side of berth: git fetch and cache, revision resolution, and rendering a source into
+//! the desired objects. Nothing here talks to a cluster.
+
+pub mod git;
+pub mod render;

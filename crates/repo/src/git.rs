@@ -1,0 +1,413 @@
+//! Git through the git CLI, as Argo CD does: one bare clone per repository URL, shallow fetches of the
+//! commits that are asked for, `ls-remote` to learn cheaply whether anything changed, and immutable trees
+//! extracted per commit for rendering.
+//!
+//! Credentials reach git only through its environment (an askpass helper, `GIT_SSH_COMMAND`), never
+//! through a command line or a URL, and every message that leaves this module is scrubbed of them.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::Command;
+
+/// Credentials for one repository, from Argo CD's repository or repo-creds secrets.
+#[derive(Clone, Default, PartialEq)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ssh_private_key: Option<String>,
+    /// Skip TLS verification (https) or host key checking (ssh).
+    pub insecure: bool,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ssh_private_key", &self.ssh_private_key.as_ref().map(|_| "***"))
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+impl Credentials {
+    fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.password.iter().chain(self.ssh_private_key.iter()).map(String::as_str).filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git {action} {url} failed: {message}")]
+    Command { action: &'static str, url: String, message: String },
+    #[error("revision {revision} not found in {url}")]
+    RevisionNotFound { url: String, revision: String },
+    #[error("git {action} {url} timed out after {seconds}s")]
+    Timeout { action: &'static str, url: String, seconds: u64 },
+    #[error("git could not be run: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// The commit a revision resolved to, with what history and the UI show of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub author: String,
+    pub date: String,
+    pub message: String,
+}
+
+/// A shared cache of bare clones, one per repository URL, and of extracted trees, one per commit.
+pub struct GitCache {
+    root: PathBuf,
+    timeout: Duration,
+    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl GitCache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        GitCache { root: root.into(), timeout: Duration::from_secs(90), locks: Mutex::default() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn key(url: &str) -> String {
+        let digest = Sha256::digest(normalize_url(url).as_bytes());
+        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn bare_dir(&self, url: &str) -> PathBuf {
+        self.root.join("repos").join(Self::key(url))
+    }
+
+    fn lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("lock table").entry(dir.to_path_buf()).or_default().clone()
+    }
+
+    /// The commit SHA a target revision (branch, tag, commit SHA, `HEAD` or empty) points at, by
+    /// `git ls-remote`: no objects are transferred.
+    pub async fn resolve(&self, url: &str, revision: &str, creds: &Credentials) -> Result<String, GitError> {
+        let revision = revision.trim();
+        if is_full_sha(revision) {
+            return Ok(revision.to_ascii_lowercase());
+        }
+        let out = self.git(None, "ls-remote", url, creds, &["ls-remote", url]).await?;
+        let refs: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('\t')).collect();
+        let wanted: Vec<String> = if revision.is_empty() || revision == "HEAD" {
+            vec!["HEAD".into()]
+        } else {
+            vec![
+                format!("refs/tags/{revision}^{{}}"),
+                format!("refs/tags/{revision}"),
+                format!("refs/heads/{revision}"),
+                format!("{revision}^{{}}"),
+                revision.to_string(),
+            ]
+        };
+        for want in &wanted {
+            if let Some((sha, _)) = refs.iter().find(|(_, name)| name == want) {
+                return Ok(sha.to_string());
+            }
+        }
+        Err(GitError::RevisionNotFound { url: scrub_url(url), revision: revision.into() })
+    }
+
+    /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing.
+    pub async fn fetch(&self, url: &str, sha: &str, creds: &Credentials) -> Result<(), GitError> {
+        let dir = self.bare_dir(url);
+        let lock = self.lock(&dir);
+        let _guard = lock.lock().await;
+        if !dir.join("HEAD").exists() {
+            tokio::fs::create_dir_all(&dir).await?;
+            self.git(Some(&dir), "init", url, creds, &["init", "--bare", "--quiet"]).await?;
+        }
+        if self.has_commit(&dir, sha).await {
+            return Ok(());
+        }
+        let by_sha = self
+            .git(Some(&dir), "fetch", url, creds, &["fetch", "--quiet", "--no-tags", "--depth=1", url, sha])
+            .await;
+        if by_sha.is_err() || !self.has_commit(&dir, sha).await {
+            // Servers that refuse to serve a SHA directly: fetch every branch and tag instead.
+            self.git(
+                Some(&dir),
+                "fetch",
+                url,
+                creds,
+                &["fetch", "--quiet", "--tags", url, "+refs/heads/*:refs/remotes/origin/*"],
+            )
+            .await?;
+        }
+        if self.has_commit(&dir, sha).await {
+            Ok(())
+        } else {
+            Err(GitError::RevisionNotFound { url: scrub_url(url), revision: sha.into() })
+        }
+    }
+
+    async fn has_commit(&self, dir: &Path, sha: &str) -> bool {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Author, date and message of a fetched commit.
+    pub async fn commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
+        let dir = self.bare_dir(url);
+        let out = self
+            .git(
+                Some(&dir),
+                "log",
+                url,
+                &Credentials::default(),
+                &["log", "-1", "--format=%an <%ae>%n%aI%n%B", sha],
+            )
+            .await?;
+        let mut lines = out.splitn(3, '\n');
+        Ok(CommitInfo {
+            sha: sha.into(),
+            author: lines.next().unwrap_or_default().into(),
+            date: lines.next().unwrap_or_default().into(),
+            message: lines.next().unwrap_or_default().trim_end().into(),
+        })
+    }
+
+    /// Files that differ between two fetched commits (paths relative to the repository root).
+    pub async fn changed_files(&self, url: &str, from: &str, to: &str) -> Result<Vec<String>, GitError> {
+        let dir = self.bare_dir(url);
+        let out = self
+            .git(
+                Some(&dir),
+                "diff",
+                url,
+                &Credentials::default(),
+                &["diff", "--name-only", "--no-renames", from, to],
+            )
+            .await?;
+        Ok(out.lines().map(String::from).collect())
+    }
+
+    /// The tree of a fetched commit, extracted once into its own read-only directory.
+    pub async fn tree(&self, url: &str, sha: &str) -> Result<PathBuf, GitError> {
+        let target = self.root.join("trees").join(format!("{}-{sha}", Self::key(url)));
+        if target.exists() {
+            return Ok(target);
+        }
+        let dir = self.bare_dir(url);
+        let lock = self.lock(&dir);
+        let _guard = lock.lock().await;
+        if target.exists() {
+            return Ok(target);
+        }
+        let scratch = self.root.join("trees").join(format!(".{}-{sha}.tmp", Self::key(url)));
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        tokio::fs::create_dir_all(&scratch).await?;
+        let archive = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg("git --git-dir=\"$1\" archive --format=tar \"$2\" | tar -x -C \"$3\"")
+            .arg("sh")
+            .arg(&dir)
+            .arg(sha)
+            .arg(&scratch)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !archive.status.success() {
+            return Err(GitError::Command {
+                action: "archive",
+                url: scrub_url(url),
+                message: String::from_utf8_lossy(&archive.stderr).trim().into(),
+            });
+        }
+        tokio::fs::rename(&scratch, &target).await?;
+        Ok(target)
+    }
+
+    /// Runs git with credentials in its environment only; output and errors are scrubbed of secrets.
+    async fn git(
+        &self,
+        dir: Option<&Path>,
+        action: &'static str,
+        url: &str,
+        creds: &Credentials,
+        args: &[&str],
+    ) -> Result<String, GitError> {
+        let scratch = tempfile_dir(&self.root)?;
+        let mut cmd = Command::new("git");
+        if let Some(dir) = dir {
+            cmd.arg("--git-dir").arg(dir);
+        }
+        cmd.args(["-c", "protocol.file.allow=always", "-c", "credential.helper="])
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let (Some(user), Some(pass)) = (&creds.username, &creds.password) {
+            let askpass = scratch.path().join("askpass");
+            std::fs::write(
+                &askpass,
+                "#!/bin/sh\ncase \"$1\" in Username*) printf '%s' \"$BERTH_GIT_USERNAME\";; *) printf '%s' \"$BERTH_GIT_PASSWORD\";; esac\n",
+            )?;
+            set_mode(&askpass, 0o700)?;
+            cmd.env("GIT_ASKPASS", &askpass).env("BERTH_GIT_USERNAME", user).env("BERTH_GIT_PASSWORD", pass);
+        }
+        let mut ssh = String::from("ssh -o BatchMode=yes -o ConnectTimeout=15");
+        if let Some(key) = &creds.ssh_private_key {
+            let key_file = scratch.path().join("id");
+            let mut text = key.clone();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            std::fs::write(&key_file, text)?;
+            set_mode(&key_file, 0o600)?;
+            ssh.push_str(&format!(" -o IdentitiesOnly=yes -i '{}'", key_file.display()));
+        }
+        if creds.insecure {
+            cmd.env("GIT_SSL_NO_VERIFY", "true");
+            ssh.push_str(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null");
+        }
+        cmd.env("GIT_SSH_COMMAND", ssh);
+        let out = match tokio::time::timeout(self.timeout, cmd.output()).await {
+            Ok(out) => out?,
+            Err(_) => {
+                return Err(GitError::Timeout {
+                    action,
+                    url: scrub_url(url),
+                    seconds: self.timeout.as_secs(),
+                });
+            }
+        };
+        if !out.status.success() {
+            let mut message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            for secret in creds.secrets() {
+                message = message.replace(secret, "***");
+            }
+            return Err(GitError::Command { action, url: scrub_url(url), message: scrub_url(&message) });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+fn tempfile_dir(root: &Path) -> Result<TempDir, std::io::Error> {
+    let base = root.join("tmp");
+    std::fs::create_dir_all(&base)?;
+    TempDir::new_in(&base)
+}
+
+/// A directory removed when dropped (holds askpass helpers and keys for one git call).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new_in(base: &Path) -> Result<Self, std::io::Error> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path =
+            base.join(format!("git-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir(&path)?;
+        set_mode(&path, 0o700)?;
+        Ok(TempDir(path))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), std::io::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+pub fn is_full_sha(s: &str) -> bool {
+    s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// One cache entry per repository however its URL is spelled (`.git` suffix, trailing slash, case of host).
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let url = url.strip_suffix(".git").unwrap_or(url);
+    url.to_ascii_lowercase()
+}
+
+/// Removes `user:password@` from every URL in a text.
+pub fn scrub_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let end =
+            tail.find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"').unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_url_removes_userinfo_everywhere() {
+        assert_eq!(
+            scrub_url(
+                "fatal: could not read from https://bob:hunter2@git.example.com/repo.git and ssh://git@h/x"
+            ),
+            "fatal: could not read from https://***@git.example.com/repo.git and ssh://***@h/x"
+        );
+        assert_eq!(scrub_url("no urls here"), "no urls here");
+    }
+
+    #[test]
+    fn urls_that_differ_only_in_spelling_share_a_cache_entry() {
+        assert_eq!(
+            GitCache::key("https://Git.Example.com/org/repo.git/"),
+            GitCache::key("https://git.example.com/org/repo")
+        );
+        assert_ne!(
+            GitCache::key("https://git.example.com/org/a"),
+            GitCache::key("https://git.example.com/org/b")
+        );
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials {
+            username: Some("bob".into()),
+            password: Some("hunter2".into()),
+            ssh_private_key: Some("-----BEGIN KEY".into()),
+            insecure: false,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("BEGIN"), "{shown}");
+    }
+}
