@@ -1,0 +1,278 @@
+//! The cluster cache: live objects kept in memory by watches, one watch per kind that applications
+//! manage, so compare, prune and the resource tree read memory instead of listing the API server.
+//!
+//! Kinds are watched on demand (`ensure_watched`), which keeps idle clusters cheap; every change to an
+//! object that carries a tracking id is reported, so self-heal reacts to drift within a watch event.
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::discovery::{Discovery, Scope, verbs};
+use kube::runtime::watcher;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::resource::{GroupKind, ResourceKey, TrackingId};
+
+/// How the API server serves a kind.
+#[derive(Clone, Debug)]
+pub struct KindInfo {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// A change to an object; `app` is the application named by its tracking id (before or after the change).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectEvent {
+    pub key: ResourceKey,
+    pub apps: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("the cluster has no resource type {0} (is its CRD installed?)")]
+    UnknownKind(GroupKind),
+    #[error("discovery failed: {0}")]
+    Discovery(#[source] kube::Error),
+    #[error("the watch of {0} did not finish its initial list within {1:?}")]
+    NotSynced(GroupKind, Duration),
+}
+
+type Objects = HashMap<(String, String), Arc<serde_json::Value>>;
+
+#[derive(Default)]
+struct State {
+    kinds: HashMap<GroupKind, KindInfo>,
+    discovered_at: Option<Instant>,
+    objects: HashMap<GroupKind, Objects>,
+    synced: HashMap<GroupKind, tokio::sync::watch::Receiver<bool>>,
+    by_app: HashMap<String, HashSet<ResourceKey>>,
+}
+
+#[derive(Clone)]
+pub struct ClusterCache {
+    client: kube::Client,
+    state: Arc<RwLock<State>>,
+    events: UnboundedSender<ObjectEvent>,
+}
+
+impl ClusterCache {
+    pub fn new(client: kube::Client, events: UnboundedSender<ObjectEvent>) -> Self {
+        ClusterCache { client, state: Arc::default(), events }
+    }
+
+    /// How a kind is served, running discovery again (at most every 5 s) when it is not known yet,
+    /// for CRDs created after start.
+    pub async fn kind(&self, gk: &GroupKind) -> Result<KindInfo, CacheError> {
+        if let Some(info) = self.state.read().expect("cache lock").kinds.get(gk) {
+            return Ok(info.clone());
+        }
+        let stale = self
+            .state
+            .read()
+            .expect("cache lock")
+            .discovered_at
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(5));
+        if stale {
+            self.discover().await?;
+        }
+        self.state
+            .read()
+            .expect("cache lock")
+            .kinds
+            .get(gk)
+            .cloned()
+            .ok_or_else(|| CacheError::UnknownKind(gk.clone()))
+    }
+
+    /// Forces a new discovery (after a sync created CRDs, for example).
+    pub async fn discover(&self) -> Result<(), CacheError> {
+        let discovery = Discovery::new(self.client.clone()).run().await.map_err(CacheError::Discovery)?;
+        let mut kinds = HashMap::new();
+        for group in discovery.groups() {
+            for (ar, caps) in group.recommended_resources() {
+                if !caps.supports_operation(verbs::WATCH) || !caps.supports_operation(verbs::LIST) {
+                    continue;
+                }
+                let gk = GroupKind { group: ar.group.clone(), kind: ar.kind.clone() };
+                kinds.insert(gk, KindInfo { namespaced: caps.scope == Scope::Namespaced, resource: ar });
+            }
+        }
+        let mut state = self.state.write().expect("cache lock");
+        state.kinds = kinds;
+        state.discovered_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Starts watching a kind (once) and waits until its initial list is in memory.
+    pub async fn ensure_watched(&self, gk: &GroupKind) -> Result<(), CacheError> {
+        let info = self.kind(gk).await?;
+        let mut synced = {
+            let mut state = self.state.write().expect("cache lock");
+            match state.synced.get(gk) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    state.synced.insert(gk.clone(), rx.clone());
+                    state.objects.entry(gk.clone()).or_default();
+                    tokio::spawn(self.clone().watch(gk.clone(), info, tx));
+                    rx
+                }
+            }
+        };
+        let limit = Duration::from_secs(60);
+        tokio::time::timeout(limit, synced.wait_for(|s| *s))
+            .await
+            .map_err(|_| CacheError::NotSynced(gk.clone(), limit))?
+            .map_err(|_| CacheError::NotSynced(gk.clone(), limit))?;
+        Ok(())
+    }
+
+    async fn watch(self, gk: GroupKind, info: KindInfo, synced: tokio::sync::watch::Sender<bool>) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &info.resource);
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut initial: Objects = HashMap::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init) => initial.clear(),
+                Ok(watcher::Event::InitApply(obj)) => {
+                    let value = to_value(obj, &info.resource);
+                    initial.insert(object_id(&value), Arc::new(value));
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let fresh = std::mem::take(&mut initial);
+                    let changed = self.replace_all(&gk, fresh);
+                    for event in changed {
+                        let _ = self.events.send(event);
+                    }
+                    let _ = synced.send(true);
+                }
+                Ok(watcher::Event::Apply(obj)) => {
+                    let value = to_value(obj, &info.resource);
+                    if let Some(event) = self.upsert(&gk, value) {
+                        let _ = self.events.send(event);
+                    }
+                }
+                Ok(watcher::Event::Delete(obj)) => {
+                    let value = to_value(obj, &info.resource);
+                    if let Some(event) = self.remove(&gk, &value) {
+                        let _ = self.events.send(event);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %gk, error = %e, "watch error, retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn upsert(&self, gk: &GroupKind, value: serde_json::Value) -> Option<ObjectEvent> {
+        let id = object_id(&value);
+        let mut state = self.state.write().expect("cache lock");
+        let old = state.objects.entry(gk.clone()).or_default().insert(id, Arc::new(value.clone()));
+        index_change(&mut state, old.as_deref(), Some(&value))
+    }
+
+    fn remove(&self, gk: &GroupKind, value: &serde_json::Value) -> Option<ObjectEvent> {
+        let mut state = self.state.write().expect("cache lock");
+        let old = state.objects.entry(gk.clone()).or_default().remove(&object_id(value));
+        index_change(&mut state, old.as_deref().or(Some(value)), None)
+    }
+
+    fn replace_all(&self, gk: &GroupKind, fresh: Objects) -> Vec<ObjectEvent> {
+        let mut state = self.state.write().expect("cache lock");
+        let old = state.objects.insert(gk.clone(), fresh.clone()).unwrap_or_default();
+        let mut events = Vec::new();
+        for (id, obj) in &old {
+            if !fresh.contains_key(id) {
+                events.extend(index_change(&mut state, Some(obj), None));
+            }
+        }
+        for (id, obj) in &fresh {
+            if old.get(id) != Some(obj) {
+                events.extend(index_change(&mut state, old.get(id).map(|o| &**o), Some(obj)));
+            }
+        }
+        events
+    }
+
+    /// The live object with this key, if its kind is watched and it exists.
+    pub fn get(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
+        let state = self.state.read().expect("cache lock");
+        state.objects.get(&key.group_kind())?.get(&(key.namespace.clone(), key.name.clone())).cloned()
+    }
+
+    /// Every live object whose tracking id names `app`.
+    pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
+        let state = self.state.read().expect("cache lock");
+        let Some(keys) = state.by_app.get(app) else { return Vec::new() };
+        let mut out: Vec<_> = keys
+            .iter()
+            .filter_map(|k| {
+                let obj = state.objects.get(&k.group_kind())?.get(&(k.namespace.clone(), k.name.clone()))?;
+                Some((k.clone(), obj.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every live object of a watched kind (for owner trees and tests).
+    pub fn list(&self, gk: &GroupKind) -> Vec<Arc<serde_json::Value>> {
+        let state = self.state.read().expect("cache lock");
+        state.objects.get(gk).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// How many objects the cache holds (for metrics and benchmarks).
+    pub fn len(&self) -> usize {
+        self.state.read().expect("cache lock").objects.values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn object_id(value: &serde_json::Value) -> (String, String) {
+    let meta = &value["metadata"];
+    (
+        meta["namespace"].as_str().unwrap_or_default().to_string(),
+        meta["name"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Keeps the app → objects index current and says which apps an object change concerns.
+fn index_change(
+    state: &mut State,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Option<ObjectEvent> {
+    let key = ResourceKey::of(new.or(old)?)?;
+    let old_app = old.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
+    let new_app = new.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
+    if let Some(app) = &old_app
+        && new_app.as_ref() != Some(app)
+        && let Some(set) = state.by_app.get_mut(app)
+    {
+        set.remove(&key);
+    }
+    if let Some(app) = &new_app {
+        state.by_app.entry(app.clone()).or_default().insert(key.clone());
+    }
+    let mut apps: Vec<String> = old_app.into_iter().chain(new_app).collect();
+    apps.dedup();
+    (!apps.is_empty()).then_some(ObjectEvent { key, apps })
+}
+
+/// The object as JSON with apiVersion and kind set (watch events may omit them).
+fn to_value(obj: DynamicObject, ar: &ApiResource) -> serde_json::Value {
+    let mut value = serde_json::to_value(obj).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), ar.api_version.clone().into());
+        map.insert("kind".into(), ar.kind.clone().into());
+        // managedFields are kept: ignoreDifferences by managedFieldsManagers reads them.
+    }
+    value
+}
