@@ -1,45 +1,85 @@
-//! `berth run`: every part of berth in one process.
-//!
-//! Today only the start-up checks exist (the cluster is reachable, the CRDs are installed); the
-//! reconcilers, API server and UI come with the issues that build them, and `run` says so plainly.
+//! `berth run`: every part of berth in one process. Today that is the Application controller; the API
+//! server and UI join it with the issues that build them.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Namespace holding Argo CD's configuration objects (argocd-cm, argocd-rbac-cm, secrets).
+    /// Namespace of the Applications, AppProjects, argocd-cm and repository secrets.
     #[arg(long, short = 'n', env = "BERTH_NAMESPACE", default_value = "argocd")]
     pub namespace: String,
-    /// Port of the API server and web UI.
-    #[arg(long, env = "BERTH_PORT", default_value_t = 8080)]
-    pub port: u16,
-    /// Serve plain HTTP instead of HTTPS (as argocd-server --insecure).
-    #[arg(long, env = "BERTH_INSECURE")]
-    pub insecure: bool,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long, env = "BERTH_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where git clones and extracted trees are kept (default: ~/.cache/berth/repo-cache, or
+    /// /tmp/berth/repo-cache without a home directory).
+    #[arg(long, env = "BERTH_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Applications reconciled at once (one application is never reconciled twice at once).
+    #[arg(long, env = "BERTH_WORKERS", default_value_t = 16)]
+    pub workers: usize,
+    /// Seconds between a drift and its revert by selfHeal (Argo CD's self-heal timeout).
+    #[arg(long, env = "BERTH_SELF_HEAL_TIMEOUT_SECONDS", default_value_t = 0)]
+    pub self_heal_timeout_seconds: u64,
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration found (set KUBECONFIG, or run in a Pod)")?,
+    };
+    Ok(Client::try_from(config)?)
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let client = Client::try_default()
-        .await
-        .context("no Kubernetes configuration found (set KUBECONFIG, or run in a Pod)")?;
+    let client = client(args.kubeconfig.as_ref()).await?;
     let version = client.apiserver_version().await.context("the API server did not answer")?;
     tracing::info!(server = %version.git_version, namespace = %args.namespace, "connected to the cluster");
 
-    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in berth_api::crd::all() {
         let name = crd.metadata.name.unwrap_or_default();
         crds.get_opt(&name)
             .await
             .with_context(|| format!("reading CustomResourceDefinition {name}"))?
             .with_context(|| {
-                format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply -f -`")
+                format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply --server-side -f -`")
             })?;
     }
     tracing::info!("the Application, AppProject and ApplicationSet CRDs are installed");
-    bail!(
-        "the controller, API server and UI are not built yet (see the README's roadmap); nothing else to run"
-    )
+
+    let cache_dir = args.cache_dir.unwrap_or_else(|| match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(".cache/berth/repo-cache"),
+        _ => PathBuf::from("/tmp/berth/repo-cache"),
+    });
+    let config = berth_controller::ControllerConfig {
+        namespace: args.namespace,
+        cache_dir,
+        workers: args.workers,
+        self_heal_timeout: Duration::from_secs(args.self_heal_timeout_seconds),
+    };
+    berth_controller::Controller::run(client, config, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends a Pod).
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

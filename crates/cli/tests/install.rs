@@ -180,17 +180,43 @@ async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
     }
     assert!(excess.is_empty(), "install.yaml grants more than berth needs: {excess:?}");
 
-    // The real binary, authenticated as the ServiceAccount, gets through its start-up checks.
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("run")
+    // The real binary, authenticated as the ServiceAccount, starts its controller without a forbidden call.
+    let mut berth = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "--cache-dir"])
+        .arg(dir.path().join("cache"))
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info")
-        .output()
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("berth run starts");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("CRDs are installed"),
-        "berth run as the ServiceAccount did not pass its start-up checks:\n{stderr}"
-    );
-    assert!(!stderr.to_lowercase().contains("forbidden"), "berth run hit a forbidden call:\n{stderr}");
+    let stderr = berth.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut log = String::new();
+    let started = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains("controller started") {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let _ = berth.kill();
+    let _ = berth.wait();
+    assert!(started, "berth run as the ServiceAccount did not start its controller:\n{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "berth run hit a forbidden call:\n{log}");
 }

@@ -1,1 +1,268 @@
-//! Nothing here yet: see the crate description and ../../README.md's architecture section.
+//! The Application controller: watches Applications, keeps each one's desired state (git, rendered),
+//! compares it with the cluster cache, syncs on request or automatically, and writes status as Argo CD does.
+//!
+//! Reading order: `Controller::run` wires watches, the poll ticker and the workers; `reconcile.rs` is one
+//! application's pass (target state → compare → operation or auto-sync → status).
+
+mod credentials;
+mod queue;
+mod reconcile;
+pub mod settings;
+mod status;
+
+use berth_api::{AppProject, Application};
+use berth_engine::cache::{ClusterCache, ObjectEvent};
+use berth_repo::git::GitCache;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+pub use queue::Level;
+pub use settings::Settings;
+
+/// How `berth run` configures the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Namespace of the Applications, AppProjects, argocd-cm and repository secrets.
+    pub namespace: String,
+    /// Where git clones and extracted trees are kept.
+    pub cache_dir: PathBuf,
+    /// Reconciles that run at once (each application is only ever in one).
+    pub workers: usize,
+    /// Delay between a drift and its revert (Argo CD's self-heal timeout).
+    pub self_heal_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Cache(#[from] berth_engine::cache::CacheError),
+    #[error("the Application watch did not start: {0}")]
+    NotReady(String),
+    /// The Application changed since it was read (or the watch is behind berth's own last write).
+    #[error("the Application is being updated; retrying with a fresh copy")]
+    Stale,
+}
+
+/// The controller's shared state; one per process.
+pub struct Controller {
+    client: kube::Client,
+    config: ControllerConfig,
+    apps: reflector::Store<Application>,
+    projects: reflector::Store<AppProject>,
+    secrets: reflector::Store<Secret>,
+    settings: RwLock<Arc<Settings>>,
+    cache: ClusterCache,
+    git: GitCache,
+    queue: Arc<queue::Queue>,
+    memo: Mutex<HashMap<String, reconcile::Memo>>,
+    renders: reconcile::RenderCache,
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl Controller {
+    /// Runs until `shutdown` resolves; then finishes the reconciles in flight (a sync in progress ends and
+    /// is recorded) and returns.
+    pub async fn run(
+        client: kube::Client,
+        config: ControllerConfig,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let ns = config.namespace.clone();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectEvent>();
+        let cache = ClusterCache::new(client.clone(), events_tx);
+        cache.discover().await?;
+
+        let apps =
+            spawn_reflector(Api::<Application>::namespaced(client.clone(), &ns), watcher::Config::default());
+        let projects =
+            spawn_reflector(Api::<AppProject>::namespaced(client.clone(), &ns), watcher::Config::default());
+        let secrets = spawn_reflector(
+            Api::<Secret>::namespaced(client.clone(), &ns),
+            watcher::Config::default()
+                .labels(&format!("{} in (repository,repo-creds)", credentials::SECRET_TYPE_LABEL)),
+        );
+        let controller = Arc::new(Controller {
+            git: GitCache::new(&config.cache_dir),
+            client: client.clone(),
+            config,
+            apps: apps.0,
+            projects: projects.0,
+            secrets: secrets.0,
+            settings: RwLock::new(Arc::new(Settings::default())),
+            cache,
+            queue: Arc::default(),
+            memo: Mutex::default(),
+            renders: reconcile::RenderCache::default(),
+            seen: Mutex::default(),
+        });
+        controller.ensure_default_project().await;
+        let ready = async { tokio::try_join!(apps.1, projects.1, secrets.1) };
+        tokio::time::timeout(Duration::from_secs(60), ready)
+            .await
+            .map_err(|_| Error::NotReady("no initial list within 60s".into()))?
+            .map_err(|e| Error::NotReady(e.to_string()))?;
+
+        let mut tasks = tokio::task::JoinSet::new();
+        // argocd-cm: settings are re-read on every change.
+        tasks.spawn(controller.clone().watch_settings());
+        // Application changes (not our own status writes) queue a refresh.
+        tasks.spawn(controller.clone().watch_applications());
+        // A tracked object changed: compare its application again (self-heal reacts here).
+        let c = controller.clone();
+        tasks.spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                for app in event.apps {
+                    c.queue.push(&app, Level::Compare);
+                }
+            }
+        });
+        tasks.spawn(controller.clone().poll());
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..controller.config.workers.max(1) {
+            let c = controller.clone();
+            workers.spawn(async move {
+                while let Some((name, level)) = c.queue.pop().await {
+                    c.reconcile_logged(&name, level).await;
+                    c.queue.done(&name);
+                }
+            });
+        }
+        tracing::info!(namespace = %controller.config.namespace, workers = controller.config.workers, "controller started");
+        shutdown.await;
+        tracing::info!("shutting down: finishing reconciles in flight");
+        controller.queue.close();
+        while workers.join_next().await.is_some() {}
+        tasks.abort_all();
+        Ok(())
+    }
+
+    /// Argo CD creates the `default` AppProject (any repo, any destination) at start; so does berth.
+    async fn ensure_default_project(&self) {
+        let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        if matches!(api.get_opt("default").await, Ok(Some(_))) {
+            return;
+        }
+        let body = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": self.config.namespace},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"namespace": "*", "server": "*"}],
+                     "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}
+        });
+        if let Err(e) = api.patch("default", &PatchParams::apply("berth"), &Patch::Apply(&body)).await {
+            tracing::warn!(error = %e, "could not create the default AppProject");
+        }
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    async fn watch_settings(self: Arc<Self>) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let config = watcher::Config::default().fields("metadata.name=argocd-cm");
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            let data = match event {
+                Ok(watcher::Event::Apply(cm)) | Ok(watcher::Event::InitApply(cm)) => {
+                    cm.data.unwrap_or_default()
+                }
+                Ok(watcher::Event::Delete(_)) => Default::default(),
+                _ => continue,
+            };
+            let settings = Settings::from_config_map(&data);
+            for w in &settings.warnings {
+                tracing::warn!(warning = %w, "argocd-cm");
+            }
+            *self.settings.write().expect("settings lock") = Arc::new(settings);
+        }
+    }
+
+    async fn watch_applications(self: Arc<Self>) {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        while let Some(event) = stream.next().await {
+            let Ok(app) = event else { continue };
+            let name = app.metadata.name.clone().unwrap_or_default();
+            let fingerprint = reconcile::fingerprint(&app);
+            let changed =
+                self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
+            if changed {
+                let hard = reconcile::refresh_annotation(&app) == Some("hard");
+                self.queue.push(&name, if hard { Level::HardRefresh } else { Level::Refresh });
+            }
+        }
+    }
+
+    /// Every second, queues a refresh for each application whose polling period has passed.
+    async fn poll(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let due: Vec<String> = {
+                let memo = self.memo.lock().expect("memo lock");
+                memo.iter()
+                    .filter(|(_, m)| m.next_refresh.is_some_and(|t| t <= now))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            };
+            for name in due {
+                self.queue.push(&name, Level::Refresh);
+            }
+        }
+    }
+
+    async fn reconcile_logged(&self, name: &str, level: Level) {
+        let started = Instant::now();
+        match self.reconcile(name, level).await {
+            Ok(()) => tracing::debug!(
+                app = name,
+                ?level,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                queued = self.queue.len(),
+                "reconciled"
+            ),
+            Err(e) => {
+                // A stale copy is retried as soon as the watch can have caught up; other errors back off.
+                let delay = if matches!(e, Error::Stale) {
+                    Duration::from_millis(50)
+                } else {
+                    tracing::warn!(app = name, error = %e, "reconcile failed; retrying in 5s");
+                    Duration::from_secs(5)
+                };
+                let queue = self.queue.clone();
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    queue.push(&name, level);
+                });
+            }
+        }
+    }
+}
+
+/// Starts a reflector and returns its store and a future that resolves once the initial list is in.
+fn spawn_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (reflector::Store<K>, impl std::future::Future<Output = Result<(), reflector::store::WriterDropped>>)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, config)).default_backoff().touched_objects();
+    tokio::spawn(async move {
+        stream.for_each(|_| futures::future::ready(())).await;
+    });
+    let ready_reader = reader.clone();
+    (reader, async move { ready_reader.wait_until_ready().await })
+}

@@ -101,6 +101,8 @@ pub struct ResourceOutcome {
     pub version: String,
     pub status: OutcomeStatus,
     pub message: String,
+    /// The object the server stored (applies only), for reading one's own writes before the watch has it.
+    pub stored: Option<Arc<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +205,7 @@ pub async fn execute(
             Step::Apply { object, .. } => match cache.kind(&key.group_kind()).await {
                 Err(e) => failed(&key, version, e.to_string()),
                 Ok(info) => match apply::apply(client, &info, object, opts.dry_run).await {
-                    Ok(_) => {
+                    Ok(stored) => {
                         let verb =
                             if opts.dry_run { "serverside-applied (dry run)" } else { "serverside-applied" };
                         ResourceOutcome {
@@ -211,6 +213,7 @@ pub async fn execute(
                             key,
                             version,
                             status: OutcomeStatus::Synced,
+                            stored: Some(Arc::new(stored)),
                         }
                     }
                     Err(e) => failed(&key, version, api_message(&e)),
@@ -224,6 +227,7 @@ pub async fn execute(
                         version,
                         status: OutcomeStatus::PruneSkipped,
                         message: format!("ignored (requires pruning; {why})"),
+                        stored: None,
                     }
                 } else if apply_failed {
                     ResourceOutcome {
@@ -231,6 +235,7 @@ pub async fn execute(
                         version,
                         status: OutcomeStatus::PruneSkipped,
                         message: "not pruned: an earlier apply failed".into(),
+                        stored: None,
                     }
                 } else {
                     let policy = opts.prune_propagation.clone().unwrap_or(PropagationPolicy::Foreground);
@@ -246,6 +251,7 @@ pub async fn execute(
                                 key,
                                 version,
                                 status: OutcomeStatus::Pruned,
+                                stored: None,
                             },
                             Err(e) => failed(&key, version, api_message(&e)),
                         },
@@ -291,13 +297,14 @@ async fn ensure_namespace(
             key,
             version: "v1".into(),
             status: OutcomeStatus::Synced,
+            stored: None,
         },
         Err(e) => failed(&key, "v1".into(), api_message(&e)),
     })
 }
 
 fn failed(key: &ResourceKey, version: String, message: String) -> ResourceOutcome {
-    ResourceOutcome { key: key.clone(), version, status: OutcomeStatus::SyncFailed, message }
+    ResourceOutcome { key: key.clone(), version, status: OutcomeStatus::SyncFailed, message, stored: None }
 }
 
 fn version_of(obj: &serde_json::Value) -> String {

@@ -1,0 +1,1055 @@
+//! One application's pass: target state (git → render → prepared objects), compare with the cluster
+//! cache, then the requested operation or an automatic sync, then status.
+//!
+//! Safety rules: when git or rendering fails, or an object cannot be prepared, nothing is applied or
+//! pruned; the last good state stays in the cluster and a condition names the file and object.
+
+use berth_api::Application;
+use berth_api::application::{
+    ApplicationSource, ApplicationStatus, ComparedTo, HealthStatus as AppHealth, Operation,
+    OperationInitiator, OperationState, ResourceResult, ResourceStatus, RevisionHistory, SyncOperation,
+    SyncOperationResult, SyncStatus,
+};
+use berth_engine::health::{self, HealthStatus};
+use berth_engine::normalize::{self, IgnoreRule};
+use berth_engine::resource::{GroupKind, ResourceKey, TRACKING_ANNOTATION};
+use berth_engine::sync::{self, ManagedNamespace, OutcomeStatus, SyncOptions};
+use berth_repo::git::CommitInfo;
+use berth_repo::render::{self, Manifest};
+use kube::api::{Api, Patch, PatchParams, PropagationPolicy};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::status::{merge_conditions, now, push_history, summary};
+use crate::{Controller, Error, Level, credentials};
+
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
+
+/// What the controller remembers of an application between passes (never the source of truth: status is).
+#[derive(Default)]
+pub struct Memo {
+    /// (source fingerprint, resolved commit, when it was resolved)
+    resolved: Option<(u64, String, Instant)>,
+    pub next_refresh: Option<Instant>,
+    /// Predicted live objects from server-side-apply dry runs, by (object, desired hash, live resourceVersion).
+    predicted: HashMap<ResourceKey, (u64, String, Arc<serde_json::Value>)>,
+    /// What the last sync stored, used until the watch delivers it (read-your-writes).
+    applied: HashMap<ResourceKey, (Arc<serde_json::Value>, Instant)>,
+    /// resourceVersion of berth's last write to the Application: an older copy from the watch is stale.
+    written: Option<u64>,
+}
+
+/// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
+#[derive(Default)]
+pub struct RenderCache {
+    entries: Mutex<HashMap<u64, Arc<Rendered>>>,
+}
+
+pub struct Rendered {
+    pub manifests: Result<Vec<Manifest>, String>,
+    pub commit: Option<CommitInfo>,
+}
+
+/// The desired state at one commit, ready to compare and apply.
+struct Target {
+    revision: String,
+    commit: Option<CommitInfo>,
+    objects: Vec<Desired>,
+    /// Errors that make this target unsafe to sync (render failed, unknown kind...).
+    errors: Vec<String>,
+    warnings: Vec<(&'static str, String)>,
+}
+
+struct Desired {
+    key: ResourceKey,
+    file: String,
+    object: serde_json::Value,
+}
+
+struct Comparison {
+    resources: Vec<ResourceStatus>,
+    sync_status: &'static str,
+    health: HealthStatus,
+    errors: Vec<String>,
+    live: Vec<Arc<serde_json::Value>>,
+}
+
+fn hash_of(value: &impl serde::Serialize) -> u64 {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// What, in an Application, asks for a new pass when it changes (not status, which berth writes itself).
+pub fn fingerprint(app: &Application) -> u64 {
+    hash_of(&(
+        &app.spec,
+        &app.operation,
+        &app.metadata.annotations,
+        &app.metadata.deletion_timestamp,
+        &app.metadata.finalizers,
+    ))
+}
+
+pub fn refresh_annotation(app: &Application) -> Option<&str> {
+    app.metadata.annotations.as_ref()?.get(REFRESH_ANNOTATION).map(String::as_str)
+}
+
+fn single_source(app: &Application) -> Option<&ApplicationSource> {
+    app.spec.source.as_ref().or_else(|| (app.spec.sources.len() == 1).then(|| &app.spec.sources[0]))
+}
+
+fn sync_options(app: &Application, op: Option<&SyncOperation>) -> Vec<String> {
+    let mut options: Vec<String> =
+        app.spec.sync_policy.as_ref().map(|p| p.sync_options.clone()).unwrap_or_default();
+    if let Some(op) = op {
+        options.extend(op.sync_options.iter().cloned());
+    }
+    options
+}
+
+fn has_option(options: &[String], wanted: &str) -> bool {
+    options.iter().any(|o| o.trim().eq_ignore_ascii_case(wanted))
+}
+
+fn option_value<'a>(options: &'a [String], key: &str) -> Option<&'a str> {
+    options.iter().rev().find_map(|o| o.trim().strip_prefix(key)?.strip_prefix('='))
+}
+
+impl Controller {
+    pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
+        let Some(app) = self.apps.get(&key) else {
+            self.memo.lock().expect("memo lock").remove(name);
+            return Ok(());
+        };
+        let app: Application = (*app).clone();
+        let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
+        let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
+        if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
+            // Acting on a copy older than our own last write could repeat a sync: wait for the watch.
+            return Err(Error::Stale);
+        }
+        if app.metadata.deletion_timestamp.is_some() {
+            return self.finalize(&app).await;
+        }
+        let settings = self.settings();
+        let annotation = refresh_annotation(&app).map(str::to_string);
+        let level = match annotation.as_deref() {
+            Some("hard") => Level::HardRefresh,
+            Some(_) => level.max(Level::Refresh),
+            None => level,
+        };
+        let mut conditions: Vec<(&str, String)> =
+            settings.warnings.iter().map(|w| ("UnknownError", w.clone())).collect();
+
+        let mut status = app.status.clone().unwrap_or_default();
+        let old_status = status.clone();
+        let target = match self.validate(&app) {
+            Err(message) => Err(("InvalidSpecError", message)),
+            Ok(source) => self.target(&app, source, None, level).await.map_err(|m| ("ComparisonError", m)),
+        };
+        self.schedule_poll(name, level, &settings);
+
+        let mut comparison = None;
+        match &target {
+            Err((kind, message)) => {
+                conditions.push((kind, message.clone()));
+                status.sync = Some(SyncStatus {
+                    status: "Unknown".into(),
+                    compared_to: Some(self.compared_to(&app)),
+                    revision: status.sync.as_ref().and_then(|s| s.revision.clone()),
+                    revisions: vec![],
+                });
+            }
+            Ok(target) => {
+                conditions.extend(target.errors.iter().map(|e| ("ComparisonError", e.clone())));
+                conditions.extend(target.warnings.iter().cloned());
+                let cmp = self.compare(&app, target, &settings.ignore_rules_for(&app)).await;
+                conditions.extend(cmp.errors.iter().map(|e| ("ComparisonError", e.clone())));
+                self.apply_comparison(&app, &mut status, target, &cmp);
+                comparison = Some(cmp);
+            }
+        }
+
+        // An operation (manual sync) or an automatic sync.
+        let mut clear_operation: Option<Operation> = None;
+        let mut ran_operation = false;
+        if let Some(op) = app.operation.clone() {
+            let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
+            if state.phase != "Succeeded"
+                && let Some(msg) = &state.message
+            {
+                conditions.push(("SyncError", msg.clone()));
+            }
+            status.operation_state = Some(state);
+            clear_operation = Some(op);
+            ran_operation = true;
+        } else if let (Ok(target), Some(cmp)) = (&target, &comparison) {
+            match self.auto_sync_decision(&app, target, cmp, &status, &settings) {
+                AutoSync::No => {}
+                AutoSync::Blocked(message) => conditions.push(("SyncError", message)),
+                AutoSync::Later(after) => {
+                    let queue = self.queue.clone();
+                    let name = name.to_string();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        queue.push(&name, Level::Compare);
+                    });
+                }
+                AutoSync::Now { self_heal } => {
+                    let automated =
+                        app.spec.sync_policy.as_ref().and_then(|p| p.automated.clone()).unwrap_or_default();
+                    let op = Operation {
+                        sync: Some(SyncOperation {
+                            revision: Some(target.revision.clone()),
+                            prune: automated.prune,
+                            ..Default::default()
+                        }),
+                        initiated_by: Some(OperationInitiator { username: None, automated: Some(true) }),
+                        ..Default::default()
+                    };
+                    tracing::info!(app = name, revision = %target.revision, self_heal, "auto-sync");
+                    let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
+                    ran_operation = true;
+                    if state.phase != "Succeeded"
+                        && let Some(msg) = &state.message
+                    {
+                        conditions.push(("SyncError", msg.clone()));
+                    }
+                    status.operation_state = Some(state);
+                }
+            }
+        }
+
+        status.conditions = merge_conditions(&old_status.conditions, conditions);
+        status.controller_namespace = Some(self.config.namespace.clone());
+        let wrote =
+            level >= Level::Refresh || !same_ignoring_time(&old_status, &status) || app.status.is_none();
+        if wrote {
+            status.reconciled_at = Some(now());
+            match self.write_status(name, &mut rv, &status).await {
+                // After a sync, its result must be recorded even if the spec was edited meanwhile:
+                // berth is the only writer of status, so write it onto the fresh copy.
+                Err(Error::Stale) if ran_operation => {
+                    let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+                    rv = api.get(name).await?.metadata.resource_version.unwrap_or_default();
+                    self.write_status(name, &mut rv, &status).await?;
+                }
+                other => other?,
+            }
+        }
+        if let Some(op) = clear_operation {
+            self.clear_operation(name, &op).await?;
+        }
+        if annotation.is_some() {
+            let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+            let patch = serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: null}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+        Ok(())
+    }
+
+    /// The source to render, or why the spec cannot be acted on.
+    fn validate<'a>(&self, app: &'a Application) -> Result<&'a ApplicationSource, String> {
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
+        if self.projects.get(&project_key).is_none() {
+            return Err(format!("Application referencing project {project} which does not exist"));
+        }
+        let dest = &app.spec.destination;
+        let in_cluster = match (dest.server.as_deref(), dest.name.as_deref()) {
+            (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == IN_CLUSTER,
+            (_, Some(name)) if !name.is_empty() => name == "in-cluster",
+            _ => return Err("spec.destination: either server or name must be set".into()),
+        };
+        if !in_cluster {
+            let which =
+                dest.server.clone().filter(|s| !s.is_empty()).or(dest.name.clone()).unwrap_or_default();
+            return Err(format!(
+                "spec.destination: cluster {which:?} is not configured (only in-cluster ({IN_CLUSTER}) for now)"
+            ));
+        }
+        let source = match single_source(app) {
+            Some(s) => s,
+            None if app.spec.sources.len() > 1 => {
+                return Err("spec.sources: multiple sources are not supported yet".into());
+            }
+            None => return Err("spec.source: no source is set".into()),
+        };
+        if source.repo_url.is_empty() {
+            return Err("spec.source.repoURL is empty".into());
+        }
+        if source.helm.is_some()
+            || source.chart.is_some()
+            || source.kustomize.is_some()
+            || source.plugin.is_some()
+        {
+            return Err("spec.source: Helm, Kustomize and plugin sources are not supported yet; only directory sources".into());
+        }
+        Ok(source)
+    }
+
+    fn compared_to(&self, app: &Application) -> ComparedTo {
+        ComparedTo {
+            source: app.spec.source.clone(),
+            sources: app.spec.sources.clone(),
+            destination: app.spec.destination.clone(),
+            ignore_differences: app.spec.ignore_differences.clone(),
+        }
+    }
+
+    fn schedule_poll(&self, name: &str, level: Level, settings: &crate::Settings) {
+        let mut memo = self.memo.lock().expect("memo lock");
+        let m = memo.entry(name.to_string()).or_default();
+        if level >= Level::Refresh || m.next_refresh.is_none() {
+            m.next_refresh = settings.reconciliation.map(|period| {
+                // Jitter derived from the name spreads applications evenly and stays stable across passes.
+                let spread = settings.jitter.as_millis() as u64;
+                let jitter = if spread == 0 { 0 } else { hash_of(&name) % spread };
+                Instant::now() + period + Duration::from_millis(jitter)
+            });
+        }
+    }
+
+    /// Resolves the revision (git ls-remote; reused within the polling period unless refreshed), renders
+    /// it (cached by commit and source), and prepares the objects.
+    async fn target(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        revision: Option<&str>,
+        level: Level,
+    ) -> Result<Target, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let creds = credentials::for_url(&source.repo_url, self.secrets.state().iter().map(|s| &**s));
+        let wanted = revision
+            .map(str::to_string)
+            .unwrap_or_else(|| source.target_revision.clone().unwrap_or_default());
+        let wanted = if wanted.is_empty() { "HEAD".to_string() } else { wanted };
+        let source_hash = hash_of(&(source, &wanted));
+        let cached = {
+            let memo = self.memo.lock().expect("memo lock");
+            memo.get(&name).and_then(|m| m.resolved.clone()).filter(|(h, _, _)| *h == source_hash)
+        };
+        let sha = match cached {
+            Some((_, sha, _)) if level < Level::Refresh && revision.is_none() => sha,
+            _ => {
+                let sha = self.git.resolve(&source.repo_url, &wanted, &creds).await.map_err(|e| {
+                    format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
+                })?;
+                if revision.is_none() {
+                    let mut memo = self.memo.lock().expect("memo lock");
+                    memo.entry(name.clone()).or_default().resolved =
+                        Some((source_hash, sha.clone(), Instant::now()));
+                }
+                sha
+            }
+        };
+        let path = source.path.clone().unwrap_or_default();
+        let render_key =
+            hash_of(&(berth_repo::git::normalize_url(&source.repo_url), &sha, &path, &source.directory));
+        if level == Level::HardRefresh {
+            self.renders.entries.lock().expect("render lock").remove(&render_key);
+        }
+        let cached = self.renders.entries.lock().expect("render lock").get(&render_key).cloned();
+        let rendered = match cached {
+            Some(r) => r,
+            None => {
+                self.git
+                    .fetch(&source.repo_url, &sha, &creds)
+                    .await
+                    .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+                let commit = self.git.commit_info(&source.repo_url, &sha).await.ok();
+                let tree =
+                    self.git.tree(&source.repo_url, &sha).await.map_err(|e| {
+                        format!("Failed to load target state: failed to check out {sha}: {e}")
+                    })?;
+                let dir = source.directory.clone();
+                let manifests =
+                    tokio::task::spawn_blocking(move || render::render_directory(&tree, &path, dir.as_ref()))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("Failed to load target state: {e}"));
+                let rendered = Arc::new(Rendered { manifests, commit });
+                self.renders.entries.lock().expect("render lock").insert(render_key, rendered.clone());
+                rendered
+            }
+        };
+        let manifests = rendered.manifests.clone()?;
+        Ok(self.prepare(app, sha, rendered.commit.clone(), manifests).await)
+    }
+
+    /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
+    /// and duplicates reported.
+    async fn prepare(
+        &self,
+        app: &Application,
+        revision: String,
+        commit: Option<CommitInfo>,
+        manifests: Vec<Manifest>,
+    ) -> Target {
+        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let dest_ns = app
+            .spec
+            .destination
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let mut objects: Vec<Desired> = Vec::new();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut seen: HashMap<ResourceKey, String> = HashMap::new();
+        for m in manifests {
+            let mut object = m.object;
+            let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+            let kind = object["kind"].as_str().unwrap_or_default().to_string();
+            let gk = GroupKind {
+                group: berth_engine::resource::split_api_version(&api_version).0.into(),
+                kind: kind.clone(),
+            };
+            let info = match self.cache.kind(&gk).await {
+                Ok(info) => info,
+                Err(e) => {
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    errors.push(format!("{}: {kind} {name:?}: {e}", m.file));
+                    continue;
+                }
+            };
+            let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
+            if info.namespaced {
+                if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
+                    meta.insert("namespace".into(), dest_ns.clone().into());
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            let Some(key) = ResourceKey::of(&object) else {
+                errors.push(format!(
+                    "{}: {kind}: metadata.name is missing (generateName is only for hooks)",
+                    m.file
+                ));
+                continue;
+            };
+            let annotations = object["metadata"]
+                .as_object_mut()
+                .expect("metadata")
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(TRACKING_ANNOTATION.into(), key.tracking_id(&app_name).into());
+            }
+            if let Some(first) = seen.insert(key.clone(), m.file.clone()) {
+                warnings.push((
+                    "RepeatedResourceWarning",
+                    format!(
+                        "Resource {key} appeared 2 times among application resources ({first}, {})",
+                        m.file
+                    ),
+                ));
+                objects.retain(|d| d.key != key);
+            }
+            objects.push(Desired { key, file: m.file, object });
+        }
+        Target { revision, commit, objects, errors, warnings }
+    }
+
+    /// Desired against live: each object's sync status and health, and which tracked objects left git.
+    async fn compare(&self, app: &Application, target: &Target, ignore: &[IgnoreRule]) -> Comparison {
+        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let mut errors = Vec::new();
+        // Watch the desired kinds and every kind in the last inventory (status.resources), so objects that
+        // left git are still seen after a restart.
+        let mut kinds: BTreeSet<GroupKind> = target.objects.iter().map(|d| d.key.group_kind()).collect();
+        for r in app.status.iter().flat_map(|s| &s.resources) {
+            if let Some(kind) = &r.kind {
+                kinds.insert(GroupKind { group: r.group.clone().unwrap_or_default(), kind: kind.clone() });
+            }
+        }
+        for gk in &kinds {
+            if let Err(e) = self.cache.ensure_watched(gk).await
+                && target.objects.iter().any(|d| &d.key.group_kind() == gk)
+            {
+                errors.push(e.to_string());
+            }
+        }
+        let tracked = self.cache.tracked_by(&app_name);
+        let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
+        let mut resources = Vec::new();
+        let mut healths = Vec::new();
+        let mut out_of_sync = 0;
+        let mut live_objects = Vec::new();
+        for d in &target.objects {
+            let live = self.live_view(&app_name, &d.key);
+            let version = berth_engine::resource::split_api_version(
+                d.object["apiVersion"].as_str().unwrap_or_default(),
+            )
+            .1
+            .to_string();
+            let (sync_status, health) = match &live {
+                None => ("OutOfSync", Some(health::Health::new(HealthStatus::Missing, ""))),
+                Some(live) => {
+                    live_objects.push(live.clone());
+                    let equal = match self.predicted(&app_name, d, live).await {
+                        Ok(predicted) => self.equal(&predicted, live, &d.key, ignore).unwrap_or_else(|e| {
+                            errors.push(format!("{}: {}: {e}", d.file, d.key));
+                            false
+                        }),
+                        Err(message) => {
+                            errors.push(format!("{}: {}: {message}", d.file, d.key));
+                            false
+                        }
+                    };
+                    (if equal { "Synced" } else { "OutOfSync" }, health::assess(live))
+                }
+            };
+            if sync_status == "OutOfSync" {
+                out_of_sync += 1;
+            }
+            if let Some(h) = &health {
+                healths.push(h.status);
+            }
+            resources.push(resource_status(
+                &d.key,
+                &version,
+                sync_status,
+                health,
+                None,
+                Some(sync::sync_wave(&d.object)),
+            ));
+        }
+        for (key, live) in &tracked {
+            if desired_keys.contains(key) {
+                continue;
+            }
+            out_of_sync += 1;
+            let version =
+                berth_engine::resource::split_api_version(live["apiVersion"].as_str().unwrap_or_default())
+                    .1
+                    .to_string();
+            resources.push(resource_status(
+                key,
+                &version,
+                "OutOfSync",
+                health::assess(live),
+                Some(true),
+                None,
+            ));
+        }
+        resources.sort_by(|a, b| {
+            (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
+        });
+        let sync_status = if !target.errors.is_empty() {
+            "Unknown"
+        } else if out_of_sync > 0 {
+            "OutOfSync"
+        } else {
+            "Synced"
+        };
+        Comparison { resources, sync_status, health: health::worst(&healths), errors, live: live_objects }
+    }
+
+    /// The live object as the cache has it, or what the last sync stored if the watch is behind.
+    fn live_view(&self, app: &str, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
+        let cached = self.cache.get(key);
+        let memo = self.memo.lock().expect("memo lock");
+        let Some((applied, at)) = memo.get(app).and_then(|m| m.applied.get(key)) else { return cached };
+        if at.elapsed() > Duration::from_secs(10) {
+            return cached;
+        }
+        let rv = |o: &serde_json::Value| {
+            o["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok())
+        };
+        match &cached {
+            Some(c) if rv(c) >= rv(applied) => cached,
+            _ => Some(applied.clone()),
+        }
+    }
+
+    /// The object as it would be after applying the desired one: a server-side-apply dry run, cached
+    /// until either side changes.
+    async fn predicted(
+        &self,
+        app: &str,
+        d: &Desired,
+        live: &serde_json::Value,
+    ) -> Result<Arc<serde_json::Value>, String> {
+        let desired_hash = hash_of(&d.object);
+        let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        if let Some((h, r, p)) =
+            self.memo.lock().expect("memo lock").get(app).and_then(|m| m.predicted.get(&d.key))
+            && *h == desired_hash
+            && *r == rv
+        {
+            return Ok(p.clone());
+        }
+        let info = self.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
+        let predicted = berth_engine::apply::apply(&self.client, &info, &d.object, true)
+            .await
+            .map_err(|e| sync::api_message(&e))?;
+        let predicted = Arc::new(predicted);
+        let mut memo = self.memo.lock().expect("memo lock");
+        memo.entry(app.to_string())
+            .or_default()
+            .predicted
+            .insert(d.key.clone(), (desired_hash, rv, predicted.clone()));
+        Ok(predicted)
+    }
+
+    fn equal(
+        &self,
+        predicted: &serde_json::Value,
+        live: &serde_json::Value,
+        key: &ResourceKey,
+        ignore: &[IgnoreRule],
+    ) -> Result<bool, String> {
+        let mut a = predicted.clone();
+        let mut b = live.clone();
+        normalize::apply_ignore_rules(&mut a, live, key, ignore).map_err(|e| e.to_string())?;
+        normalize::apply_ignore_rules(&mut b, live, key, ignore).map_err(|e| e.to_string())?;
+        normalize::strip_server_fields(&mut a);
+        normalize::strip_server_fields(&mut b);
+        Ok(normalize::differing_paths(&a, &b).is_empty())
+    }
+
+    fn apply_comparison(
+        &self,
+        app: &Application,
+        status: &mut ApplicationStatus,
+        target: &Target,
+        cmp: &Comparison,
+    ) {
+        status.resources = cmp.resources.clone();
+        status.sync = Some(SyncStatus {
+            status: cmp.sync_status.into(),
+            compared_to: Some(self.compared_to(app)),
+            revision: Some(target.revision.clone()),
+            revisions: vec![],
+        });
+        status.health = Some(AppHealth {
+            status: Some(cmp.health.as_str().into()),
+            message: None,
+            last_transition_time: status
+                .health
+                .as_ref()
+                .filter(|h| h.status.as_deref() == Some(cmp.health.as_str()))
+                .and_then(|h| h.last_transition_time.clone())
+                .or_else(|| Some(now())),
+        });
+        status.source_type = Some("Directory".into());
+        let desired: Vec<&serde_json::Value> = target.objects.iter().map(|d| &d.object).collect();
+        status.summary = summary(desired.into_iter().chain(cmp.live.iter().map(|l| &**l)));
+    }
+
+    /// Runs a sync operation and returns its final state. Resumable in the sense that matters here: it
+    /// is recorded as Running before anything is applied, and applying is idempotent.
+    async fn run_operation(
+        &self,
+        app: &Application,
+        op: &Operation,
+        status: &mut ApplicationStatus,
+        rv: &mut String,
+        level: Level,
+    ) -> Result<OperationState, Error> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let started = now();
+        let sync_op = op.sync.clone().unwrap_or_default();
+        let mut state = OperationState {
+            operation: op.clone(),
+            phase: "Running".into(),
+            message: None,
+            sync_result: None,
+            started_at: started.clone(),
+            finished_at: None,
+            retry_count: None,
+        };
+        status.operation_state = Some(state.clone());
+        // Recorded before anything is applied; if the copy was stale, nothing has happened yet.
+        self.write_status(&name, rv, status).await?;
+        let target = match self.validate(app) {
+            Err(message) => Err(message),
+            Ok(source) => {
+                let revision = sync_op.revision.as_deref().filter(|r| !r.is_empty());
+                self.target(app, source, revision, level.max(Level::Refresh)).await
+            }
+        };
+        let target = match target {
+            Ok(t) if t.errors.is_empty() => t,
+            Ok(t) => {
+                return Ok(finish(state, "Error", format!("ComparisonError: {}", t.errors.join("; ")), None));
+            }
+            Err(message) => return Ok(finish(state, "Error", format!("ComparisonError: {message}"), None)),
+        };
+        let options = sync_options(app, Some(&sync_op));
+        let automated = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref());
+        if target.objects.is_empty()
+            && !automated.and_then(|a| a.allow_empty).unwrap_or(false)
+            && op.initiated_by.as_ref().and_then(|i| i.automated) == Some(true)
+        {
+            return Ok(finish(
+                state,
+                "Failed",
+                "Skipping sync: the source rendered no objects and allowEmpty is false".into(),
+                None,
+            ));
+        }
+        let dest_ns = app.spec.destination.namespace.clone().filter(|n| !n.is_empty());
+        let create_namespace = has_option(&options, "CreateNamespace=true").then(|| {
+            let meta = app
+                .spec
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.managed_namespace_metadata.clone())
+                .unwrap_or_default();
+            ManagedNamespace {
+                name: dest_ns.clone().unwrap_or_else(|| "default".into()),
+                labels: meta.labels.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                annotations: meta.annotations.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            }
+        });
+        let only = (!sync_op.resources.is_empty()).then(|| {
+            sync_op
+                .resources
+                .iter()
+                .map(|r| {
+                    let ns = r.namespace.clone().filter(|n| !n.is_empty());
+                    let found = target.objects.iter().find(|d| {
+                        d.key.kind == r.kind
+                            && d.key.name == r.name
+                            && d.key.group == r.group.clone().unwrap_or_default()
+                            && ns.as_ref().is_none_or(|n| *n == d.key.namespace)
+                    });
+                    found.map(|d| d.key.clone()).unwrap_or_else(|| {
+                        ResourceKey::new(
+                            &r.group.clone().unwrap_or_default(),
+                            &r.kind,
+                            &ns.unwrap_or_default(),
+                            &r.name,
+                        )
+                    })
+                })
+                .collect()
+        });
+        let opts = SyncOptions {
+            prune: sync_op.prune.unwrap_or(false),
+            dry_run: sync_op.dry_run.unwrap_or(false),
+            prune_last: has_option(&options, "PruneLast=true"),
+            create_namespace,
+            only,
+            prune_propagation: match option_value(&options, "PrunePropagationPolicy") {
+                Some("background") => Some(PropagationPolicy::Background),
+                Some("orphan") => Some(PropagationPolicy::Orphan),
+                _ => Some(PropagationPolicy::Foreground),
+            },
+        };
+        let desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
+        let tracked = self.cache.tracked_by(&name);
+        let steps = sync::plan(&desired, &tracked, &opts);
+        let outcomes = sync::execute(&self.client, &self.cache, &steps, &opts).await;
+        if !opts.dry_run {
+            let mut memo = self.memo.lock().expect("memo lock");
+            let m = memo.entry(name.clone()).or_default();
+            for o in outcomes.iter().filter(|o| o.status == OutcomeStatus::Synced) {
+                if let Some(stored) = &o.stored {
+                    m.applied.insert(o.key.clone(), (stored.clone(), Instant::now()));
+                }
+            }
+        }
+        let failed: Vec<&sync::ResourceOutcome> =
+            outcomes.iter().filter(|o| o.status == OutcomeStatus::SyncFailed).collect();
+        let results: Vec<ResourceResult> = outcomes
+            .iter()
+            .map(|o| ResourceResult {
+                group: o.key.group.clone(),
+                version: o.version.clone(),
+                kind: o.key.kind.clone(),
+                namespace: o.key.namespace.clone(),
+                name: o.key.name.clone(),
+                status: Some(o.status.as_str().into()),
+                message: Some(o.message.clone()),
+                sync_phase: Some("Sync".into()),
+                ..Default::default()
+            })
+            .collect();
+        let source = single_source(app).cloned();
+        let result = SyncOperationResult {
+            resources: results,
+            revision: target.revision.clone(),
+            source: source.clone(),
+            ..Default::default()
+        };
+        let (phase, message) = if failed.is_empty() {
+            (
+                "Succeeded",
+                if opts.dry_run {
+                    "successfully synced (dry run)".to_string()
+                } else {
+                    "successfully synced (all tasks run)".to_string()
+                },
+            )
+        } else {
+            let first = failed[0];
+            (
+                "Failed",
+                format!(
+                    "one or more objects failed to apply, reason: {} {}: {}",
+                    first.key.kind, first.key.name, first.message
+                ),
+            )
+        };
+        let commit = target.commit.as_ref();
+        tracing::info!(
+            app = %name,
+            revision = %target.revision,
+            author = commit.map(|c| c.author.as_str()).unwrap_or_default(),
+            message = commit.map(|c| c.message.lines().next().unwrap_or_default()).unwrap_or_default(),
+            phase,
+            resources = outcomes.len(),
+            "sync finished"
+        );
+        state = finish(state, phase, message, Some(result));
+        if phase == "Succeeded" && !opts.dry_run {
+            push_history(
+                &mut status.history,
+                RevisionHistory {
+                    revision: Some(target.revision.clone()),
+                    revisions: vec![],
+                    deployed_at: state.finished_at.clone().unwrap_or_else(now),
+                    id: 0,
+                    source,
+                    sources: vec![],
+                    deploy_started_at: Some(started),
+                    initiated_by: op.initiated_by.clone(),
+                },
+                app.spec.revision_history_limit,
+            );
+        }
+        Ok(state)
+    }
+
+    fn auto_sync_decision(
+        &self,
+        app: &Application,
+        target: &Target,
+        cmp: &Comparison,
+        status: &ApplicationStatus,
+        settings: &crate::Settings,
+    ) -> AutoSync {
+        let Some(automated) = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()) else {
+            return AutoSync::No;
+        };
+        if automated.enabled == Some(false) || cmp.sync_status != "OutOfSync" || !target.errors.is_empty() {
+            return AutoSync::No;
+        }
+        if target.objects.is_empty() && !automated.allow_empty.unwrap_or(false) {
+            return AutoSync::Blocked("Skipping sync attempt: auto-sync would delete every resource (the source rendered no objects) and allowEmpty is false".into());
+        }
+        let last = status.operation_state.as_ref();
+        let same_target = last
+            .and_then(|s| s.sync_result.as_ref())
+            .is_some_and(|r| r.revision == target.revision && r.source.as_ref() == single_source(app));
+        if !same_target {
+            return AutoSync::Now { self_heal: false };
+        }
+        let last = last.expect("same_target implies a last operation");
+        if last.phase == "Failed" || last.phase == "Error" {
+            return AutoSync::No;
+        }
+        if !automated.self_heal.unwrap_or(false) {
+            return AutoSync::No;
+        }
+        if settings.self_heal_paused {
+            return AutoSync::Blocked(
+                "Self-heal is paused (argocd-cm berth.selfHeal.paused): drift is reported, not reverted"
+                    .into(),
+            );
+        }
+        let since_last = last.finished_at.as_ref().map(|t| {
+            let secs = k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second();
+            Duration::from_secs(secs.max(0) as u64)
+        });
+        match since_last {
+            Some(elapsed) if elapsed < self.config.self_heal_timeout => {
+                AutoSync::Later(self.config.self_heal_timeout - elapsed)
+            }
+            _ => AutoSync::Now { self_heal: true },
+        }
+    }
+
+    /// Writes status only onto the copy it was computed from (resourceVersion `rv`), and moves `rv` on.
+    async fn write_status(
+        &self,
+        name: &str,
+        rv: &mut String,
+        status: &ApplicationStatus,
+    ) -> Result<(), Error> {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": rv },
+            { "op": "add", "path": "/status", "value": status }
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(stored) => {
+                *rv = stored.metadata.resource_version.unwrap_or_default();
+                let mut memo = self.memo.lock().expect("memo lock");
+                memo.entry(name.to_string()).or_default().written = rv.parse().ok();
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => Err(Error::Stale),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the operation that was run, unless someone replaced it meanwhile.
+    async fn clear_operation(&self, name: &str, op: &Operation) -> Result<(), Error> {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/operation", "value": op },
+            { "op": "remove", "path": "/operation" }
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(_) => Ok(()),
+            // 422: the test failed (a new operation was written) — it will run on the next pass.
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Cascading deletion behind Argo CD's finalizer: delete every tracked object, wait until they are
+    /// gone, then let the Application go.
+    async fn finalize(&self, app: &Application) -> Result<(), Error> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+        let Some(finalizer) = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND)
+        else {
+            return Ok(());
+        };
+        for r in app.status.iter().flat_map(|s| &s.resources) {
+            if let Some(kind) = &r.kind {
+                let _ = self
+                    .cache
+                    .ensure_watched(&GroupKind {
+                        group: r.group.clone().unwrap_or_default(),
+                        kind: kind.clone(),
+                    })
+                    .await;
+            }
+        }
+        let tracked = self.cache.tracked_by(&name);
+        if !tracked.is_empty() {
+            let policy = if finalizer == FINALIZER_BACKGROUND {
+                PropagationPolicy::Background
+            } else {
+                PropagationPolicy::Foreground
+            };
+            for (key, live) in &tracked {
+                if sync::has_sync_option(live, "Delete=false") {
+                    continue;
+                }
+                if live["metadata"]["deletionTimestamp"].is_string() {
+                    continue;
+                }
+                let info = self.cache.kind(&key.group_kind()).await?;
+                berth_engine::apply::delete(&self.client, &info, key, policy.clone(), false).await?;
+            }
+            let waiting = tracked.iter().any(|(_, live)| !sync::has_sync_option(live, "Delete=false"));
+            if waiting {
+                let queue = self.queue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    queue.push(&name, Level::Compare);
+                });
+                return Ok(());
+            }
+        }
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let remaining: Vec<&String> =
+            finalizers.iter().filter(|f| *f != FINALIZER && *f != FINALIZER_BACKGROUND).collect();
+        let patch = serde_json::json!({"metadata": {"finalizers": remaining}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        Ok(())
+    }
+}
+
+enum AutoSync {
+    No,
+    Blocked(String),
+    Later(Duration),
+    Now { self_heal: bool },
+}
+
+fn finish(
+    mut state: OperationState,
+    phase: &str,
+    message: String,
+    result: Option<SyncOperationResult>,
+) -> OperationState {
+    state.phase = phase.into();
+    state.message = Some(message);
+    state.sync_result = result.or(state.sync_result);
+    state.finished_at = Some(now());
+    state
+}
+
+fn resource_status(
+    key: &ResourceKey,
+    version: &str,
+    sync_status: &str,
+    health: Option<health::Health>,
+    requires_pruning: Option<bool>,
+    wave: Option<i64>,
+) -> ResourceStatus {
+    ResourceStatus {
+        group: (!key.group.is_empty()).then(|| key.group.clone()),
+        version: Some(version.into()),
+        kind: Some(key.kind.clone()),
+        namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
+        name: Some(key.name.clone()),
+        status: Some(sync_status.into()),
+        health: health.map(|h| AppHealth {
+            status: Some(h.status.as_str().into()),
+            message: (!h.message.is_empty()).then_some(h.message),
+            last_transition_time: None,
+        }),
+        hook: None,
+        requires_pruning,
+        sync_wave: wave,
+        requires_deletion_confirmation: None,
+    }
+}
+
+/// Status equality that ignores timestamps berth refreshes on every pass.
+fn same_ignoring_time(a: &ApplicationStatus, b: &ApplicationStatus) -> bool {
+    let strip = |s: &ApplicationStatus| {
+        let mut s = s.clone();
+        s.reconciled_at = None;
+        s.observed_at = None;
+        s
+    };
+    strip(a) == strip(b)
+}
+
+impl crate::Settings {
+    /// The system-wide rules plus the application's own.
+    pub fn ignore_rules_for(&self, app: &Application) -> Vec<IgnoreRule> {
+        let mut rules = self.ignore_rules.clone();
+        rules.extend(app.spec.ignore_differences.iter().map(|r| IgnoreRule {
+            group: Some(r.group.clone().unwrap_or_default()),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+            json_pointers: r.json_pointers.clone(),
+            jq_path_expressions: r.jq_path_expressions.clone(),
+            managed_fields_managers: r.managed_fields_managers.clone(),
+        }));
+        rules
+    }
+}
