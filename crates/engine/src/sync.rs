@@ -198,6 +198,19 @@ pub async fn execute(
         outcomes.push(outcome);
     }
     let mut apply_failed = outcomes.iter().any(|o| o.status == OutcomeStatus::SyncFailed);
+    // In a dry run nothing is created, so objects in a namespace this sync creates cannot be checked by
+    // the server; like Argo CD, they pass with a note instead of failing.
+    let created_namespaces: HashSet<String> = opts
+        .create_namespace
+        .iter()
+        .map(|n| n.name.clone())
+        .chain(steps.iter().filter_map(|s| match s {
+            Step::Apply { key, .. } if key.kind == "Namespace" && key.group.is_empty() => {
+                Some(key.name.clone())
+            }
+            _ => None,
+        }))
+        .collect();
     for step in steps {
         let key = step.key().clone();
         let version = version_of(step.object());
@@ -214,6 +227,23 @@ pub async fn execute(
                             version,
                             status: OutcomeStatus::Synced,
                             stored: Some(Arc::new(stored)),
+                        }
+                    }
+                    Err(e)
+                        if opts.dry_run
+                            && is_not_found(&e)
+                            && created_namespaces.contains(&key.namespace) =>
+                    {
+                        ResourceOutcome {
+                            message: format!(
+                                "{} would be applied (dry run; namespace {} is created by this sync)",
+                                describe(&key),
+                                key.namespace
+                            ),
+                            key,
+                            version,
+                            status: OutcomeStatus::Synced,
+                            stored: None,
                         }
                     }
                     Err(e) => failed(&key, version, api_message(&e)),
@@ -318,6 +348,10 @@ fn describe(key: &ResourceKey) -> String {
     } else {
         format!("{kind}.{}/{}", key.group, key.name)
     }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// The API server's own message (it names the field), without the HTTP wrapping.

@@ -1,0 +1,340 @@
+//! A test bench for the Application controller against the real local cluster: a control namespace of
+//! its own, the controller running in-process, and git repositories made on disk.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use berth_api::Application;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(45);
+
+pub async fn client() -> kube::Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: start the local cluster with `hack/cluster up` and `eval \"$(hack/cluster env)\"`, or run `hack/test`"
+    );
+    let client = kube::Client::try_default().await.expect("a client from KUBECONFIG");
+    client.apiserver_version().await.expect("the local API server answers (is `hack/cluster up` running?)");
+    client
+}
+
+pub async fn install_crds(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in berth_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        let mut body = serde_json::to_value(&crd).unwrap();
+        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        body["kind"] = "CustomResourceDefinition".into();
+        crds.patch(&name, &PatchParams::apply("berth-test").force(), &Patch::Apply(&body)).await.unwrap();
+    }
+    for crd in berth_api::crd::all() {
+        let name = crd.metadata.name.unwrap();
+        poll(&format!("CRD {name} Established"), Duration::from_secs(60), || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                crds.get(&name)
+                    .await
+                    .ok()
+                    .and_then(|c| c.status)
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+            }
+        })
+        .await;
+    }
+}
+
+/// Polls `check` every 50 ms until it holds; panics after `timeout` naming `what`.
+pub async fn poll<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique, DNS-safe name for this test run.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id() % 100000, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The controller in-process, with its own control namespace, and everything it needs.
+pub struct Bench {
+    pub client: kube::Client,
+    pub namespace: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub cache_dir: tempfile::TempDir,
+    pub namespaces: Vec<String>,
+}
+
+impl Bench {
+    pub async fn start(prefix: &str) -> Bench {
+        let client = client().await;
+        install_crds(&client).await;
+        let namespace = unique(prefix);
+        ensure_namespace(&client, &namespace).await;
+        // Fast polling so tests that rely on it finish quickly; jitter off.
+        apply_json(
+            &client,
+            &namespace,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "argocd-cm", "namespace": namespace},
+                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s"}}),
+        )
+        .await;
+        let mut bench = Bench {
+            client,
+            namespace: namespace.clone(),
+            shutdown: None,
+            task: None,
+            cache_dir: tempfile::tempdir().unwrap(),
+            namespaces: vec![namespace],
+        };
+        bench.start_controller();
+        bench
+    }
+
+    pub fn start_controller(&mut self) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let config = berth_controller::ControllerConfig {
+            namespace: self.namespace.clone(),
+            cache_dir: self.cache_dir.path().to_path_buf(),
+            workers: 4,
+            self_heal_timeout: Duration::ZERO,
+        };
+        let client = self.client.clone();
+        self.task = Some(tokio::spawn(async move {
+            berth_controller::Controller::run(client, config, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the controller runs");
+        }));
+        self.shutdown = Some(tx);
+    }
+
+    /// Stops the controller gracefully (as on SIGTERM) and waits for it.
+    pub async fn stop_controller(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task).await.expect("the controller stops").unwrap();
+        }
+    }
+
+    pub fn apps(&self) -> Api<Application> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// A destination namespace that is deleted with the bench.
+    pub fn dest_namespace(&mut self, prefix: &str) -> String {
+        let ns = unique(prefix);
+        self.namespaces.push(ns.clone());
+        ns
+    }
+
+    pub async fn create_app(&self, app: serde_json::Value) {
+        let name = app["metadata"]["name"].as_str().unwrap().to_string();
+        let mut app = app;
+        app["metadata"]["namespace"] = self.namespace.clone().into();
+        self.apps().patch(&name, &PatchParams::apply("berth-test"), &Patch::Apply(&app)).await.unwrap();
+    }
+
+    pub async fn app(&self, name: &str) -> serde_json::Value {
+        serde_json::to_value(self.apps().get(name).await.unwrap()).unwrap()
+    }
+
+    /// Waits until the Application's JSON satisfies `check`; panics with the last status otherwise.
+    pub async fn wait_app(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let app = self.app(name).await;
+            if check(&app) {
+                return app;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {name}: {what}; status:\n{}",
+                    serde_json::to_string_pretty(&app["status"]).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn refresh(&self, name: &str) {
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
+        self.apps().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    pub async fn cleanup(mut self) {
+        self.stop_controller().await;
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        // Applications first: without the controller their finalizers would hold the namespace.
+        for app in self.apps().list(&Default::default()).await.map(|l| l.items).unwrap_or_default() {
+            let name = app.metadata.name.clone().unwrap();
+            let patch = serde_json::json!({"metadata": {"finalizers": null}});
+            let _ = self.apps().patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        }
+        for n in &self.namespaces {
+            let _ = ns.delete(n, &DeleteParams::background()).await;
+        }
+    }
+}
+
+pub async fn ensure_namespace(client: &kube::Client, name: &str) {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    ns.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
+}
+
+pub async fn apply_json(client: &kube::Client, namespace: &str, obj: serde_json::Value) {
+    let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "",
+        "v1",
+        obj["kind"].as_str().unwrap(),
+    ));
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+    api.patch(
+        obj["metadata"]["name"].as_str().unwrap(),
+        &PatchParams::apply("berth-test").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+}
+
+/// A git repository on disk, committed to by the test.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    pub fn new() -> GitRepo {
+        let repo = GitRepo { dir: tempfile::tempdir().unwrap() };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn write(&self, path: &str, text: &str) -> &Self {
+        let p: PathBuf = self.dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn remove(&self, path: &str) -> &Self {
+        std::fs::remove_file(self.dir.path().join(path)).unwrap();
+        self
+    }
+
+    /// Commits everything and returns the commit SHA.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+/// The seed's `web` Deployment (3 replicas) and Service, as plain manifests.
+pub fn web_manifests(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports:
+  - port: 80
+    targetPort: 80
+"
+    )
+}
+
+/// The seed's `web` Application (../shared/seed/examples/application-web.yaml), pointed at a test repo.
+pub fn seed_web_app(name: &str, repo_url: &str, dest_ns: &str) -> serde_json::Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/examples/application-web.yaml");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("the seed example {}: {e}", path.display()));
+    let mut app: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    app["metadata"]["name"] = name.into();
+    app["spec"]["source"]["repoURL"] = repo_url.into();
+    app["spec"]["destination"]["namespace"] = dest_ns.into();
+    app
+}
+
+pub fn sync_status(app: &serde_json::Value) -> &str {
+    app["status"]["sync"]["status"].as_str().unwrap_or_default()
+}
+
+pub fn health(app: &serde_json::Value) -> &str {
+    app["status"]["health"]["status"].as_str().unwrap_or_default()
+}
+
+pub fn conditions(app: &serde_json::Value) -> String {
+    app["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{}: {}\n", c["type"], c["message"]))
+        .collect()
+}
