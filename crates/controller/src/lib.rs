@@ -80,14 +80,33 @@ impl Controller {
         let cache = ClusterCache::new(client.clone(), events_tx);
         cache.discover().await?;
 
-        let apps =
-            spawn_reflector(Api::<Application>::namespaced(client.clone(), &ns), watcher::Config::default());
-        let projects =
-            spawn_reflector(Api::<AppProject>::namespaced(client.clone(), &ns), watcher::Config::default());
+        // Application changes reach the queue from the same stream that fills the store, so a reconcile
+        // never looks for an Application the store has not seen yet.
+        let (app_tx, mut app_rx) = tokio::sync::mpsc::unbounded_channel::<Application>();
+        let apps = spawn_reflector(
+            Api::<Application>::namespaced(client.clone(), &ns),
+            watcher::Config::default(),
+            move |app: &Application| {
+                let _ = app_tx.send(app.clone());
+            },
+        );
+        // A project or repository secret that changes may change every application's verdict.
+        let (config_tx, mut config_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let projects_tx = config_tx.clone();
+        let projects = spawn_reflector(
+            Api::<AppProject>::namespaced(client.clone(), &ns),
+            watcher::Config::default(),
+            move |_| {
+                let _ = projects_tx.send(());
+            },
+        );
         let secrets = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default()
                 .labels(&format!("{} in (repository,repo-creds)", credentials::SECRET_TYPE_LABEL)),
+            move |_| {
+                let _ = config_tx.send(());
+            },
         );
         let controller = Arc::new(Controller {
             git: GitCache::new(&config.cache_dir),
@@ -110,11 +129,25 @@ impl Controller {
             .map_err(|_| Error::NotReady("no initial list within 60s".into()))?
             .map_err(|e| Error::NotReady(e.to_string()))?;
 
+        controller.load_settings().await;
+
         let mut tasks = tokio::task::JoinSet::new();
         // argocd-cm: settings are re-read on every change.
         tasks.spawn(controller.clone().watch_settings());
+        let c = controller.clone();
+        tasks.spawn(async move {
+            while config_rx.recv().await.is_some() {
+                while config_rx.try_recv().is_ok() {}
+                c.requeue_all(Level::Refresh);
+            }
+        });
         // Application changes (not our own status writes) queue a refresh.
-        tasks.spawn(controller.clone().watch_applications());
+        let c = controller.clone();
+        tasks.spawn(async move {
+            while let Some(app) = app_rx.recv().await {
+                c.application_changed(&app);
+            }
+        });
         // A tracked object changed: compare its application again (self-heal reacts here).
         let c = controller.clone();
         tasks.spawn(async move {
@@ -165,6 +198,37 @@ impl Controller {
         self.settings.read().expect("settings lock").clone()
     }
 
+    /// argocd-cm as it is now, before the first reconcile (the watch keeps it current afterwards).
+    async fn load_settings(&self) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        if let Ok(Some(cm)) = api.get_opt("argocd-cm").await {
+            self.set_settings(Settings::from_config_map(&cm.data.unwrap_or_default()));
+        }
+    }
+
+    fn set_settings(&self, settings: Settings) {
+        for w in &settings.warnings {
+            tracing::warn!(warning = %w, "argocd-cm");
+        }
+        let changed = **self.settings.read().expect("settings lock") != settings;
+        *self.settings.write().expect("settings lock") = Arc::new(settings);
+        if changed {
+            // A new polling period or new ignore rules apply from the next pass of every application.
+            for m in self.memo.lock().expect("memo lock").values_mut() {
+                m.next_refresh = None;
+            }
+            self.requeue_all(Level::Compare);
+        }
+    }
+
+    fn requeue_all(&self, level: Level) {
+        for app in self.apps.state() {
+            if let Some(name) = &app.metadata.name {
+                self.queue.push(name, level);
+            }
+        }
+    }
+
     async fn watch_settings(self: Arc<Self>) {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
         let config = watcher::Config::default().fields("metadata.name=argocd-cm");
@@ -177,27 +241,18 @@ impl Controller {
                 Ok(watcher::Event::Delete(_)) => Default::default(),
                 _ => continue,
             };
-            let settings = Settings::from_config_map(&data);
-            for w in &settings.warnings {
-                tracing::warn!(warning = %w, "argocd-cm");
-            }
-            *self.settings.write().expect("settings lock") = Arc::new(settings);
+            self.set_settings(Settings::from_config_map(&data));
         }
     }
 
-    async fn watch_applications(self: Arc<Self>) {
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
-        while let Some(event) = stream.next().await {
-            let Ok(app) = event else { continue };
-            let name = app.metadata.name.clone().unwrap_or_default();
-            let fingerprint = reconcile::fingerprint(&app);
-            let changed =
-                self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
-            if changed {
-                let hard = reconcile::refresh_annotation(&app) == Some("hard");
-                self.queue.push(&name, if hard { Level::HardRefresh } else { Level::Refresh });
-            }
+    fn application_changed(&self, app: &Application) {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let fingerprint = reconcile::fingerprint(app);
+        let changed =
+            self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
+        if changed {
+            let hard = reconcile::refresh_annotation(app) == Some("hard");
+            self.queue.push(&name, if hard { Level::HardRefresh } else { Level::Refresh });
         }
     }
 
@@ -249,10 +304,12 @@ impl Controller {
     }
 }
 
-/// Starts a reflector and returns its store and a future that resolves once the initial list is in.
+/// Starts a reflector and returns its store and a future that resolves once the initial list is in;
+/// `on_change` sees every object added, changed or deleted, after the store has it.
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
+    on_change: impl Fn(&K) + Send + 'static,
 ) -> (reflector::Store<K>, impl std::future::Future<Output = Result<(), reflector::store::WriterDropped>>)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -261,7 +318,14 @@ where
     let (reader, writer) = reflector::store();
     let stream = reflector(writer, watcher(api, config)).default_backoff().touched_objects();
     tokio::spawn(async move {
-        stream.for_each(|_| futures::future::ready(())).await;
+        stream
+            .for_each(move |obj| {
+                if let Ok(obj) = obj {
+                    on_change(&obj);
+                }
+                futures::future::ready(())
+            })
+            .await;
     });
     let ready_reader = reader.clone();
     (reader, async move { ready_reader.wait_until_ready().await })

@@ -152,7 +152,9 @@ impl Controller {
         let old_status = status.clone();
         let target = match self.validate(&app) {
             Err(message) => Err(("InvalidSpecError", message)),
-            Ok(source) => self.target(&app, source, None, level).await.map_err(|m| ("ComparisonError", m)),
+            Ok(source) => {
+                self.target(&app, source, None, level, false).await.map_err(|m| ("ComparisonError", m))
+            }
         };
         self.schedule_poll(name, level, &settings);
 
@@ -250,7 +252,8 @@ impl Controller {
         if annotation.is_some() {
             let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
             let patch = serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: null}}});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let stored = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            self.remember_write(name, &stored);
         }
         Ok(())
     }
@@ -325,6 +328,7 @@ impl Controller {
         source: &ApplicationSource,
         revision: Option<&str>,
         level: Level,
+        sync: bool,
     ) -> Result<Target, String> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let creds = credentials::for_url(&source.repo_url, self.secrets.state().iter().map(|s| &**s));
@@ -340,9 +344,17 @@ impl Controller {
         let sha = match cached {
             Some((_, sha, _)) if level < Level::Refresh && revision.is_none() => sha,
             _ => {
-                let sha = self.git.resolve(&source.repo_url, &wanted, &creds).await.map_err(|e| {
-                    format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
-                })?;
+                // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync asks git now.
+                let max_age = if level == Level::Refresh && refresh_annotation(app).is_none() && !sync {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::ZERO
+                };
+                let sha =
+                    self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await.map_err(|e| {
+                        format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
+                    })?;
+                tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
                 if revision.is_none() {
                     let mut memo = self.memo.lock().expect("memo lock");
                     memo.entry(name.clone()).or_default().resolved =
@@ -676,7 +688,7 @@ impl Controller {
             Err(message) => Err(message),
             Ok(source) => {
                 let revision = sync_op.revision.as_deref().filter(|r| !r.is_empty());
-                self.target(app, source, revision, level.max(Level::Refresh)).await
+                self.target(app, source, revision, level.max(Level::Refresh), true).await
             }
         };
         let target = match target {
@@ -897,14 +909,20 @@ impl Controller {
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
         match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {
+                self.remember_write(name, &stored);
                 *rv = stored.metadata.resource_version.unwrap_or_default();
-                let mut memo = self.memo.lock().expect("memo lock");
-                memo.entry(name.to_string()).or_default().written = rv.parse().ok();
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => Err(Error::Stale),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Copies of the Application older than berth's own last write are stale: acting on one could run an
+    /// operation twice or undo a status.
+    fn remember_write(&self, name: &str, stored: &Application) {
+        let rv = stored.metadata.resource_version.as_deref().and_then(|v| v.parse().ok());
+        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().written = rv;
     }
 
     /// Removes the operation that was run, unless someone replaced it meanwhile.
@@ -916,7 +934,10 @@ impl Controller {
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
         match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
-            Ok(_) => Ok(()),
+            Ok(stored) => {
+                self.remember_write(name, &stored);
+                Ok(())
+            }
             // 422: the test failed (a new operation was written) — it will run on the next pass.
             Err(kube::Error::Api(e)) if e.code == 422 || e.code == 404 => Ok(()),
             Err(e) => Err(e.into()),

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 /// Credentials for one repository, from Argo CD's repository or repo-creds secrets.
@@ -67,11 +67,18 @@ pub struct GitCache {
     root: PathBuf,
     timeout: Duration,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each remote's last `ls-remote` output and when it was taken.
+    refs: Mutex<HashMap<String, (Arc<String>, Instant)>>,
 }
 
 impl GitCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        GitCache { root: root.into(), timeout: Duration::from_secs(90), locks: Mutex::default() }
+        GitCache {
+            root: root.into(),
+            timeout: Duration::from_secs(90),
+            locks: Mutex::default(),
+            refs: Mutex::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -92,13 +99,39 @@ impl GitCache {
     }
 
     /// The commit SHA a target revision (branch, tag, commit SHA, `HEAD` or empty) points at, by
-    /// `git ls-remote`: no objects are transferred.
-    pub async fn resolve(&self, url: &str, revision: &str, creds: &Credentials) -> Result<String, GitError> {
+    /// `git ls-remote`: no objects are transferred. The remote's refs are shared by every caller for
+    /// `max_age`, so a thousand applications on one repository cost one ls-remote.
+    pub async fn resolve(
+        &self,
+        url: &str,
+        revision: &str,
+        creds: &Credentials,
+        max_age: Duration,
+    ) -> Result<String, GitError> {
         let revision = revision.trim();
         if is_full_sha(revision) {
             return Ok(revision.to_ascii_lowercase());
         }
-        let out = self.git(None, "ls-remote", url, creds, &["ls-remote", url]).await?;
+        let out = {
+            let key = normalize_url(url);
+            let lock = self.lock(&self.root.join("ls-remote").join(Self::key(url)));
+            let _guard = lock.lock().await;
+            let cached = self
+                .refs
+                .lock()
+                .expect("refs lock")
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() <= max_age)
+                .cloned();
+            match cached {
+                Some((out, _)) => out,
+                None => {
+                    let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", url]).await?);
+                    self.refs.lock().expect("refs lock").insert(key, (out.clone(), Instant::now()));
+                    out
+                }
+            }
+        };
         let refs: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('\t')).collect();
         let wanted: Vec<String> = if revision.is_empty() || revision == "HEAD" {
             vec!["HEAD".into()]

@@ -82,6 +82,10 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start(prefix: &str) -> Bench {
+        // BERTH_TEST_LOG=berth_controller=debug shows the controller's log for a failing test.
+        if let Ok(filter) = std::env::var("BERTH_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let client = client().await;
         install_crds(&client).await;
         let namespace = unique(prefix);
