@@ -139,7 +139,7 @@ async fn main() {
     let url = format!("file://{}", repo.display());
 
     let log = std::fs::File::create(work.path().join("berth.log")).unwrap();
-    let mut berth = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let berth = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["run", "--namespace", &control, "--cache-dir"])
         .arg(work.path().join("cache"))
         .env("RUST_LOG", "warn,berth_controller=info")
@@ -147,6 +147,15 @@ async fn main() {
         .spawn()
         .expect("berth run");
     let pid = berth.id();
+    // Stop berth however the bench ends (a failed assertion included).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let berth = KillOnDrop(berth);
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &control);
     // Wait for the controller: it creates the default AppProject at start.
     let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), &control);
@@ -221,6 +230,19 @@ async fn main() {
         apps.patch("app-0000", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
         wait_value(&cms, "app-0000-0", &value).await;
         commit_latency.push(t0.elapsed().as_secs_f64() * 1000.0);
+        // The next refresh request must be a change: wait until berth has removed this one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while apps
+            .get("app-0000")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .is_some_and(|a| a.contains_key("argocd.argoproj.io/refresh"))
+        {
+            assert!(Instant::now() < deadline, "the refresh annotation was never removed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let mut drift_latency = Vec::new();
     for t in 0..trials {
@@ -238,8 +260,7 @@ async fn main() {
     let idle_cpu = (cpu_seconds(pid) - cpu0) / idle_seconds as f64 * 100.0;
     let rss_idle = rss_mib(pid);
 
-    let _ = berth.kill();
-    let _ = berth.wait();
+    drop(berth);
     for ns in [&control, &dest] {
         let _ = namespaces.delete(ns, &DeleteParams::background()).await;
     }

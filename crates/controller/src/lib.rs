@@ -5,6 +5,7 @@
 //! application's pass (target state → compare → operation or auto-sync → status).
 
 mod credentials;
+mod project;
 mod queue;
 mod reconcile;
 pub mod settings;

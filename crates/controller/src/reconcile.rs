@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::status::{merge_conditions, now, push_history, summary};
-use crate::{Controller, Error, Level, credentials};
+use crate::{Controller, Error, Level, credentials, project};
 
 const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
@@ -36,8 +36,11 @@ pub struct Memo {
     /// (source fingerprint, resolved commit, when it was resolved)
     resolved: Option<(u64, String, Instant)>,
     pub next_refresh: Option<Instant>,
-    /// Predicted live objects from server-side-apply dry runs, by (object, desired hash, live resourceVersion).
-    predicted: HashMap<ResourceKey, (u64, String, Arc<serde_json::Value>)>,
+    /// Compare verdicts by object: (desired hash, live resourceVersion, ignore-rules hash) → in sync. Only
+    /// the verdict is kept, not the predicted object, so memory stays flat with thousands of objects.
+    verdicts: HashMap<ResourceKey, (u64, String, u64, bool)>,
+    /// The render this application's current target uses (keeps it alive in the shared render cache).
+    rendered: Option<Arc<Rendered>>,
     /// What the last sync stored, used until the watch delivers it (read-your-writes).
     applied: HashMap<ResourceKey, (Arc<serde_json::Value>, Instant)>,
     /// resourceVersion of berth's last write to the Application: an older copy from the watch is stale.
@@ -45,9 +48,28 @@ pub struct Memo {
 }
 
 /// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
+/// Entries live as long as an application's current target uses them.
 #[derive(Default)]
 pub struct RenderCache {
-    entries: Mutex<HashMap<u64, Arc<Rendered>>>,
+    entries: Mutex<HashMap<u64, std::sync::Weak<Rendered>>>,
+}
+
+impl RenderCache {
+    fn get(&self, key: u64) -> Option<Arc<Rendered>> {
+        self.entries.lock().expect("render lock").get(&key).and_then(std::sync::Weak::upgrade)
+    }
+
+    fn insert(&self, key: u64, rendered: &Arc<Rendered>) {
+        let mut entries = self.entries.lock().expect("render lock");
+        if entries.len() % 256 == 255 {
+            entries.retain(|_, w| w.strong_count() > 0);
+        }
+        entries.insert(key, Arc::downgrade(rendered));
+    }
+
+    fn remove(&self, key: u64) {
+        self.entries.lock().expect("render lock").remove(&key);
+    }
 }
 
 pub struct Rendered {
@@ -262,9 +284,9 @@ impl Controller {
     fn validate<'a>(&self, app: &'a Application) -> Result<&'a ApplicationSource, String> {
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
-        if self.projects.get(&project_key).is_none() {
+        let Some(proj) = self.projects.get(&project_key) else {
             return Err(format!("Application referencing project {project} which does not exist"));
-        }
+        };
         let dest = &app.spec.destination;
         let in_cluster = match (dest.server.as_deref(), dest.name.as_deref()) {
             (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == IN_CLUSTER,
@@ -294,6 +316,19 @@ impl Controller {
             || source.plugin.is_some()
         {
             return Err("spec.source: Helm, Kustomize and plugin sources are not supported yet; only directory sources".into());
+        }
+        if !project::source_permitted(&proj.spec, &source.repo_url) {
+            return Err(format!(
+                "application repo {} is not permitted in project '{project}'",
+                source.repo_url
+            ));
+        }
+        let namespace = dest.namespace.as_deref().unwrap_or_default();
+        if !project::destination_permitted(&proj.spec, IN_CLUSTER, "in-cluster", namespace) {
+            return Err(format!(
+                "application destination server '{}' and namespace '{namespace}' do not match any of the allowed destinations in project '{project}'",
+                dest.server.as_deref().filter(|s| !s.is_empty()).unwrap_or(IN_CLUSTER)
+            ));
         }
         Ok(source)
     }
@@ -367,9 +402,9 @@ impl Controller {
         let render_key =
             hash_of(&(berth_repo::git::normalize_url(&source.repo_url), &sha, &path, &source.directory));
         if level == Level::HardRefresh {
-            self.renders.entries.lock().expect("render lock").remove(&render_key);
+            self.renders.remove(render_key);
         }
-        let cached = self.renders.entries.lock().expect("render lock").get(&render_key).cloned();
+        let cached = self.renders.get(render_key);
         let rendered = match cached {
             Some(r) => r,
             None => {
@@ -389,10 +424,14 @@ impl Controller {
                         .map_err(|e| e.to_string())?
                         .map_err(|e| format!("Failed to load target state: {e}"));
                 let rendered = Arc::new(Rendered { manifests, commit });
-                self.renders.entries.lock().expect("render lock").insert(render_key, rendered.clone());
+                self.renders.insert(render_key, &rendered);
                 rendered
             }
         };
+        if revision.is_none() {
+            self.memo.lock().expect("memo lock").entry(name.clone()).or_default().rendered =
+                Some(rendered.clone());
+        }
         let manifests = rendered.manifests.clone()?;
         Ok(self.prepare(app, sha, rendered.commit.clone(), manifests).await)
     }
@@ -418,6 +457,10 @@ impl Controller {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut seen: HashMap<ResourceKey, String> = HashMap::new();
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let proj = self
+            .projects
+            .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
         for m in manifests {
             let mut object = m.object;
             let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
@@ -434,6 +477,18 @@ impl Controller {
                     continue;
                 }
             };
+            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            if let Some(proj) = &proj
+                && !project::resource_permitted(&proj.spec, &gk.group, &kind, &name, info.namespaced)
+            {
+                errors.push(format!(
+                    "{}: resource {}:{kind} {name:?} is not permitted in project '{}'",
+                    m.file,
+                    gk.group,
+                    proj.metadata.name.as_deref().unwrap_or_default()
+                ));
+                continue;
+            }
             let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
             if info.namespaced {
                 if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
@@ -491,6 +546,14 @@ impl Controller {
                 errors.push(e.to_string());
             }
         }
+        // Workloads' children (ReplicaSets, Pods) are cached too, for the resource tree.
+        let workloads = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+        if kinds.iter().any(|gk| workloads.contains(&gk.kind.as_str())) {
+            for (group, kind) in [("apps", "ReplicaSet"), ("", "Pod"), ("batch", "Job")] {
+                let _ =
+                    self.cache.ensure_watched(&GroupKind { group: group.into(), kind: kind.into() }).await;
+            }
+        }
         let tracked = self.cache.tracked_by(&app_name);
         let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
         let mut resources = Vec::new();
@@ -508,16 +571,10 @@ impl Controller {
                 None => ("OutOfSync", Some(health::Health::new(HealthStatus::Missing, ""))),
                 Some(live) => {
                     live_objects.push(live.clone());
-                    let equal = match self.predicted(&app_name, d, live).await {
-                        Ok(predicted) => self.equal(&predicted, live, &d.key, ignore).unwrap_or_else(|e| {
-                            errors.push(format!("{}: {}: {e}", d.file, d.key));
-                            false
-                        }),
-                        Err(message) => {
-                            errors.push(format!("{}: {}: {message}", d.file, d.key));
-                            false
-                        }
-                    };
+                    let equal = self.in_sync(&app_name, d, live, ignore).await.unwrap_or_else(|message| {
+                        errors.push(format!("{}: {}: {message}", d.file, d.key));
+                        false
+                    });
                     (if equal { "Synced" } else { "OutOfSync" }, health::assess(live))
                 }
             };
@@ -584,50 +641,58 @@ impl Controller {
         }
     }
 
-    /// The object as it would be after applying the desired one: a server-side-apply dry run, cached
-    /// until either side changes.
-    async fn predicted(
+    /// Whether the live object already is what applying the desired one would make it: a server-side-apply
+    /// dry run predicts the result (with every server default), and the two are compared without server
+    /// fields and ignored differences. The verdict is kept until the object in git, in the cluster, or
+    /// the rules change.
+    async fn in_sync(
         &self,
         app: &str,
         d: &Desired,
         live: &serde_json::Value,
-    ) -> Result<Arc<serde_json::Value>, String> {
+        ignore: &[IgnoreRule],
+    ) -> Result<bool, String> {
         let desired_hash = hash_of(&d.object);
+        let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
+        let rules_hash = hash_of(&format!("{rules:?}"));
         let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        if let Some((h, r, p)) =
-            self.memo.lock().expect("memo lock").get(app).and_then(|m| m.predicted.get(&d.key))
+        if let Some((h, r, rh, verdict)) =
+            self.memo.lock().expect("memo lock").get(app).and_then(|m| m.verdicts.get(&d.key))
             && *h == desired_hash
             && *r == rv
+            && *rh == rules_hash
         {
-            return Ok(p.clone());
+            return Ok(*verdict);
         }
         let info = self.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
         let predicted = berth_engine::apply::apply(&self.client, &info, &d.object, true)
             .await
             .map_err(|e| sync::api_message(&e))?;
-        let predicted = Arc::new(predicted);
+        // The cache keeps no managedFields; rules that ignore fields by manager read them from the server.
+        let with_managers;
+        let live = if rules.iter().any(|r| !r.managed_fields_managers.is_empty()) {
+            with_managers = berth_engine::apply::get(&self.client, &info, &d.key)
+                .await
+                .map_err(|e| sync::api_message(&e))?
+                .unwrap_or_else(|| live.clone());
+            &with_managers
+        } else {
+            live
+        };
+        let mut a = predicted;
+        let mut b = live.clone();
+        let owned: Vec<IgnoreRule> = rules.into_iter().cloned().collect();
+        normalize::apply_ignore_rules(&mut a, live, &d.key, &owned).map_err(|e| e.to_string())?;
+        normalize::apply_ignore_rules(&mut b, live, &d.key, &owned).map_err(|e| e.to_string())?;
+        normalize::strip_server_fields(&mut a);
+        normalize::strip_server_fields(&mut b);
+        let verdict = normalize::differing_paths(&a, &b).is_empty();
         let mut memo = self.memo.lock().expect("memo lock");
         memo.entry(app.to_string())
             .or_default()
-            .predicted
-            .insert(d.key.clone(), (desired_hash, rv, predicted.clone()));
-        Ok(predicted)
-    }
-
-    fn equal(
-        &self,
-        predicted: &serde_json::Value,
-        live: &serde_json::Value,
-        key: &ResourceKey,
-        ignore: &[IgnoreRule],
-    ) -> Result<bool, String> {
-        let mut a = predicted.clone();
-        let mut b = live.clone();
-        normalize::apply_ignore_rules(&mut a, live, key, ignore).map_err(|e| e.to_string())?;
-        normalize::apply_ignore_rules(&mut b, live, key, ignore).map_err(|e| e.to_string())?;
-        normalize::strip_server_fields(&mut a);
-        normalize::strip_server_fields(&mut b);
-        Ok(normalize::differing_paths(&a, &b).is_empty())
+            .verdicts
+            .insert(d.key.clone(), (desired_hash, rv, rules_hash, verdict));
+        Ok(verdict)
     }
 
     fn apply_comparison(
@@ -767,6 +832,7 @@ impl Controller {
         if !opts.dry_run {
             let mut memo = self.memo.lock().expect("memo lock");
             let m = memo.entry(name.clone()).or_default();
+            m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
             for o in outcomes.iter().filter(|o| o.status == OutcomeStatus::Synced) {
                 if let Some(stored) = &o.stored {
                     m.applied.insert(o.key.clone(), (stored.clone(), Instant::now()));

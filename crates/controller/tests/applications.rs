@@ -561,3 +561,87 @@ async fn deleting_an_application_with_the_finalizer_deletes_its_objects() {
     assert!(services.get_opt("web").await.unwrap().is_none(), "the Service was deleted with its app");
     bench.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_seeds_app_project_confines_repos_destinations_and_kinds() {
+    let mut bench = Bench::start("project").await;
+    let repo = GitRepo::new();
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
+    repo.commit("web");
+    // The seed's dev-team AppProject: only its GitHub repo, only dev-* namespaces, only Deployments
+    // (and Namespaces cluster-wide).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/seed/examples/appproject-dev-team.yaml");
+    let mut project: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    project["metadata"]["namespace"] = bench.namespace.clone().into();
+    let projects: Api<berth_api::AppProject> = Api::namespaced(bench.client.clone(), &bench.namespace);
+    projects.patch("dev-team", &PatchParams::apply("berth-test"), &Patch::Apply(&project)).await.unwrap();
+
+    let ns = bench.dest_namespace("prod");
+    let name = unique("outsider");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["project"] = "dev-team".into();
+    bench.create_app(app).await;
+    let app = bench.wait_app(&name, "the repo refused", |a| conditions(a).contains("InvalidSpecError")).await;
+    assert!(conditions(&app).contains("is not permitted in project 'dev-team'"), "{}", conditions(&app));
+
+    // Allow this test's repo: the destination is checked next (only dev-* namespaces).
+    project["spec"]["sourceRepos"] = json!([repo.url()]);
+    projects.patch("dev-team", &PatchParams::apply("berth-test"), &Patch::Apply(&project)).await.unwrap();
+    let app = bench
+        .wait_app(&name, "the destination refused", |a| conditions(a).contains("allowed destinations"))
+        .await;
+    assert_eq!(sync_status(&app), "Unknown");
+
+    // A dev-* namespace: the Deployment is allowed, the Service is not, so nothing is synced.
+    let dev_ns = format!("dev-{ns}");
+    bench.namespaces.push(dev_ns.clone());
+    let patch = json!({"spec": {"destination": {"namespace": dev_ns}}});
+    bench.apps().patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let app = bench.wait_app(&name, "the Service refused", |a| conditions(a).contains("Service")).await;
+    let text = conditions(&app);
+    assert!(
+        text.contains("apps/web/web.yaml: resource :Service")
+            && text.contains("is not permitted in project 'dev-team'"),
+        "{text}"
+    );
+    assert!(deployment(&bench.client, &dev_ns).await.is_none(), "a refused object blocks the sync");
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn fields_owned_by_an_ignored_manager_never_make_an_app_out_of_sync() {
+    let mut bench = Bench::start("managers").await;
+    let repo = GitRepo::new();
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
+    repo.commit("web");
+    let ns = bench.dest_namespace("managers");
+    let name = unique("managers");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["syncPolicy"]["automated"]["selfHeal"] = false.into();
+    app["spec"]["ignoreDifferences"] =
+        json!([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["autoscaler"]}]);
+    bench.create_app(app).await;
+    bench.wait_app(&name, "Synced", |a| sync_status(a) == "Synced").await;
+    let scaler = PatchParams { field_manager: Some("autoscaler".into()), ..Default::default() };
+    Api::<Deployment>::namespaced(bench.client.clone(), &ns)
+        .patch("web", &scaler, &Patch::Merge(&json!({"spec": {"replicas": 6}})))
+        .await
+        .unwrap();
+    let client = bench.client.clone();
+    poll("the scale to land", TIMEOUT, || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move { deployment(&client, &ns).await.and_then(|d| d.spec).and_then(|s| s.replicas) == Some(6) }
+    })
+    .await;
+    bench.refresh(&name).await;
+    bench
+        .wait_app(&name, "the refresh handled", |a| {
+            a["metadata"]["annotations"]["argocd.argoproj.io/refresh"].is_null()
+        })
+        .await;
+    assert_eq!(sync_status(&bench.app(&name).await), "Synced", "replicas are owned by the ignored manager");
+    bench.cleanup().await;
+}

@@ -34,7 +34,27 @@ pub async fn apply(
         map.insert("apiVersion".into(), info.resource.api_version.clone().into());
         map.insert("kind".into(), info.resource.kind.clone().into());
     }
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
     Ok(value)
+}
+
+/// Reads one object from the API server (with its managedFields, which the cache does not keep).
+pub async fn get(
+    client: &kube::Client,
+    info: &KindInfo,
+    key: &ResourceKey,
+) -> Result<Option<serde_json::Value>, kube::Error> {
+    let found = api(client, info, &key.namespace).get_opt(&key.name).await?;
+    Ok(found.map(|obj| {
+        let mut value = serde_json::to_value(obj).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("apiVersion".into(), info.resource.api_version.clone().into());
+            map.insert("kind".into(), info.resource.kind.clone().into());
+        }
+        value
+    }))
 }
 
 /// Deletes an object; a missing object counts as deleted.

@@ -48,6 +48,8 @@ struct State {
     objects: HashMap<GroupKind, Objects>,
     synced: HashMap<GroupKind, tokio::sync::watch::Receiver<bool>>,
     by_app: HashMap<String, HashSet<ResourceKey>>,
+    /// Owner uid → the objects whose ownerReferences name it (ReplicaSets of a Deployment, its Pods...).
+    children: HashMap<String, HashSet<ResourceKey>>,
 }
 
 #[derive(Clone)]
@@ -219,6 +221,21 @@ impl ClusterCache {
         out
     }
 
+    /// The watched objects whose ownerReferences name `uid` (the resource tree reads this).
+    pub fn children(&self, uid: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
+        let state = self.state.read().expect("cache lock");
+        let Some(keys) = state.children.get(uid) else { return Vec::new() };
+        let mut out: Vec<_> = keys
+            .iter()
+            .filter_map(|k| {
+                let obj = state.objects.get(&k.group_kind())?.get(&(k.namespace.clone(), k.name.clone()))?;
+                Some((k.clone(), obj.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Every live object of a watched kind (for owner trees and tests).
     pub fn list(&self, gk: &GroupKind) -> Vec<Arc<serde_json::Value>> {
         let state = self.state.read().expect("cache lock");
@@ -250,6 +267,17 @@ fn index_change(
     new: Option<&serde_json::Value>,
 ) -> Option<ObjectEvent> {
     let key = ResourceKey::of(new.or(old)?)?;
+    for uid in old.map(owner_uids).unwrap_or_default() {
+        if let Some(set) = state.children.get_mut(&uid) {
+            set.remove(&key);
+            if set.is_empty() {
+                state.children.remove(&uid);
+            }
+        }
+    }
+    for uid in new.map(owner_uids).unwrap_or_default() {
+        state.children.entry(uid).or_default().insert(key.clone());
+    }
     let old_app = old.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
     let new_app = new.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
     if let Some(app) = &old_app
@@ -266,13 +294,72 @@ fn index_change(
     (!apps.is_empty()).then_some(ObjectEvent { key, apps })
 }
 
+fn owner_uids(obj: &serde_json::Value) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(String::from))
+        .collect()
+}
+
 /// The object as JSON with apiVersion and kind set (watch events may omit them).
 fn to_value(obj: DynamicObject, ar: &ApiResource) -> serde_json::Value {
     let mut value = serde_json::to_value(obj).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), ar.api_version.clone().into());
         map.insert("kind".into(), ar.kind.clone().into());
-        // managedFields are kept: ignoreDifferences by managedFieldsManagers reads them.
+    }
+    // managedFields are often half an object; the rare rule that needs them reads the object itself.
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("managedFields");
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, owner: Option<&str>, app: Option<&str>) -> serde_json::Value {
+        let mut p =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "web"}});
+        if let Some(uid) = owner {
+            p["metadata"]["ownerReferences"] = json!([{"uid": uid, "kind": "ReplicaSet", "name": "rs"}]);
+        }
+        if let Some(app) = app {
+            p["metadata"]["annotations"] =
+                json!({TRACKING_ANNOTATION_FOR_TEST: format!("{app}:/Pod:web/{name}")});
+        }
+        p
+    }
+
+    const TRACKING_ANNOTATION_FOR_TEST: &str = crate::resource::TRACKING_ANNOTATION;
+
+    #[test]
+    fn owner_references_index_children_and_follow_changes() {
+        let mut state = State::default();
+        let a = pod("a", Some("rs-1"), None);
+        assert_eq!(index_change(&mut state, None, Some(&a)), None, "untracked objects raise no app event");
+        assert!(state.children["rs-1"].contains(&ResourceKey::new("", "Pod", "web", "a")));
+        let moved = pod("a", Some("rs-2"), None);
+        index_change(&mut state, Some(&a), Some(&moved));
+        assert!(!state.children.contains_key("rs-1"));
+        assert_eq!(state.children["rs-2"].len(), 1);
+        index_change(&mut state, Some(&moved), None);
+        assert!(state.children.is_empty());
+    }
+
+    #[test]
+    fn tracked_objects_name_their_app_before_and_after_a_change() {
+        let mut state = State::default();
+        let tracked = pod("a", None, Some("web"));
+        let event = index_change(&mut state, None, Some(&tracked)).unwrap();
+        assert_eq!(event.apps, ["web"]);
+        let untracked = pod("a", None, None);
+        let event = index_change(&mut state, Some(&tracked), Some(&untracked)).unwrap();
+        assert_eq!(event.apps, ["web"], "losing the annotation is a change the app must see");
+        assert!(state.by_app["web"].is_empty());
+    }
 }
