@@ -656,6 +656,24 @@ pub struct RevisionHistory {
     pub deploy_started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<OperationInitiator>,
+    /// The deployed commit's author, date and message (a berth addition; Argo CD serves the same shape
+    /// from its revision-metadata API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_metadata: Option<RevisionMetadata>,
+}
+
+/// A commit's metadata, in the shape of Argo CD's RevisionMetadata.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -7,8 +7,8 @@
 use berth_api::Application;
 use berth_api::application::{
     ApplicationSource, ApplicationStatus, ComparedTo, HealthStatus as AppHealth, Operation,
-    OperationInitiator, OperationState, ResourceResult, ResourceStatus, RevisionHistory, SyncOperation,
-    SyncOperationResult, SyncStatus,
+    OperationInitiator, OperationState, ResourceResult, ResourceStatus, RevisionHistory, RevisionMetadata,
+    SyncOperation, SyncOperationResult, SyncStatus,
 };
 use berth_engine::health::{self, HealthStatus};
 use berth_engine::normalize::{self, IgnoreRule};
@@ -904,6 +904,12 @@ impl Controller {
                     sources: vec![],
                     deploy_started_at: Some(started),
                     initiated_by: op.initiated_by.clone(),
+                    revision_metadata: target.commit.as_ref().map(|c| RevisionMetadata {
+                        author: Some(c.author.clone()),
+                        date: Some(c.date.clone()),
+                        message: Some(c.message.clone()),
+                        tags: vec![],
+                    }),
                 },
                 app.spec.revision_history_limit,
             );

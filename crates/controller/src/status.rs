@@ -93,6 +93,7 @@ mod tests {
             sources: vec![],
             deploy_started_at: None,
             initiated_by: None,
+            revision_metadata: None,
         }
     }
 

@@ -35,6 +35,10 @@ async fn the_seed_web_app_syncs_to_synced_and_healthy_and_records_its_commit() {
     assert_eq!(app["status"]["operationState"]["operation"]["initiatedBy"]["automated"], true);
     assert_eq!(app["status"]["history"][0]["revision"], sha.as_str());
     assert_eq!(app["status"]["history"][0]["id"], 0);
+    let meta = &app["status"]["history"][0]["revisionMetadata"];
+    assert_eq!(meta["author"], "Dev <dev@example.com>");
+    assert_eq!(meta["message"], "web: first version");
+    assert!(meta["date"].as_str().is_some_and(|d| d.starts_with("20")), "{meta}");
     assert_eq!(app["status"]["sourceType"], "Directory");
     assert_eq!(app["status"]["summary"]["images"], json!(["myorg/web:v1.2.3"]));
     let kinds: Vec<&str> =
