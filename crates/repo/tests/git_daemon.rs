@@ -29,11 +29,18 @@ impl Drop for Daemon {
 
 fn serve(base: &Path) -> (Daemon, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("git")
-        .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+    // The daemon binary itself, not the `git` wrapper: killing a wrapper would leave the daemon running
+    // (holding the test's output pipe open).
+    let exec_path = Command::new("git").arg("--exec-path").output().expect("git runs");
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap().trim().to_string();
+    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("git daemon starts");
     let daemon = Daemon(child);
