@@ -13,6 +13,24 @@ async fn deployment(client: &kube::Client, ns: &str) -> Option<Deployment> {
     Api::<Deployment>::namespaced(client.clone(), ns).get_opt("web").await.unwrap()
 }
 
+/// Scales the `web` Deployment as another field manager would (`kubectl scale`, an autoscaler) and waits
+/// until the API server has it.
+async fn scale(client: &kube::Client, ns: &str, replicas: i32, manager: Option<&str>) {
+    let params = PatchParams { field_manager: manager.map(String::from), ..Default::default() };
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch("web", &params, &Patch::Merge(&json!({"spec": {"replicas": replicas}})))
+        .await
+        .unwrap();
+    let (client, ns) = (client.clone(), ns.to_string());
+    poll("the scale to land", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            deployment(&client, &ns).await.and_then(|d| d.spec).and_then(|s| s.replicas) == Some(replicas)
+        }
+    })
+    .await;
+}
+
 fn image_of(d: &Deployment) -> String {
     d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone().unwrap()
 }
@@ -243,23 +261,8 @@ async fn ignore_differences_keep_a_scaled_deployment_synced() {
         json!([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]);
     bench.create_app(app).await;
     bench.wait_app(&name, "Synced", |a| sync_status(a) == "Synced").await;
-    Api::<Deployment>::namespaced(bench.client.clone(), &ns)
-        .patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 5}})))
-        .await
-        .unwrap();
-    let client = bench.client.clone();
-    poll("the scale to land", TIMEOUT, || {
-        let client = client.clone();
-        let ns = ns.clone();
-        async move { deployment(&client, &ns).await.and_then(|d| d.status).and_then(|s| s.replicas) == Some(5) }
-    })
-    .await;
-    bench.refresh(&name).await;
-    bench
-        .wait_app(&name, "the refresh handled", |a| {
-            a["metadata"]["annotations"]["argocd.argoproj.io/refresh"].is_null()
-        })
-        .await;
+    scale(&bench.client, &ns, 5, None).await;
+    bench.refreshed(&name).await;
     assert_eq!(
         sync_status(&bench.app(&name).await),
         "Synced",
@@ -628,24 +631,8 @@ async fn fields_owned_by_an_ignored_manager_never_make_an_app_out_of_sync() {
         json!([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["autoscaler"]}]);
     bench.create_app(app).await;
     bench.wait_app(&name, "Synced", |a| sync_status(a) == "Synced").await;
-    let scaler = PatchParams { field_manager: Some("autoscaler".into()), ..Default::default() };
-    Api::<Deployment>::namespaced(bench.client.clone(), &ns)
-        .patch("web", &scaler, &Patch::Merge(&json!({"spec": {"replicas": 6}})))
-        .await
-        .unwrap();
-    let client = bench.client.clone();
-    poll("the scale to land", TIMEOUT, || {
-        let client = client.clone();
-        let ns = ns.clone();
-        async move { deployment(&client, &ns).await.and_then(|d| d.spec).and_then(|s| s.replicas) == Some(6) }
-    })
-    .await;
-    bench.refresh(&name).await;
-    bench
-        .wait_app(&name, "the refresh handled", |a| {
-            a["metadata"]["annotations"]["argocd.argoproj.io/refresh"].is_null()
-        })
-        .await;
+    scale(&bench.client, &ns, 6, Some("autoscaler")).await;
+    bench.refreshed(&name).await;
     assert_eq!(sync_status(&bench.app(&name).await), "Synced", "replicas are owned by the ignored manager");
     bench.cleanup().await;
 }

@@ -52,6 +52,21 @@ struct State {
     children: HashMap<String, HashSet<ResourceKey>>,
 }
 
+impl State {
+    /// The live objects for these keys, sorted by key; keys of deleted objects are skipped.
+    fn lookup(&self, keys: &HashSet<ResourceKey>) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
+        let mut out: Vec<_> = keys
+            .iter()
+            .filter_map(|k| {
+                let obj = self.objects.get(&k.group_kind())?.get(&(k.namespace.clone(), k.name.clone()))?;
+                Some((k.clone(), obj.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
 #[derive(Clone)]
 pub struct ClusterCache {
     client: kube::Client,
@@ -209,31 +224,13 @@ impl ClusterCache {
     /// Every live object whose tracking id names `app`.
     pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
         let state = self.state.read().expect("cache lock");
-        let Some(keys) = state.by_app.get(app) else { return Vec::new() };
-        let mut out: Vec<_> = keys
-            .iter()
-            .filter_map(|k| {
-                let obj = state.objects.get(&k.group_kind())?.get(&(k.namespace.clone(), k.name.clone()))?;
-                Some((k.clone(), obj.clone()))
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        state.by_app.get(app).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
 
     /// The watched objects whose ownerReferences name `uid` (the resource tree reads this).
     pub fn children(&self, uid: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
         let state = self.state.read().expect("cache lock");
-        let Some(keys) = state.children.get(uid) else { return Vec::new() };
-        let mut out: Vec<_> = keys
-            .iter()
-            .filter_map(|k| {
-                let obj = state.objects.get(&k.group_kind())?.get(&(k.namespace.clone(), k.name.clone()))?;
-                Some((k.clone(), obj.clone()))
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
 
     /// Every live object of a watched kind (for owner trees and tests).

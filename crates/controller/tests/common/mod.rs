@@ -185,6 +185,15 @@ impl Bench {
         }
     }
 
+    /// Requests a refresh and waits until the controller has handled it (removed the annotation).
+    pub async fn refreshed(&self, name: &str) -> serde_json::Value {
+        self.refresh(name).await;
+        self.wait_app(name, "the refresh handled", |a| {
+            a["metadata"]["annotations"]["argocd.argoproj.io/refresh"].is_null()
+        })
+        .await
+    }
+
     pub async fn refresh(&self, name: &str) {
         let patch =
             serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
