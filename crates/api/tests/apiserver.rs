@@ -3,61 +3,9 @@
 
 mod common;
 
+use berth_testkit::{client, ensure_namespace, install_crds};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use std::time::{Duration, Instant};
-
-/// The test cluster's client; a missing cluster fails loudly, it never skips.
-async fn client() -> kube::Client {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG is not set: start the local cluster with `hack/cluster up` and `eval \"$(hack/cluster env)\"`, or run `hack/test`"
-    );
-    let client = kube::Client::try_default().await.expect("a client from KUBECONFIG");
-    client.apiserver_version().await.expect("the local API server answers (is `hack/cluster up` running?)");
-    client
-}
-
-async fn install_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply("berth-test").force();
-    for crd in berth_api::crd::all() {
-        let name = crd.metadata.name.clone().expect("a CRD has a name");
-        let mut body = serde_json::to_value(&crd).expect("CRD as JSON");
-        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
-        body["kind"] = "CustomResourceDefinition".into();
-        crds.patch(&name, &pp, &Patch::Apply(&body))
-            .await
-            .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for crd in berth_api::crd::all() {
-        let name = crd.metadata.name.expect("a CRD has a name");
-        loop {
-            let live = crds.get(&name).await.expect("reading the CRD back");
-            let established = live
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            assert!(Instant::now() < deadline, "CRD {name} was not Established within 60s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn ensure_namespace(client: &kube::Client, name: &str) {
-    let ns: Api<Namespace> = Api::all(client.clone());
-    let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    ns.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body))
-        .await
-        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-}
 
 #[tokio::test]
 async fn every_example_passes_a_server_side_dry_run() {

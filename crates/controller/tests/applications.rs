@@ -577,8 +577,7 @@ async fn the_seeds_app_project_confines_repos_destinations_and_kinds() {
     repo.commit("web");
     // The seed's dev-team AppProject: only its GitHub repo, only dev-* namespaces, only Deployments
     // (and Namespaces cluster-wide).
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seed/examples/appproject-dev-team.yaml");
+    let path = seed_dir().join("appproject-dev-team.yaml");
     let mut project: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     project["metadata"]["namespace"] = bench.namespace.clone().into();

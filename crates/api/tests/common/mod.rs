@@ -22,15 +22,7 @@ impl Example {
     }
 }
 
-/// The seed's examples (../shared/seed/examples beside the repository, or `BERTH_SEED_EXAMPLES`).
-/// A missing folder fails the test: it is the project's specification.
-pub fn seed_dir() -> PathBuf {
-    let dir = std::env::var_os("BERTH_SEED_EXAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/examples"));
-    assert!(dir.is_dir(), "the seed examples are missing at {} (set BERTH_SEED_EXAMPLES)", dir.display());
-    dir
-}
+pub use berth_testkit::seed_dir;
 
 /// Examples written from Argo CD's documentation, kept in this crate.
 pub fn documented_dir() -> PathBuf {

@@ -4,71 +4,12 @@
 
 use berth_api::Application;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use berth_testkit::*;
+
 pub const TIMEOUT: Duration = Duration::from_secs(45);
-
-pub async fn client() -> kube::Client {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG is not set: start the local cluster with `hack/cluster up` and `eval \"$(hack/cluster env)\"`, or run `hack/test`"
-    );
-    let client = kube::Client::try_default().await.expect("a client from KUBECONFIG");
-    client.apiserver_version().await.expect("the local API server answers (is `hack/cluster up` running?)");
-    client
-}
-
-pub async fn install_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in berth_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        let mut body = serde_json::to_value(&crd).unwrap();
-        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
-        body["kind"] = "CustomResourceDefinition".into();
-        crds.patch(&name, &PatchParams::apply("berth-test").force(), &Patch::Apply(&body)).await.unwrap();
-    }
-    for crd in berth_api::crd::all() {
-        let name = crd.metadata.name.unwrap();
-        poll(&format!("CRD {name} Established"), Duration::from_secs(60), || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                crds.get(&name)
-                    .await
-                    .ok()
-                    .and_then(|c| c.status)
-                    .and_then(|s| s.conditions)
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-            }
-        })
-        .await;
-    }
-}
-
-/// Polls `check` every 50 ms until it holds; panics after `timeout` naming `what`.
-pub async fn poll<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A unique, DNS-safe name for this test run.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id() % 100000, COUNTER.fetch_add(1, Ordering::Relaxed))
-}
 
 /// The controller in-process, with its own control namespace, and everything it needs.
 pub struct Bench {
@@ -215,12 +156,6 @@ impl Bench {
     }
 }
 
-pub async fn ensure_namespace(client: &kube::Client, name: &str) {
-    let ns: Api<Namespace> = Api::all(client.clone());
-    let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    ns.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
-}
-
 pub async fn apply_json(client: &kube::Client, namespace: &str, obj: serde_json::Value) {
     let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
         "",
@@ -235,57 +170,6 @@ pub async fn apply_json(client: &kube::Client, namespace: &str, obj: serde_json:
     )
     .await
     .unwrap();
-}
-
-/// A git repository on disk, committed to by the test.
-pub struct GitRepo {
-    pub dir: tempfile::TempDir,
-}
-
-impl GitRepo {
-    pub fn new() -> GitRepo {
-        let repo = GitRepo { dir: tempfile::tempdir().unwrap() };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    pub fn url(&self) -> String {
-        format!("file://{}", self.dir.path().display())
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    pub fn write(&self, path: &str, text: &str) -> &Self {
-        let p: PathBuf = self.dir.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-        self
-    }
-
-    pub fn remove(&self, path: &str) -> &Self {
-        std::fs::remove_file(self.dir.path().join(path)).unwrap();
-        self
-    }
-
-    /// Commits everything and returns the commit SHA.
-    pub fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
 }
 
 /// The seed's `web` Deployment (3 replicas) and Service, as plain manifests.
@@ -324,8 +208,7 @@ spec:
 
 /// The seed's `web` Application (../shared/seed/examples/application-web.yaml), pointed at a test repo.
 pub fn seed_web_app(name: &str, repo_url: &str, dest_ns: &str) -> serde_json::Value {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/examples/application-web.yaml");
+    let path = seed_dir().join("application-web.yaml");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("the seed example {}: {e}", path.display()));
     let mut app: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
