@@ -33,8 +33,8 @@ const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/backg
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
 pub struct Memo {
-    /// (source fingerprint, resolved commit, when it was resolved)
-    resolved: Option<(u64, String, Instant)>,
+    /// (source fingerprint, resolved commit)
+    resolved: Option<(u64, String)>,
     pub next_refresh: Option<Instant>,
     /// Compare verdicts by object: (desired hash, live resourceVersion, ignore-rules hash) → in sync. Only
     /// the verdict is kept, not the predicted object, so memory stays flat with thousands of objects.
@@ -147,7 +147,9 @@ impl Controller {
     pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
         let Some(app) = self.apps.get(&key) else {
+            // Deleted: forget it, so a new Application of the same name starts fresh.
             self.memo.lock().expect("memo lock").remove(name);
+            self.seen.lock().expect("seen lock").remove(name);
             return Ok(());
         };
         let app: Application = (*app).clone();
@@ -374,10 +376,10 @@ impl Controller {
         let source_hash = hash_of(&(source, &wanted));
         let cached = {
             let memo = self.memo.lock().expect("memo lock");
-            memo.get(&name).and_then(|m| m.resolved.clone()).filter(|(h, _, _)| *h == source_hash)
+            memo.get(&name).and_then(|m| m.resolved.clone()).filter(|(h, _)| *h == source_hash)
         };
         let sha = match cached {
-            Some((_, sha, _)) if level < Level::Refresh && revision.is_none() => sha,
+            Some((_, sha)) if level < Level::Refresh && revision.is_none() => sha,
             _ => {
                 // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync asks git now.
                 let max_age = if level == Level::Refresh && refresh_annotation(app).is_none() && !sync {
@@ -392,8 +394,7 @@ impl Controller {
                 tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
                 if revision.is_none() {
                     let mut memo = self.memo.lock().expect("memo lock");
-                    memo.entry(name.clone()).or_default().resolved =
-                        Some((source_hash, sha.clone(), Instant::now()));
+                    memo.entry(name.clone()).or_default().resolved = Some((source_hash, sha.clone()));
                 }
                 sha
             }

@@ -232,21 +232,6 @@ impl ClusterCache {
         let state = self.state.read().expect("cache lock");
         state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
-
-    /// Every live object of a watched kind (for owner trees and tests).
-    pub fn list(&self, gk: &GroupKind) -> Vec<Arc<serde_json::Value>> {
-        let state = self.state.read().expect("cache lock");
-        state.objects.get(gk).map(|m| m.values().cloned().collect()).unwrap_or_default()
-    }
-
-    /// How many objects the cache holds (for metrics and benchmarks).
-    pub fn len(&self) -> usize {
-        self.state.read().expect("cache lock").objects.values().map(HashMap::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn object_id(value: &serde_json::Value) -> (String, String) {
