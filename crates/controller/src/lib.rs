@@ -8,6 +8,7 @@ mod credentials;
 mod project;
 mod queue;
 mod reconcile;
+mod retry;
 pub mod settings;
 mod status;
 

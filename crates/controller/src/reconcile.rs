@@ -206,15 +206,24 @@ impl Controller {
         // An operation (manual sync) or an automatic sync.
         let mut clear_operation: Option<Operation> = None;
         let mut ran_operation = false;
-        if let Some(op) = app.operation.clone() {
+        // An automatic sync still running (its operation lives only in status) continues first.
+        let running_auto = status
+            .operation_state
+            .as_ref()
+            .filter(|s| s.phase == "Running" && app.operation.is_none())
+            .map(|s| s.operation.clone());
+        if let Some(op) = app.operation.clone().or(running_auto) {
             let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
-            if state.phase != "Succeeded"
+            if matches!(state.phase.as_str(), "Failed" | "Error")
                 && let Some(msg) = &state.message
             {
                 conditions.push(("SyncError", msg.clone()));
             }
+            let finished = state.phase != "Running";
             status.operation_state = Some(state);
-            clear_operation = Some(op);
+            if finished && app.operation.is_some() {
+                clear_operation = Some(op);
+            }
             ran_operation = true;
         } else if let (Ok(target), Some(cmp)) = (&target, &comparison) {
             match self.auto_sync_decision(&app, target, cmp, &status, &settings) {
@@ -243,7 +252,7 @@ impl Controller {
                     tracing::info!(app = name, revision = %target.revision, self_heal, "auto-sync");
                     let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
                     ran_operation = true;
-                    if state.phase != "Succeeded"
+                    if matches!(state.phase.as_str(), "Failed" | "Error")
                         && let Some(msg) = &state.message
                     {
                         conditions.push(("SyncError", msg.clone()));
@@ -462,6 +471,19 @@ impl Controller {
         let proj = self
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
+        // Kinds defined by CRDs of this same source: known before the cluster serves them.
+        let crd_kinds: HashMap<GroupKind, bool> = manifests
+            .iter()
+            .filter(|m| m.object["kind"] == "CustomResourceDefinition")
+            .filter_map(|m| {
+                let spec = &m.object["spec"];
+                let gk = GroupKind {
+                    group: spec["group"].as_str()?.to_string(),
+                    kind: spec["names"]["kind"].as_str()?.to_string(),
+                };
+                Some((gk, spec["scope"] != "Cluster"))
+            })
+            .collect();
         for m in manifests {
             let mut object = m.object;
             let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
@@ -470,8 +492,9 @@ impl Controller {
                 group: berth_engine::resource::split_api_version(&api_version).0.into(),
                 kind: kind.clone(),
             };
-            let info = match self.cache.kind(&gk).await {
-                Ok(info) => info,
+            let namespaced = match self.cache.kind(&gk).await {
+                Ok(info) => info.namespaced,
+                Err(_) if crd_kinds.contains_key(&gk) => crd_kinds[&gk],
                 Err(e) => {
                     let name = object["metadata"]["name"].as_str().unwrap_or_default();
                     errors.push(format!("{}: {kind} {name:?}: {e}", m.file));
@@ -480,7 +503,7 @@ impl Controller {
             };
             let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
             if let Some(proj) = &proj
-                && !project::resource_permitted(&proj.spec, &gk.group, &kind, &name, info.namespaced)
+                && !project::resource_permitted(&proj.spec, &gk.group, &kind, &name, namespaced)
             {
                 errors.push(format!(
                     "{}: resource {}:{kind} {name:?} is not permitted in project '{}'",
@@ -491,14 +514,16 @@ impl Controller {
                 continue;
             }
             let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
-            if info.namespaced {
+            if namespaced {
                 if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
                     meta.insert("namespace".into(), dest_ns.clone().into());
                 }
             } else {
                 meta.remove("namespace");
             }
-            let Some(key) = ResourceKey::of(&object) else {
+            let is_hook = sync::hooks::is_hook(&object);
+            let key = if is_hook { sync::plan::desired_key(&object) } else { ResourceKey::of(&object) };
+            let Some(key) = key else {
                 errors.push(format!(
                     "{}: {kind}: metadata.name is missing (generateName is only for hooks)",
                     m.file
@@ -561,7 +586,7 @@ impl Controller {
         let mut healths = Vec::new();
         let mut out_of_sync = 0;
         let mut live_objects = Vec::new();
-        for d in &target.objects {
+        for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
             let live = self.live_view(&app_name, &d.key);
             let version = berth_engine::resource::split_api_version(
                 d.object["apiVersion"].as_str().unwrap_or_default(),
@@ -595,7 +620,7 @@ impl Controller {
             ));
         }
         for (key, live) in &tracked {
-            if desired_keys.contains(key) {
+            if desired_keys.contains(key) || sync::hooks::is_hook(live) {
                 continue;
             }
             out_of_sync += 1;
@@ -725,8 +750,9 @@ impl Controller {
         status.summary = summary(desired.into_iter().chain(cmp.live.iter().map(|l| &**l)));
     }
 
-    /// Runs a sync operation and returns its final state. Resumable in the sense that matters here: it
-    /// is recorded as Running before anything is applied, and applying is idempotent.
+    /// Advances a sync operation by one step and returns its state: Running (recorded, and continued on
+    /// the next pass: after a restart too), or finished. The first step records Running before anything
+    /// is applied; every step records what it did before the next one starts.
     async fn run_operation(
         &self,
         app: &Application,
@@ -736,25 +762,46 @@ impl Controller {
         level: Level,
     ) -> Result<OperationState, Error> {
         let name = app.metadata.name.clone().unwrap_or_default();
-        let started = now();
         let sync_op = op.sync.clone().unwrap_or_default();
-        let mut state = OperationState {
-            operation: op.clone(),
-            phase: "Running".into(),
-            message: None,
-            sync_result: None,
-            started_at: started.clone(),
-            finished_at: None,
-            retry_count: None,
+        let resumed = status.operation_state.clone().filter(|s| s.phase == "Running" && s.operation == *op);
+        let mut state = match resumed {
+            Some(state) => state,
+            None => {
+                let state = OperationState {
+                    operation: op.clone(),
+                    phase: "Running".into(),
+                    message: None,
+                    sync_result: None,
+                    started_at: now(),
+                    finished_at: None,
+                    retry_count: None,
+                };
+                status.operation_state = Some(state.clone());
+                // Recorded before anything is applied; if the copy was stale, nothing has happened yet.
+                self.write_status(&name, rv, status).await?;
+                state
+            }
         };
-        status.operation_state = Some(state.clone());
-        // Recorded before anything is applied; if the copy was stale, nothing has happened yet.
-        self.write_status(&name, rv, status).await?;
+        let retry = op.retry.clone().or_else(|| app.spec.sync_policy.as_ref().and_then(|p| p.retry.clone()));
+        // A failed attempt waits out its backoff before the next one starts afresh.
+        if let (Some(count), Some(failed_at)) = (state.retry_count.filter(|c| *c > 0), &state.finished_at) {
+            let wait = crate::retry::backoff(retry.as_ref(), count);
+            let elapsed = k8s_openapi::jiff::Timestamp::now().as_second() - failed_at.0.as_second();
+            if elapsed < wait.as_secs() as i64 {
+                self.requeue_after(&name, wait - Duration::from_secs(elapsed.max(0) as u64));
+                return Ok(state);
+            }
+            state.finished_at = None;
+            state.sync_result = state.sync_result.map(|r| SyncOperationResult { resources: vec![], ..r });
+        }
+        let pinned = state.sync_result.as_ref().map(|r| r.revision.clone()).filter(|r| !r.is_empty());
+        let source_override = sync_op.source.clone();
         let target = match self.validate(app) {
             Err(message) => Err(message),
             Ok(source) => {
-                let revision = sync_op.revision.as_deref().filter(|r| !r.is_empty());
-                self.target(app, source, revision, level.max(Level::Refresh), true).await
+                let source = source_override.as_ref().unwrap_or(source);
+                let revision = pinned.clone().or_else(|| sync_op.revision.clone().filter(|r| !r.is_empty()));
+                self.target(app, source, revision.as_deref(), level.max(Level::Refresh), true).await
             }
         };
         let target = match target {
@@ -766,7 +813,7 @@ impl Controller {
         };
         let options = sync_options(app, Some(&sync_op));
         let automated = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref());
-        if target.objects.is_empty()
+        if target.objects.iter().all(|d| berth_engine::sync::hooks::is_hook(&d.object))
             && !automated.and_then(|a| a.allow_empty).unwrap_or(false)
             && op.initiated_by.as_ref().and_then(|i| i.automated) == Some(true)
         {
@@ -777,8 +824,119 @@ impl Controller {
                 None,
             ));
         }
+        if has_option(&options, "FailOnSharedResource=true")
+            && let Some(shared) = self.shared_resources(&name, &target).first()
+        {
+            return Ok(finish(
+                state,
+                "Failed",
+                format!("FailOnSharedResource: {shared}; nothing was applied"),
+                None,
+            ));
+        }
+        let opts = self.sync_options_for(app, &sync_op, &options, &target);
+        let desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
+        let tracked = self.cache.tracked_by(&name);
+        for kind in target.objects.iter().map(|d| d.key.group_kind()).collect::<BTreeSet<_>>() {
+            let _ = self.cache.ensure_watched(&kind).await;
+        }
+        let tasks = sync::plan::tasks(&desired, &tracked, &opts);
+        let run_id = run_id(&state);
+        let records: Vec<sync::Record> =
+            state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
+        let world = OperationWorld { controller: self, app: &name, settings: self.settings() };
+        let mut execution = sync::run::Operation {
+            client: &self.client,
+            cache: &self.cache,
+            world: &world,
+            tasks: &tasks,
+            opts: &opts,
+            run_id: &run_id,
+            records,
+        };
+        let progress = execution.advance().await;
+        let source = source_override.or_else(|| single_source(app).cloned());
+        let result = SyncOperationResult {
+            resources: execution.records.iter().map(result_from).collect(),
+            revision: target.revision.clone(),
+            source: source.clone(),
+            ..Default::default()
+        };
+        let commit = target.commit.as_ref();
+        match progress {
+            sync::run::Progress::Running(message) => {
+                tracing::debug!(app = %name, %message, "sync running");
+                state.message = Some(message);
+                state.sync_result = Some(result);
+                // Watch events of the objects move it on; this is the fallback.
+                self.requeue_after(&name, Duration::from_secs(2));
+                Ok(state)
+            }
+            sync::run::Progress::Failed(message) => {
+                let count = state.retry_count.unwrap_or(0);
+                if crate::retry::allowed(retry.as_ref(), count) && !opts.dry_run {
+                    let next = count + 1;
+                    let wait = crate::retry::backoff(retry.as_ref(), next);
+                    tracing::info!(app = %name, attempt = next, ?wait, %message, "sync failed, retrying");
+                    state.message =
+                        Some(format!("{message}. Retrying attempt #{next} in {}s", wait.as_secs()));
+                    state.retry_count = Some(next);
+                    state.finished_at = Some(now());
+                    state.sync_result = Some(result);
+                    self.requeue_after(&name, wait);
+                    return Ok(state);
+                }
+                tracing::info!(app = %name, revision = %target.revision, %message, "sync failed");
+                Ok(finish(state, "Failed", message, Some(result)))
+            }
+            sync::run::Progress::Succeeded(message) => {
+                tracing::info!(
+                    app = %name,
+                    revision = %target.revision,
+                    author = commit.map(|c| c.author.as_str()).unwrap_or_default(),
+                    message = commit.map(|c| c.message.lines().next().unwrap_or_default()).unwrap_or_default(),
+                    resources = result.resources.len(),
+                    "sync finished"
+                );
+                let state = finish(state, "Succeeded", message, Some(result));
+                if !opts.dry_run {
+                    push_history(
+                        &mut status.history,
+                        RevisionHistory {
+                            revision: Some(target.revision.clone()),
+                            revisions: vec![],
+                            deployed_at: state.finished_at.clone().unwrap_or_else(now),
+                            id: 0,
+                            source,
+                            sources: vec![],
+                            deploy_started_at: Some(state.started_at.clone()),
+                            initiated_by: op.initiated_by.clone(),
+                            revision_metadata: target.commit.as_ref().map(|c| RevisionMetadata {
+                                author: Some(c.author.clone()),
+                                date: Some(c.date.clone()),
+                                message: Some(c.message.clone()),
+                                tags: vec![],
+                            }),
+                        },
+                        app.spec.revision_history_limit,
+                    );
+                }
+                Ok(state)
+            }
+        }
+    }
+
+    /// The engine's options for this operation, from the spec's and the operation's sync options.
+    fn sync_options_for(
+        &self,
+        app: &Application,
+        sync_op: &SyncOperation,
+        options: &[String],
+        target: &Target,
+    ) -> SyncOptions {
+        let name = app.metadata.name.clone().unwrap_or_default();
         let dest_ns = app.spec.destination.namespace.clone().filter(|n| !n.is_empty());
-        let create_namespace = has_option(&options, "CreateNamespace=true").then(|| {
+        let create_namespace = has_option(options, "CreateNamespace=true").then(|| {
             let meta = app
                 .spec
                 .sync_policy
@@ -814,108 +972,68 @@ impl Controller {
                 })
                 .collect()
         });
-        let opts = SyncOptions {
+        let (skip, verified) = {
+            let memo = self.memo.lock().expect("memo lock");
+            let verdicts = memo.get(&name).map(|m| &m.verdicts);
+            let mut skip = HashSet::new();
+            let mut verified = HashSet::new();
+            for d in &target.objects {
+                if let Some((h, _, _, in_sync)) = verdicts.and_then(|v| v.get(&d.key))
+                    && *h == hash_of(&d.object)
+                {
+                    verified.insert(d.key.clone());
+                    if *in_sync && has_option(options, "ApplyOutOfSyncOnly=true") {
+                        skip.insert(d.key.clone());
+                    }
+                }
+            }
+            (skip, verified)
+        };
+        SyncOptions {
             prune: sync_op.prune.unwrap_or(false),
             dry_run: sync_op.dry_run.unwrap_or(false),
-            prune_last: has_option(&options, "PruneLast=true"),
+            prune_last: has_option(options, "PruneLast=true"),
             create_namespace,
             only,
-            prune_propagation: match option_value(&options, "PrunePropagationPolicy") {
+            skip,
+            prune_propagation: match option_value(options, "PrunePropagationPolicy") {
                 Some("background") => Some(PropagationPolicy::Background),
                 Some("orphan") => Some(PropagationPolicy::Orphan),
                 _ => Some(PropagationPolicy::Foreground),
             },
-        };
-        let desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
-        let tracked = self.cache.tracked_by(&name);
-        let steps = sync::plan(&desired, &tracked, &opts);
-        let outcomes = sync::execute(&self.client, &self.cache, &steps, &opts).await;
-        if !opts.dry_run {
-            let mut memo = self.memo.lock().expect("memo lock");
-            let m = memo.entry(name.clone()).or_default();
-            m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
-            for o in outcomes.iter().filter(|o| o.status == OutcomeStatus::Synced) {
-                if let Some(stored) = &o.stored {
-                    m.applied.insert(o.key.clone(), (stored.clone(), Instant::now()));
-                }
-            }
+            replace: has_option(options, "Replace=true"),
+            force: has_option(options, "Force=true"),
+            no_validate: has_option(options, "Validate=false"),
+            skip_dry_run_on_missing: has_option(options, "SkipDryRunOnMissingResource=true"),
+            verified,
+            prune_confirmed: app
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("argocd.argoproj.io/deletion-approved")),
         }
-        let failed: Vec<&sync::ResourceOutcome> =
-            outcomes.iter().filter(|o| o.status == OutcomeStatus::SyncFailed).collect();
-        let results: Vec<ResourceResult> = outcomes
+    }
+
+    /// Desired objects that another Application tracks (Argo CD's SharedResourceWarning).
+    fn shared_resources(&self, app: &str, target: &Target) -> Vec<String> {
+        target
+            .objects
             .iter()
-            .map(|o| ResourceResult {
-                group: o.key.group.clone(),
-                version: o.version.clone(),
-                kind: o.key.kind.clone(),
-                namespace: o.key.namespace.clone(),
-                name: o.key.name.clone(),
-                status: Some(o.status.as_str().into()),
-                message: Some(o.message.clone()),
-                sync_phase: Some("Sync".into()),
-                ..Default::default()
+            .filter_map(|d| {
+                let live = self.cache.get(&d.key)?;
+                let owner = berth_engine::resource::TrackingId::of(&live)?.app;
+                (owner != app).then(|| format!("{} is part of application {owner}", d.key))
             })
-            .collect();
-        let source = single_source(app).cloned();
-        let result = SyncOperationResult {
-            resources: results,
-            revision: target.revision.clone(),
-            source: source.clone(),
-            ..Default::default()
-        };
-        let (phase, message) = if failed.is_empty() {
-            (
-                "Succeeded",
-                if opts.dry_run {
-                    "successfully synced (dry run)".to_string()
-                } else {
-                    "successfully synced (all tasks run)".to_string()
-                },
-            )
-        } else {
-            let first = failed[0];
-            (
-                "Failed",
-                format!(
-                    "one or more objects failed to apply, reason: {} {}: {}",
-                    first.key.kind, first.key.name, first.message
-                ),
-            )
-        };
-        let commit = target.commit.as_ref();
-        tracing::info!(
-            app = %name,
-            revision = %target.revision,
-            author = commit.map(|c| c.author.as_str()).unwrap_or_default(),
-            message = commit.map(|c| c.message.lines().next().unwrap_or_default()).unwrap_or_default(),
-            phase,
-            resources = outcomes.len(),
-            "sync finished"
-        );
-        state = finish(state, phase, message, Some(result));
-        if phase == "Succeeded" && !opts.dry_run {
-            push_history(
-                &mut status.history,
-                RevisionHistory {
-                    revision: Some(target.revision.clone()),
-                    revisions: vec![],
-                    deployed_at: state.finished_at.clone().unwrap_or_else(now),
-                    id: 0,
-                    source,
-                    sources: vec![],
-                    deploy_started_at: Some(started),
-                    initiated_by: op.initiated_by.clone(),
-                    revision_metadata: target.commit.as_ref().map(|c| RevisionMetadata {
-                        author: Some(c.author.clone()),
-                        date: Some(c.date.clone()),
-                        message: Some(c.message.clone()),
-                        tags: vec![],
-                    }),
-                },
-                app.spec.revision_history_limit,
-            );
-        }
-        Ok(state)
+            .collect()
+    }
+
+    fn requeue_after(&self, name: &str, after: Duration) {
+        let queue = self.queue.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            queue.push(&name, Level::Compare);
+        });
     }
 
     fn auto_sync_decision(
@@ -1145,5 +1263,89 @@ impl crate::Settings {
             managed_fields_managers: r.managed_fields_managers.clone(),
         }));
         rules
+    }
+}
+
+/// Unique to one attempt of one operation: its start time and retry count.
+fn run_id(state: &OperationState) -> String {
+    let h = hash_of(&(&state.started_at, state.retry_count.unwrap_or(0)));
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+fn record_from(r: &ResourceResult) -> Option<sync::Record> {
+    let phase = sync::hooks::Phase::parse(r.sync_phase.as_deref().unwrap_or("Sync"))?;
+    Some(sync::Record {
+        key: ResourceKey::new(&r.group, &r.kind, &r.namespace, &r.name),
+        version: r.version.clone(),
+        phase,
+        hook: r.hook_type.is_some(),
+        status: OutcomeStatus::parse(r.status.as_deref().unwrap_or_default())?,
+        hook_phase: r.hook_phase.as_deref().and_then(sync::HookPhase::parse),
+        message: r.message.clone().unwrap_or_default(),
+    })
+}
+
+fn result_from(r: &sync::Record) -> ResourceResult {
+    ResourceResult {
+        group: r.key.group.clone(),
+        version: r.version.clone(),
+        kind: r.key.kind.clone(),
+        namespace: r.key.namespace.clone(),
+        name: r.key.name.clone(),
+        status: Some(r.status.as_str().into()),
+        message: Some(r.message.clone()),
+        hook_type: r.hook.then(|| r.phase.as_str().to_string()),
+        hook_phase: r.hook_phase.map(|p| p.as_str().to_string()),
+        sync_phase: Some(r.phase.as_str().into()),
+        ..Default::default()
+    }
+}
+
+/// What the sync executor sees of the cluster: the cache, plus this controller's own recent writes.
+struct OperationWorld<'a> {
+    controller: &'a Controller,
+    app: &'a str,
+    settings: Arc<crate::Settings>,
+}
+
+impl sync::run::World for OperationWorld<'_> {
+    fn live(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
+        self.controller.live_view(self.app, key)
+    }
+
+    fn hook_instance(&self, run: &str) -> Option<Arc<serde_json::Value>> {
+        let is_run = |o: &serde_json::Value| {
+            o["metadata"]["annotations"][sync::hooks::HOOK_RUN_ANNOTATION].as_str() == Some(run)
+        };
+        let found = self.controller.cache.tracked_by(self.app).into_iter().find(|(_, o)| is_run(o));
+        if let Some((key, _)) = found {
+            return self.controller.live_view(self.app, &key);
+        }
+        // Created a moment ago, not in the watch yet.
+        let memo = self.controller.memo.lock().expect("memo lock");
+        let recent = memo
+            .get(self.app)?
+            .applied
+            .iter()
+            .find(|(_, (o, at))| is_run(o) && at.elapsed() < Duration::from_secs(10));
+        let (key, (obj, _)) = recent?;
+        // Gone from the cluster although the watch has caught up with it: deleted.
+        let rv = |o: &serde_json::Value| o["metadata"]["resourceVersion"].as_str().map(str::to_string);
+        match self.controller.cache.get(key) {
+            Some(c) if rv(&c) != rv(obj) => Some(c),
+            _ => Some(obj.clone()),
+        }
+    }
+
+    fn health(&self, obj: &serde_json::Value) -> Option<health::Health> {
+        let _ = &self.settings;
+        health::assess(obj)
+    }
+
+    fn stored(&self, key: &ResourceKey, obj: Arc<serde_json::Value>) {
+        let mut memo = self.controller.memo.lock().expect("memo lock");
+        let m = memo.entry(self.app.to_string()).or_default();
+        m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
+        m.applied.insert(key.clone(), (obj, Instant::now()));
     }
 }

@@ -1,6 +1,7 @@
 //! Writing to the cluster: server-side apply (and its dry run, which predicts the live object), and delete.
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
+use std::time::Duration;
 
 use crate::cache::KindInfo;
 use crate::resource::ResourceKey;
@@ -25,11 +26,107 @@ pub async fn apply(
     obj: &serde_json::Value,
     dry_run: bool,
 ) -> Result<serde_json::Value, kube::Error> {
+    apply_with(client, info, obj, ApplyMode { dry_run, ..Default::default() }).await
+}
+
+/// How an object is written: Argo CD's sync options that change the apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyMode {
+    pub dry_run: bool,
+    /// `Validate=false` turns the server's strict field validation off.
+    pub validate: bool,
+    /// `Replace=true`: replace (PUT) or create instead of server-side apply.
+    pub replace: bool,
+    /// `Force=true`: when the write is refused (an immutable field changed), delete and create again.
+    pub force: bool,
+}
+
+impl Default for ApplyMode {
+    fn default() -> Self {
+        ApplyMode { dry_run: false, validate: true, replace: false, force: false }
+    }
+}
+
+/// Writes `obj` as `mode` says and returns what the server stored (or would store, in a dry run).
+pub async fn apply_with(
+    client: &kube::Client,
+    info: &KindInfo,
+    obj: &serde_json::Value,
+    mode: ApplyMode,
+) -> Result<serde_json::Value, kube::Error> {
     let key = ResourceKey::of(obj).unwrap_or_else(|| ResourceKey::new("", "", "", ""));
-    let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    params.dry_run = dry_run;
-    let stored = api(client, info, &key.namespace).patch(&key.name, &params, &Patch::Apply(obj)).await?;
-    let mut value = serde_json::to_value(stored).unwrap_or_default();
+    let first = if mode.replace {
+        replace(client, info, &key, obj, mode.dry_run).await
+    } else {
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = mode.dry_run;
+        params = if mode.validate { params.validation_strict() } else { params.validation_ignore() };
+        api(client, info, &key.namespace)
+            .patch(&key.name, &params, &Patch::Apply(obj))
+            .await
+            .map(|o| to_value(o, info))
+    };
+    match first {
+        Err(kube::Error::Api(e)) if mode.force && !mode.dry_run && (e.code == 422 || e.code == 409) => {
+            recreate(client, info, &key, obj).await
+        }
+        other => other,
+    }
+}
+
+async fn replace(
+    client: &kube::Client,
+    info: &KindInfo,
+    key: &ResourceKey,
+    obj: &serde_json::Value,
+    dry_run: bool,
+) -> Result<serde_json::Value, kube::Error> {
+    let api = api(client, info, &key.namespace);
+    let params = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
+    let data: DynamicObject = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
+    match api.get_opt(&key.name).await? {
+        Some(live) => {
+            let mut data = data;
+            data.metadata.resource_version = live.metadata.resource_version;
+            api.replace(&key.name, &params, &data).await.map(|o| to_value(o, info))
+        }
+        None => api.create(&params, &data).await.map(|o| to_value(o, info)),
+    }
+}
+
+/// Deletes the object, waits until it is gone (30 s at most), and creates it from `obj`.
+async fn recreate(
+    client: &kube::Client,
+    info: &KindInfo,
+    key: &ResourceKey,
+    obj: &serde_json::Value,
+) -> Result<serde_json::Value, kube::Error> {
+    let api = api(client, info, &key.namespace);
+    delete(client, info, key, PropagationPolicy::Background, false).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while api.get_opt(&key.name).await?.is_some() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let data: DynamicObject = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
+    let params = PostParams { dry_run: false, field_manager: Some(FIELD_MANAGER.into()) };
+    api.create(&params, &data).await.map(|o| to_value(o, info))
+}
+
+/// Creates `obj` (a hook: `generateName` is honoured) and returns the stored object.
+pub async fn create(
+    client: &kube::Client,
+    info: &KindInfo,
+    obj: &serde_json::Value,
+    dry_run: bool,
+) -> Result<serde_json::Value, kube::Error> {
+    let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    let data: DynamicObject = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
+    let params = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
+    api(client, info, namespace).create(&params, &data).await.map(|o| to_value(o, info))
+}
+
+fn to_value(obj: DynamicObject, info: &KindInfo) -> serde_json::Value {
+    let mut value = serde_json::to_value(obj).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), info.resource.api_version.clone().into());
         map.insert("kind".into(), info.resource.kind.clone().into());
@@ -37,7 +134,7 @@ pub async fn apply(
     if let Some(meta) = value["metadata"].as_object_mut() {
         meta.remove("managedFields");
     }
-    Ok(value)
+    value
 }
 
 /// Reads one object from the API server (with its managedFields, which the cache does not keep).

@@ -234,6 +234,20 @@ impl ClusterCache {
     }
 }
 
+/// The application an object's tracking id names, if the id is this object's own (a copied annotation
+/// does not count). A hook created with `generateName` carries the id of its template (the prefix).
+fn tracked_app(obj: &serde_json::Value, key: &ResourceKey) -> Option<String> {
+    let t = TrackingId::of(obj)?;
+    let generated = obj["metadata"]["generateName"].as_str().is_some_and(|prefix| {
+        t.key.name == prefix
+            && key.name.starts_with(prefix)
+            && t.key.group == key.group
+            && t.key.kind == key.kind
+            && t.key.namespace == key.namespace
+    });
+    (t.key == *key || generated).then_some(t.app)
+}
+
 fn object_id(value: &serde_json::Value) -> (String, String) {
     let meta = &value["metadata"];
     (
@@ -260,8 +274,8 @@ fn index_change(
     for uid in new.map(owner_uids).unwrap_or_default() {
         state.children.entry(uid).or_default().insert(key.clone());
     }
-    let old_app = old.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
-    let new_app = new.and_then(TrackingId::of).filter(|t| t.key == key).map(|t| t.app);
+    let old_app = old.and_then(|o| tracked_app(o, &key));
+    let new_app = new.and_then(|o| tracked_app(o, &key));
     if let Some(app) = &old_app
         && new_app.as_ref() != Some(app)
         && let Some(set) = state.by_app.get_mut(app)
