@@ -1,0 +1,451 @@
+//! Sync in depth on the real local cluster: the seed's PreSync migration, PostSync after health, SyncFail
+//! on a failed hook, CRD → operator → custom resource waves, a controller restart in the middle of a sync,
+//! and retries. The order of events is taken from watches of the API server, not from berth's own record.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+/// Facts about Jobs and Deployments of a namespace in the order the API server reported them.
+#[derive(Clone, Default)]
+struct Timeline(Arc<Mutex<Vec<String>>>);
+
+impl Timeline {
+    fn start(client: &kube::Client, ns: &str) -> Timeline {
+        let t = Timeline::default();
+        let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+        let recorder = t.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(jobs, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = events.next().await {
+                if let watcher::Event::Apply(job) | watcher::Event::InitApply(job) = event {
+                    let name = job.metadata.name.clone().unwrap_or_default();
+                    recorder.note(format!("job {name} created"));
+                    for c in job.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
+                        if c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed") {
+                            recorder.note(format!("job {name} {}", c.type_.to_lowercase()));
+                        }
+                    }
+                }
+            }
+        });
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let recorder = t.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(deployments, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = events.next().await {
+                if let watcher::Event::Apply(d) | watcher::Event::InitApply(d) = event {
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    let spec = d.spec.clone().unwrap_or_default();
+                    let image = spec.template.spec.as_ref().and_then(|p| p.containers[0].image.clone());
+                    recorder.note(format!("deployment {name} image {}", image.unwrap_or_default()));
+                    let status = d.status.clone().unwrap_or_default();
+                    let rolled_out = status.observed_generation == d.metadata.generation
+                        && status.updated_replicas.unwrap_or(0) == spec.replicas.unwrap_or(1)
+                        && status.available_replicas.unwrap_or(0) == spec.replicas.unwrap_or(1);
+                    if rolled_out {
+                        let image = spec.template.spec.and_then(|p| p.containers[0].image.clone());
+                        recorder.note(format!("deployment {name} available {}", image.unwrap_or_default()));
+                    }
+                }
+            }
+        });
+        t
+    }
+
+    fn note(&self, fact: String) {
+        let mut facts = self.0.lock().unwrap();
+        if !facts.contains(&fact) {
+            facts.push(fact);
+        }
+    }
+
+    /// Position of the first fact that starts with `prefix` and contains `part`.
+    fn find(&self, prefix: &str, part: &str) -> Option<usize> {
+        self.0.lock().unwrap().iter().position(|f| f.starts_with(prefix) && f.contains(part))
+    }
+
+    fn at(&self, prefix: &str, part: &str) -> usize {
+        self.find(prefix, part)
+            .unwrap_or_else(|| panic!("no {prefix:?} … {part:?} in {:#?}", self.0.lock().unwrap()))
+    }
+
+    fn dump(&self) -> String {
+        format!("{:#?}", self.0.lock().unwrap())
+    }
+}
+
+async fn jobs(client: &kube::Client, ns: &str) -> Vec<Job> {
+    Api::<Job>::namespaced(client.clone(), ns).list(&Default::default()).await.unwrap().items
+}
+
+fn phase(app: &serde_json::Value) -> &str {
+    app["status"]["operationState"]["phase"].as_str().unwrap_or_default()
+}
+
+fn web(image: &str, replicas: u32) -> String {
+    web_manifests(image).replace("replicas: 3", &format!("replicas: {replicas}"))
+}
+
+fn job(name: &str, annotations: &str, spec_extra: &str) -> String {
+    format!(
+        "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  annotations:
+{annotations}
+spec:
+  backoffLimit: 0
+{spec_extra}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: run
+        image: busybox
+"
+    )
+}
+
+async fn set_operation(bench: &Bench, name: &str, op: serde_json::Value) {
+    bench
+        .apps()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"operation": op})))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_seeds_presync_migration_runs_before_the_deployment_changes_and_is_deleted_after() {
+    let mut bench = Bench::start("presync").await;
+    let repo = GitRepo::new();
+    let hook = std::fs::read_to_string(seed_dir().join("hook-presync-migrate.yaml")).unwrap();
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
+    repo.write("apps/web/migrate.yaml", &hook);
+    repo.commit("web with a migration");
+    let ns = bench.dest_namespace("presync");
+    ensure_namespace(&bench.client, &ns).await;
+    let timeline = Timeline::start(&bench.client, &ns);
+    let name = unique("presync");
+    bench.create_app(seed_web_app(&name, &repo.url(), &ns)).await;
+
+    let app = bench
+        .wait_app(&name, "synced with the hook run", |a| {
+            phase(a) == "Succeeded" && sync_status(a) == "Synced"
+        })
+        .await;
+    let results = app["status"]["operationState"]["syncResult"]["resources"].as_array().unwrap();
+    let hook = results.iter().find(|r| r["hookType"] == "PreSync").expect("the hook is in the result");
+    assert_eq!(hook["kind"], "Job");
+    assert_eq!(hook["hookPhase"], "Succeeded");
+    assert_eq!(hook["syncPhase"], "PreSync");
+    let job_name = hook["name"].as_str().unwrap().to_string();
+    assert!(job_name.starts_with("migrate-"), "generateName: {job_name}");
+    poll("the Deployment to roll out", TIMEOUT, || async {
+        timeline.find("deployment web available", "v1.2.3").is_some()
+    })
+    .await;
+    assert!(
+        timeline.at(&format!("job {job_name} complete"), "") < timeline.at("deployment web image", "v1.2.3"),
+        "the migration completed before the Deployment was written: {}",
+        timeline.dump()
+    );
+    // HookSucceeded: the Job is deleted once the sync is done; the hook never makes the app OutOfSync.
+    poll("the migration Job to be deleted", TIMEOUT, || async {
+        jobs(&bench.client, &ns).await.iter().all(|j| j.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    assert!(app["status"]["resources"].as_array().unwrap().iter().all(|r| r["kind"] != "Job"));
+
+    // A new image: the migration runs again, and again before the Deployment changes.
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.4"));
+    repo.commit("web v1.2.4");
+    bench.refresh(&name).await;
+    let app = bench
+        .wait_app(&name, "v1.2.4 synced", |a| {
+            phase(a) == "Succeeded" && a["status"]["history"].as_array().is_some_and(|h| h.len() == 2)
+        })
+        .await;
+    let second = app["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["hookType"] == "PreSync")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, job_name, "a new Job for the new sync");
+    poll("v1.2.4 to be written", TIMEOUT, || async {
+        timeline.find("deployment web image", "v1.2.4").is_some()
+    })
+    .await;
+    assert!(
+        timeline.at(&format!("job {second} complete"), "") < timeline.at("deployment web image", "v1.2.4"),
+        "{}",
+        timeline.dump()
+    );
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn postsync_runs_after_the_deployment_is_healthy_and_a_failed_hook_runs_syncfail() {
+    let mut bench = Bench::start("postsync").await;
+    let repo = GitRepo::new();
+    repo.write("app/web.yaml", &web("myorg/web:v1", 2));
+    repo.write("app/smoke.yaml", &job("smoke", "    argocd.argoproj.io/hook: PostSync", ""));
+    repo.write(
+        "app/alert.yaml",
+        &job("alert", "    argocd.argoproj.io/hook: SyncFail\n    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation", ""),
+    );
+    repo.commit("web with smoke test and alert");
+    let ns = bench.dest_namespace("postsync");
+    ensure_namespace(&bench.client, &ns).await;
+    let timeline = Timeline::start(&bench.client, &ns);
+    let name = unique("postsync");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({});
+    bench.create_app(app).await;
+    bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
+    set_operation(&bench, &name, json!({"sync": {"prune": true}, "initiatedBy": {"username": "admin"}}))
+        .await;
+    bench.wait_app(&name, "the sync finished", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
+    assert!(
+        timeline.at("deployment web available", "v1") < timeline.at("job smoke created", ""),
+        "the smoke test started after the Deployment was healthy: {}",
+        timeline.dump()
+    );
+    assert!(timeline.find("job alert", "").is_none(), "no SyncFail hook on success");
+
+    // A PreSync hook that fails (it can never be scheduled and has a 1 s deadline): the new image is
+    // not applied, SyncFail runs, and the operation is Failed with the hook named.
+    repo.write(
+        "app/gate.yaml",
+        &job("gate", "    argocd.argoproj.io/hook: PreSync", "  activeDeadlineSeconds: 1").replace(
+            "      restartPolicy: Never",
+            "      restartPolicy: Never\n      nodeSelector: {berth.dev/no-such-node: \"true\"}",
+        ),
+    );
+    repo.write("app/web.yaml", &web("myorg/web:v2", 2));
+    repo.commit("a failing gate");
+    bench.refreshed(&name).await;
+    set_operation(&bench, &name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
+    let app = bench.wait_app(&name, "the sync failed", |a| phase(a) == "Failed").await;
+    let message = app["status"]["operationState"]["message"].as_str().unwrap();
+    assert!(message.contains("PreSync") && message.contains("job.batch/gate"), "{message}");
+    assert!(timeline.find("job alert created", "").is_some(), "SyncFail ran: {}", timeline.dump());
+    assert!(
+        timeline.find("deployment web image", "v2").is_none(),
+        "v2 was never applied: {}",
+        timeline.dump()
+    );
+    assert!(conditions(&app).contains("SyncError"), "{}", conditions(&app));
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn crd_then_operator_then_custom_resource_follow_their_waves() {
+    let mut bench = Bench::start("waves").await;
+    let group = format!("{}.example.com", unique("w"));
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+  annotations: {{argocd.argoproj.io/sync-wave: \"1\"}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"
+    );
+    let operator = web("myorg/operator:v1", 1)
+        .replace("name: web\nspec:\n  replicas", "name: web\n  annotations: {argocd.argoproj.io/sync-wave: \"2\"}\nspec:\n  minReadySeconds: 2\n  replicas");
+    let widget = format!(
+        "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\n  annotations: {{argocd.argoproj.io/sync-wave: \"3\"}}\nspec: {{size: 1}}\n"
+    );
+    let repo = GitRepo::new();
+    repo.write("app/crd.yaml", &crd);
+    repo.write("app/operator.yaml", operator.split("---").next().unwrap());
+    repo.write("app/widget.yaml", &widget);
+    repo.commit("crd, operator, widget");
+    let ns = bench.dest_namespace("waves");
+    let name = unique("waves");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    bench.create_app(app).await;
+    let app = bench
+        .wait_app(&name, "all three waves synced", |a| phase(a) == "Succeeded" && sync_status(a) == "Synced")
+        .await;
+    let order: Vec<String> = app["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] != "Namespace")
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order, ["CustomResourceDefinition", "Deployment", "Widget"]);
+
+    // Timestamps from the API server: the operator was created after the CRD was established, and the
+    // widget after the operator was available (minReadySeconds 2 keeps that apart from its creation).
+    let crds: Api<kube::api::DynamicObject> = Api::all_with(
+        bench.client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        )),
+    );
+    let crd = serde_json::to_value(crds.get(&format!("widgets.{group}")).await.unwrap()).unwrap();
+    let established =
+        crd["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Established").unwrap()
+            ["lastTransitionTime"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let deployment = Api::<Deployment>::namespaced(bench.client.clone(), &ns).get("web").await.unwrap();
+    let deployment = serde_json::to_value(deployment).unwrap();
+    let created = deployment["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
+    let available = deployment["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Available" && c["status"] == "True")
+        .unwrap()["lastTransitionTime"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        bench.client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(&group, "v1", "Widget")),
+    );
+    let widget = serde_json::to_value(widgets.get("w").await.unwrap()).unwrap();
+    let widget_created = widget["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
+    // RFC 3339 in UTC with whole seconds: string order is time order.
+    assert!(established <= created, "CRD established {established}, operator created {created}");
+    assert!(available <= widget_created, "operator available {available}, widget created {widget_created}");
+    assert!(created < widget_created, "operator created {created}, widget created {widget_created}");
+    let _ = crds.delete(&format!("widgets.{group}"), &Default::default()).await;
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_controller_restarted_mid_sync_finishes_it_with_every_hook_run_once() {
+    let mut bench = Bench::start("resume").await;
+    let repo = GitRepo::new();
+    // A PreSync hook that waits (a suspended Job) until the test lets it go.
+    let gate = job("gate", "    argocd.argoproj.io/hook: PreSync", "  suspend: true")
+        .replace("  name: gate\n", "  generateName: gate-\n");
+    repo.write("app/gate.yaml", &gate);
+    repo.write("app/web.yaml", &web("myorg/web:v1", 1));
+    repo.write("app/after.yaml", &job("after", "    argocd.argoproj.io/hook: PostSync", ""));
+    repo.commit("gated");
+    let ns = bench.dest_namespace("resume");
+    ensure_namespace(&bench.client, &ns).await;
+    let name = unique("resume");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({});
+    bench.create_app(app).await;
+    bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
+    set_operation(&bench, &name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
+    bench
+        .wait_app(&name, "waiting on the gate", |a| {
+            phase(a) == "Running"
+                && a["status"]["operationState"]["message"].as_str().unwrap_or_default().contains("gate-")
+        })
+        .await;
+
+    bench.stop_controller().await;
+    assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_none());
+    bench.start_controller();
+    // The new controller has looked at the app (and its running operation) before the gate opens.
+    bench.refreshed(&name).await;
+    let app = bench.app(&name).await;
+    assert_eq!(phase(&app), "Running", "{}", app["status"]["operationState"]);
+    let gates: Vec<Job> = jobs(&bench.client, &ns).await;
+    assert_eq!(gates.len(), 1, "the restarted controller did not run the hook again");
+    let gate_name = gates[0].metadata.name.clone().unwrap();
+    Api::<Job>::namespaced(bench.client.clone(), &ns)
+        .patch(&gate_name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"suspend": false}})))
+        .await
+        .unwrap();
+    bench.wait_app(&name, "the sync finished", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
+    let names: Vec<String> =
+        jobs(&bench.client, &ns).await.iter().map(|j| j.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("gate-")).count(), 1, "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "after").count(), 1, "{names:?}");
+    assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_some());
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failing_sync_is_retried_with_backoff_and_counts_its_attempts() {
+    let mut bench = Bench::start("retry").await;
+    let repo = GitRepo::new();
+    repo.write("app/web.yaml", &web("myorg/web:v1", 1));
+    repo.commit("web");
+    // The destination namespace does not exist and is not created: every attempt fails.
+    let ns = bench.dest_namespace("retry-missing");
+    let name = unique("retry");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({});
+    bench.create_app(app).await;
+    bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
+    set_operation(
+        &bench,
+        &name,
+        json!({"sync": {}, "initiatedBy": {"username": "admin"},
+               "retry": {"limit": 2, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}}),
+    )
+    .await;
+    let app = bench
+        .wait_app(&name, "a retry scheduled", |a| {
+            a["status"]["operationState"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Retrying attempt #1")
+        })
+        .await;
+    assert_eq!(phase(&app), "Running");
+    let app = bench.wait_app(&name, "the last attempt failed", |a| phase(a) == "Failed").await;
+    assert_eq!(app["status"]["operationState"]["retryCount"], 2);
+    assert!(
+        app["status"]["operationState"]["message"].as_str().unwrap().contains(&ns),
+        "{}",
+        app["status"]["operationState"]["message"]
+    );
+    // The next attempt succeeds once the namespace exists.
+    ensure_namespace(&bench.client, &ns).await;
+    set_operation(
+        &bench,
+        &name,
+        json!({"sync": {}, "initiatedBy": {"username": "admin"}, "retry": {"limit": 3}}),
+    )
+    .await;
+    let app = bench.wait_app(&name, "synced", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
+    assert!(
+        app["status"]["operationState"]["retryCount"].is_null()
+            || app["status"]["operationState"]["retryCount"] == 0
+    );
+    bench.cleanup().await;
+}
