@@ -9,6 +9,7 @@ mod project;
 mod queue;
 mod reconcile;
 mod retry;
+pub mod rollback;
 pub mod settings;
 mod status;
 

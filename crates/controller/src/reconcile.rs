@@ -29,6 +29,8 @@ const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
+const PRE_DELETE_FINALIZER: &str = "pre-delete-finalizer.argocd.argoproj.io";
+const POST_DELETE_FINALIZER: &str = "post-delete-finalizer.argocd.argoproj.io";
 
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
@@ -194,6 +196,9 @@ impl Controller {
                 });
             }
             Ok(target) => {
+                if let Some(new_rv) = self.ensure_deletion_finalizers(&app, target).await? {
+                    rv = new_rv;
+                }
                 conditions.extend(target.errors.iter().map(|e| ("ComparisonError", e.clone())));
                 conditions.extend(target.warnings.iter().cloned());
                 let cmp = self.compare(&app, target, &settings.ignore_rules_for(&app)).await;
@@ -262,6 +267,15 @@ impl Controller {
             }
         }
 
+        // The last operation's failure stays a condition until an operation succeeds.
+        if !ran_operation
+            && let Some(state) = &status.operation_state
+            && matches!(state.phase.as_str(), "Failed" | "Error")
+            && let Some(message) = &state.message
+            && !conditions.iter().any(|(kind, _)| *kind == "SyncError")
+        {
+            conditions.push(("SyncError", message.clone()));
+        }
         status.conditions = merge_conditions(&old_status.conditions, conditions);
         status.controller_namespace = Some(self.config.namespace.clone());
         let wrote =
@@ -328,19 +342,9 @@ impl Controller {
         {
             return Err("spec.source: Helm, Kustomize and plugin sources are not supported yet; only directory sources".into());
         }
-        if !project::source_permitted(&proj.spec, &source.repo_url) {
-            return Err(format!(
-                "application repo {} is not permitted in project '{project}'",
-                source.repo_url
-            ));
-        }
+        project::source_check(project, &proj.spec, &source.repo_url)?;
         let namespace = dest.namespace.as_deref().unwrap_or_default();
-        if !project::destination_permitted(&proj.spec, IN_CLUSTER, "in-cluster", namespace) {
-            return Err(format!(
-                "application destination server '{}' and namespace '{namespace}' do not match any of the allowed destinations in project '{project}'",
-                dest.server.as_deref().filter(|s| !s.is_empty()).unwrap_or(IN_CLUSTER)
-            ));
-        }
+        project::destination_check(project, &proj.spec, IN_CLUSTER, "in-cluster", namespace)?;
         Ok(source)
     }
 
@@ -502,17 +506,6 @@ impl Controller {
                 }
             };
             let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            if let Some(proj) = &proj
-                && !project::resource_permitted(&proj.spec, &gk.group, &kind, &name, namespaced)
-            {
-                errors.push(format!(
-                    "{}: resource {}:{kind} {name:?} is not permitted in project '{}'",
-                    m.file,
-                    gk.group,
-                    proj.metadata.name.as_deref().unwrap_or_default()
-                ));
-                continue;
-            }
             let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
             if namespaced {
                 if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
@@ -520,6 +513,23 @@ impl Controller {
                 }
             } else {
                 meta.remove("namespace");
+            }
+            if let Some(proj) = &proj {
+                let proj_name = proj.metadata.name.as_deref().unwrap_or_default();
+                let ns = namespaced.then(|| object["metadata"]["namespace"].as_str().unwrap_or_default());
+                if let Err(e) = project::object_check(
+                    proj_name,
+                    &proj.spec,
+                    &gk.group,
+                    &kind,
+                    &name,
+                    ns,
+                    IN_CLUSTER,
+                    "in-cluster",
+                ) {
+                    errors.push(format!("{}: {e}", m.file));
+                    continue;
+                }
             }
             let is_hook = sync::hooks::is_hook(&object);
             let key = if is_hook { sync::plan::desired_key(&object) } else { ResourceKey::of(&object) };
@@ -1135,59 +1145,166 @@ impl Controller {
         }
     }
 
-    /// Cascading deletion behind Argo CD's finalizer: delete every tracked object, wait until they are
-    /// gone, then let the Application go.
+    /// Deletion behind Argo CD's finalizers: PreDelete hooks first (pre-delete-finalizer), then every
+    /// tracked object (resources-finalizer, foreground or background), then PostDelete hooks
+    /// (post-delete-finalizer); each finalizer is removed when its step is done.
     async fn finalize(&self, app: &Application) -> Result<(), Error> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
-        let Some(finalizer) = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND)
-        else {
-            return Ok(());
-        };
-        for r in app.status.iter().flat_map(|s| &s.resources) {
-            if let Some(kind) = &r.kind {
-                let _ = self
-                    .cache
-                    .ensure_watched(&GroupKind {
-                        group: r.group.clone().unwrap_or_default(),
-                        kind: kind.clone(),
-                    })
-                    .await;
+        let has = |f: &str| finalizers.iter().any(|x| x == f);
+        if has(PRE_DELETE_FINALIZER) {
+            match self.deletion_hooks(app, sync::hooks::Phase::PreDelete).await {
+                sync::run::Progress::Succeeded(_) => {
+                    return self.remove_finalizer(&name, PRE_DELETE_FINALIZER).await;
+                }
+                sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
+                    tracing::info!(app = %name, %message, "waiting for PreDelete hooks");
+                    self.requeue_after(&name, Duration::from_secs(1));
+                    return Ok(());
+                }
             }
         }
-        let tracked = self.cache.tracked_by(&name);
-        if !tracked.is_empty() {
-            let policy = if finalizer == FINALIZER_BACKGROUND {
-                PropagationPolicy::Background
-            } else {
-                PropagationPolicy::Foreground
-            };
-            for (key, live) in &tracked {
-                if sync::has_sync_option(live, "Delete=false") {
-                    continue;
+        let resources = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND);
+        if let Some(finalizer) = resources {
+            for r in app.status.iter().flat_map(|s| &s.resources) {
+                if let Some(kind) = &r.kind {
+                    let _ = self
+                        .cache
+                        .ensure_watched(&GroupKind {
+                            group: r.group.clone().unwrap_or_default(),
+                            kind: kind.clone(),
+                        })
+                        .await;
                 }
-                if live["metadata"]["deletionTimestamp"].is_string() {
-                    continue;
-                }
-                let info = self.cache.kind(&key.group_kind()).await?;
-                berth_engine::apply::delete(&self.client, &info, key, policy.clone(), false).await?;
             }
-            let waiting = tracked.iter().any(|(_, live)| !sync::has_sync_option(live, "Delete=false"));
-            if waiting {
-                let queue = self.queue.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    queue.push(&name, Level::Compare);
-                });
+            // PostDelete hooks run after this step: they are not deleted by it.
+            let post_delete = |live: &serde_json::Value| matches!(sync::hooks::hook_kind(live), sync::hooks::HookKind::Hook(p) if p.contains(&sync::hooks::Phase::PostDelete));
+            let tracked: Vec<_> = self
+                .cache
+                .tracked_by(&name)
+                .into_iter()
+                .filter(|(_, live)| !sync::has_sync_option(live, "Delete=false") && !post_delete(live))
+                .collect();
+            if !tracked.is_empty() {
+                let policy = if finalizer == FINALIZER_BACKGROUND {
+                    PropagationPolicy::Background
+                } else {
+                    PropagationPolicy::Foreground
+                };
+                for (key, live) in &tracked {
+                    if live["metadata"]["deletionTimestamp"].is_string() {
+                        continue;
+                    }
+                    let info = self.cache.kind(&key.group_kind()).await?;
+                    berth_engine::apply::delete(&self.client, &info, key, policy.clone(), false).await?;
+                }
+                self.requeue_after(&name, Duration::from_secs(1));
                 return Ok(());
             }
+            let finalizer = finalizer.clone();
+            return self.remove_finalizer(&name, &finalizer).await;
         }
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let remaining: Vec<&String> =
-            finalizers.iter().filter(|f| *f != FINALIZER && *f != FINALIZER_BACKGROUND).collect();
-        let patch = serde_json::json!({"metadata": {"finalizers": remaining}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        if has(POST_DELETE_FINALIZER) {
+            match self.deletion_hooks(app, sync::hooks::Phase::PostDelete).await {
+                sync::run::Progress::Succeeded(_) => {
+                    return self.remove_finalizer(&name, POST_DELETE_FINALIZER).await;
+                }
+                sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
+                    tracing::info!(app = %name, %message, "waiting for PostDelete hooks");
+                    self.requeue_after(&name, Duration::from_secs(1));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Runs one step of the application's PreDelete or PostDelete hooks, rendered from its current target.
+    /// A source that cannot be rendered any more has no hooks to run.
+    async fn deletion_hooks(&self, app: &Application, phase: sync::hooks::Phase) -> sync::run::Progress {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let target = match self.validate(app) {
+            Ok(source) => self.target(app, source, None, Level::Compare, false).await,
+            Err(e) => Err(e),
+        };
+        let desired: Vec<serde_json::Value> = match target {
+            Ok(t) => t.objects.into_iter().map(|d| d.object).collect(),
+            Err(message) => {
+                tracing::warn!(app = %name, %message, "no {phase} hooks: the source cannot be rendered");
+                return sync::run::Progress::Succeeded(String::new());
+            }
+        };
+        let tasks = sync::plan::deletion_hooks(&desired, phase);
+        for kind in tasks.iter().map(|t| t.key.group_kind()).collect::<BTreeSet<_>>() {
+            let _ = self.cache.ensure_watched(&kind).await;
+        }
+        let run_id =
+            format!("{:010x}", hash_of(&(&app.metadata.deletion_timestamp, phase.as_str())) & 0xff_ffff_ffff);
+        let world = OperationWorld { controller: self, app: &name, settings: self.settings() };
+        let opts = SyncOptions::default();
+        let mut execution = sync::run::Operation {
+            client: &self.client,
+            cache: &self.cache,
+            world: &world,
+            tasks: &tasks,
+            opts: &opts,
+            run_id: &run_id,
+            records: vec![],
+        };
+        execution.run_hooks(phase).await
+    }
+
+    async fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<(), Error> {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let current = api.get(name).await?;
+        let remaining: Vec<String> =
+            current.metadata.finalizers.unwrap_or_default().into_iter().filter(|f| f != finalizer).collect();
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": current.metadata.resource_version },
+            { "op": "replace", "path": "/metadata/finalizers", "value": remaining }
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => {
+                self.requeue_after(name, Duration::from_millis(100));
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Argo CD adds the pre-/post-delete finalizers to an application whose source has such hooks, so
+    /// they run when it is deleted.
+    async fn ensure_deletion_finalizers(
+        &self,
+        app: &Application,
+        target: &Target,
+    ) -> Result<Option<String>, Error> {
+        let mut wanted = Vec::new();
+        for (phase, finalizer) in [
+            (sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER),
+            (sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER),
+        ] {
+            let has_hooks = target.objects.iter().any(|d| {
+                matches!(sync::hooks::hook_kind(&d.object), sync::hooks::HookKind::Hook(p) if p.contains(&phase))
+            });
+            let present = app.metadata.finalizers.iter().flatten().any(|f| f == finalizer);
+            if has_hooks && !present {
+                wanted.push(finalizer);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let mut finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+        finalizers.extend(wanted.iter().map(|f| f.to_string()));
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        let stored = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.remember_write(&name, &stored);
+        Ok(stored.metadata.resource_version)
     }
 }
 

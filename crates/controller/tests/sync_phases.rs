@@ -449,3 +449,130 @@ async fn a_failing_sync_is_retried_with_backoff_and_counts_its_attempts() {
     );
     bench.cleanup().await;
 }
+
+#[tokio::test]
+async fn rollback_restores_an_earlier_revision_and_is_refused_with_auto_sync() {
+    let mut bench = Bench::start("rollback").await;
+    let repo = GitRepo::new();
+    repo.write("app/web.yaml", &web("myorg/web:v1", 1));
+    repo.commit("v1");
+    let ns = bench.dest_namespace("rollback");
+    let name = unique("rollback");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["revisionHistoryLimit"] = json!(2);
+    bench.create_app(app).await;
+    let history_len = |a: &serde_json::Value| a["status"]["history"].as_array().map_or(0, |h| h.len());
+    bench.wait_app(&name, "v1 synced", |a| phase(a) == "Succeeded" && history_len(a) == 1).await;
+    for v in ["v2", "v3"] {
+        repo.write("app/web.yaml", &web(&format!("myorg/web:{v}"), 1));
+        repo.commit(v);
+        bench.refresh(&name).await;
+        bench
+            .wait_app(&name, &format!("{v} synced"), |a| {
+                phase(a) == "Succeeded"
+                    && a["status"]["history"].as_array().is_some_and(|h| {
+                        h.last().unwrap()["revisionMetadata"]["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains(v)
+                    })
+            })
+            .await;
+    }
+    let app = bench.app(&name).await;
+    assert_eq!(history_len(&app), 2, "revisionHistoryLimit keeps two entries");
+    let typed: berth_api::Application = serde_json::from_value(app.clone()).unwrap();
+    let v2 = app["status"]["history"][0]["id"].as_i64().unwrap();
+    let v2_revision = app["status"]["history"][0]["revision"].clone();
+    let refused =
+        berth_controller::rollback::rollback_operation(&typed, v2, false, false, "admin").unwrap_err();
+    assert!(refused.contains("auto-sync is enabled"), "{refused}");
+
+    // Without automation, the rollback syncs the v2 commit: the app is then OutOfSync with git (v3).
+    bench
+        .apps()
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"syncPolicy": null}})))
+        .await
+        .unwrap();
+    let app = bench.wait_app(&name, "automation off", |a| a["spec"]["syncPolicy"].is_null()).await;
+    let typed: berth_api::Application = serde_json::from_value(app).unwrap();
+    let op = berth_controller::rollback::rollback_operation(&typed, v2, false, false, "admin").unwrap();
+    set_operation(&bench, &name, serde_json::to_value(op).unwrap()).await;
+    let app = bench
+        .wait_app(&name, "rolled back", |a| {
+            phase(a) == "Succeeded" && a["operation"].is_null() && sync_status(a) == "OutOfSync"
+        })
+        .await;
+    let image = Api::<Deployment>::namespaced(bench.client.clone(), &ns)
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("myorg/web:v2"));
+    let last = app["status"]["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["revision"], v2_revision,
+        "the new entry records v2's commit: {:#}",
+        app["status"]["history"]
+    );
+    assert_eq!(history_len(&app), 2);
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_an_application_runs_predelete_then_deletes_then_runs_postdelete() {
+    let mut bench = Bench::start("delete-hooks").await;
+    let repo = GitRepo::new();
+    repo.write("app/web.yaml", &web("myorg/web:v1", 1));
+    repo.write("app/pre.yaml", &job("backup", "    argocd.argoproj.io/hook: PreDelete", ""));
+    repo.write(
+        "app/post.yaml",
+        &job("goodbye", "    argocd.argoproj.io/hook: PostDelete\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded", ""),
+    );
+    repo.commit("web with deletion hooks");
+    let ns = bench.dest_namespace("delete-hooks");
+    ensure_namespace(&bench.client, &ns).await;
+    let timeline = Timeline::start(&bench.client, &ns);
+    let name = unique("delete-hooks");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
+    bench.create_app(app).await;
+    let app = bench
+        .wait_app(&name, "synced, with the deletion finalizers added", |a| {
+            phase(a) == "Succeeded" && a["metadata"]["finalizers"].as_array().is_some_and(|f| f.len() == 3)
+        })
+        .await;
+    assert!(jobs(&bench.client, &ns).await.is_empty(), "deletion hooks do not run on sync");
+    assert!(app["metadata"]["finalizers"].to_string().contains("pre-delete-finalizer.argocd.argoproj.io"));
+
+    bench.apps().delete(&name, &Default::default()).await.unwrap();
+    poll("the Application to be gone", TIMEOUT, || async {
+        bench.apps().get_opt(&name).await.unwrap().is_none()
+    })
+    .await;
+    assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_none());
+    assert!(
+        timeline.at("job backup complete", "") < timeline.at("job goodbye created", ""),
+        "{}",
+        timeline.dump()
+    );
+    // The Deployment was gone before PostDelete ran: its deletion was requested after PreDelete finished,
+    // and the PostDelete Job (HookSucceeded) is deleted when it is done.
+    poll("the PostDelete Job to go", TIMEOUT, || async {
+        jobs(&bench.client, &ns)
+            .await
+            .iter()
+            .all(|j| j.metadata.name.as_deref() != Some("goodbye") || j.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    bench.cleanup().await;
+}

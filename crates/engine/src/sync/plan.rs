@@ -145,6 +145,31 @@ pub fn tasks(
     out
 }
 
+/// The hooks of a deletion phase (PreDelete or PostDelete), which run only when the Application is deleted.
+pub fn deletion_hooks(desired: &[serde_json::Value], phase: Phase) -> Vec<Task> {
+    let mut out: Vec<Task> = desired
+        .iter()
+        .filter_map(|obj| {
+            let HookKind::Hook(phases) = hooks::hook_kind(obj) else { return None };
+            if !phases.contains(&phase) {
+                return None;
+            }
+            Some(Task {
+                phase,
+                wave: hook_wave(obj),
+                key: desired_key(obj)?,
+                action: Action::Hook {
+                    object: obj.clone(),
+                    delete_policies: hooks::delete_policies(obj),
+                    generate_name: ResourceKey::of(obj).is_none(),
+                },
+            })
+        })
+        .collect();
+    out.sort_by_key(Task::order);
+    out
+}
+
 /// The stages of the tasks in `phases`, in run order: (phase, wave) and the indexes of their tasks.
 pub fn stages(tasks: &[Task], phases: &[Phase]) -> Vec<((Phase, i64), Vec<usize>)> {
     let mut out: Vec<((Phase, i64), Vec<usize>)> = Vec::new();

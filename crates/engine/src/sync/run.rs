@@ -127,6 +127,34 @@ impl Operation<'_> {
         Progress::Succeeded("successfully synced (all tasks run)".into())
     }
 
+    /// Runs the hooks of one phase that is not part of a sync (PreDelete, PostDelete), stage by stage.
+    pub async fn run_hooks(&mut self, phase: Phase) -> Progress {
+        self.refresh_hooks();
+        for (_, items) in plan::stages(self.tasks, &[phase]) {
+            let unstarted: Vec<usize> =
+                items.iter().copied().filter(|i| matches!(self.state(*i), TaskState::Unstarted)).collect();
+            if !unstarted.is_empty() {
+                if let Started::Waiting(w) = self.start(&unstarted).await {
+                    return Progress::Running(w);
+                }
+                self.refresh_hooks();
+            }
+            for i in &items {
+                match self.state(*i) {
+                    TaskState::Running(w) => return Progress::Running(w),
+                    TaskState::Failed => {
+                        let message = self.failure().unwrap_or_default();
+                        self.delete_finished_hooks().await;
+                        return Progress::Failed(message);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.delete_finished_hooks().await;
+        Progress::Succeeded(format!("{phase} hooks completed"))
+    }
+
     /// The record of a task: a resource's by key and phase; a hook's by phase and (prefix of) name.
     fn record_of(&self, task: &Task) -> Option<usize> {
         let generate = matches!(task.action, Action::Hook { generate_name: true, .. });
