@@ -100,6 +100,8 @@ struct Comparison {
     sync_status: &'static str,
     health: HealthStatus,
     errors: Vec<String>,
+    /// Objects another Application tracks too (SharedResourceWarning).
+    warnings: Vec<String>,
     live: Vec<Arc<serde_json::Value>>,
 }
 
@@ -203,6 +205,7 @@ impl Controller {
                 conditions.extend(target.warnings.iter().cloned());
                 let cmp = self.compare(&app, target, &settings.ignore_rules_for(&app)).await;
                 conditions.extend(cmp.errors.iter().map(|e| ("ComparisonError", e.clone())));
+                conditions.extend(cmp.warnings.iter().map(|w| ("SharedResourceWarning", w.clone())));
                 self.apply_comparison(&app, &mut status, target, &cmp);
                 comparison = Some(cmp);
             }
@@ -470,11 +473,13 @@ impl Controller {
         let mut objects: Vec<Desired> = Vec::new();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        let validate = !has_option(&sync_options(app, None), "Validate=false");
         let mut seen: HashMap<ResourceKey, String> = HashMap::new();
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let proj = self
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
+        let skip_dry_run = has_option(&sync_options(app, None), "SkipDryRunOnMissingResource=true");
         // Kinds defined by CRDs of this same source: known before the cluster serves them.
         let crd_kinds: HashMap<GroupKind, bool> = manifests
             .iter()
@@ -499,6 +504,13 @@ impl Controller {
             let namespaced = match self.cache.kind(&gk).await {
                 Ok(info) => info.namespaced,
                 Err(_) if crd_kinds.contains_key(&gk) => crd_kinds[&gk],
+                // Its CRD will be made by something else (an operator this sync installs): like Argo CD,
+                // the object is neither dry-run nor refused before its turn comes.
+                Err(_)
+                    if skip_dry_run || sync::has_sync_option(&object, "SkipDryRunOnMissingResource=true") =>
+                {
+                    true
+                }
                 Err(e) => {
                     let name = object["metadata"]["name"].as_str().unwrap_or_default();
                     errors.push(format!("{}: {kind} {name:?}: {e}", m.file));
@@ -567,6 +579,8 @@ impl Controller {
     async fn compare(&self, app: &Application, target: &Target, ignore: &[IgnoreRule]) -> Comparison {
         let app_name = app.metadata.name.clone().unwrap_or_default();
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let validate = !has_option(&sync_options(app, None), "Validate=false");
         // Watch the desired kinds and every kind in the last inventory (status.resources), so objects that
         // left git are still seen after a restart.
         let mut kinds: BTreeSet<GroupKind> = target.objects.iter().map(|d| d.key.group_kind()).collect();
@@ -607,10 +621,11 @@ impl Controller {
                 None => ("OutOfSync", Some(health::Health::new(HealthStatus::Missing, ""))),
                 Some(live) => {
                     live_objects.push(live.clone());
-                    let equal = self.in_sync(&app_name, d, live, ignore).await.unwrap_or_else(|message| {
-                        errors.push(format!("{}: {}: {message}", d.file, d.key));
-                        false
-                    });
+                    let equal =
+                        self.in_sync(&app_name, d, live, ignore, validate).await.unwrap_or_else(|message| {
+                            errors.push(format!("{}: {}: {message}", d.file, d.key));
+                            false
+                        });
                     (if equal { "Synced" } else { "OutOfSync" }, health::assess(live))
                 }
             };
@@ -657,7 +672,17 @@ impl Controller {
         } else {
             "Synced"
         };
-        Comparison { resources, sync_status, health: health::worst(&healths), errors, live: live_objects }
+        for shared in self.shared_resources(&app_name, target) {
+            warnings.push(shared);
+        }
+        Comparison {
+            resources,
+            sync_status,
+            health: health::worst(&healths),
+            errors,
+            warnings,
+            live: live_objects,
+        }
     }
 
     /// The live object as the cache has it, or what the last sync stored if the watch is behind.
@@ -687,10 +712,11 @@ impl Controller {
         d: &Desired,
         live: &serde_json::Value,
         ignore: &[IgnoreRule],
+        validate: bool,
     ) -> Result<bool, String> {
         let desired_hash = hash_of(&d.object);
         let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
-        let rules_hash = hash_of(&format!("{rules:?}"));
+        let rules_hash = hash_of(&format!("{rules:?} validate={validate}"));
         let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
         if let Some((h, r, rh, verdict)) =
             self.memo.lock().expect("memo lock").get(app).and_then(|m| m.verdicts.get(&d.key))
@@ -701,7 +727,12 @@ impl Controller {
             return Ok(*verdict);
         }
         let info = self.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
-        let predicted = berth_engine::apply::apply(&self.client, &info, &d.object, true)
+        let mode = berth_engine::apply::ApplyMode {
+            dry_run: true,
+            validate: validate && !sync::has_sync_option(&d.object, "Validate=false"),
+            ..Default::default()
+        };
+        let predicted = berth_engine::apply::apply_with(&self.client, &info, &d.object, mode)
             .await
             .map_err(|e| sync::api_message(&e))?;
         // The cache keeps no managedFields; rules that ignore fields by manager read them from the server.
@@ -845,7 +876,28 @@ impl Controller {
             ));
         }
         let opts = self.sync_options_for(app, &sync_op, &options, &target);
-        let desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
+        let mut desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
+        if has_option(&options, "RespectIgnoreDifferences=true") {
+            let rules = self.settings().ignore_rules_for(app);
+            for (d, object) in target.objects.iter().zip(desired.iter_mut()) {
+                let Some(live) = self.live_view(&name, &d.key) else { continue };
+                if !rules.iter().any(|r| r.matches(&d.key)) {
+                    continue;
+                }
+                // Rules by field manager need the managedFields the cache does not keep.
+                let live = if rules.iter().any(|r| r.matches(&d.key) && !r.managed_fields_managers.is_empty())
+                    && let Ok(info) = self.cache.kind(&d.key.group_kind()).await
+                    && let Ok(Some(full)) = berth_engine::apply::get(&self.client, &info, &d.key).await
+                {
+                    Arc::new(full)
+                } else {
+                    live
+                };
+                if let Err(e) = normalize::respect_ignored(object, &live, &d.key, &rules) {
+                    return Ok(finish(state, "Error", format!("{}: {}: {e}", d.file, d.key), None));
+                }
+            }
+        }
         let tracked = self.cache.tracked_by(&name);
         for kind in target.objects.iter().map(|d| d.key.group_kind()).collect::<BTreeSet<_>>() {
             let _ = self.cache.ensure_watched(&kind).await;

@@ -1,10 +1,16 @@
 //! Argo CD's settings from the argocd-cm ConfigMap that the Application controller uses.
 
+use berth_engine::health::{Health, HealthOverrides};
 use berth_engine::normalize::IgnoreRule;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const IGNORE_PREFIX: &str = "resource.customizations.ignoreDifferences.";
+const HEALTH_PREFIX: &str = "resource.customizations.health.";
+const OPEN_LIBS_PREFIX: &str = "resource.customizations.useOpenLibs.";
+/// The older form: one YAML map from `group/kind` (globs allowed) to `health.lua`, `useOpenLibs` and more.
+const CUSTOMIZATIONS: &str = "resource.customizations";
 
 /// The controller's view of argocd-cm.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +23,9 @@ pub struct Settings {
     pub ignore_rules: Vec<IgnoreRule>,
     /// Emergency switch (`berth.selfHeal.paused: "true"`): drift is reported but not reverted.
     pub self_heal_paused: bool,
+    /// Lua health checks (`resource.customizations.health.<group>_<kind>` with
+    /// `resource.customizations.useOpenLibs.<group>_<kind>`, and `health.lua` in `resource.customizations`).
+    pub health_overrides: Arc<HealthOverrides>,
     /// Problems found while reading the settings, reported on every application.
     pub warnings: Vec<String>,
 }
@@ -28,6 +37,7 @@ impl Default for Settings {
             jitter: Duration::from_secs(60),
             ignore_rules: Vec::new(),
             self_heal_paused: false,
+            health_overrides: Arc::default(),
             warnings: Vec::new(),
         }
     }
@@ -42,6 +52,15 @@ struct IgnoreSpec {
     jq_path_expressions: Vec<String>,
     #[serde(default)]
     managed_fields_managers: Vec<String>,
+}
+
+/// One entry of the `resource.customizations` map; the parts berth does not use yet are skipped.
+#[derive(serde::Deserialize, Default)]
+struct Customization {
+    #[serde(rename = "health.lua", default)]
+    health_lua: Option<String>,
+    #[serde(rename = "useOpenLibs", default)]
+    use_open_libs: Option<bool>,
 }
 
 impl Settings {
@@ -91,7 +110,77 @@ impl Settings {
                 managed_fields_managers: spec.managed_fields_managers,
             });
         }
+        s.health_overrides = Arc::new(read_health_overrides(data, &mut s.warnings));
         s
+    }
+
+    /// The health of a live object: argocd-cm's Lua check for its group and kind if there is one, else the
+    /// built-in check; `None` for kinds without either and for objects that ignore health checks.
+    pub fn health(&self, obj: &serde_json::Value) -> Option<Health> {
+        self.health_overrides.assess(obj)
+    }
+}
+
+/// The health scripts of argocd-cm, each compiled once here so a broken one is reported at once. The split
+/// keys win over `resource.customizations`, field by field, as in Argo CD.
+fn read_health_overrides(data: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> HealthOverrides {
+    // Argo CD's override key → (script, useOpenLibs).
+    let mut entries: BTreeMap<String, (Option<String>, Option<bool>)> = BTreeMap::new();
+    if let Some(blob) = data.get(CUSTOMIZATIONS) {
+        match serde_saphyr::from_str::<BTreeMap<String, Customization>>(blob) {
+            Ok(map) => {
+                for (key, c) in map {
+                    entries.insert(key, (c.health_lua, c.use_open_libs));
+                }
+            }
+            Err(e) => warnings.push(format!("argocd-cm {CUSTOMIZATIONS}: {e}")),
+        }
+    }
+    for (key, value) in data {
+        let (group_kind, is_script) = match (key.strip_prefix(HEALTH_PREFIX), key.strip_prefix(OPEN_LIBS_PREFIX)) {
+            (Some(gk), _) => (gk, true),
+            (_, Some(gk)) => (gk, false),
+            _ => continue,
+        };
+        let Some(override_key) = override_key(group_kind) else {
+            warnings.push(format!("argocd-cm {key}: the key should end in <group>_<kind>, or <kind> for the core group"));
+            continue;
+        };
+        let entry = entries.entry(override_key).or_default();
+        if is_script {
+            entry.0 = Some(value.clone());
+        } else {
+            match parse_bool(value) {
+                Some(open) => entry.1 = Some(open),
+                None => warnings.push(format!("argocd-cm {key}: {value:?} is not a boolean")),
+            }
+        }
+    }
+    let mut overrides = HealthOverrides::default();
+    for (key, (script, use_open_libs)) in entries {
+        let Some(script) = script.filter(|s| !s.trim().is_empty()) else { continue };
+        if let Err(e) = overrides.insert(&key, &script, use_open_libs.unwrap_or(false)) {
+            warnings.push(format!("argocd-cm {e}"));
+        }
+    }
+    overrides
+}
+
+/// `cert-manager.io_Certificate` → `cert-manager.io/Certificate`; `Pod` (or `_Pod`) → `Pod`, the core group.
+fn override_key(group_kind: &str) -> Option<String> {
+    match group_kind.split('_').collect::<Vec<_>>().as_slice() {
+        [kind] | ["", kind] if !kind.is_empty() => Some(kind.to_string()),
+        [group, kind] if !kind.is_empty() => Some(format!("{group}/{kind}")),
+        _ => None,
+    }
+}
+
+/// Go's strconv.ParseBool, which Argo CD reads these flags with.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
@@ -126,6 +215,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_engine::health::HealthStatus;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -179,5 +269,94 @@ mod tests {
         assert_eq!(all.group, None);
         let hook = s.ignore_rules.iter().find(|r| r.kind == "MutatingWebhookConfiguration").unwrap();
         assert_eq!(hook.group.as_deref(), Some("admissionregistration.k8s.io"));
+    }
+
+    fn object(api_version: &str, kind: &str) -> serde_json::Value {
+        serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "status": {"phase": "Failed"}})
+    }
+
+    fn health_of(s: &Settings, api_version: &str, kind: &str) -> Option<(HealthStatus, String)> {
+        s.health(&object(api_version, kind)).map(|h| (h.status, h.message))
+    }
+
+    #[test]
+    fn health_scripts_are_read_per_group_kind_and_win_over_the_built_in_checks() {
+        let s = Settings::from_config_map(&data(&[
+            ("resource.customizations.health.cert-manager.io_Certificate", "return {status = 'Degraded', message = 'cert'}"),
+            ("resource.customizations.health.Pod", "return {status = 'Healthy', message = 'pod'}"),
+            ("resource.customizations.health._Service", "return {status = 'Suspended', message = 'svc'}"),
+        ]));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(health_of(&s, "cert-manager.io/v1", "Certificate"), Some((HealthStatus::Degraded, "cert".into())));
+        assert_eq!(health_of(&s, "v1", "Pod"), Some((HealthStatus::Healthy, "pod".into())));
+        assert_eq!(health_of(&s, "v1", "Service"), Some((HealthStatus::Suspended, "svc".into())));
+        assert_eq!(health_of(&s, "v1", "PersistentVolumeClaim"), Some((HealthStatus::Unknown, String::new())));
+        assert_eq!(health_of(&s, "v1", "ConfigMap"), None);
+    }
+
+    #[test]
+    fn use_open_libs_is_read_per_group_kind() {
+        let script = "return {status = 'Healthy', message = type(os.getenv)}";
+        let s = Settings::from_config_map(&data(&[
+            ("resource.customizations.health.example.com_Open", script),
+            ("resource.customizations.useOpenLibs.example.com_Open", "true"),
+            ("resource.customizations.health.example.com_Closed", script),
+            ("resource.customizations.useOpenLibs.example.com_Closed", "false"),
+        ]));
+        assert_eq!(health_of(&s, "example.com/v1", "Open"), Some((HealthStatus::Healthy, "function".into())));
+        assert_eq!(health_of(&s, "example.com/v1", "Closed"), Some((HealthStatus::Healthy, "nil".into())));
+    }
+
+    #[test]
+    fn the_resource_customizations_map_holds_health_scripts_and_wildcards() {
+        let blob = r#"
+"*.aws.example.com/*":
+  health.lua: |
+    return {status = "Progressing", message = "any aws"}
+example.com/Widget:
+  useOpenLibs: true
+  health.lua: |
+    return {status = "Healthy", message = type(io)}
+  actions: |
+    discovery.lua: return {}
+"#;
+        let s = Settings::from_config_map(&data(&[
+            ("resource.customizations", blob),
+            ("resource.customizations.health.example.com_Gadget", "return {status = 'Degraded'}"),
+        ]));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(health_of(&s, "ec2.aws.example.com/v1", "Instance"), Some((HealthStatus::Progressing, "any aws".into())));
+        assert_eq!(health_of(&s, "example.com/v1", "Widget"), Some((HealthStatus::Healthy, "table".into())));
+        assert_eq!(health_of(&s, "example.com/v1", "Gadget"), Some((HealthStatus::Degraded, String::new())));
+    }
+
+    #[test]
+    fn bad_health_settings_are_warnings() {
+        let s = Settings::from_config_map(&data(&[
+            ("resource.customizations.health.example.com_Widget", "return {status = "),
+            ("resource.customizations.useOpenLibs.example.com_Widget", "yes"),
+            ("resource.customizations.health.a_b_C", "return {status = 'Healthy'}"),
+            ("resource.customizations", "[not a map"),
+        ]));
+        assert_eq!(s.warnings.len(), 4, "{:?}", s.warnings);
+        assert!(s.warnings.iter().any(|w| w.starts_with("argocd-cm resource.customizations: ")), "{:?}", s.warnings);
+        assert!(s.warnings.iter().any(|w| w.contains("useOpenLibs.example.com_Widget: \"yes\" is not a boolean")));
+        assert!(s.warnings.iter().any(|w| w.contains("health.a_b_C: the key should end in <group>_<kind>")));
+        assert!(
+            s.warnings.iter().any(|w| w.starts_with(
+                "argocd-cm health check for example.com/Widget: the script does not compile: health.lua:1:"
+            )),
+            "{:?}",
+            s.warnings
+        );
+        // The broken script still decides, so the object shows the error rather than passing as healthy.
+        assert_eq!(health_of(&s, "example.com/v1", "Widget").map(|h| h.0), Some(HealthStatus::Unknown));
+    }
+
+    #[test]
+    fn settings_with_the_same_scripts_are_equal() {
+        let pairs = [("resource.customizations.health.Pod", "return {status = 'Healthy'}")];
+        assert_eq!(Settings::from_config_map(&data(&pairs)), Settings::from_config_map(&data(&pairs)));
+        assert_ne!(Settings::from_config_map(&data(&pairs)), Settings::default());
     }
 }

@@ -33,7 +33,7 @@ pub async fn apply(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApplyMode {
     pub dry_run: bool,
-    /// `Validate=false` turns the server's strict field validation off.
+    /// `Validate=false` turns the server's strict field validation off (the write is then an update).
     pub validate: bool,
     /// `Replace=true`: replace (PUT) or create instead of server-side apply.
     pub replace: bool,
@@ -55,12 +55,15 @@ pub async fn apply_with(
     mode: ApplyMode,
 ) -> Result<serde_json::Value, kube::Error> {
     let key = ResourceKey::of(obj).unwrap_or_else(|| ResourceKey::new("", "", "", ""));
-    let first = if mode.replace {
+    // Server-side apply cannot carry a field outside the schema, even with validation off: without
+    // validation the object is written with update (as `kubectl apply --validate=false` would), and the
+    // server drops what it does not know.
+    let first = if mode.replace || !mode.validate {
         replace(client, info, &key, obj, mode.dry_run).await
     } else {
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = mode.dry_run;
-        params = if mode.validate { params.validation_strict() } else { params.validation_ignore() };
+        params = params.validation_strict();
         api(client, info, &key.namespace)
             .patch(&key.name, &params, &Patch::Apply(obj))
             .await

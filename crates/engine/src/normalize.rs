@@ -90,6 +90,64 @@ pub fn apply_ignore_rules(
     Ok(())
 }
 
+/// RespectIgnoreDifferences=true: the fields the rules ignore keep their live values when `desired` is
+/// applied (an ignored field absent from the live object is left out), so a sync does not undo them.
+pub fn respect_ignored(
+    desired: &mut serde_json::Value,
+    live: &serde_json::Value,
+    key: &ResourceKey,
+    rules: &[IgnoreRule],
+) -> Result<(), IgnoreError> {
+    let mut d = desired.clone();
+    apply_ignore_rules(&mut d, live, key, rules)?;
+    let mut l = live.clone();
+    apply_ignore_rules(&mut l, live, key, rules)?;
+    let mut paths = differing_paths(desired, &d);
+    paths.extend(differing_paths(live, &l));
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        match live.pointer(&path) {
+            Some(value) => set_pointer(desired, &path, value.clone()),
+            None => remove_pointer(desired, &path),
+        }
+    }
+    Ok(())
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+fn set_pointer(target: &mut serde_json::Value, pointer: &str, value: serde_json::Value) {
+    let tokens: Vec<String> =
+        pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    let Some((last, parents)) = tokens.split_last() else { return };
+    let mut node = target;
+    for t in parents {
+        node = match node {
+            serde_json::Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(n) => n,
+                None => return,
+            },
+            other => {
+                if !other.is_object() {
+                    *other = serde_json::json!({});
+                }
+                other.as_object_mut().expect("an object").entry(t.clone()).or_insert(serde_json::json!({}))
+            }
+        };
+    }
+    match node {
+        serde_json::Value::Array(items) => {
+            if let Some(slot) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *slot = value;
+            }
+        }
+        serde_json::Value::Object(map) => {
+            map.insert(last.clone(), value);
+        }
+        _ => {}
+    }
+}
+
 /// Removes the value at an RFC 6901 JSON pointer, if present.
 pub fn remove_pointer(target: &mut serde_json::Value, pointer: &str) {
     let tokens: Vec<String> =
@@ -336,5 +394,28 @@ mod tests {
         let a = json!({"spec": {"replicas": 3, "template": {"image": "a"}}, "x": [1, 2]});
         let b = json!({"spec": {"replicas": 4, "template": {"image": "a"}}, "x": [1, 2, 3]});
         assert_eq!(differing_paths(&a, &b), ["/spec/replicas", "/x"]);
+    }
+
+    #[test]
+    fn respect_ignored_keeps_the_live_value_of_ignored_fields() {
+        let key = ResourceKey::new("apps", "Deployment", "web", "web");
+        let rules = vec![IgnoreRule {
+            group: Some("apps".into()),
+            kind: "Deployment".into(),
+            json_pointers: vec!["/spec/replicas".into()],
+            jq_path_expressions: vec![".spec.template.metadata.annotations".into()],
+            ..Default::default()
+        }];
+        let mut desired = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "spec": {"replicas": 3, "template": {"metadata": {"annotations": {"a": "git"}}, "spec": {"x": 1}}}});
+        let live = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "spec": {"replicas": 7, "template": {"metadata": {}, "spec": {"x": 0}}}});
+        respect_ignored(&mut desired, &live, &key, &rules).unwrap();
+        assert_eq!(desired["spec"]["replicas"], 7, "live value kept");
+        assert!(
+            desired["spec"]["template"]["metadata"].get("annotations").is_none(),
+            "absent live: left out"
+        );
+        assert_eq!(desired["spec"]["template"]["spec"]["x"], 1, "other fields still from git");
     }
 }

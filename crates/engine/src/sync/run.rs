@@ -314,7 +314,11 @@ impl Operation<'_> {
                     let mode = self.opts.mode_for(object);
                     match apply::apply_with(self.client, &info, object, mode).await {
                         Ok(stored) => {
-                            let verb = if mode.replace { "replaced" } else { "serverside-applied" };
+                            let verb = if mode.replace || !mode.validate {
+                                "replaced"
+                            } else {
+                                "serverside-applied"
+                            };
                             self.world.stored(&task.key, Arc::new(stored));
                             let message = format!("{} {verb}", describe(&task.key));
                             self.record(task, &task.key, OutcomeStatus::Synced, message);
@@ -495,6 +499,8 @@ impl Operation<'_> {
             match apply::apply_with(self.client, &info, object, mode).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) && created_ns.contains(&task.key.namespace) => {}
+                // Force=true deletes and creates an object the server refuses to change in place.
+                Err(kube::Error::Api(e)) if mode.force && (e.code == 422 || e.code == 409) => {}
                 Err(e) => self.record(task, &task.key, OutcomeStatus::SyncFailed, api_message(&e)),
             }
         }
