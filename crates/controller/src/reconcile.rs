@@ -473,7 +473,6 @@ impl Controller {
         let mut objects: Vec<Desired> = Vec::new();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        let validate = !has_option(&sync_options(app, None), "Validate=false");
         let mut seen: HashMap<ResourceKey, String> = HashMap::new();
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let proj = self
