@@ -1204,16 +1204,7 @@ impl Controller {
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         let has = |f: &str| finalizers.iter().any(|x| x == f);
         if has(PRE_DELETE_FINALIZER) {
-            match self.deletion_hooks(app, sync::hooks::Phase::PreDelete).await {
-                sync::run::Progress::Succeeded(_) => {
-                    return self.remove_finalizer(&name, PRE_DELETE_FINALIZER).await;
-                }
-                sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
-                    tracing::info!(app = %name, %message, "waiting for PreDelete hooks");
-                    self.requeue_after(&name, Duration::from_secs(1));
-                    return Ok(());
-                }
-            }
+            return self.deletion_step(app, sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER).await;
         }
         let resources = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND);
         if let Some(finalizer) = resources {
@@ -1256,17 +1247,27 @@ impl Controller {
             return self.remove_finalizer(&name, &finalizer).await;
         }
         if has(POST_DELETE_FINALIZER) {
-            match self.deletion_hooks(app, sync::hooks::Phase::PostDelete).await {
-                sync::run::Progress::Succeeded(_) => {
-                    return self.remove_finalizer(&name, POST_DELETE_FINALIZER).await;
-                }
-                sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
-                    tracing::info!(app = %name, %message, "waiting for PostDelete hooks");
-                    self.requeue_after(&name, Duration::from_secs(1));
-                }
-            }
+            return self.deletion_step(app, sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER).await;
         }
         Ok(())
+    }
+
+    /// One step of a deletion phase's hooks; its finalizer is removed once they are done.
+    async fn deletion_step(
+        &self,
+        app: &Application,
+        phase: sync::hooks::Phase,
+        finalizer: &str,
+    ) -> Result<(), Error> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        match self.deletion_hooks(app, phase).await {
+            sync::run::Progress::Succeeded(_) => self.remove_finalizer(&name, finalizer).await,
+            sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
+                tracing::info!(app = %name, %message, "waiting for {phase} hooks");
+                self.requeue_after(&name, Duration::from_secs(1));
+                Ok(())
+            }
+        }
     }
 
     /// Runs one step of the application's PreDelete or PostDelete hooks, rendered from its current target.
