@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod crds;
 mod run;
 
@@ -20,6 +21,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the Application, AppProject and ApplicationSet CRDs as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Offline tools for administrators, as `argocd admin`.
+    Admin(admin::AdminArgs),
 }
 
 #[tokio::main]
@@ -37,5 +40,6 @@ async fn main() -> Result<()> {
             print!("{}", crds::to_yaml().context("serialising the CRDs")?);
             Ok(())
         }
+        Command::Admin(args) => admin::run(args),
     }
 }

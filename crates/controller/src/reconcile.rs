@@ -203,7 +203,7 @@ impl Controller {
                 }
                 conditions.extend(target.errors.iter().map(|e| ("ComparisonError", e.clone())));
                 conditions.extend(target.warnings.iter().cloned());
-                let cmp = self.compare(&app, target, &settings.ignore_rules_for(&app)).await;
+                let cmp = self.compare(&app, target, &settings).await;
                 conditions.extend(cmp.errors.iter().map(|e| ("ComparisonError", e.clone())));
                 conditions.extend(cmp.warnings.iter().map(|w| ("SharedResourceWarning", w.clone())));
                 self.apply_comparison(&app, &mut status, target, &cmp);
@@ -575,7 +575,8 @@ impl Controller {
     }
 
     /// Desired against live: each object's sync status and health, and which tracked objects left git.
-    async fn compare(&self, app: &Application, target: &Target, ignore: &[IgnoreRule]) -> Comparison {
+    async fn compare(&self, app: &Application, target: &Target, settings: &crate::Settings) -> Comparison {
+        let ignore = &settings.ignore_rules_for(app);
         let app_name = app.metadata.name.clone().unwrap_or_default();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
@@ -625,7 +626,7 @@ impl Controller {
                             errors.push(format!("{}: {}: {message}", d.file, d.key));
                             false
                         });
-                    (if equal { "Synced" } else { "OutOfSync" }, health::assess(live))
+                    (if equal { "Synced" } else { "OutOfSync" }, settings.health(live))
                 }
             };
             if sync_status == "OutOfSync" {
@@ -656,7 +657,7 @@ impl Controller {
                 key,
                 &version,
                 "OutOfSync",
-                health::assess(live),
+                settings.health(live),
                 Some(true),
                 None,
             ));
@@ -1507,8 +1508,7 @@ impl sync::run::World for OperationWorld<'_> {
     }
 
     fn health(&self, obj: &serde_json::Value) -> Option<health::Health> {
-        let _ = &self.settings;
-        health::assess(obj)
+        self.settings.health(obj)
     }
 
     fn stored(&self, key: &ResourceKey, obj: Arc<serde_json::Value>) {

@@ -137,13 +137,16 @@ fn read_health_overrides(data: &BTreeMap<String, String>, warnings: &mut Vec<Str
         }
     }
     for (key, value) in data {
-        let (group_kind, is_script) = match (key.strip_prefix(HEALTH_PREFIX), key.strip_prefix(OPEN_LIBS_PREFIX)) {
-            (Some(gk), _) => (gk, true),
-            (_, Some(gk)) => (gk, false),
-            _ => continue,
-        };
+        let (group_kind, is_script) =
+            match (key.strip_prefix(HEALTH_PREFIX), key.strip_prefix(OPEN_LIBS_PREFIX)) {
+                (Some(gk), _) => (gk, true),
+                (_, Some(gk)) => (gk, false),
+                _ => continue,
+            };
         let Some(override_key) = override_key(group_kind) else {
-            warnings.push(format!("argocd-cm {key}: the key should end in <group>_<kind>, or <kind> for the core group"));
+            warnings.push(format!(
+                "argocd-cm {key}: the key should end in <group>_<kind>, or <kind> for the core group"
+            ));
             continue;
         };
         let entry = entries.entry(override_key).or_default();
@@ -282,15 +285,24 @@ mod tests {
     #[test]
     fn health_scripts_are_read_per_group_kind_and_win_over_the_built_in_checks() {
         let s = Settings::from_config_map(&data(&[
-            ("resource.customizations.health.cert-manager.io_Certificate", "return {status = 'Degraded', message = 'cert'}"),
+            (
+                "resource.customizations.health.cert-manager.io_Certificate",
+                "return {status = 'Degraded', message = 'cert'}",
+            ),
             ("resource.customizations.health.Pod", "return {status = 'Healthy', message = 'pod'}"),
             ("resource.customizations.health._Service", "return {status = 'Suspended', message = 'svc'}"),
         ]));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-        assert_eq!(health_of(&s, "cert-manager.io/v1", "Certificate"), Some((HealthStatus::Degraded, "cert".into())));
+        assert_eq!(
+            health_of(&s, "cert-manager.io/v1", "Certificate"),
+            Some((HealthStatus::Degraded, "cert".into()))
+        );
         assert_eq!(health_of(&s, "v1", "Pod"), Some((HealthStatus::Healthy, "pod".into())));
         assert_eq!(health_of(&s, "v1", "Service"), Some((HealthStatus::Suspended, "svc".into())));
-        assert_eq!(health_of(&s, "v1", "PersistentVolumeClaim"), Some((HealthStatus::Unknown, String::new())));
+        assert_eq!(
+            health_of(&s, "v1", "PersistentVolumeClaim"),
+            Some((HealthStatus::Unknown, String::new()))
+        );
         assert_eq!(health_of(&s, "v1", "ConfigMap"), None);
     }
 
@@ -325,7 +337,10 @@ example.com/Widget:
             ("resource.customizations.health.example.com_Gadget", "return {status = 'Degraded'}"),
         ]));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-        assert_eq!(health_of(&s, "ec2.aws.example.com/v1", "Instance"), Some((HealthStatus::Progressing, "any aws".into())));
+        assert_eq!(
+            health_of(&s, "ec2.aws.example.com/v1", "Instance"),
+            Some((HealthStatus::Progressing, "any aws".into()))
+        );
         assert_eq!(health_of(&s, "example.com/v1", "Widget"), Some((HealthStatus::Healthy, "table".into())));
         assert_eq!(health_of(&s, "example.com/v1", "Gadget"), Some((HealthStatus::Degraded, String::new())));
     }
@@ -339,8 +354,14 @@ example.com/Widget:
             ("resource.customizations", "[not a map"),
         ]));
         assert_eq!(s.warnings.len(), 4, "{:?}", s.warnings);
-        assert!(s.warnings.iter().any(|w| w.starts_with("argocd-cm resource.customizations: ")), "{:?}", s.warnings);
-        assert!(s.warnings.iter().any(|w| w.contains("useOpenLibs.example.com_Widget: \"yes\" is not a boolean")));
+        assert!(
+            s.warnings.iter().any(|w| w.starts_with("argocd-cm resource.customizations: ")),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("useOpenLibs.example.com_Widget: \"yes\" is not a boolean"))
+        );
         assert!(s.warnings.iter().any(|w| w.contains("health.a_b_C: the key should end in <group>_<kind>")));
         assert!(
             s.warnings.iter().any(|w| w.starts_with(

@@ -576,3 +576,60 @@ async fn deleting_an_application_runs_predelete_then_deletes_then_runs_postdelet
     .await;
     bench.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_lua_health_check_from_argocd_cm_decides_health_and_gates_the_next_wave() {
+    let mut bench = Bench::start("lua").await;
+    let script = "hs = {}\nif obj.data ~= nil and obj.data.state == 'ok' then\n  hs.status = 'Healthy'\n  hs.message = 'state is ok'\nelse\n  hs.status = 'Degraded'\n  hs.message = 'state is ' .. tostring(obj.data and obj.data.state)\nend\nreturn hs\n";
+    apply_json(
+        &bench.client,
+        &bench.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "argocd-cm", "namespace": bench.namespace},
+            "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s",
+                     "resource.customizations.health.ConfigMap": script}}),
+    )
+    .await;
+    let repo = GitRepo::new();
+    let gate = |state: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\n  annotations: {{argocd.argoproj.io/sync-wave: \"1\"}}\ndata: {{state: {state}}}\n"
+        )
+    };
+    repo.write("app/gate.yaml", &gate("broken"));
+    repo.write(
+        "app/web.yaml",
+        &web("myorg/web:v1", 1).replace(
+            "name: web\nspec:\n  replicas",
+            "name: web\n  annotations: {argocd.argoproj.io/sync-wave: \"2\"}\nspec:\n  replicas",
+        ),
+    );
+    repo.commit("a broken gate");
+    let ns = bench.dest_namespace("lua");
+    let name = unique("lua");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({"syncOptions": ["CreateNamespace=true"]});
+    bench.create_app(app).await;
+    bench.wait_app(&name, "compared", |a| sync_status(a) == "OutOfSync").await;
+    set_operation(&bench, &name, json!({"sync": {}})).await;
+    let app = bench.wait_app(&name, "the gate failed the sync", |a| phase(a) == "Failed").await;
+    let message = app["status"]["operationState"]["message"].as_str().unwrap();
+    assert!(message.contains("configmap/gate") && message.contains("state is broken"), "{message}");
+    assert!(
+        Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_none(),
+        "wave 2 never ran"
+    );
+    let app = bench.wait_app(&name, "Degraded by the script", |a| health(a) == "Degraded").await;
+    let gate_status =
+        app["status"]["resources"].as_array().unwrap().iter().find(|r| r["name"] == "gate").unwrap().clone();
+    assert_eq!(gate_status["health"]["message"], "state is broken");
+
+    repo.write("app/gate.yaml", &gate("ok"));
+    repo.commit("gate ok");
+    bench.refreshed(&name).await;
+    set_operation(&bench, &name, json!({"sync": {}})).await;
+    bench.wait_app(&name, "both waves synced", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
+    assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_some());
+    bench.cleanup().await;
+}
