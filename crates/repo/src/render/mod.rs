@@ -1,10 +1,57 @@
-//! Rendering: a source's files at one commit become the desired objects.
+//! Rendering: a source's files at one commit become the desired objects. Directories are read here;
+//! Helm and Kustomize sources run the real `helm template` and `kustomize build` (as Argo CD does), each
+//! in a scratch directory of its own, with a time limit and without network unless configured.
 
 mod directory;
+pub mod tool;
 
 pub use directory::render_directory;
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// What a Helm or Kustomize render needs besides the source itself.
+#[derive(Clone, Debug)]
+pub struct ToolContext {
+    /// The Application's name (Helm's default release name).
+    pub app_name: String,
+    /// The destination namespace (Helm's `--namespace` unless the source sets one).
+    pub namespace: String,
+    /// The destination cluster's version, e.g. `1.36.3` (Helm's `--kube-version`).
+    pub kube_version: String,
+    /// The destination's API versions, `group/version` and `group/version/Kind` (Helm's `--api-versions`).
+    pub api_versions: Vec<String>,
+    /// Longest a tool may run.
+    pub timeout: Duration,
+    /// The `helm` and `kustomize` binaries.
+    pub helm: PathBuf,
+    pub kustomize: PathBuf,
+    /// Where per-render scratch directories and downloaded charts go.
+    pub work_dir: PathBuf,
+    /// Multiple sources: `$name` of a source with `ref: name` → that source's tree root.
+    pub refs: BTreeMap<String, PathBuf>,
+    /// Whether tools may reach the network (Helm chart dependencies, Kustomize remote bases).
+    pub network: bool,
+}
+
+impl ToolContext {
+    /// Binaries from `PATH`, a 90 s limit (Argo CD's default exec timeout), no network.
+    pub fn new(app_name: &str, namespace: &str, work_dir: PathBuf) -> Self {
+        ToolContext {
+            app_name: app_name.into(),
+            namespace: namespace.into(),
+            kube_version: String::new(),
+            api_versions: Vec::new(),
+            timeout: Duration::from_secs(90),
+            helm: PathBuf::from("helm"),
+            kustomize: PathBuf::from("kustomize"),
+            work_dir,
+            refs: BTreeMap::new(),
+            network: false,
+        }
+    }
+}
 
 /// One desired object and the file it came from (relative to the repository root).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +73,11 @@ pub enum RenderError {
     TooLarge { file: String, size: u64, limit: u64 },
     #[error("{file}: reading failed: {message}")]
     Io { file: String, message: String },
+    /// A tool failed; `message` is what it printed (credentials scrubbed).
+    #[error("{tool} failed in {path}: {message}")]
+    Tool { tool: String, path: String, message: String },
+    #[error("{tool} did not finish within {seconds} s in {path} (killed)")]
+    Timeout { tool: String, path: String, seconds: u64 },
 }
 
 /// Largest manifest file berth reads.
