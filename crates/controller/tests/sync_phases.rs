@@ -348,7 +348,7 @@ spec:
 }
 
 #[tokio::test]
-async fn a_controller_restarted_mid_sync_finishes_it_with_every_hook_run_once() {
+async fn a_controller_killed_mid_sync_finishes_it_after_a_restart_with_every_hook_run_once() {
     let mut bench = Bench::start("resume").await;
     let repo = GitRepo::new();
     // A PreSync hook that waits (a suspended Job) until the test lets it go.
@@ -374,7 +374,7 @@ async fn a_controller_restarted_mid_sync_finishes_it_with_every_hook_run_once() 
         })
         .await;
 
-    bench.stop_controller().await;
+    bench.kill_controller().await;
     assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_none());
     bench.start_controller();
     // The new controller has looked at the app (and its running operation) before the gate opens.

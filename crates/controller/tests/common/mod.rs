@@ -81,6 +81,16 @@ impl Bench {
         }
     }
 
+    /// Kills the controller mid-flight: its task is aborted wherever it is, as a crash or an OOM kill would
+    /// stop it (no graceful shutdown, reconciles in flight are cut).
+    pub async fn kill_controller(&mut self) {
+        self.shutdown.take();
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     pub fn apps(&self) -> Api<Application> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
