@@ -41,8 +41,10 @@ pub struct Memo {
     /// Compare verdicts by object: (desired hash, live resourceVersion, ignore-rules hash) → in sync. Only
     /// the verdict is kept, not the predicted object, so memory stays flat with thousands of objects.
     verdicts: HashMap<ResourceKey, (u64, String, u64, bool)>,
-    /// The render this application's current target uses (keeps it alive in the shared render cache).
+    /// The render this application's current target uses (keeps it alive in the shared render cache),
+    /// and the source and commit it was made for.
     rendered: Option<Arc<Rendered>>,
+    rendered_from: Option<(u64, String)>,
     /// What the last sync stored, used until the watch delivers it (read-your-writes).
     applied: HashMap<ResourceKey, (Arc<serde_json::Value>, Instant)>,
     /// resourceVersion of berth's last write to the Application: an older copy from the watch is stale.
@@ -415,42 +417,76 @@ impl Controller {
                 sha
             }
         };
-        let path = source.path.clone().unwrap_or_default();
-        let render_key =
-            hash_of(&(berth_repo::git::normalize_url(&source.repo_url), &sha, &path, &source.directory));
-        if level == Level::HardRefresh {
-            self.renders.remove(render_key);
-        }
-        let cached = self.renders.get(render_key);
-        let rendered = match cached {
-            Some(r) => r,
-            None => {
-                self.git
-                    .fetch(&source.repo_url, &sha, &creds)
-                    .await
-                    .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
-                let commit = self.git.commit_info(&source.repo_url, &sha).await.ok();
-                let tree =
-                    self.git.tree(&source.repo_url, &sha).await.map_err(|e| {
-                        format!("Failed to load target state: failed to check out {sha}: {e}")
-                    })?;
-                let dir = source.directory.clone();
-                let manifests =
-                    tokio::task::spawn_blocking(move || render::render_directory(&tree, &path, dir.as_ref()))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| format!("Failed to load target state: {e}"));
-                let rendered = Arc::new(Rendered { manifests, commit });
-                self.renders.insert(render_key, &rendered);
-                rendered
-            }
-        };
+        let rendered = self.render(app, source, &sha, level, &creds).await?;
         if revision.is_none() {
-            self.memo.lock().expect("memo lock").entry(name.clone()).or_default().rendered =
-                Some(rendered.clone());
+            let mut memo = self.memo.lock().expect("memo lock");
+            let m = memo.entry(name.clone()).or_default();
+            m.rendered = Some(rendered.clone());
+            m.rendered_from = Some((render_source_key(source), sha.clone()));
         }
         let manifests = rendered.manifests.clone()?;
         Ok(self.prepare(app, sha, rendered.commit.clone(), manifests).await)
+    }
+
+    /// The rendered source at `sha`: from the render cache; or, for a new commit that changes no file the
+    /// application depends on, the render of its previous commit (a monorepo commit re-renders only the
+    /// apps it touches); or rendered now.
+    async fn render(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        sha: &str,
+        level: Level,
+        creds: &berth_repo::git::Credentials,
+    ) -> Result<Arc<Rendered>, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let source_key = render_source_key(source);
+        let render_key = hash_of(&(source_key, sha));
+        if level == Level::HardRefresh {
+            self.renders.remove(render_key);
+        }
+        if let Some(r) = self.renders.get(render_key) {
+            return Ok(r);
+        }
+        self.git
+            .fetch(&source.repo_url, sha, creds)
+            .await
+            .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+        let commit = self.git.commit_info(&source.repo_url, sha).await.ok();
+        let previous = {
+            let memo = self.memo.lock().expect("memo lock");
+            memo.get(&name).and_then(|m| Some((m.rendered.clone()?, m.rendered_from.clone()?)))
+        };
+        if level < Level::HardRefresh
+            && let Some((prev, (prev_key, prev_sha))) = previous
+            && prev_key == source_key
+            && prev_sha != sha
+            && prev.manifests.is_ok()
+            && let Ok(changed) = self.git.changed_files(&source.repo_url, &prev_sha, sha).await
+        {
+            let watched = watched_paths(app, source);
+            if !changed.iter().any(|f| covers(&watched, f)) {
+                tracing::debug!(app = %name, from = %prev_sha, to = %sha, "no watched file changed: render reused");
+                let rendered = Arc::new(Rendered { manifests: prev.manifests.clone(), commit });
+                self.renders.insert(render_key, &rendered);
+                return Ok(rendered);
+            }
+        }
+        let tree = self
+            .git
+            .tree(&source.repo_url, sha)
+            .await
+            .map_err(|e| format!("Failed to load target state: failed to check out {sha}: {e}"))?;
+        let path = source.path.clone().unwrap_or_default();
+        let dir = source.directory.clone();
+        let manifests =
+            tokio::task::spawn_blocking(move || render::render_directory(&tree, &path, dir.as_ref()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("Failed to load target state: {e}"));
+        let rendered = Arc::new(Rendered { manifests, commit });
+        self.renders.insert(render_key, &rendered);
+        Ok(rendered)
     }
 
     /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
@@ -1436,6 +1472,56 @@ impl crate::Settings {
     }
 }
 
+/// Everything of a source that a render depends on, except the commit.
+fn render_source_key(source: &ApplicationSource) -> u64 {
+    let mut s = source.clone();
+    s.target_revision = None;
+    s.repo_url = berth_repo::git::normalize_url(&source.repo_url);
+    hash_of(&s)
+}
+
+const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
+
+/// The repository paths whose changes make the application render again: Argo CD's
+/// `manifest-generate-paths` annotation (`;`-separated; relative to the source path, or from the repository
+/// root with a leading `/`), else the source path.
+fn watched_paths(app: &Application, source: &ApplicationSource) -> Vec<String> {
+    let base = source.path.clone().unwrap_or_default();
+    let annotation = app.metadata.annotations.as_ref().and_then(|a| a.get(MANIFEST_GENERATE_PATHS));
+    let Some(annotation) = annotation else { return vec![normalize_repo_path(&base)] };
+    annotation
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.strip_prefix('/') {
+            Some(root) => normalize_repo_path(root),
+            None => normalize_repo_path(&format!("{base}/{p}")),
+        })
+        .collect()
+}
+
+/// `a/./b/../c/` → `a/c`; the repository root is ``.
+fn normalize_repo_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Whether a changed file lies under one of the watched paths.
+fn covers(watched: &[String], file: &str) -> bool {
+    watched.iter().any(|p| {
+        p.is_empty() || file == p || file.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/'))
+    })
+}
+
 /// Unique to one attempt of one operation: its start time and retry count.
 fn run_id(state: &OperationState) -> String {
     let h = hash_of(&(&state.started_at, state.retry_count.unwrap_or(0)));
@@ -1516,5 +1602,60 @@ impl sync::run::World for OperationWorld<'_> {
         let m = memo.entry(self.app.to_string()).or_default();
         m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
         m.applied.insert(key.clone(), (obj, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(annotation: Option<&str>) -> (Application, ApplicationSource) {
+        let mut app: Application = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
+            "spec": {"destination": {"namespace": "web"}, "project": "default",
+                     "source": {"repoURL": "https://example.com/r.git", "path": "apps/web/overlays/prod"}}
+        }))
+        .unwrap();
+        if let Some(a) = annotation {
+            app.metadata.annotations = Some([(MANIFEST_GENERATE_PATHS.to_string(), a.to_string())].into());
+        }
+        let source = app.spec.source.clone().unwrap();
+        (app, source)
+    }
+
+    #[test]
+    fn the_source_path_is_watched_by_default() {
+        let (app, source) = app(None);
+        let watched = watched_paths(&app, &source);
+        assert_eq!(watched, ["apps/web/overlays/prod"]);
+        assert!(covers(&watched, "apps/web/overlays/prod/kustomization.yaml"));
+        assert!(
+            !covers(&watched, "apps/web/overlays/prod-eu/kustomization.yaml"),
+            "a sibling with a longer name"
+        );
+        assert!(!covers(&watched, "apps/api/deployment.yaml"));
+    }
+
+    #[test]
+    fn manifest_generate_paths_are_relative_to_the_source_or_absolute() {
+        let (annotated, source) = app(Some(".; ../../base ;/shared/values"));
+        let watched = watched_paths(&annotated, &source);
+        assert_eq!(watched, ["apps/web/overlays/prod", "apps/web/base", "shared/values"]);
+        assert!(covers(&watched, "apps/web/base/deployment.yaml"));
+        assert!(covers(&watched, "shared/values/common.yaml"));
+        assert!(!covers(&watched, "apps/web/overlays/staging/kustomization.yaml"));
+        let (root, source) = app(Some("/"));
+        assert!(covers(&watched_paths(&root, &source), "anything/at/all.yaml"));
+    }
+
+    #[test]
+    fn the_render_key_ignores_the_revision_but_not_the_options() {
+        let (_, source) = app(None);
+        let mut moved = source.clone();
+        moved.target_revision = Some("v2".into());
+        assert_eq!(render_source_key(&source), render_source_key(&moved));
+        let mut other = source.clone();
+        other.path = Some("apps/web/overlays/staging".into());
+        assert_ne!(render_source_key(&source), render_source_key(&other));
     }
 }

@@ -69,6 +69,25 @@ pub struct GitCache {
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Each remote's last `ls-remote` output and when it was taken.
     refs: Mutex<HashMap<String, (Arc<String>, Instant)>>,
+    /// What a thousand applications on one monorepo ask about the same commits, answered once:
+    /// commits known to be fetched, commit metadata, and files changed between two commits.
+    fetched: Mutex<std::collections::HashSet<(String, String)>>,
+    infos: Mutex<HashMap<(String, String), CommitInfo>>,
+    diffs: Mutex<HashMap<DiffKey, Arc<Vec<String>>>>,
+}
+
+/// (repository, from commit, to commit).
+type DiffKey = (String, String, String);
+
+/// Entries kept in each memo before it starts afresh.
+const MEMO_LIMIT: usize = 4096;
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut map = map.lock().expect("memo lock");
+    if map.len() >= MEMO_LIMIT {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 impl GitCache {
@@ -78,6 +97,9 @@ impl GitCache {
             timeout: Duration::from_secs(90),
             locks: Mutex::default(),
             refs: Mutex::default(),
+            fetched: Mutex::default(),
+            infos: Mutex::default(),
+            diffs: Mutex::default(),
         }
     }
 
@@ -154,6 +176,20 @@ impl GitCache {
 
     /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing.
     pub async fn fetch(&self, url: &str, sha: &str, creds: &Credentials) -> Result<(), GitError> {
+        let id = (normalize_url(url), sha.to_string());
+        if self.fetched.lock().expect("memo lock").contains(&id) {
+            return Ok(());
+        }
+        self.fetch_once(url, sha, creds).await?;
+        let mut fetched = self.fetched.lock().expect("memo lock");
+        if fetched.len() >= MEMO_LIMIT {
+            fetched.clear();
+        }
+        fetched.insert(id);
+        Ok(())
+    }
+
+    async fn fetch_once(&self, url: &str, sha: &str, creds: &Credentials) -> Result<(), GitError> {
         let dir = self.bare_dir(url);
         let lock = self.lock(&dir);
         let _guard = lock.lock().await;
@@ -199,6 +235,16 @@ impl GitCache {
 
     /// Author, date and message of a fetched commit.
     pub async fn commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
+        let id = (normalize_url(url), sha.to_string());
+        if let Some(info) = self.infos.lock().expect("memo lock").get(&id) {
+            return Ok(info.clone());
+        }
+        let info = self.read_commit_info(url, sha).await?;
+        remember(&self.infos, id, info.clone());
+        Ok(info)
+    }
+
+    async fn read_commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
         let dir = self.bare_dir(url);
         let out = self
             .git(
@@ -219,7 +265,17 @@ impl GitCache {
     }
 
     /// Files that differ between two fetched commits (paths relative to the repository root).
-    pub async fn changed_files(&self, url: &str, from: &str, to: &str) -> Result<Vec<String>, GitError> {
+    pub async fn changed_files(&self, url: &str, from: &str, to: &str) -> Result<Arc<Vec<String>>, GitError> {
+        let id = (normalize_url(url), from.to_string(), to.to_string());
+        if let Some(files) = self.diffs.lock().expect("memo lock").get(&id) {
+            return Ok(files.clone());
+        }
+        let files = Arc::new(self.diff(url, from, to).await?);
+        remember(&self.diffs, id, files.clone());
+        Ok(files)
+    }
+
+    async fn diff(&self, url: &str, from: &str, to: &str) -> Result<Vec<String>, GitError> {
         let dir = self.bare_dir(url);
         let out = self
             .git(

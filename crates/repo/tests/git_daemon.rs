@@ -87,7 +87,7 @@ async fn resolves_fetches_and_extracts_over_the_git_protocol() {
     cache.fetch(&url, &first, &none).await.unwrap();
     let tree = cache.tree(&url, &first).await.unwrap();
     assert!(tree.join("apps/web/a.yaml").exists() && !tree.join("apps/web/b.yaml").exists());
-    assert_eq!(cache.changed_files(&url, &first, &second).await.unwrap(), ["apps/web/b.yaml"]);
+    assert_eq!(*cache.changed_files(&url, &first, &second).await.unwrap(), ["apps/web/b.yaml"]);
     let info = cache.commit_info(&url, &first).await.unwrap();
     assert_eq!(
         (info.author.as_str(), info.message.as_str()),
