@@ -55,6 +55,9 @@ pub enum Error {
 }
 
 /// The controller's shared state; one per process.
+/// A cluster's version (`1.36.3`) and the API versions it serves.
+type ClusterVersions = (String, Vec<String>);
+
 pub struct Controller {
     client: kube::Client,
     config: ControllerConfig,
@@ -67,6 +70,9 @@ pub struct Controller {
     queue: Arc<queue::Queue>,
     memo: Mutex<HashMap<String, reconcile::Memo>>,
     renders: reconcile::RenderCache,
+    tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
+    /// The destination's version and API versions, and when they were read.
+    cluster_versions: Mutex<Option<(Instant, ClusterVersions)>>,
     seen: Mutex<HashMap<String, u64>>,
 }
 
@@ -123,6 +129,8 @@ impl Controller {
             queue: Arc::default(),
             memo: Mutex::default(),
             renders: reconcile::RenderCache::default(),
+            tool_versions: std::sync::OnceLock::new(),
+            cluster_versions: Mutex::new(None),
             seen: Mutex::default(),
         });
         controller.ensure_default_project().await;

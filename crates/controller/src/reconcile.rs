@@ -18,7 +18,8 @@ use berth_repo::git::CommitInfo;
 use berth_repo::render::{self, Manifest};
 use kube::api::{Api, Patch, PatchParams, PropagationPolicy};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,8 @@ const POST_DELETE_FINALIZER: &str = "post-delete-finalizer.argocd.argoproj.io";
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
 pub struct Memo {
-    /// (source fingerprint, resolved commit)
-    resolved: Option<(u64, String)>,
+    /// Resolved commit by source fingerprint.
+    resolved: HashMap<u64, String>,
     pub next_refresh: Option<Instant>,
     /// Compare verdicts by object: (desired hash, live resourceVersion, ignore-rules hash) → in sync. Only
     /// the verdict is kept, not the predicted object, so memory stays flat with thousands of objects.
@@ -79,11 +80,18 @@ impl RenderCache {
 pub struct Rendered {
     pub manifests: Result<Vec<Manifest>, String>,
     pub commit: Option<CommitInfo>,
+    /// Argo CD's source type: Directory, Kustomize or Helm.
+    pub source_type: &'static str,
+    /// The repository paths the render read (a commit that touches none of them is not rendered again).
+    pub inputs: Vec<String>,
 }
 
 /// The desired state at one commit, ready to compare and apply.
 struct Target {
     revision: String,
+    /// Every source's commit (multiple sources only).
+    revisions: Vec<String>,
+    source_type: &'static str,
     commit: Option<CommitInfo>,
     objects: Vec<Desired>,
     /// Errors that make this target unsafe to sync (render failed, unknown kind...).
@@ -130,6 +138,37 @@ pub fn refresh_annotation(app: &Application) -> Option<&str> {
 
 fn single_source(app: &Application) -> Option<&ApplicationSource> {
     app.spec.source.as_ref().or_else(|| (app.spec.sources.len() == 1).then(|| &app.spec.sources[0]))
+}
+
+/// The application's sources: `spec.sources`, or `spec.source` alone.
+fn app_sources(app: &Application) -> Vec<ApplicationSource> {
+    if app.spec.sources.is_empty() {
+        app.spec.source.iter().cloned().collect()
+    } else {
+        app.spec.sources.clone()
+    }
+}
+
+/// Argo CD's tool detection: an explicit `helm` / `kustomize` / `directory` wins, then Chart.yaml,
+/// then a kustomization file, else a directory of manifests.
+fn source_kind(source: &ApplicationSource, tree: &std::path::Path, path: &str) -> &'static str {
+    if source.chart.is_some() || source.helm.is_some() {
+        return "Helm";
+    }
+    if source.kustomize.is_some() {
+        return "Kustomize";
+    }
+    if source.directory.is_some() {
+        return "Directory";
+    }
+    let Ok(dir) = render::contained_path(tree, path) else { return "Directory" };
+    if render::helm::is_chart_dir(&dir) {
+        "Helm"
+    } else if render::kustomize::is_kustomization_dir(&dir) {
+        "Kustomize"
+    } else {
+        "Directory"
+    }
 }
 
 fn sync_options(app: &Application, op: Option<&SyncOperation>) -> Vec<String> {
@@ -183,7 +222,7 @@ impl Controller {
         let target = match self.validate(&app) {
             Err(message) => Err(("InvalidSpecError", message)),
             Ok(source) => {
-                self.target(&app, source, None, level, false).await.map_err(|m| ("ComparisonError", m))
+                self.target(&app, &source, None, level, false).await.map_err(|m| ("ComparisonError", m))
             }
         };
         self.schedule_poll(name, level, &settings);
@@ -311,7 +350,8 @@ impl Controller {
     }
 
     /// The source to render, or why the spec cannot be acted on.
-    fn validate<'a>(&self, app: &'a Application) -> Result<&'a ApplicationSource, String> {
+    /// The sources to render (one, or `spec.sources`), or why the spec cannot be acted on.
+    fn validate(&self, app: &Application) -> Result<Vec<ApplicationSource>, String> {
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
         let Some(proj) = self.projects.get(&project_key) else {
@@ -330,27 +370,31 @@ impl Controller {
                 "spec.destination: cluster {which:?} is not configured (only in-cluster ({IN_CLUSTER}) for now)"
             ));
         }
-        let source = match single_source(app) {
-            Some(s) => s,
-            None if app.spec.sources.len() > 1 => {
-                return Err("spec.sources: multiple sources are not supported yet".into());
-            }
-            None => return Err("spec.source: no source is set".into()),
+        let sources = app_sources(app);
+        if sources.is_empty() {
+            return Err("spec.source: no source is set".into());
+        }
+        let field = |i: usize| {
+            if app.spec.sources.is_empty() { "spec.source".to_string() } else { format!("spec.sources[{i}]") }
         };
-        if source.repo_url.is_empty() {
-            return Err("spec.source.repoURL is empty".into());
+        for (i, source) in sources.iter().enumerate() {
+            if source.repo_url.is_empty() {
+                return Err(format!("{}.repoURL is empty", field(i)));
+            }
+            if source.plugin.is_some() {
+                return Err(format!("{}.plugin: config management plugins are not supported", field(i)));
+            }
+            if source.chart.is_some() && source.path.is_some() {
+                return Err(format!(
+                    "{}: set either chart (a Helm repository) or path (a git repository), not both",
+                    field(i)
+                ));
+            }
+            project::source_check(project, &proj.spec, &source.repo_url)?;
         }
-        if source.helm.is_some()
-            || source.chart.is_some()
-            || source.kustomize.is_some()
-            || source.plugin.is_some()
-        {
-            return Err("spec.source: Helm, Kustomize and plugin sources are not supported yet; only directory sources".into());
-        }
-        project::source_check(project, &proj.spec, &source.repo_url)?;
         let namespace = dest.namespace.as_deref().unwrap_or_default();
         project::destination_check(project, &proj.spec, IN_CLUSTER, "in-cluster", namespace)?;
-        Ok(source)
+        Ok(sources)
     }
 
     fn compared_to(&self, app: &Application) -> ComparedTo {
@@ -375,29 +419,91 @@ impl Controller {
         }
     }
 
-    /// Resolves the revision (git ls-remote; reused within the polling period unless refreshed), renders
-    /// it (cached by commit and source), and prepares the objects.
+    /// Resolves each source's revision (git ls-remote; reused within the polling period unless refreshed),
+    /// renders the sources (cached by commit and source; `ref` sources only lend their files to `$ref/…`
+    /// value files), and prepares the objects.
     async fn target(
+        &self,
+        app: &Application,
+        sources: &[ApplicationSource],
+        revisions: Option<&[String]>,
+        level: Level,
+        sync: bool,
+    ) -> Result<Target, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let mut shas = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            let explicit = revisions.and_then(|r| r.get(i)).filter(|r| !r.is_empty());
+            shas.push(self.resolve(app, source, explicit.map(String::as_str), level, sync).await?);
+        }
+        let mut refs = BTreeMap::new();
+        for (source, sha) in sources.iter().zip(&shas) {
+            if let Some(r) = source.reference.as_deref().filter(|r| !r.is_empty()) {
+                let creds = self.creds_for(&source.repo_url);
+                self.git
+                    .fetch(&source.repo_url, sha, &creds)
+                    .await
+                    .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+                let tree =
+                    self.git.tree(&source.repo_url, sha).await.map_err(|e| {
+                        format!("Failed to load target state: failed to check out {sha}: {e}")
+                    })?;
+                refs.insert(r.to_string(), (sha.clone(), tree));
+            }
+        }
+        let mut manifests = Vec::new();
+        let mut commit = None;
+        let mut source_type = None;
+        let single = sources.len() == 1;
+        for (source, sha) in sources.iter().zip(&shas) {
+            let ref_only = source.reference.is_some() && source.path.is_none() && source.chart.is_none();
+            if ref_only {
+                continue;
+            }
+            let rendered = self.render(app, source, sha, level, &refs, single && revisions.is_none()).await?;
+            manifests.extend(rendered.manifests.clone()?);
+            commit = commit.or(rendered.commit.clone());
+            source_type = source_type.or(Some(rendered.source_type));
+        }
+        let revision = shas.first().cloned().unwrap_or_default();
+        let mut target = self.prepare(app, revision, commit, manifests).await;
+        target.revisions = if app.spec.sources.is_empty() { vec![] } else { shas };
+        target.source_type = source_type.unwrap_or("Directory");
+        let _ = name;
+        Ok(target)
+    }
+
+    fn creds_for(&self, url: &str) -> berth_repo::git::Credentials {
+        credentials::for_url(url, self.secrets.state().iter().map(|s| &**s))
+    }
+
+    /// The commit a source's revision points at (the chart version for a Helm repository source).
+    async fn resolve(
         &self,
         app: &Application,
         source: &ApplicationSource,
         revision: Option<&str>,
         level: Level,
         sync: bool,
-    ) -> Result<Target, String> {
+    ) -> Result<String, String> {
         let name = app.metadata.name.clone().unwrap_or_default();
-        let creds = credentials::for_url(&source.repo_url, self.secrets.state().iter().map(|s| &**s));
         let wanted = revision
             .map(str::to_string)
             .unwrap_or_else(|| source.target_revision.clone().unwrap_or_default());
+        if source.chart.is_some() {
+            // A Helm repository: the revision is the chart version, resolved by helm itself.
+            return Ok(wanted);
+        }
         let wanted = if wanted.is_empty() { "HEAD".to_string() } else { wanted };
         let source_hash = hash_of(&(source, &wanted));
-        let cached = {
-            let memo = self.memo.lock().expect("memo lock");
-            memo.get(&name).and_then(|m| m.resolved.clone()).filter(|(h, _)| *h == source_hash)
-        };
-        let sha = match cached {
-            Some((_, sha)) if level < Level::Refresh && revision.is_none() => sha,
+        let cached = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .get(&name)
+            .and_then(|m| m.resolved.get(&source_hash).cloned());
+        match cached {
+            Some(sha) if level < Level::Refresh && revision.is_none() => Ok(sha),
             _ => {
                 // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync asks git now.
                 let max_age = if level == Level::Refresh && refresh_annotation(app).is_none() && !sync {
@@ -405,6 +511,7 @@ impl Controller {
                 } else {
                     Duration::ZERO
                 };
+                let creds = self.creds_for(&source.repo_url);
                 let sha =
                     self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await.map_err(|e| {
                         format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
@@ -412,44 +519,100 @@ impl Controller {
                 tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
                 if revision.is_none() {
                     let mut memo = self.memo.lock().expect("memo lock");
-                    memo.entry(name.clone()).or_default().resolved = Some((source_hash, sha.clone()));
+                    memo.entry(name.clone()).or_default().resolved.insert(source_hash, sha.clone());
                 }
-                sha
+                Ok(sha)
             }
-        };
-        let rendered = self.render(app, source, &sha, level, &creds).await?;
-        if revision.is_none() {
-            let mut memo = self.memo.lock().expect("memo lock");
-            let m = memo.entry(name.clone()).or_default();
-            m.rendered = Some(rendered.clone());
-            m.rendered_from = Some((render_source_key(source), sha.clone()));
         }
-        let manifests = rendered.manifests.clone()?;
-        Ok(self.prepare(app, sha, rendered.commit.clone(), manifests).await)
     }
 
     /// The rendered source at `sha`: from the render cache; or, for a new commit that changes no file the
     /// application depends on, the render of its previous commit (a monorepo commit re-renders only the
-    /// apps it touches); or rendered now.
+    /// apps it touches); or rendered now with the source's tool. `remember` keeps the render as the app's
+    /// current one (single-source targets of the app's own revision).
     async fn render(
         &self,
         app: &Application,
         source: &ApplicationSource,
         sha: &str,
         level: Level,
-        creds: &berth_repo::git::Credentials,
+        refs: &BTreeMap<String, (String, PathBuf)>,
+        remember: bool,
     ) -> Result<Arc<Rendered>, String> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let source_key = render_source_key(source);
-        let render_key = hash_of(&(source_key, sha));
+        let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
+        let tools = self.tool_versions().await;
+        // Helm reads the release name, namespace and cluster versions: sources that may be charts key on them.
+        let maybe_helm = source.directory.is_none() && source.kustomize.is_none();
+        let cluster = if maybe_helm { Some(self.cluster_versions().await) } else { None };
+        let app_bound = maybe_helm.then_some((&app.metadata.name, &app.spec.destination.namespace));
+        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, &cluster, app_bound));
         if level == Level::HardRefresh {
             self.renders.remove(render_key);
         }
-        if let Some(r) = self.renders.get(render_key) {
-            return Ok(r);
+        let rendered = match self.renders.get(render_key) {
+            Some(r) => r,
+            None => {
+                let rendered =
+                    self.render_now(app, source, sha, level, refs, remember, source_key, cluster).await?;
+                self.renders.insert(render_key, &rendered);
+                rendered
+            }
+        };
+        if remember {
+            let mut memo = self.memo.lock().expect("memo lock");
+            let m = memo.entry(name).or_default();
+            m.rendered = Some(rendered.clone());
+            m.rendered_from = Some((source_key, sha.to_string()));
+        }
+        Ok(rendered)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn render_now(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        sha: &str,
+        level: Level,
+        refs: &BTreeMap<String, (String, PathBuf)>,
+        single: bool,
+        source_key: u64,
+        cluster: Option<(String, Vec<String>)>,
+    ) -> Result<Arc<Rendered>, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let creds = self.creds_for(&source.repo_url);
+        let mut ctx = render::ToolContext::new(
+            &name,
+            app.spec.destination.namespace.as_deref().unwrap_or_default(),
+            self.config.cache_dir.join("render"),
+        );
+        if let Some((kube_version, api_versions)) = cluster {
+            ctx.kube_version = kube_version;
+            ctx.api_versions = api_versions;
+        }
+        ctx.refs = refs.iter().map(|(k, (_, tree))| (k.clone(), tree.clone())).collect();
+        if let Some(chart) = source.chart.clone() {
+            // A chart from a Helm repository (HTTP or OCI).
+            ctx.network = true;
+            let helm_creds = render::helm::HelmCredentials {
+                username: creds.username.clone(),
+                password: creds.password.clone(),
+                insecure: creds.insecure,
+                ..Default::default()
+            };
+            let (url, helm, version) = (source.repo_url.clone(), source.helm.clone(), sha.to_string());
+            let manifests = tokio::task::spawn_blocking(move || {
+                render::helm::render_helm_chart(&url, &chart, &version, helm.as_ref(), &ctx, &helm_creds)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("Failed to load target state: {e}"));
+            return Ok(Arc::new(Rendered { manifests, commit: None, source_type: "Helm", inputs: vec![] }));
         }
         self.git
-            .fetch(&source.repo_url, sha, creds)
+            .fetch(&source.repo_url, sha, &creds)
             .await
             .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
         let commit = self.git.commit_info(&source.repo_url, sha).await.ok();
@@ -457,19 +620,24 @@ impl Controller {
             let memo = self.memo.lock().expect("memo lock");
             memo.get(&name).and_then(|m| Some((m.rendered.clone()?, m.rendered_from.clone()?)))
         };
-        if level < Level::HardRefresh
+        if single
+            && refs.is_empty()
+            && level < Level::HardRefresh
             && let Some((prev, (prev_key, prev_sha))) = previous
             && prev_key == source_key
             && prev_sha != sha
             && prev.manifests.is_ok()
             && let Ok(changed) = self.git.changed_files(&source.repo_url, &prev_sha, sha).await
         {
-            let watched = watched_paths(app, source);
+            let watched = watched_paths(app, source, &prev.inputs);
             if !changed.iter().any(|f| covers(&watched, f)) {
                 tracing::debug!(app = %name, from = %prev_sha, to = %sha, "no watched file changed: render reused");
-                let rendered = Arc::new(Rendered { manifests: prev.manifests.clone(), commit });
-                self.renders.insert(render_key, &rendered);
-                return Ok(rendered);
+                return Ok(Arc::new(Rendered {
+                    manifests: prev.manifests.clone(),
+                    commit,
+                    source_type: prev.source_type,
+                    inputs: prev.inputs.clone(),
+                }));
             }
         }
         let tree = self
@@ -478,15 +646,71 @@ impl Controller {
             .await
             .map_err(|e| format!("Failed to load target state: failed to check out {sha}: {e}"))?;
         let path = source.path.clone().unwrap_or_default();
-        let dir = source.directory.clone();
-        let manifests =
-            tokio::task::spawn_blocking(move || render::render_directory(&tree, &path, dir.as_ref()))
+        let source = source.clone();
+        let (source_type, manifests, inputs) = tokio::task::spawn_blocking(move || {
+            let kind = source_kind(&source, &tree, &path);
+            let out = match kind {
+                "Helm" => render::helm::render_helm_path(&tree, &path, source.helm.as_ref(), &ctx),
+                "Kustomize" => {
+                    render::kustomize::render_kustomize(&tree, &path, source.kustomize.as_ref(), &ctx)
+                }
+                _ => render::render_directory(&tree, &path, source.directory.as_ref()),
+            };
+            let value_files: Vec<String> = source
+                .helm
+                .iter()
+                .flat_map(|h| &h.value_files)
+                .filter(|f| !f.starts_with('$'))
+                .cloned()
+                .collect();
+            let inputs =
+                if kind == "Directory" { vec![] } else { render::render_inputs(&tree, &path, &value_files) };
+            (kind, out, inputs)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let manifests = manifests.map_err(|e| format!("Failed to load target state: {e}"));
+        Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
+    }
+
+    /// `helm` and `kustomize` versions, part of every render's cache key (a new tool renders again).
+    async fn tool_versions(&self) -> Arc<(String, String)> {
+        if let Some(v) = self.tool_versions.get() {
+            return v.clone();
+        }
+        let version = |program: &'static str, args: &'static [&'static str]| async move {
+            tokio::process::Command::new(program)
+                .args(args)
+                .output()
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("Failed to load target state: {e}"));
-        let rendered = Arc::new(Rendered { manifests, commit });
-        self.renders.insert(render_key, &rendered);
-        Ok(rendered)
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let v = Arc::new((
+            version("helm", &["version", "--short"]).await,
+            version("kustomize", &["version"]).await,
+        ));
+        let _ = self.tool_versions.set(v.clone());
+        v
+    }
+
+    /// The destination cluster's version and API versions, for Helm's Capabilities (asked again every
+    /// five minutes, and after discovery changes).
+    async fn cluster_versions(&self) -> (String, Vec<String>) {
+        let api_versions = self.cache.api_versions();
+        if let Some((at, (version, apis))) = self.cluster_versions.lock().expect("versions lock").clone()
+            && at.elapsed() < Duration::from_secs(300)
+            && apis == api_versions
+        {
+            return (version, apis);
+        }
+        let version = match self.client.apiserver_version().await {
+            Ok(info) => info.git_version.trim_start_matches('v').to_string(),
+            Err(_) => String::new(),
+        };
+        let value = (version, api_versions);
+        *self.cluster_versions.lock().expect("versions lock") = Some((Instant::now(), value.clone()));
+        value
     }
 
     /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
@@ -607,7 +831,7 @@ impl Controller {
             }
             objects.push(Desired { key, file: m.file, object });
         }
-        Target { revision, commit, objects, errors, warnings }
+        Target { revision, revisions: vec![], source_type: "Directory", commit, objects, errors, warnings }
     }
 
     /// Desired against live: each object's sync status and health, and which tracked objects left git.
@@ -810,7 +1034,7 @@ impl Controller {
             status: cmp.sync_status.into(),
             compared_to: Some(self.compared_to(app)),
             revision: Some(target.revision.clone()),
-            revisions: vec![],
+            revisions: target.revisions.clone(),
         });
         status.health = Some(AppHealth {
             status: Some(cmp.health.as_str().into()),
@@ -822,7 +1046,7 @@ impl Controller {
                 .and_then(|h| h.last_transition_time.clone())
                 .or_else(|| Some(now())),
         });
-        status.source_type = Some("Directory".into());
+        status.source_type = Some(target.source_type.into());
         let desired: Vec<&serde_json::Value> = target.objects.iter().map(|d| &d.object).collect();
         status.summary = summary(desired.into_iter().chain(cmp.live.iter().map(|l| &**l)));
     }
@@ -871,15 +1095,38 @@ impl Controller {
             state.finished_at = None;
             state.sync_result = state.sync_result.map(|r| SyncOperationResult { resources: vec![], ..r });
         }
-        let pinned = state.sync_result.as_ref().map(|r| r.revision.clone()).filter(|r| !r.is_empty());
-        let source_override = sync_op.source.clone();
+        // A resumed operation keeps the commits it started with; a rollback brings its own source(s).
+        let pinned: Option<Vec<String>> = state.sync_result.as_ref().and_then(|r| {
+            if !r.revisions.is_empty() {
+                Some(r.revisions.clone())
+            } else {
+                (!r.revision.is_empty()).then(|| vec![r.revision.clone()])
+            }
+        });
+        let requested: Option<Vec<String>> = if !sync_op.revisions.is_empty() {
+            Some(sync_op.revisions.clone())
+        } else {
+            sync_op.revision.clone().filter(|r| !r.is_empty()).map(|r| vec![r])
+        };
         let target = match self.validate(app) {
             Err(message) => Err(message),
-            Ok(source) => {
-                let source = source_override.as_ref().unwrap_or(source);
-                let revision = pinned.clone().or_else(|| sync_op.revision.clone().filter(|r| !r.is_empty()));
-                self.target(app, source, revision.as_deref(), level.max(Level::Refresh), true).await
+            Ok(sources) => {
+                let sources = if !sync_op.sources.is_empty() {
+                    sync_op.sources.clone()
+                } else if let Some(source) = &sync_op.source {
+                    vec![source.clone()]
+                } else {
+                    sources
+                };
+                let revisions = pinned.clone().or(requested);
+                self.target(app, &sources, revisions.as_deref(), level.max(Level::Refresh), true)
+                    .await
+                    .map(|t| (t, sources))
             }
+        };
+        let (target, sources) = match target {
+            Ok((t, sources)) => (Ok(t), sources),
+            Err(e) => (Err(e), vec![]),
         };
         let target = match target {
             Ok(t) if t.errors.is_empty() => t,
@@ -953,11 +1200,15 @@ impl Controller {
             records,
         };
         let progress = execution.advance().await;
-        let source = source_override.or_else(|| single_source(app).cloned());
+        let multi = !app.spec.sources.is_empty() || sources.len() > 1;
+        let source = if multi { None } else { sources.first().cloned() };
+        let multi_sources = if multi { sources.clone() } else { vec![] };
         let result = SyncOperationResult {
             resources: execution.records.iter().map(result_from).collect(),
             revision: target.revision.clone(),
+            revisions: target.revisions.clone(),
             source: source.clone(),
+            sources: multi_sources.clone(),
             ..Default::default()
         };
         let commit = target.commit.as_ref();
@@ -1002,11 +1253,11 @@ impl Controller {
                         &mut status.history,
                         RevisionHistory {
                             revision: Some(target.revision.clone()),
-                            revisions: vec![],
+                            revisions: target.revisions.clone(),
                             deployed_at: state.finished_at.clone().unwrap_or_else(now),
                             id: 0,
                             source,
-                            sources: vec![],
+                            sources: multi_sources,
                             deploy_started_at: Some(state.started_at.clone()),
                             initiated_by: op.initiated_by.clone(),
                             revision_metadata: target.commit.as_ref().map(|c| RevisionMetadata {
@@ -1152,9 +1403,11 @@ impl Controller {
             return AutoSync::Blocked("Skipping sync attempt: auto-sync would delete every resource (the source rendered no objects) and allowEmpty is false".into());
         }
         let last = status.operation_state.as_ref();
-        let same_target = last
-            .and_then(|s| s.sync_result.as_ref())
-            .is_some_and(|r| r.revision == target.revision && r.source.as_ref() == single_source(app));
+        let same_target = last.and_then(|s| s.sync_result.as_ref()).is_some_and(|r| {
+            r.revision == target.revision
+                && r.revisions == target.revisions
+                && (r.source.as_ref() == single_source(app) || r.sources == app.spec.sources)
+        });
         if !same_target {
             return AutoSync::Now { self_heal: false };
         }
@@ -1312,7 +1565,7 @@ impl Controller {
     async fn deletion_hooks(&self, app: &Application, phase: sync::hooks::Phase) -> sync::run::Progress {
         let name = app.metadata.name.clone().unwrap_or_default();
         let target = match self.validate(app) {
-            Ok(source) => self.target(app, source, None, Level::Compare, false).await,
+            Ok(sources) => self.target(app, &sources, None, Level::Compare, false).await,
             Err(e) => Err(e),
         };
         let desired: Vec<serde_json::Value> = match target {
@@ -1484,11 +1737,16 @@ const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-path
 
 /// The repository paths whose changes make the application render again: Argo CD's
 /// `manifest-generate-paths` annotation (`;`-separated; relative to the source path, or from the repository
-/// root with a leading `/`), else the source path.
-fn watched_paths(app: &Application, source: &ApplicationSource) -> Vec<String> {
+/// root with a leading `/`), else the source path and what its last render read.
+fn watched_paths(app: &Application, source: &ApplicationSource, inputs: &[String]) -> Vec<String> {
     let base = source.path.clone().unwrap_or_default();
     let annotation = app.metadata.annotations.as_ref().and_then(|a| a.get(MANIFEST_GENERATE_PATHS));
-    let Some(annotation) = annotation else { return vec![normalize_repo_path(&base)] };
+    let Some(annotation) = annotation else {
+        // What the last render read (a Kustomize overlay's bases, a chart's value files), or the path.
+        let mut watched: Vec<String> = inputs.iter().map(|p| normalize_repo_path(p)).collect();
+        watched.push(normalize_repo_path(&base));
+        return watched;
+    };
     annotation
         .split(';')
         .map(str::trim)
@@ -1626,8 +1884,10 @@ mod tests {
     #[test]
     fn the_source_path_is_watched_by_default() {
         let (app, source) = app(None);
-        let watched = watched_paths(&app, &source);
+        let watched = watched_paths(&app, &source, &[]);
         assert_eq!(watched, ["apps/web/overlays/prod"]);
+        let with_base = watched_paths(&app, &source, &["apps/web/base".into()]);
+        assert!(covers(&with_base, "apps/web/base/deployment.yaml"), "a base the overlay read");
         assert!(covers(&watched, "apps/web/overlays/prod/kustomization.yaml"));
         assert!(
             !covers(&watched, "apps/web/overlays/prod-eu/kustomization.yaml"),
@@ -1639,13 +1899,13 @@ mod tests {
     #[test]
     fn manifest_generate_paths_are_relative_to_the_source_or_absolute() {
         let (annotated, source) = app(Some(".; ../../base ;/shared/values"));
-        let watched = watched_paths(&annotated, &source);
+        let watched = watched_paths(&annotated, &source, &["ignored/when/annotated".into()]);
         assert_eq!(watched, ["apps/web/overlays/prod", "apps/web/base", "shared/values"]);
         assert!(covers(&watched, "apps/web/base/deployment.yaml"));
         assert!(covers(&watched, "shared/values/common.yaml"));
         assert!(!covers(&watched, "apps/web/overlays/staging/kustomization.yaml"));
         let (root, source) = app(Some("/"));
-        assert!(covers(&watched_paths(&root, &source), "anything/at/all.yaml"));
+        assert!(covers(&watched_paths(&root, &source, &[]), "anything/at/all.yaml"));
     }
 
     #[test]

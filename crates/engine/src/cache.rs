@@ -122,6 +122,18 @@ impl ClusterCache {
         Ok(())
     }
 
+    /// Every API version the cluster serves, as `group/version` and `group/version/Kind` (Helm's
+    /// `--api-versions`).
+    pub fn api_versions(&self) -> Vec<String> {
+        let state = self.state.read().expect("cache lock");
+        let mut out = std::collections::BTreeSet::new();
+        for info in state.kinds.values() {
+            out.insert(info.resource.api_version.clone());
+            out.insert(format!("{}/{}", info.resource.api_version, info.resource.kind));
+        }
+        out.into_iter().collect()
+    }
+
     /// Starts watching a kind (once) and waits until its initial list is in memory.
     pub async fn ensure_watched(&self, gk: &GroupKind) -> Result<(), CacheError> {
         let info = self.kind(gk).await?;

@@ -114,7 +114,7 @@ fn read_manifests(path: &Path, in_repo: &str, out: &mut Vec<Manifest>) -> Result
     Ok(())
 }
 
-fn push_object(
+pub(super) fn push_object(
     doc: serde_json::Value,
     file: &str,
     index: usize,

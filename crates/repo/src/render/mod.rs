@@ -3,7 +3,12 @@
 //! in a scratch directory of its own, with a time limit and without network unless configured.
 
 mod directory;
+pub mod helm;
+mod inputs;
+pub mod kustomize;
 pub mod tool;
+
+pub use inputs::render_inputs;
 
 pub use directory::render_directory;
 
@@ -29,7 +34,7 @@ pub struct ToolContext {
     pub kustomize: PathBuf,
     /// Where per-render scratch directories and downloaded charts go.
     pub work_dir: PathBuf,
-    /// Multiple sources: `$name` of a source with `ref: name` → that source's tree root.
+    /// Multiple sources: the `ref` name of a source (written `$name/…` in value files) → its tree root.
     pub refs: BTreeMap<String, PathBuf>,
     /// Whether tools may reach the network (Helm chart dependencies, Kustomize remote bases).
     pub network: bool,

@@ -103,7 +103,7 @@ fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     {
         // The tool may have started children (helm plugins, git): the whole group goes.
-        let _ = Command::new("kill").args(["-9", &format!("-{}", child.id())]).status();
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status();
     }
     let _ = child.kill();
     let _ = child.wait();

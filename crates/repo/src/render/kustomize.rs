@@ -1,0 +1,552 @@
+//! Kustomize sources, rendered as Argo CD does: the repository is copied into a scratch directory, the
+//! Application's `kustomize` options are written into the copy with the real `kustomize edit`, and
+//! `kustomize build` prints the objects. The checked-out tree is shared and is never written to.
+//!
+//! ```no_run
+//! # use berth_repo::render::{ToolContext, kustomize::render_kustomize};
+//! # use std::path::Path;
+//! let ctx = ToolContext::new("web-production", "web", "/var/lib/berth/work".into());
+//! let objects = render_kustomize(Path::new("/repo"), "apps/web/overlays/production", None, &ctx)?;
+//! # Ok::<(), berth_repo::render::RenderError>(())
+//! ```
+
+use berth_api::application::{ApplicationSourceKustomize, KustomizePatch};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
+
+/// The names Kustomize looks for, in its order.
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Whether `dir` holds a kustomization (Argo CD's test for a Kustomize source).
+pub fn is_kustomization_dir(dir: &Path) -> bool {
+    kustomization_file(dir).is_some()
+}
+
+/// Renders the kustomization at `path` inside the checked-out `repo_root` with the Application's options.
+/// Objects name the kustomization file (e.g. `apps/web/overlays/production/kustomization.yaml`).
+pub fn render_kustomize(
+    repo_root: &Path,
+    path: &str,
+    options: Option<&ApplicationSourceKustomize>,
+    ctx: &ToolContext,
+) -> Result<Vec<Manifest>, RenderError> {
+    let deadline = Instant::now() + ctx.timeout;
+    let root =
+        repo_root.canonicalize().map_err(|e| RenderError::Io { file: ".".into(), message: e.to_string() })?;
+    let app_dir = contained_path(&root, if path.is_empty() { "." } else { path })?;
+    let rel = app_dir.strip_prefix(&root).unwrap_or(Path::new("")).to_path_buf();
+
+    let scratch = Scratch::create(&ctx.work_dir)?;
+    let copy_root = scratch.path.join("repo");
+    copy_tree(&root, &copy_root, &root)?;
+    let work = copy_root.join(&rel);
+    let kustomize = Kustomize { ctx, path, env: build_env(ctx, path), deadline, copy_root: &copy_root };
+
+    if let Some(options) = options {
+        // `kustomize edit` works on the current directory, where `tool::run` also puts its private home.
+        let home = work.join(".home");
+        let had_home = home.exists();
+        let edited = apply_options(&kustomize, options, &work, &rel);
+        if !had_home {
+            let _ = std::fs::remove_dir_all(&home);
+        }
+        edited?;
+    }
+    check_local_references(&copy_root, &work)?;
+
+    let args = vec![
+        "build".to_string(),
+        work.to_string_lossy().into_owned(),
+        "--load-restrictor".into(),
+        "LoadRestrictionsRootOnly".into(),
+    ];
+    let output = kustomize.run(&args, &scratch.path)?;
+    let file = in_repo(&rel, kustomization_file(&work).unwrap_or(KUSTOMIZATION_FILES[0]));
+    let text = String::from_utf8(output).map_err(|_| RenderError::InvalidFile {
+        file: file.clone(),
+        message: "kustomize printed output that is not UTF-8".into(),
+    })?;
+    let mut out = Vec::new();
+    for (index, doc) in parse_documents(&text, &file)?.into_iter().enumerate() {
+        match doc {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(_) => out.push(Manifest { file: file.clone(), object: doc }),
+            _ => {
+                return Err(RenderError::InvalidFile {
+                    file,
+                    message: format!("document {} of the kustomize output is not an object", index + 1),
+                });
+            }
+        }
+    }
+    tracing::debug!(path, objects = out.len(), "kustomize build");
+    Ok(out)
+}
+
+/// Largest total of documents, nodes and alias replays berth accepts in one YAML text: far above any real
+/// set of manifests, far below what an alias bomb or a document storm needs.
+const MAX_DOCUMENTS: usize = 20_000;
+const MAX_NODES: usize = 4_000_000;
+const MAX_ALIAS_REPLAYED_EVENTS: usize = 250_000;
+
+/// Parses a multi-document YAML (or JSON) text within fixed budgets; errors name `file`.
+/// Empty and `null` documents are dropped.
+pub(crate) fn parse_documents(text: &str, file: &str) -> Result<Vec<serde_json::Value>, RenderError> {
+    let limit = tool::MAX_OUTPUT_BYTES as u64;
+    if text.len() as u64 > limit {
+        return Err(RenderError::TooLarge { file: file.into(), size: text.len() as u64, limit });
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: MAX_DOCUMENTS,
+            max_nodes: MAX_NODES,
+            max_events: 2 * MAX_NODES,
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_REPLAYED_EVENTS,
+        },
+    };
+    serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| RenderError::InvalidFile { file: file.into(), message: e.to_string() })
+}
+
+/// Runs `kustomize` for one render: one deadline for all its commands, scratch paths hidden in errors.
+struct Kustomize<'a> {
+    ctx: &'a ToolContext,
+    path: &'a str,
+    env: Vec<(String, String)>,
+    deadline: Instant,
+    copy_root: &'a Path,
+}
+
+impl Kustomize<'_> {
+    fn run(&self, args: &[String], dir: &Path) -> Result<Vec<u8>, RenderError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let ctx = ToolContext { timeout: remaining, ..self.ctx.clone() };
+        tool::run(&ctx, "kustomize", &self.ctx.kustomize, args, dir, self.path, &self.env).map_err(
+            |e| match e {
+                RenderError::Timeout { tool, path, .. } => {
+                    RenderError::Timeout { tool, path, seconds: self.ctx.timeout.as_secs() }
+                }
+                RenderError::Tool { tool, path, message } => {
+                    RenderError::Tool { tool, path, message: self.clean(&message) }
+                }
+                other => other,
+            },
+        )
+    }
+
+    fn edit(
+        &self,
+        args: &[&str],
+        values: impl IntoIterator<Item = String>,
+        dir: &Path,
+    ) -> Result<(), RenderError> {
+        let mut all: Vec<String> = ["edit"].iter().chain(args).map(|s| s.to_string()).collect();
+        // `--` keeps a value that starts with `-` from being read as a flag.
+        all.push("--".into());
+        all.extend(values);
+        self.run(&all, dir).map(drop)
+    }
+
+    fn fail(&self, message: String) -> RenderError {
+        RenderError::Tool { tool: "kustomize".into(), path: self.path.into(), message }
+    }
+
+    /// Repository-relative paths instead of the scratch copy's, and no usage text after an edit error.
+    fn clean(&self, message: &str) -> String {
+        let message = message.split("\nUsage:").next().unwrap_or_default().trim();
+        let root = self.copy_root.to_string_lossy();
+        message.replace(&format!("{root}/"), "").replace(root.as_ref(), ".")
+    }
+}
+
+/// Argo CD's order: name prefix and suffix, images, replicas, labels, annotations, namespace, patches,
+/// components.
+fn apply_options(
+    k: &Kustomize,
+    o: &ApplicationSourceKustomize,
+    work: &Path,
+    rel: &Path,
+) -> Result<(), RenderError> {
+    if let Some(prefix) = o.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+        k.edit(&["set", "nameprefix"], [prefix.to_string()], work)?;
+    }
+    if let Some(suffix) = o.name_suffix.as_deref().filter(|s| !s.is_empty()) {
+        k.edit(&["set", "namesuffix"], [suffix.to_string()], work)?;
+    }
+    if !o.images.is_empty() {
+        k.edit(&["set", "image"], o.images.iter().map(|i| envsubst(i, &k.env)), work)?;
+    }
+    if !o.replicas.is_empty() {
+        let mut values = Vec::new();
+        for (index, replica) in o.replicas.iter().enumerate() {
+            let count = match &replica.count {
+                serde_json::Value::Number(n) => n.as_i64(),
+                serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                k.fail(format!(
+                    "spec.source.kustomize.replicas[{index}].count: expected an integer, got {}",
+                    replica.count
+                ))
+            })?;
+            values.push(format!("{}={count}", replica.name));
+        }
+        k.edit(&["set", "replicas"], values, work)?;
+    }
+    if !o.common_labels.is_empty() {
+        let mut args = vec!["add", "label"];
+        if o.force_common_labels == Some(true) {
+            args.push("--force");
+        }
+        if o.label_without_selector == Some(true) {
+            args.push("--without-selector");
+            if o.label_include_templates == Some(true) {
+                args.push("--include-templates");
+            }
+        }
+        k.edit(&args, o.common_labels.iter().map(|(key, value)| format!("{key}:{value}")), work)?;
+    }
+    if !o.common_annotations.is_empty() {
+        let mut args = vec!["add", "annotation"];
+        if o.force_common_annotations == Some(true) {
+            args.push("--force");
+        }
+        let envsubst_values = o.common_annotations_envsubst == Some(true);
+        let values = o.common_annotations.iter().map(|(key, value)| {
+            let value = if envsubst_values { envsubst(value, &k.env) } else { value.clone() };
+            format!("{key}:{value}")
+        });
+        k.edit(&args, values, work)?;
+    }
+    if let Some(namespace) = o.namespace.as_deref().filter(|n| !n.is_empty()) {
+        k.edit(&["set", "namespace"], [namespace.to_string()], work)?;
+    }
+    if !o.patches.is_empty() {
+        append_patches(work, rel, &o.patches)?;
+    }
+    if !o.components.is_empty() {
+        let components: Vec<String> = o
+            .components
+            .iter()
+            .filter(|c| o.ignore_missing_components != Some(true) || work.join(c).exists())
+            .cloned()
+            .collect();
+        if !components.is_empty() {
+            k.edit(&["add", "component"], components, work)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the Application's patches after the kustomization's own (Argo CD merges them the same way).
+fn append_patches(work: &Path, rel: &Path, patches: &[KustomizePatch]) -> Result<(), RenderError> {
+    let name = kustomization_file(work).unwrap_or(KUSTOMIZATION_FILES[0]);
+    let file = in_repo(rel, name);
+    let invalid = |message: String| RenderError::InvalidFile { file: file.clone(), message };
+    let text = read_small(&work.join(name), &file)?;
+    let mut doc = parse_documents(&text, &file)?.into_iter().next().unwrap_or_else(|| serde_json::json!({}));
+    let map = doc.as_object_mut().ok_or_else(|| invalid("the kustomization is not a mapping".into()))?;
+    let list = map.entry("patches").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = serde_json::Value::Array(Vec::new());
+    }
+    let list = list.as_array_mut().ok_or_else(|| invalid("field patches is not a list".into()))?;
+    for patch in patches {
+        list.push(serde_json::to_value(patch).map_err(|e| invalid(e.to_string()))?);
+    }
+    // JSON is YAML too: used if the YAML writer's output would not read back as the same document.
+    let yaml = serde_saphyr::to_string(&doc)
+        .ok()
+        .filter(|y| parse_documents(y, &file).is_ok_and(|back| back.first() == Some(&doc)));
+    let text = match yaml {
+        Some(yaml) => yaml,
+        None => serde_json::to_string_pretty(&doc).map_err(|e| invalid(e.to_string()))?,
+    };
+    std::fs::write(work.join(name), text).map_err(|e| RenderError::Io { file, message: e.to_string() })
+}
+
+/// Kustomize's load restrictor keeps files inside their kustomization's folder, but it lets `resources`,
+/// `components` and the like name another kustomization anywhere on disk: those must stay in the copy.
+fn check_local_references(copy_root: &Path, start: &Path) -> Result<(), RenderError> {
+    let mut seen = HashSet::new();
+    let mut queue = vec![start.to_path_buf()];
+    while let Some(dir) = queue.pop() {
+        let Ok(dir) = dir.canonicalize() else { continue };
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Some(name) = kustomization_file(&dir) else { continue };
+        let rel = dir.strip_prefix(copy_root).unwrap_or(Path::new("")).to_path_buf();
+        let file = in_repo(&rel, name);
+        let text = read_small(&dir.join(name), &file)?;
+        let Some(doc) = parse_documents(&text, &file)?.into_iter().next() else { continue };
+        for field in ["resources", "bases", "components", "generators", "transformers", "validators"] {
+            let entries = doc.get(field).and_then(|v| v.as_array()).into_iter().flatten();
+            for entry in entries.filter_map(|e| e.as_str()) {
+                // Kustomize cleans `dir/entry` lexically before it looks at the disk; so does this.
+                let target = normalize(&dir.join(entry));
+                if !target.starts_with(copy_root) {
+                    return Err(RenderError::InvalidFile {
+                        file,
+                        message: format!("{field} entry {entry:?} leaves the repository"),
+                    });
+                }
+                if target.is_dir() {
+                    queue.push(target);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies `dir` (inside `root`) to the same place under `copy_root`, leaving out `.git`; every symlink must
+/// point inside `root` and is recreated to point at the same place in the copy.
+fn copy_tree(root: &Path, copy_root: &Path, dir: &Path) -> Result<(), RenderError> {
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
+    let io = |p: &Path, e: std::io::Error| RenderError::Io {
+        file: rel(p).to_string_lossy().into_owned(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(copy_root.join(rel(dir))).map_err(|e| io(dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        let to = copy_root.join(rel(&path));
+        let kind = entry.file_type().map_err(|e| io(&path, e))?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
+            // A dangling link is judged by where it would point.
+            let real = path.canonicalize().unwrap_or_else(|_| normalize(&dir.join(&target)));
+            if !real.starts_with(root) {
+                return Err(RenderError::OutsideRepository {
+                    path: rel(&path).to_string_lossy().into_owned(),
+                });
+            }
+            symlink(&copy_root.join(rel(&real)), &to).map_err(|e| io(&path, e))?;
+        } else if kind.is_dir() {
+            copy_tree(root, copy_root, &path)?;
+        } else if kind.is_file() {
+            std::fs::copy(&path, &to).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &Path, _link: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::other("symlinks in a Kustomize source need a Unix host"))
+}
+
+/// `a/b/../c` → `a/c` without touching the disk (`..` above the start stays at the start).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn kustomization_file(dir: &Path) -> Option<&'static str> {
+    KUSTOMIZATION_FILES.into_iter().find(|name| dir.join(name).is_file())
+}
+
+fn in_repo(rel: &Path, name: &str) -> String {
+    rel.join(name).to_string_lossy().into_owned()
+}
+
+fn read_small(path: &Path, file: &str) -> Result<String, RenderError> {
+    let io = |e: std::io::Error| RenderError::Io { file: file.into(), message: e.to_string() };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(RenderError::TooLarge { file: file.into(), size, limit: MAX_FILE_BYTES });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+/// Argo CD's build environment, as far as berth knows it at render time.
+fn build_env(ctx: &ToolContext, path: &str) -> Vec<(String, String)> {
+    vec![
+        ("ARGOCD_APP_NAME".into(), ctx.app_name.clone()),
+        ("ARGOCD_APP_NAMESPACE".into(), ctx.namespace.clone()),
+        ("ARGOCD_APP_SOURCE_PATH".into(), path.into()),
+        ("KUBE_VERSION".into(), ctx.kube_version.clone()),
+        ("KUBE_API_VERSIONS".into(), ctx.api_versions.join(",")),
+    ]
+}
+
+/// `$NAME` and `${NAME}` from `env` (unknown names become empty), `$$` → `$`, as Argo CD substitutes.
+fn envsubst(text: &str, env: &[(String, String)]) -> String {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let is_name = |c: char| c == '_' || c.is_ascii_alphanumeric();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let mut chars = after.chars();
+        match chars.next() {
+            Some('$') => {
+                out.push('$');
+                rest = &after[1..];
+            }
+            Some('{') => match after.find('}') {
+                Some(end) => {
+                    out.push_str(lookup(&after[1..end]));
+                    rest = &after[end + 1..];
+                }
+                // Unclosed `${`: dropped, as Go's expansion does.
+                None => rest = &after[1..],
+            },
+            Some(c) if "*#@!?-0123456789".contains(c) => rest = &after[c.len_utf8()..],
+            Some(c) if is_name(c) => {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                out.push_str(lookup(&after[..end]));
+                rest = &after[end..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A per-render folder under the work dir, removed when the render ends, however it ends.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn create(work_dir: &Path) -> Result<Self, RenderError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let io = |e: std::io::Error| RenderError::Io {
+            file: work_dir.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(work_dir).map_err(io)?;
+        // Kustomize prints resolved paths: a canonical name lets errors hide them.
+        let work_dir = work_dir.canonicalize().map_err(io)?;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = work_dir.join(format!("kustomize-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Scratch { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Vec<(String, String)> {
+        vec![("ARGOCD_APP_NAME".into(), "web".into()), ("KUBE_VERSION".into(), "1.36.3".into())]
+    }
+
+    #[test]
+    fn envsubst_expands_known_names_and_empties_unknown_ones() {
+        assert_eq!(envsubst("app=$ARGOCD_APP_NAME k=${KUBE_VERSION}!", &env()), "app=web k=1.36.3!");
+        assert_eq!(envsubst("x${NOPE}y$NOPE.z", &env()), "xy.z");
+    }
+
+    #[test]
+    fn envsubst_keeps_escaped_and_lone_dollars() {
+        assert_eq!(
+            envsubst("$$ARGOCD_APP_NAME costs $5 or $ 6 $", &env()),
+            "$ARGOCD_APP_NAME costs  or $ 6 $"
+        );
+        assert_eq!(envsubst("a${b", &env()), "ab");
+    }
+
+    #[test]
+    fn parse_documents_refuses_an_alias_bomb() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse_documents(&bomb, "out.yaml").unwrap_err();
+        assert!(matches!(&err, RenderError::InvalidFile { file, .. } if file == "out.yaml"), "{err}");
+    }
+
+    #[test]
+    fn parse_documents_refuses_a_document_storm_and_a_huge_text() {
+        let storm = "---\na: 1\n".repeat(MAX_DOCUMENTS + 1);
+        assert!(matches!(parse_documents(&storm, "out.yaml"), Err(RenderError::InvalidFile { .. })));
+        let huge = " ".repeat(tool::MAX_OUTPUT_BYTES + 1);
+        assert!(matches!(parse_documents(&huge, "out.yaml"), Err(RenderError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn parse_documents_reads_many_documents_and_skips_empty_ones() {
+        let docs = parse_documents("a: 1\n---\n---\nb: [x]\n", "f.yaml").unwrap();
+        assert_eq!(docs, [serde_json::json!({"a": 1}), serde_json::json!({"b": ["x"]})]);
+    }
+
+    /// Nesting `depth` levels deep (block or flow style), parsed on a thread with a Tokio worker's stack.
+    fn parse_nested(depth: usize, flow: bool) -> Result<usize, RenderError> {
+        let text = if flow {
+            format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth))
+        } else {
+            (0..depth).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>()
+                + &"  ".repeat(depth)
+                + "1\n"
+        };
+        let parse = move || parse_documents(&text, "crd.yaml").map(|d| d.len());
+        std::thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(parse).unwrap().join().unwrap()
+    }
+
+    #[test]
+    fn parse_documents_reads_crd_schema_nesting() {
+        assert_eq!(parse_nested(60, false), Ok(1));
+    }
+
+    #[test]
+    fn parse_documents_refuses_nesting_that_would_overflow_the_stack() {
+        assert!(matches!(parse_nested(5_000, false), Err(RenderError::InvalidFile { .. })));
+        assert!(matches!(parse_nested(5_000, true), Err(RenderError::InvalidFile { .. })));
+    }
+
+    #[test]
+    fn normalize_removes_dot_segments() {
+        assert_eq!(normalize(Path::new("/r/a/b/../../c/./d")), PathBuf::from("/r/c/d"));
+        assert_eq!(normalize(Path::new("/r/../../etc")), PathBuf::from("/etc"));
+    }
+}
