@@ -8,95 +8,14 @@
 //!
 //! Sizes can be lowered for a quick look: `BENCH_APPS=100 hack/bench`.
 
+mod common;
+
+use common::*;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=Bench", "-c", "user.email=bench@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write_app(repo: &std::path::Path, i: usize, objects: usize, value: &str) {
-    let dir = repo.join(format!("apps/app-{i:04}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut text = String::new();
-    for j in 0..objects {
-        text.push_str(&format!(
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-{i:04}-{j}\ndata:\n  value: \"{value}\"\n"
-        ));
-    }
-    std::fs::write(dir.join("config.yaml"), text).unwrap();
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// CPU seconds (user + system) used by a process so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
-async fn count_synced(apps: &Api<berth_api::Application>, revision: &str) -> usize {
-    let list = apps.list(&ListParams::default()).await.expect("listing apps");
-    list.items
-        .iter()
-        .filter(|a| {
-            a.status
-                .as_ref()
-                .and_then(|s| s.sync.as_ref())
-                .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
-        })
-        .count()
-}
-
-async fn wait_all_synced(
-    apps: &Api<berth_api::Application>,
-    n: usize,
-    revision: &str,
-    started: Instant,
-) -> f64 {
-    let deadline = started + Duration::from_secs(900);
-    loop {
-        let synced = count_synced(apps, revision).await;
-        if synced >= n {
-            return started.elapsed().as_secs_f64();
-        }
-        assert!(Instant::now() < deadline, "only {synced}/{n} apps Synced after 900 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn wait_value(cms: &Api<ConfigMap>, name: &str, value: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -119,12 +38,7 @@ async fn main() {
     let suffix = std::process::id();
     let control = format!("bench-{suffix}");
     let dest = format!("bench-dest-{suffix}");
-    let pp = PatchParams::apply("berth-bench");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in [&control, &dest] {
-        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        namespaces.patch(ns, &pp, &Patch::Apply(&body)).await.unwrap();
-    }
+    let namespaces = make_namespaces(&client, &[&control, &dest]).await;
 
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
@@ -138,32 +52,9 @@ async fn main() {
     let first = git(&repo, &["rev-parse", "HEAD"]);
     let url = format!("file://{}", repo.display());
 
-    let log = std::fs::File::create(work.path().join("berth.log")).unwrap();
-    let berth = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--namespace", &control, "--cache-dir"])
-        .arg(work.path().join("cache"))
-        .env("RUST_LOG", "warn,berth_controller=info")
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("berth run");
-    let pid = berth.id();
-    // Stop berth however the bench ends (a failed assertion included).
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let berth = KillOnDrop(berth);
+    let berth = start_berth(&client, &control, work.path()).await;
+    let pid = berth.pid;
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &control);
-    // Wait for the controller: it creates the default AppProject at start.
-    let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), &control);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while projects.get_opt("default").await.unwrap().is_none() {
-        assert!(Instant::now() < deadline, "berth run did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let rss_start = rss_mib(pid);
 
     // 1. n apps at once.

@@ -145,6 +145,7 @@ impl Controller {
         let mut tasks = tokio::task::JoinSet::new();
         // argocd-cm: settings are re-read on every change.
         tasks.spawn(controller.clone().watch_settings());
+        tasks.spawn(controller.clone().watch_known_hosts());
         let c = controller.clone();
         tasks.spawn(async move {
             while config_rx.recv().await.is_some() {
@@ -253,6 +254,33 @@ impl Controller {
                 _ => continue,
             };
             self.set_settings(Settings::from_config_map(&data));
+        }
+    }
+
+    /// Argo CD's `argocd-ssh-known-hosts-cm` (`ssh_known_hosts`): the SSH hosts git trusts without
+    /// `insecure`. A change refreshes every application.
+    async fn watch_known_hosts(self: Arc<Self>) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let config = watcher::Config::default().fields("metadata.name=argocd-ssh-known-hosts-cm");
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut current: Option<String> = None;
+        while let Some(event) = stream.next().await {
+            let text = match event {
+                Ok(watcher::Event::Apply(cm)) | Ok(watcher::Event::InitApply(cm)) => {
+                    cm.data.and_then(|mut d| d.remove("ssh_known_hosts"))
+                }
+                Ok(watcher::Event::Delete(_)) => None,
+                _ => continue,
+            };
+            if text == current {
+                continue;
+            }
+            if let Err(e) = self.git.set_known_hosts(text.as_deref()) {
+                tracing::warn!(error = %e, "argocd-ssh-known-hosts-cm: cannot write the known hosts file");
+                continue;
+            }
+            current = text;
+            self.requeue_all(Level::Refresh);
         }
     }
 

@@ -631,7 +631,7 @@ impl Controller {
         {
             let watched = watched_paths(app, source, &prev.inputs);
             if !changed.iter().any(|f| covers(&watched, f)) {
-                tracing::debug!(app = %name, from = %prev_sha, to = %sha, "no watched file changed: render reused");
+                tracing::debug!(target: "berth::render", app = %name, from = %prev_sha, to = %sha, "reused: no input changed");
                 return Ok(Arc::new(Rendered {
                     manifests: prev.manifests.clone(),
                     commit,
@@ -669,6 +669,7 @@ impl Controller {
         })
         .await
         .map_err(|e| e.to_string())?;
+        tracing::debug!(target: "berth::render", app = %name, sha, source_type, "rendered");
         let manifests = manifests.map_err(|e| format!("Failed to load target state: {e}"));
         Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
     }

@@ -74,6 +74,8 @@ pub struct GitCache {
     fetched: Mutex<std::collections::HashSet<(String, String)>>,
     infos: Mutex<HashMap<(String, String), CommitInfo>>,
     diffs: Mutex<HashMap<DiffKey, Arc<Vec<String>>>>,
+    /// The SSH known hosts file (from argocd-ssh-known-hosts-cm), when one is configured.
+    known_hosts: std::sync::RwLock<Option<PathBuf>>,
 }
 
 /// (repository, from commit, to commit).
@@ -100,11 +102,28 @@ impl GitCache {
             fetched: Mutex::default(),
             infos: Mutex::default(),
             diffs: Mutex::default(),
+            known_hosts: std::sync::RwLock::default(),
         }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The SSH hosts git may connect to without `insecure` (Argo CD's `ssh_known_hosts`); `None` falls
+    /// back to ssh's own files.
+    pub fn set_known_hosts(&self, text: Option<&str>) -> Result<(), std::io::Error> {
+        let Some(text) = text else {
+            *self.known_hosts.write().expect("known hosts lock") = None;
+            return Ok(());
+        };
+        std::fs::create_dir_all(&self.root)?;
+        let path = self.root.join("ssh_known_hosts");
+        let scratch = self.root.join(".ssh_known_hosts.tmp");
+        std::fs::write(&scratch, text)?;
+        std::fs::rename(&scratch, &path)?;
+        *self.known_hosts.write().expect("known hosts lock") = Some(path);
+        Ok(())
     }
 
     fn key(url: &str) -> String {
@@ -205,14 +224,13 @@ impl GitCache {
             .await;
         if by_sha.is_err() || !self.has_commit(&dir, sha).await {
             // Servers that refuse to serve a SHA directly: fetch every branch and tag instead.
-            self.git(
-                Some(&dir),
-                "fetch",
-                url,
-                creds,
-                &["fetch", "--quiet", "--tags", url, "+refs/heads/*:refs/remotes/origin/*"],
-            )
-            .await?;
+            // A shallow clone's fallback must reach below its boundary (an older commit to roll back to).
+            let mut args = vec!["fetch", "--quiet", "--tags"];
+            if dir.join("shallow").exists() {
+                args.push("--unshallow");
+            }
+            args.extend([url, "+refs/heads/*:refs/remotes/origin/*"]);
+            self.git(Some(&dir), "fetch", url, creds, &args).await?;
         }
         if self.has_commit(&dir, sha).await {
             Ok(())
@@ -369,6 +387,12 @@ impl GitCache {
         if creds.insecure {
             cmd.env("GIT_SSL_NO_VERIFY", "true");
             ssh.push_str(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null");
+        } else if let Some(known) = self.known_hosts.read().expect("known hosts lock").as_ref() {
+            // Argo CD's argocd-ssh-known-hosts-cm: only the hosts it lists are trusted.
+            ssh.push_str(&format!(
+                " -o StrictHostKeyChecking=yes -o UserKnownHostsFile='{}'",
+                known.display()
+            ));
         }
         cmd.env("GIT_SSH_COMMAND", ssh);
         let out = match tokio::time::timeout(self.timeout, cmd.output()).await {

@@ -1,6 +1,8 @@
 //! What berth's integration tests share: a client for the real local cluster that fails loudly when it
 //! is missing, polling with a deadline (never a sleep as synchronisation), the CRDs, namespaces, unique
-//! names and git repositories made on disk.
+//! names and git repositories made on disk, and real git servers to serve them ([`git_servers`]).
+
+pub mod git_servers;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

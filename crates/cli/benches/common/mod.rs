@@ -1,0 +1,155 @@
+//! What the benchmarks share: git, process measurements from /proc, percentiles, and waiting for apps.
+#![allow(dead_code)] // each benchmark uses a different part
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `berth run` (the release binary) on a control namespace; killed however the benchmark ends.
+pub struct Berth {
+    child: std::process::Child,
+    pub pid: u32,
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `berth run` with its log in `work/berth.log` and waits until it has created the default
+/// AppProject (its first act).
+pub async fn start_berth(client: &kube::Client, control: &str, work: &std::path::Path) -> Berth {
+    start_berth_with(client, control, work, "warn,berth_controller=info").await
+}
+
+/// [`start_berth`] with a log filter of its own.
+pub async fn start_berth_with(
+    client: &kube::Client,
+    control: &str,
+    work: &std::path::Path,
+    log_filter: &str,
+) -> Berth {
+    let log = std::fs::File::create(work.join("berth.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "--namespace", control, "--cache-dir"])
+        .arg(work.join("cache"))
+        .env("RUST_LOG", log_filter)
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("berth run");
+    let berth = Berth { pid: child.id(), child };
+    let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), control);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while projects.get_opt("default").await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "berth run did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    berth
+}
+
+pub async fn make_namespaces(client: &kube::Client, names: &[&str]) -> Api<Namespace> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in names {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        namespaces.patch(ns, &PatchParams::apply("berth-bench"), &Patch::Apply(&body)).await.unwrap();
+    }
+    namespaces
+}
+
+/// Peak resident memory of a process so far (VmHWM).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Bench", "-c", "user.email=bench@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn write_app(repo: &std::path::Path, i: usize, objects: usize, value: &str) {
+    let dir = repo.join(format!("apps/app-{i:04}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::new();
+    for j in 0..objects {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-{i:04}-{j}\ndata:\n  value: \"{value}\"\n"
+        ));
+    }
+    std::fs::write(dir.join("config.yaml"), text).unwrap();
+}
+
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// CPU seconds (user + system) used by a process so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub async fn count_synced(apps: &Api<berth_api::Application>, revision: &str) -> usize {
+    let list = apps.list(&ListParams::default()).await.expect("listing apps");
+    list.items
+        .iter()
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.sync.as_ref())
+                .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
+        })
+        .count()
+}
+
+pub async fn wait_all_synced(
+    apps: &Api<berth_api::Application>,
+    n: usize,
+    revision: &str,
+    started: Instant,
+) -> f64 {
+    let deadline = started + Duration::from_secs(900);
+    loop {
+        let synced = count_synced(apps, revision).await;
+        if synced >= n {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(Instant::now() < deadline, "only {synced}/{n} apps Synced after 900 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
