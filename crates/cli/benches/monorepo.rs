@@ -71,19 +71,6 @@ fn app(control: &str, dest: &str, url: &str, name: &str, source: serde_json::Val
     })
 }
 
-async fn count_at(apps: &Api<berth_api::Application>, revision: &str) -> usize {
-    let list = apps.list(&ListParams::default()).await.expect("listing apps");
-    list.items
-        .iter()
-        .filter(|a| {
-            a.status
-                .as_ref()
-                .and_then(|s| s.sync.as_ref())
-                .is_some_and(|s| s.revision.as_deref() == Some(revision))
-        })
-        .count()
-}
-
 /// Renders the controller has made so far (its `berth::render` debug lines).
 fn renders_in_log(work: &Path) -> usize {
     std::fs::read_to_string(work.join("berth.log")).unwrap_or_default().matches(" rendered").count()
@@ -205,7 +192,7 @@ async fn main() {
     let requested = started.elapsed().as_secs_f64();
     let deadline = started + Duration::from_secs(600);
     loop {
-        let at = count_at(&apps, &second).await;
+        let at = count_at(&apps, &second, false).await;
         if at >= total {
             break;
         }

@@ -50,6 +50,8 @@ pub struct Memo {
     applied: HashMap<ResourceKey, (Arc<serde_json::Value>, Instant)>,
     /// resourceVersion of berth's last write to the Application: an older copy from the watch is stale.
     written: Option<u64>,
+    /// When the pass in progress started.
+    pass_started: Option<Instant>,
 }
 
 /// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
@@ -198,6 +200,8 @@ impl Controller {
             return Ok(());
         };
         let app: Application = (*app).clone();
+        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().pass_started =
+            Some(Instant::now());
         let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
         let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
         if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
@@ -324,9 +328,12 @@ impl Controller {
         status.controller_namespace = Some(self.config.namespace.clone());
         let wrote =
             level >= Level::Refresh || !same_ignoring_time(&old_status, &status) || app.status.is_none();
+        let mut refresh_cleared = false;
         if wrote {
             status.reconciled_at = Some(now());
-            match self.write_status(name, &mut rv, &status).await {
+            // The refresh annotation goes in the same write as the status it asked for.
+            match self.write_status_clearing(name, &mut rv, &status, annotation.is_some()).await {
+                Ok(()) => refresh_cleared = annotation.is_some(),
                 // After a sync, its result must be recorded even if the spec was edited meanwhile:
                 // berth is the only writer of status, so write it onto the fresh copy.
                 Err(Error::Stale) if ran_operation => {
@@ -340,7 +347,7 @@ impl Controller {
         if let Some(op) = clear_operation {
             self.clear_operation(name, &op).await?;
         }
-        if annotation.is_some() {
+        if annotation.is_some() && !refresh_cleared {
             let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
             let patch = serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: null}}});
             let stored = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
@@ -473,6 +480,15 @@ impl Controller {
         Ok(target)
     }
 
+    fn pass_started(&self, name: &str) -> Instant {
+        self.memo
+            .lock()
+            .expect("memo lock")
+            .get(name)
+            .and_then(|m| m.pass_started)
+            .unwrap_or_else(Instant::now)
+    }
+
     fn creds_for(&self, url: &str) -> berth_repo::git::Credentials {
         credentials::for_url(url, self.secrets.state().iter().map(|s| &**s))
     }
@@ -505,11 +521,12 @@ impl Controller {
         match cached {
             Some(sha) if level < Level::Refresh && revision.is_none() => Ok(sha),
             _ => {
-                // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync asks git now.
+                // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync shares only
+                // one that started after this pass did (so it sees every commit pushed before the request).
                 let max_age = if level == Level::Refresh && refresh_annotation(app).is_none() && !sync {
                     Duration::from_secs(1)
                 } else {
-                    Duration::ZERO
+                    self.pass_started(&name).elapsed()
                 };
                 let creds = self.creds_for(&source.repo_url);
                 let sha =
@@ -1444,11 +1461,27 @@ impl Controller {
         rv: &mut String,
         status: &ApplicationStatus,
     ) -> Result<(), Error> {
+        self.write_status_clearing(name, rv, status, false).await
+    }
+
+    /// [`Self::write_status`], removing the refresh annotation (present on that copy) in the same write.
+    async fn write_status_clearing(
+        &self,
+        name: &str,
+        rv: &mut String,
+        status: &ApplicationStatus,
+        clear_refresh: bool,
+    ) -> Result<(), Error> {
         let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let patch = serde_json::json!([
+        let mut patch = serde_json::json!([
             { "op": "test", "path": "/metadata/resourceVersion", "value": rv },
             { "op": "add", "path": "/status", "value": status }
         ]);
+        if clear_refresh {
+            let path =
+                format!("/metadata/annotations/{}", REFRESH_ANNOTATION.replace('~', "~0").replace('/', "~1"));
+            patch.as_array_mut().expect("an array").push(serde_json::json!({"op": "remove", "path": path}));
+        }
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
         match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {

@@ -50,19 +50,6 @@ async fn namespace_exists(client: &kube::Client, ns: &str) -> bool {
     Api::<Namespace>::all(client.clone()).get_opt(ns).await.unwrap().is_some()
 }
 
-/// Asks for a sync through the `operation` field and waits until the controller has finished it.
-async fn sync_by_hand(bench: &Bench, name: &str) -> serde_json::Value {
-    let op = json!({"operation": {"initiatedBy": {"username": "admin"}, "sync": {"prune": true}}});
-    bench.apps().patch(name, &PatchParams::default(), &Patch::Merge(&op)).await.unwrap();
-    bench
-        .wait_app(name, "the operation finished", |a| {
-            a["operation"].is_null()
-                && a["status"]["operationState"]["finishedAt"].is_string()
-                && a["status"]["operationState"]["operation"]["initiatedBy"]["username"] == "admin"
-        })
-        .await
-}
-
 #[tokio::test]
 async fn the_default_project_is_created_at_start_and_a_changed_one_is_kept() {
     let mut bench = Bench::start("defproj").await;
@@ -146,7 +133,8 @@ async fn the_dev_team_project_refuses_a_cluster_role_and_applies_nothing_of_that
     assert!(!text.contains("Deployment"), "the Deployment is allowed: {text}");
 
     // A sync asked for by hand fails the same way.
-    let app = sync_by_hand(&bench, &name).await;
+    let app =
+        bench.operate(&name, json!({"initiatedBy": {"username": "admin"}, "sync": {"prune": true}})).await;
     let state = &app["status"]["operationState"];
     assert!(state["phase"] == "Error" || state["phase"] == "Failed", "{state}");
     assert!(state["message"].as_str().unwrap().contains(&role), "{state}");
@@ -187,7 +175,8 @@ async fn the_dev_team_project_refuses_a_destination_outside_dev_namespaces() {
     );
     assert_eq!(sync_status(&app), "Unknown");
 
-    let app = sync_by_hand(&bench, &name).await;
+    let app =
+        bench.operate(&name, json!({"initiatedBy": {"username": "admin"}, "sync": {"prune": true}})).await;
     let state = &app["status"]["operationState"];
     assert!(state["phase"] == "Error" || state["phase"] == "Failed", "{state}");
     assert!(state["message"].as_str().unwrap().contains(&ns), "{state}");

@@ -12,10 +12,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-fn phase(app: &serde_json::Value) -> &str {
-    app["status"]["operationState"]["phase"].as_str().unwrap_or_default()
-}
-
 fn results(app: &serde_json::Value) -> Vec<String> {
     app["status"]["operationState"]["syncResult"]["resources"]
         .as_array()
@@ -62,25 +58,6 @@ spec:
     )
 }
 
-/// Starts an operation and waits until it is finished and removed; returns the Application.
-async fn sync(bench: &Bench, name: &str, op: serde_json::Value) -> serde_json::Value {
-    let mut op = op;
-    let marker = unique("op");
-    op["info"] = json!([{"name": "test-run", "value": marker}]);
-    bench
-        .apps()
-        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"operation": op})))
-        .await
-        .unwrap();
-    bench
-        .wait_app(name, "the operation finished", |a| {
-            a["operation"].is_null()
-                && a["status"]["operationState"]["operation"]["info"][0]["value"] == marker.as_str()
-                && matches!(phase(a), "Succeeded" | "Failed" | "Error")
-        })
-        .await
-}
-
 #[tokio::test]
 async fn sync_options_change_how_objects_are_written_and_pruned() {
     let mut bench = Bench::start("options").await;
@@ -102,7 +79,7 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     let cms: Api<ConfigMap> = Api::namespaced(bench.client.clone(), &ns);
 
     // Strict validation (as kubectl's): an unknown field fails the sync before anything is written.
-    let app = sync(&bench, &name, json!({"sync": {"prune": true}})).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Failed");
     let message = app["status"]["operationState"]["message"].as_str().unwrap();
     assert!(message.contains("configmap/strict") && message.contains(".spec"), "{message}");
@@ -112,7 +89,7 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     repo.write("app/strict.yaml", &config_map("strict", "Validate=false", "spec: {unknown: 1}\n"));
     repo.commit("Validate=false");
     bench.refreshed(&name).await;
-    let app = sync(&bench, &name, json!({"sync": {"prune": true}})).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let replaced = cms.get("replaced").await.unwrap();
     let managers: Vec<(String, String)> = replaced
@@ -141,7 +118,7 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     repo.remove("app/confirm.yaml");
     repo.commit("new job image; keep and confirm leave git");
     bench.refreshed(&name).await;
-    let app = sync(&bench, &name, json!({"sync": {"prune": true}})).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let written = results(&app);
     assert!(written.contains(&"Job task Synced".to_string()), "{written:?}");
@@ -155,7 +132,7 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     assert!(cms.get_opt("keep").await.unwrap().is_some() && cms.get_opt("confirm").await.unwrap().is_some());
     let approve = json!({"metadata": {"annotations": {"argocd.argoproj.io/deletion-approved": "2026-11-26T00:00:00Z"}}});
     bench.apps().patch(&name, &PatchParams::default(), &Patch::Merge(&approve)).await.unwrap();
-    let app = sync(&bench, &name, json!({"sync": {"prune": true}})).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert!(results(&app).contains(&"ConfigMap confirm Pruned".to_string()), "{:?}", results(&app));
     poll("confirm to be pruned", TIMEOUT, || async { cms.get_opt("confirm").await.unwrap().is_none() }).await;
     assert!(cms.get_opt("keep").await.unwrap().is_some());
@@ -177,7 +154,7 @@ async fn respect_ignore_differences_keeps_a_scaled_deployment_at_its_live_replic
     app["spec"]["ignoreDifferences"] =
         json!([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]);
     bench.create_app(app).await;
-    let app = sync(&bench, &name, json!({"sync": {}})).await;
+    let app = bench.operate(&name, json!({"sync": {}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let deployments: Api<Deployment> = Api::namespaced(bench.client.clone(), &ns);
     // Another manager (an autoscaler) scales to 5; a new image from git keeps the 5 replicas.
@@ -192,7 +169,7 @@ async fn respect_ignore_differences_keeps_a_scaled_deployment_at_its_live_replic
     repo.write("app/web.yaml", &web_manifests("myorg/web:v2"));
     repo.commit("v2");
     bench.refreshed(&name).await;
-    let app = sync(&bench, &name, json!({"sync": {}})).await;
+    let app = bench.operate(&name, json!({"sync": {}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let spec = deployments.get("web").await.unwrap().spec.unwrap();
     assert_eq!(spec.replicas, Some(5), "the ignored field kept its live value");
@@ -226,7 +203,7 @@ async fn a_resource_of_another_app_is_reported_and_refused_with_fail_on_shared_r
         .wait_app(&second, "the shared object reported", |a| conditions(a).contains("SharedResourceWarning"))
         .await;
     assert!(conditions(&app).contains(&first), "{}", conditions(&app));
-    let app = sync(&bench, &second, json!({"sync": {}})).await;
+    let app = bench.operate(&second, json!({"sync": {}})).await;
     assert_eq!(phase(&app), "Failed");
     assert!(app["status"]["operationState"]["message"].as_str().unwrap().contains("FailOnSharedResource"));
     let cms: Api<ConfigMap> = Api::namespaced(bench.client.clone(), &ns);
@@ -253,7 +230,7 @@ async fn skip_dry_run_on_missing_resource_waits_for_a_crd_made_elsewhere() {
         json!({"syncOptions": ["CreateNamespace=true", "SkipDryRunOnMissingResource=true"]});
     bench.create_app(app).await;
     bench.wait_app(&name, "compared", |a| sync_status(a) == "OutOfSync").await;
-    let app = sync(&bench, &name, json!({"sync": {}})).await;
+    let app = bench.operate(&name, json!({"sync": {}})).await;
     assert_eq!(phase(&app), "Failed", "the kind is still unknown when its turn comes");
     let message = app["status"]["operationState"]["message"].as_str().unwrap();
     assert!(message.contains("Gadget"), "{message}");
@@ -279,9 +256,9 @@ async fn skip_dry_run_on_missing_resource_waits_for_a_crd_made_elsewhere() {
         .unwrap();
     // berth rediscovers the API at most every 5 s; each attempt is a new operation.
     let deadline = std::time::Instant::now() + TIMEOUT;
-    let mut app = sync(&bench, &name, json!({"sync": {}})).await;
+    let mut app = bench.operate(&name, json!({"sync": {}})).await;
     while phase(&app) != "Succeeded" && std::time::Instant::now() < deadline {
-        app = sync(&bench, &name, json!({"sync": {}})).await;
+        app = bench.operate(&name, json!({"sync": {}})).await;
     }
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let _ = crds.delete(&format!("gadgets.{group}"), &Default::default()).await;

@@ -86,10 +86,6 @@ async fn jobs(client: &kube::Client, ns: &str) -> Vec<Job> {
     Api::<Job>::namespaced(client.clone(), ns).list(&Default::default()).await.unwrap().items
 }
 
-fn phase(app: &serde_json::Value) -> &str {
-    app["status"]["operationState"]["phase"].as_str().unwrap_or_default()
-}
-
 fn web(image: &str, replicas: u32) -> String {
     web_manifests(image).replace("replicas: 3", &format!("replicas: {replicas}"))
 }
@@ -113,14 +109,6 @@ spec:
         image: busybox
 "
     )
-}
-
-async fn set_operation(bench: &Bench, name: &str, op: serde_json::Value) {
-    bench
-        .apps()
-        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"operation": op})))
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -216,8 +204,7 @@ async fn postsync_runs_after_the_deployment_is_healthy_and_a_failed_hook_runs_sy
     app["spec"]["syncPolicy"] = json!({});
     bench.create_app(app).await;
     bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
-    set_operation(&bench, &name, json!({"sync": {"prune": true}, "initiatedBy": {"username": "admin"}}))
-        .await;
+    bench.set_operation(&name, json!({"sync": {"prune": true}, "initiatedBy": {"username": "admin"}})).await;
     bench.wait_app(&name, "the sync finished", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
     assert!(
         timeline.at("deployment web available", "v1") < timeline.at("job smoke created", ""),
@@ -238,7 +225,7 @@ async fn postsync_runs_after_the_deployment_is_healthy_and_a_failed_hook_runs_sy
     repo.write("app/web.yaml", &web("myorg/web:v2", 2));
     repo.commit("a failing gate");
     bench.refreshed(&name).await;
-    set_operation(&bench, &name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
+    bench.set_operation(&name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
     let app = bench.wait_app(&name, "the sync failed", |a| phase(a) == "Failed").await;
     let message = app["status"]["operationState"]["message"].as_str().unwrap();
     assert!(message.contains("PreSync") && message.contains("job.batch/gate"), "{message}");
@@ -366,7 +353,7 @@ async fn a_controller_killed_mid_sync_finishes_it_after_a_restart_with_every_hoo
     app["spec"]["syncPolicy"] = json!({});
     bench.create_app(app).await;
     bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
-    set_operation(&bench, &name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
+    bench.set_operation(&name, json!({"sync": {}, "initiatedBy": {"username": "admin"}})).await;
     bench
         .wait_app(&name, "waiting on the gate", |a| {
             phase(a) == "Running"
@@ -411,13 +398,13 @@ async fn a_failing_sync_is_retried_with_backoff_and_counts_its_attempts() {
     app["spec"]["syncPolicy"] = json!({});
     bench.create_app(app).await;
     bench.wait_app(&name, "OutOfSync", |a| sync_status(a) == "OutOfSync").await;
-    set_operation(
-        &bench,
-        &name,
-        json!({"sync": {}, "initiatedBy": {"username": "admin"},
+    bench
+        .set_operation(
+            &name,
+            json!({"sync": {}, "initiatedBy": {"username": "admin"},
                "retry": {"limit": 2, "backoff": {"duration": "1s", "factor": 2, "maxDuration": "2s"}}}),
-    )
-    .await;
+        )
+        .await;
     let app = bench
         .wait_app(&name, "a retry scheduled", |a| {
             a["status"]["operationState"]["message"]
@@ -436,12 +423,12 @@ async fn a_failing_sync_is_retried_with_backoff_and_counts_its_attempts() {
     );
     // The next attempt succeeds once the namespace exists.
     ensure_namespace(&bench.client, &ns).await;
-    set_operation(
-        &bench,
-        &name,
-        json!({"sync": {}, "initiatedBy": {"username": "admin"}, "retry": {"limit": 3}}),
-    )
-    .await;
+    bench
+        .set_operation(
+            &name,
+            json!({"sync": {}, "initiatedBy": {"username": "admin"}, "retry": {"limit": 3}}),
+        )
+        .await;
     let app = bench.wait_app(&name, "synced", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
     assert!(
         app["status"]["operationState"]["retryCount"].is_null()
@@ -498,7 +485,7 @@ async fn rollback_restores_an_earlier_revision_and_is_refused_with_auto_sync() {
     let app = bench.wait_app(&name, "automation off", |a| a["spec"]["syncPolicy"].is_null()).await;
     let typed: berth_api::Application = serde_json::from_value(app).unwrap();
     let op = berth_controller::rollback::rollback_operation(&typed, v2, false, false, "admin").unwrap();
-    set_operation(&bench, &name, serde_json::to_value(op).unwrap()).await;
+    bench.set_operation(&name, serde_json::to_value(op).unwrap()).await;
     let app = bench
         .wait_app(&name, "rolled back", |a| {
             phase(a) == "Succeeded" && a["operation"].is_null() && sync_status(a) == "OutOfSync"
@@ -612,7 +599,7 @@ async fn a_lua_health_check_from_argocd_cm_decides_health_and_gates_the_next_wav
     app["spec"]["syncPolicy"] = json!({"syncOptions": ["CreateNamespace=true"]});
     bench.create_app(app).await;
     bench.wait_app(&name, "compared", |a| sync_status(a) == "OutOfSync").await;
-    set_operation(&bench, &name, json!({"sync": {}})).await;
+    bench.set_operation(&name, json!({"sync": {}})).await;
     let app = bench.wait_app(&name, "the gate failed the sync", |a| phase(a) == "Failed").await;
     let message = app["status"]["operationState"]["message"].as_str().unwrap();
     assert!(message.contains("configmap/gate") && message.contains("state is broken"), "{message}");
@@ -628,7 +615,7 @@ async fn a_lua_health_check_from_argocd_cm_decides_health_and_gates_the_next_wav
     repo.write("app/gate.yaml", &gate("ok"));
     repo.commit("gate ok");
     bench.refreshed(&name).await;
-    set_operation(&bench, &name, json!({"sync": {}})).await;
+    bench.set_operation(&name, json!({"sync": {}})).await;
     bench.wait_app(&name, "both waves synced", |a| phase(a) == "Succeeded" && a["operation"].is_null()).await;
     assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_some());
     bench.cleanup().await;

@@ -9,27 +9,6 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-fn phase(app: &serde_json::Value) -> &str {
-    app["status"]["operationState"]["phase"].as_str().unwrap_or_default()
-}
-
-async fn sync(bench: &Bench, name: &str) -> serde_json::Value {
-    let marker = unique("op");
-    let op = json!({"sync": {"prune": true}, "info": [{"name": "test-run", "value": marker}]});
-    bench
-        .apps()
-        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"operation": op})))
-        .await
-        .unwrap();
-    bench
-        .wait_app(name, "the operation finished", |a| {
-            a["operation"].is_null()
-                && a["status"]["operationState"]["operation"]["info"][0]["value"] == marker.as_str()
-                && matches!(phase(a), "Succeeded" | "Failed" | "Error")
-        })
-        .await
-}
-
 async fn web(client: &kube::Client, ns: &str) -> Deployment {
     Api::<Deployment>::namespaced(client.clone(), ns).get("web").await.unwrap()
 }
@@ -78,7 +57,7 @@ async fn the_seeds_kustomize_overlay_deploys_its_image_and_a_base_change_re_rend
     bench.create_app(seed_app("application-kustomize.yaml", &name, &repo.url(), &ns)).await;
     let app = bench.wait_app(&name, "compared", |a| a["status"]["sourceType"] == "Kustomize").await;
     assert_eq!(sync_status(&app), "OutOfSync");
-    let app = sync(&bench, &name).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let d = web(&bench.client, &ns).await;
     assert_eq!(image(&d), "myorg/web:v1.2.3", "the seed's kustomize.images");
@@ -89,7 +68,7 @@ async fn the_seeds_kustomize_overlay_deploys_its_image_and_a_base_change_re_rend
     repo.commit("two replicas in the base");
     bench.refreshed(&name).await;
     bench.wait_app(&name, "OutOfSync after the base changed", |a| sync_status(a) == "OutOfSync").await;
-    let app = sync(&bench, &name).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded");
     assert_eq!(web(&bench.client, &ns).await.spec.unwrap().replicas, Some(2));
     bench.cleanup().await;
@@ -150,7 +129,7 @@ async fn the_seeds_helm_values_set_replicas_and_tag_and_helm_hooks_run_as_presyn
     let name = unique("helm");
     bench.create_app(seed_app("application-helm.yaml", &name, &repo.url(), &ns)).await;
     bench.wait_app(&name, "compared", |a| a["status"]["sourceType"] == "Helm").await;
-    let app = sync(&bench, &name).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let d = web(&bench.client, &ns).await;
     assert_eq!(d.spec.clone().unwrap().replicas, Some(3), "the seed's replicaCount: 3");
@@ -189,7 +168,7 @@ async fn multiple_sources_take_value_files_from_another_repository() {
         })
         .await;
     assert_eq!(sync_status(&app), "OutOfSync", "{}", conditions(&app));
-    let app = sync(&bench, &name).await;
+    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
     let d = web(&bench.client, &ns).await;
     assert_eq!(d.spec.clone().unwrap().replicas, Some(2));

@@ -67,7 +67,7 @@ pub struct GitCache {
     root: PathBuf,
     timeout: Duration,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
-    /// Each remote's last `ls-remote` output and when it was taken.
+    /// Each remote's last `ls-remote` output and when it started.
     refs: Mutex<HashMap<String, (Arc<String>, Instant)>>,
     /// What a thousand applications on one monorepo ask about the same commits, answered once:
     /// commits known to be fetched, commit metadata, and files changed between two commits.
@@ -140,8 +140,9 @@ impl GitCache {
     }
 
     /// The commit SHA a target revision (branch, tag, commit SHA, `HEAD` or empty) points at, by
-    /// `git ls-remote`: no objects are transferred. The remote's refs are shared by every caller for
-    /// `max_age`, so a thousand applications on one repository cost one ls-remote.
+    /// `git ls-remote`: no objects are transferred. An ls-remote that started at most `max_age` ago is
+    /// shared, so a thousand applications on one repository cost one ls-remote (a caller that needs the
+    /// state after its own request passes the time since that request).
     pub async fn resolve(
         &self,
         url: &str,
@@ -167,8 +168,10 @@ impl GitCache {
             match cached {
                 Some((out, _)) => out,
                 None => {
+                    // Kept with the time it *started*: a caller that asked at that time or before may use it.
+                    let started = Instant::now();
                     let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", url]).await?);
-                    self.refs.lock().expect("refs lock").insert(key, (out.clone(), Instant::now()));
+                    self.refs.lock().expect("refs lock").insert(key, (out.clone(), started));
                     out
                 }
             }

@@ -7,7 +7,7 @@ mod common;
 use berth_api::application::{Application, ApplicationSourceHelm, HelmFileParameter, HelmParameter};
 use berth_repo::render::helm::{HelmCredentials, is_chart_dir, render_helm_chart, render_helm_path};
 use berth_repo::render::{Manifest, RenderError, ToolContext};
-use common::{ChartServer, OCI_PASSWORD, OCI_USER, OciRegistry, count};
+use common::{ChartServer, OCI_PASSWORD, OCI_USER, OciRegistry, count, names};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -157,19 +157,6 @@ fn find<'a>(manifests: &'a [Manifest], kind: &str) -> &'a Manifest {
         .iter()
         .find(|m| m.object["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind} in {:?}", names(manifests)))
-}
-
-fn names(manifests: &[Manifest]) -> Vec<String> {
-    manifests
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m.object["kind"].as_str().unwrap(),
-                m.object["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 /// The probe ConfigMap's data.

@@ -1,11 +1,14 @@
 //! Kustomize sources against the real `kustomize` binary (on `PATH` after
 //! `eval "$(./hack/cluster env)"`), on the seed's layout `apps/web/{base,overlays/{production,staging}}`.
 
+mod common;
+
 use berth_api::application::{
     ApplicationSourceKustomize, KustomizePatch, KustomizeReplica, KustomizeSelector,
 };
 use berth_repo::render::kustomize::{is_kustomization_dir, render_kustomize};
 use berth_repo::render::{Manifest, RenderError, ToolContext};
+use common::names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -152,19 +155,6 @@ fn render_err(repo: &Path, path: &str, options: Option<&ApplicationSourceKustomi
 fn object<'a>(manifests: &'a [Manifest], kind: &str, name: &str) -> &'a serde_json::Value {
     let found = manifests.iter().find(|m| m.object["kind"] == kind && m.object["metadata"]["name"] == name);
     &found.unwrap_or_else(|| panic!("no {kind}/{name} in {:?}", names(manifests))).object
-}
-
-fn names(manifests: &[Manifest]) -> Vec<String> {
-    manifests
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m.object["kind"].as_str().unwrap(),
-                m.object["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 /// Every file, folder and link under `root`, with contents or link targets.
@@ -450,7 +440,7 @@ fn a_path_climbing_out_of_the_repository_is_refused() {
 }
 
 #[test]
-fn a_symlink_out_of_the_repository_is_refused_anywhere_in_the_tree() {
+fn a_symlink_out_of_the_repository_is_refused_anywhere_the_application_reads() {
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), &[("secret.yaml", SERVICE)]);
     let repo = seed_repo();
@@ -465,11 +455,16 @@ fn a_symlink_out_of_the_repository_is_refused_anywhere_in_the_tree() {
     );
     // A dangling link that would point outside is refused too.
     std::fs::remove_file(repo.path().join("apps/web/base/leak.yaml")).unwrap();
-    std::os::unix::fs::symlink("../../../../nowhere", repo.path().join("apps/web/dangling")).unwrap();
+    std::os::unix::fs::symlink("../../../../../nowhere", repo.path().join("apps/web/base/dangling")).unwrap();
     assert_eq!(
         render_err(repo.path(), PROD, None),
-        RenderError::OutsideRepository { path: "apps/web/dangling".into() }
+        RenderError::OutsideRepository { path: "apps/web/base/dangling".into() }
     );
+    // In a folder the application does not read, a link is none of its business (a monorepo's other
+    // applications are not even copied).
+    std::fs::remove_file(repo.path().join("apps/web/base/dangling")).unwrap();
+    std::os::unix::fs::symlink("../../../../nowhere", repo.path().join("apps/unrelated")).unwrap();
+    render(repo.path(), PROD, None);
 }
 
 #[test]

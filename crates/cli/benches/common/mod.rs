@@ -125,6 +125,11 @@ pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
 }
 
 pub async fn count_synced(apps: &Api<berth_api::Application>, revision: &str) -> usize {
+    count_at(apps, revision, true).await
+}
+
+/// Applications whose compared revision is `revision` (and that are Synced, with `synced`).
+pub async fn count_at(apps: &Api<berth_api::Application>, revision: &str, synced: bool) -> usize {
     let list = apps.list(&ListParams::default()).await.expect("listing apps");
     list.items
         .iter()
@@ -132,7 +137,7 @@ pub async fn count_synced(apps: &Api<berth_api::Application>, revision: &str) ->
             a.status
                 .as_ref()
                 .and_then(|s| s.sync.as_ref())
-                .is_some_and(|s| s.status == "Synced" && s.revision.as_deref() == Some(revision))
+                .is_some_and(|s| (!synced || s.status == "Synced") && s.revision.as_deref() == Some(revision))
         })
         .count()
 }

@@ -151,6 +151,27 @@ impl Bench {
         self.apps().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     }
 
+    /// Writes `op` as the Application's operation (as `argocd app sync` does).
+    pub async fn set_operation(&self, name: &str, op: serde_json::Value) {
+        let patch = serde_json::json!({"operation": op});
+        self.apps().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    /// Runs an operation to its end: writes it (marked, so an earlier one is never mistaken for it) and
+    /// waits until it has finished and been removed. Returns the Application.
+    pub async fn operate(&self, name: &str, op: serde_json::Value) -> serde_json::Value {
+        let marker = unique("op");
+        let mut op = op;
+        op["info"] = serde_json::json!([{"name": "test-run", "value": marker}]);
+        self.set_operation(name, op).await;
+        self.wait_app(name, "the operation finished", |a| {
+            a["operation"].is_null()
+                && a["status"]["operationState"]["operation"]["info"][0]["value"] == marker.as_str()
+                && matches!(phase(a), "Succeeded" | "Failed" | "Error")
+        })
+        .await
+    }
+
     pub async fn cleanup(mut self) {
         self.stop_controller().await;
         let ns: Api<Namespace> = Api::all(self.client.clone());
@@ -226,6 +247,11 @@ pub fn seed_web_app(name: &str, repo_url: &str, dest_ns: &str) -> serde_json::Va
     app["spec"]["source"]["repoURL"] = repo_url.into();
     app["spec"]["destination"]["namespace"] = dest_ns.into();
     app
+}
+
+/// The last operation's phase.
+pub fn phase(app: &serde_json::Value) -> &str {
+    app["status"]["operationState"]["phase"].as_str().unwrap_or_default()
 }
 
 pub fn sync_status(app: &serde_json::Value) -> &str {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// Repository-relative paths (files or directories) that `path` renders from. `value_files` are a Helm
-/// source's value files, relative to the chart.
-pub fn render_inputs(repo_root: &Path, path: &str, value_files: &[String]) -> Vec<String> {
+/// Repository-relative paths (files or directories) that `path` renders from. `extra` are paths relative
+/// to `path` the source names itself: a Helm source's value files, a Kustomize source's components.
+pub fn render_inputs(repo_root: &Path, path: &str, extra: &[String]) -> Vec<String> {
     let Ok(root) = repo_root.canonicalize() else { return vec![path.to_string()] };
     let Ok(start) = super::contained_path(&root, path) else { return vec![path.to_string()] };
     let mut found = BTreeSet::new();
@@ -33,17 +33,20 @@ pub fn render_inputs(repo_root: &Path, path: &str, value_files: &[String]) -> Ve
             if s.contains("://") || s.contains('\n') || s.len() > 4096 {
                 continue;
             }
-            let Some(candidate) = inside(&root, &dir.join(s)) else { continue };
-            if candidate.is_dir() {
-                pending.push(candidate);
-            } else if candidate.is_file() {
-                found.insert(candidate);
-            }
+            add(&root, &dir.join(s), &mut found, &mut pending);
         }
     }
-    for value_file in value_files {
-        if let Some(file) = inside(&root, &start.join(value_file)) {
-            found.insert(file);
+    for extra in extra {
+        add(&root, &start.join(extra), &mut found, &mut pending);
+    }
+    // Folders named by the extras (a component from the Application's options) are read too.
+    while let Some(dir) = pending.pop() {
+        if found.insert(dir.clone()) {
+            let mut more =
+                render_inputs(&root, &dir.strip_prefix(&root).unwrap_or(&dir).to_string_lossy(), &[]);
+            for p in more.drain(..) {
+                found.insert(root.join(p));
+            }
         }
     }
     let mut out: Vec<String> = found
@@ -56,10 +59,39 @@ pub fn render_inputs(repo_root: &Path, path: &str, value_files: &[String]) -> Ve
     out
 }
 
-/// `candidate` resolved, if it exists inside `root`.
-fn inside(root: &Path, candidate: &Path) -> Option<PathBuf> {
-    let real = candidate.canonicalize().ok()?;
-    real.starts_with(root).then_some(real)
+/// Records `candidate` if it exists inside `root`: as written (a symlink's own path, which is where a tool
+/// looks) and, when a symlink leads elsewhere in the repository, where it leads too. Folders go to `pending`.
+fn add(root: &Path, candidate: &Path, found: &mut BTreeSet<PathBuf>, pending: &mut Vec<PathBuf>) {
+    let Ok(real) = candidate.canonicalize() else { return };
+    if !real.starts_with(root) {
+        return;
+    }
+    let written = lexical(candidate);
+    for p in [written, real] {
+        if !p.starts_with(root) {
+            continue;
+        }
+        if p.is_dir() {
+            pending.push(p);
+        } else if p.is_file() {
+            found.insert(p);
+        }
+    }
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn collect_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {

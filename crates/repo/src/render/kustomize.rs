@@ -42,7 +42,8 @@ pub fn render_kustomize(
 
     let scratch = Scratch::create(&ctx.work_dir)?;
     let copy_root = scratch.path.join("repo");
-    copy_tree(&root, &copy_root, &root)?;
+    let components = options.map(|o| o.components.clone()).unwrap_or_default();
+    copy_inputs(&root, &copy_root, &rel, &components)?;
     let work = copy_root.join(&rel);
     let kustomize = Kustomize { ctx, path, env: build_env(ctx, path), deadline, copy_root: &copy_root };
 
@@ -309,9 +310,40 @@ fn check_local_references(copy_root: &Path, start: &Path) -> Result<(), RenderEr
     Ok(())
 }
 
+/// Copies what the kustomization at `rel` reads (its folder, and the bases, components and files its
+/// kustomizations name, with the targets of symlinks among them) to the same places under `copy_root`.
+/// A monorepo's other applications are not copied: a render costs what the application reads.
+fn copy_inputs(root: &Path, copy_root: &Path, rel: &Path, components: &[String]) -> Result<(), RenderError> {
+    let start = rel.to_string_lossy().replace('\\', "/");
+    let mut pending: Vec<PathBuf> =
+        super::render_inputs(root, &start, components).into_iter().map(|p| root.join(p)).collect();
+    pending.push(root.join(rel));
+    let mut copied: Vec<PathBuf> = Vec::new();
+    while let Some(next) = pending.pop() {
+        if copied.iter().any(|c| next.starts_with(c)) {
+            continue;
+        }
+        // A folder replaces the folders inside it that were copied before.
+        copied.retain(|c| !c.starts_with(&next));
+        let mut links = Vec::new();
+        if next.is_dir() {
+            copy_tree(root, copy_root, &next, &mut links)?;
+        } else if next.is_file() {
+            let to = copy_root.join(next.strip_prefix(root).unwrap_or(&next));
+            let io = |e: std::io::Error| RenderError::Io { file: start.clone(), message: e.to_string() };
+            std::fs::create_dir_all(to.parent().unwrap_or(copy_root)).map_err(io)?;
+            std::fs::copy(&next, &to).map_err(io)?;
+        }
+        copied.push(next);
+        pending.extend(links);
+    }
+    Ok(())
+}
+
 /// Copies `dir` (inside `root`) to the same place under `copy_root`, leaving out `.git`; every symlink must
-/// point inside `root` and is recreated to point at the same place in the copy.
-fn copy_tree(root: &Path, copy_root: &Path, dir: &Path) -> Result<(), RenderError> {
+/// point inside `root` and is recreated to point at the same place in the copy (its target is added to
+/// `links`, to be copied too).
+fn copy_tree(root: &Path, copy_root: &Path, dir: &Path, links: &mut Vec<PathBuf>) -> Result<(), RenderError> {
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
     let io = |p: &Path, e: std::io::Error| RenderError::Io {
         file: rel(p).to_string_lossy().into_owned(),
@@ -335,9 +367,12 @@ fn copy_tree(root: &Path, copy_root: &Path, dir: &Path) -> Result<(), RenderErro
                     path: rel(&path).to_string_lossy().into_owned(),
                 });
             }
-            symlink(&copy_root.join(rel(&real)), &to).map_err(|e| io(&path, e))?;
+            if !to.exists() && to.symlink_metadata().is_err() {
+                symlink(&copy_root.join(rel(&real)), &to).map_err(|e| io(&path, e))?;
+            }
+            links.push(real);
         } else if kind.is_dir() {
-            copy_tree(root, copy_root, &path)?;
+            copy_tree(root, copy_root, &path, links)?;
         } else if kind.is_file() {
             std::fs::copy(&path, &to).map_err(|e| io(&path, e))?;
         }

@@ -279,3 +279,17 @@ fn require(path: &str, package: &str) {
         "{path} is missing: install Debian's {package} package (hack/packages does)"
     );
 }
+
+/// `Kind/name` of each rendered object, in order.
+pub fn names(manifests: &[berth_repo::render::Manifest]) -> Vec<String> {
+    manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m.object["kind"].as_str().unwrap(),
+                m.object["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
