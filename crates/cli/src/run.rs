@@ -1,5 +1,4 @@
-//! `berth run`: every part of berth in one process. Today that is the Application controller; the API
-//! server and UI join it with the issues that build them.
+//! `berth run`: every part of berth in one process: the Application controller and the API server.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -26,6 +25,15 @@ pub struct RunArgs {
     /// Seconds between a drift and its revert by selfHeal (Argo CD's self-heal timeout).
     #[arg(long, env = "BERTH_SELF_HEAL_TIMEOUT_SECONDS", default_value_t = 0)]
     pub self_heal_timeout_seconds: u64,
+    /// Port of the API server (and UI).
+    #[arg(long, env = "BERTH_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address the API server listens on.
+    #[arg(long, env = "BERTH_ADDRESS", default_value = "0.0.0.0")]
+    pub address: std::net::IpAddr,
+    /// Serve plain HTTP (as argocd-server --insecure). Today the server speaks plain HTTP only.
+    #[arg(long, env = "BERTH_INSECURE", default_value_t = false)]
+    pub insecure: bool,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
@@ -69,7 +77,25 @@ pub async fn run(args: RunArgs) -> Result<()> {
         workers: args.workers,
         self_heal_timeout: Duration::from_secs(args.self_heal_timeout_seconds),
     };
-    berth_controller::Controller::run(client, config, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server_config = berth_server::api::ServerConfig {
+        namespace: config.namespace.clone(),
+        addr: std::net::SocketAddr::new(args.address, args.port),
+    };
+    if !args.insecure {
+        tracing::warn!("TLS is not implemented yet: the API server speaks plain HTTP (as with --insecure)");
+    }
+    let server =
+        tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    berth_controller::Controller::run(client, config, stopped(stop_rx)).await?;
+    server.await.context("the API server task")?.context("the API server")?;
     tracing::info!("stopped");
     Ok(())
 }

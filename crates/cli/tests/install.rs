@@ -182,7 +182,7 @@ async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
 
     // The real binary, authenticated as the ServiceAccount, starts its controller without a forbidden call.
     let mut berth = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--cache-dir"])
+        .args(["run", "--port", "0", "--cache-dir"])
         .arg(dir.path().join("cache"))
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info")

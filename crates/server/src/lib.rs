@@ -1,1 +1,5 @@
-//! Nothing here yet: see the crate description and ../../README.md's architecture section.
+//! The API server of `berth run`: Argo CD's REST API (`api`), accounts and sessions (`auth`), RBAC
+//! (`rbac`) and git webhooks (`webhook`).
+pub mod api;
+pub mod rbac;
+pub mod webhook;

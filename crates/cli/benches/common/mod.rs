@@ -34,7 +34,7 @@ pub async fn start_berth_with(
 ) -> Berth {
     let log = std::fs::File::create(work.join("berth.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--namespace", control, "--cache-dir"])
+        .args(["run", "--port", "0", "--namespace", control, "--cache-dir"])
         .arg(work.join("cache"))
         .env("RUST_LOG", log_filter)
         .stderr(Stdio::from(log))

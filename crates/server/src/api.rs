@@ -1,0 +1,226 @@
+//! The HTTP server of `berth run`: Argo CD's REST paths and JSON shapes, `/healthz`, and errors as
+//! `{error, code, message}` with gRPC-style codes, as Argo CD's gateway writes them.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use berth_api::Application;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where and how the server listens.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The control namespace (Applications, AppProjects, argocd-cm, argocd-secret).
+    pub namespace: String,
+    pub addr: SocketAddr,
+}
+
+/// What every handler reads.
+pub struct Shared {
+    pub apps: reflector::Store<Application>,
+    pub namespace: String,
+}
+
+/// An error as Argo CD's API returns it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// The gRPC code Argo CD puts in `code` (5 not found, 7 permission denied, 16 unauthenticated...).
+    pub code: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, code: 5, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, code: 3, message: message.into() }
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::UNAUTHORIZED, code: 16, message: message.into() }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, code: 7, message: message.into() }
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: 13, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.message, "code": self.code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The routes (state included), for `serve` and for tests that drive the router directly.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/version", get(version))
+        .route("/api/v1/applications", get(list_applications))
+        .route("/api/v1/applications/{name}", get(get_application))
+        .fallback(|| async { ApiError::not_found("no such API path") })
+        .with_state(shared)
+}
+
+/// Watches the Applications and serves until `shutdown` resolves.
+pub async fn serve(
+    client: kube::Client,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = watch_applications(client, &config.namespace);
+    let shared = Arc::new(Shared { apps: store, namespace: config.namespace.clone() });
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    serve_on(listener, shared, shutdown).await
+}
+
+/// Serves on a listener bound by the caller (tests bind port 0 and read the port back).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "API server listening (plain HTTP)");
+    axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown).await
+}
+
+/// The Applications of `namespace`, kept by a watch (the store fills in the background).
+pub fn watch_applications(client: kube::Client, namespace: &str) -> reflector::Store<Application> {
+    let api: Api<Application> = Api::namespaced(client, namespace);
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while stream.next().await.is_some() {}
+    });
+    store
+}
+
+async fn version() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "Version": format!("v{}", env!("CARGO_PKG_VERSION")),
+        "Platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        "KustomizeVersion": "",
+        "HelmVersion": "",
+    }))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    /// `projects=a&projects=b` in Argo CD; a comma-separated list is accepted too.
+    #[serde(default)]
+    projects: Option<String>,
+    #[serde(default)]
+    search: Option<String>,
+    #[serde(default)]
+    selector: Option<String>,
+}
+
+async fn list_applications(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let projects: Vec<&str> = query
+        .projects
+        .as_deref()
+        .map(|p| p.split(',').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let selector = match query.selector.as_deref() {
+        Some(s) if !s.is_empty() => Some(parse_selector(s)?),
+        _ => None,
+    };
+    let mut items: Vec<Arc<Application>> = shared
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| {
+            let project = if a.spec.project.is_empty() { "default" } else { &a.spec.project };
+            projects.is_empty() || projects.contains(&project)
+        })
+        .filter(|a| {
+            query.search.as_deref().is_none_or(|s| a.metadata.name.as_deref().unwrap_or_default().contains(s))
+        })
+        .filter(|a| selector.as_ref().is_none_or(|sel| matches_selector(sel, a.metadata.labels.as_ref())))
+        .collect();
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let items: Vec<&Application> = items.iter().map(|a| &**a).collect();
+    Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
+}
+
+async fn get_application(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Json<Application>, ApiError> {
+    let key = reflector::ObjectRef::new(&name).within(&shared.namespace);
+    match shared.apps.get(&key) {
+        Some(app) => Ok(Json((*app).clone())),
+        None => Err(ApiError::not_found(format!("applications.argoproj.io \"{name}\" not found"))),
+    }
+}
+
+/// A label selector as kubectl writes it: `a=b,c!=d,e` (equality, inequality, existence).
+fn parse_selector(text: &str) -> Result<Vec<(String, Option<String>, bool)>, ApiError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                Ok((k.trim().to_string(), Some(v.trim().to_string()), false))
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                Ok((k.trim().to_string(), Some(v.trim().to_string()), true))
+            } else if term.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+                Ok((term.to_string(), None, true))
+            } else {
+                Err(ApiError::bad_request(format!("selector: cannot read {term:?}")))
+            }
+        })
+        .collect()
+}
+
+fn matches_selector(
+    selector: &[(String, Option<String>, bool)],
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    selector.iter().all(|(key, value, equal)| {
+        let have = labels.and_then(|l| l.get(key));
+        match (value, equal) {
+            (None, _) => have.is_some(),
+            (Some(v), true) => have == Some(v),
+            (Some(v), false) => have != Some(v),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_as_kubectl_reads_them() {
+        let sel = parse_selector("team=web,env!=prod,tier").unwrap();
+        let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert!(matches_selector(&sel, Some(&labels(&[("team", "web"), ("env", "dev"), ("tier", "1")]))));
+        assert!(!matches_selector(&sel, Some(&labels(&[("team", "web"), ("env", "prod"), ("tier", "1")]))));
+        assert!(!matches_selector(&sel, Some(&labels(&[("team", "web")]))));
+        assert!(parse_selector("a in (b)").is_err());
+    }
+
+    #[test]
+    fn errors_carry_argo_cds_shape() {
+        let e = ApiError::not_found("applications.argoproj.io \"x\" not found");
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.code, 5);
+    }
+}
