@@ -5,6 +5,7 @@
 //! application's pass (target state → compare → operation or auto-sync → status).
 
 mod credentials;
+pub mod metrics;
 mod project;
 mod queue;
 mod reconcile;
@@ -316,7 +317,10 @@ impl Controller {
 
     async fn reconcile_logged(&self, name: &str, level: Level) {
         let started = Instant::now();
-        match self.reconcile(name, level).await {
+        let result = self.reconcile(name, level).await;
+        metrics::global().reconciled(started.elapsed());
+        metrics::global().set_queue_depth(self.queue.len());
+        match result {
             Ok(()) => tracing::debug!(
                 app = name,
                 ?level,

@@ -529,10 +529,16 @@ impl Controller {
                     self.pass_started(&name).elapsed()
                 };
                 let creds = self.creds_for(&source.repo_url);
-                let sha =
-                    self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await.map_err(|e| {
-                        format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
-                    })?;
+                let asked = Instant::now();
+                let resolved = self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await;
+                crate::metrics::global().git_request(
+                    &berth_repo::git::scrub_url(&source.repo_url),
+                    "ls-remote",
+                    asked.elapsed(),
+                );
+                let sha = resolved.map_err(|e| {
+                    format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
+                })?;
                 tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
                 if revision.is_none() {
                     let mut memo = self.memo.lock().expect("memo lock");
@@ -664,6 +670,7 @@ impl Controller {
             .map_err(|e| format!("Failed to load target state: failed to check out {sha}: {e}"))?;
         let path = source.path.clone().unwrap_or_default();
         let source = source.clone();
+        let render_started = Instant::now();
         let (source_type, manifests, inputs) = tokio::task::spawn_blocking(move || {
             let kind = source_kind(&source, &tree, &path);
             let out = match kind {
@@ -687,6 +694,7 @@ impl Controller {
         .await
         .map_err(|e| e.to_string())?;
         tracing::debug!(target: "berth::render", app = %name, sha, source_type, "rendered");
+        crate::metrics::global().rendered(source_type, render_started.elapsed());
         let manifests = manifests.map_err(|e| format!("Failed to load target state: {e}"));
         Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
     }
@@ -1254,6 +1262,7 @@ impl Controller {
                     return Ok(state);
                 }
                 tracing::info!(app = %name, revision = %target.revision, %message, "sync failed");
+                self.count_sync(app, "Failed");
                 Ok(finish(state, "Failed", message, Some(result)))
             }
             sync::run::Progress::Succeeded(message) => {
@@ -1265,6 +1274,7 @@ impl Controller {
                     resources = result.resources.len(),
                     "sync finished"
                 );
+                self.count_sync(app, if opts.dry_run { "DryRun" } else { "Succeeded" });
                 let state = finish(state, "Succeeded", message, Some(result));
                 if !opts.dry_run {
                     push_history(
@@ -1392,6 +1402,16 @@ impl Controller {
                 (owner != app).then(|| format!("{} is part of application {owner}", d.key))
             })
             .collect()
+    }
+
+    fn count_sync(&self, app: &Application, phase: &str) {
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        crate::metrics::global().synced(
+            app.metadata.name.as_deref().unwrap_or_default(),
+            &self.config.namespace,
+            project,
+            phase,
+        );
     }
 
     fn requeue_after(&self, name: &str, after: Duration) {

@@ -66,6 +66,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/version", get(version))
+        .route("/metrics", get(metrics))
         .route("/api/v1/applications", get(list_applications))
         .route("/api/v1/applications/{name}", get(get_application))
         .fallback(|| async { ApiError::not_found("no such API path") })
@@ -104,6 +105,14 @@ pub fn watch_applications(client: kube::Client, namespace: &str) -> reflector::S
         while stream.next().await.is_some() {}
     });
     store
+}
+
+/// Prometheus's text format: the controller's metrics (Argo CD's names where it has them).
+async fn metrics() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        berth_controller::metrics::global().render(),
+    )
 }
 
 async fn version() -> Json<serde_json::Value> {

@@ -63,6 +63,12 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
 
     let (status, body) = get(&format!("{}/healthz", server.base)).await;
     assert_eq!((status, body), (200, serde_json::Value::String("ok".into())));
+    let (status, metrics) = get(&format!("{}/metrics", server.base)).await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    for name in ["argocd_app_reconcile_bucket", "argocd_app_sync_total", "workqueue_depth"] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
     let (status, version) = get(&format!("{}/api/version", server.base)).await;
     assert_eq!(status, 200);
     assert!(version["Version"].as_str().unwrap().starts_with('v'));
