@@ -23,6 +23,7 @@ pub struct ServerConfig {
 
 /// What every handler reads.
 pub struct Shared {
+    pub client: kube::Client,
     pub apps: reflector::Store<Application>,
     pub namespace: String,
 }
@@ -69,6 +70,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/applications", get(list_applications))
         .route("/api/v1/applications/{name}", get(get_application))
+        .route("/api/webhook", axum::routing::post(webhook))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .with_state(shared)
 }
@@ -79,8 +82,8 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = watch_applications(client, &config.namespace);
-    let shared = Arc::new(Shared { apps: store, namespace: config.namespace.clone() });
+    let store = watch_applications(client.clone(), &config.namespace);
+    let shared = Arc::new(Shared { client, apps: store, namespace: config.namespace.clone() });
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     serve_on(listener, shared, shutdown).await
 }
@@ -113,6 +116,60 @@ async fn metrics() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         berth_controller::metrics::global().render(),
     )
+}
+
+/// `POST /api/webhook`: a git host's push; refreshes exactly the Applications it affects (by writing Argo CD's
+/// refresh annotation, as Argo CD's server does). A bad signature is 401 and refreshes nothing.
+async fn webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(shared.client.clone(), &shared.namespace);
+    let data: std::collections::BTreeMap<String, String> = match secrets.get_opt("argocd-secret").await {
+        Ok(Some(secret)) => secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+        Ok(None) => Default::default(),
+        Err(e) => return Err(ApiError::internal(format!("reading argocd-secret: {e}"))),
+    };
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(shared.client.clone(), &shared.namespace);
+    let cm = maps.get_opt("argocd-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
+    let limit = crate::webhook::max_payload_bytes(&cm);
+    let event = match crate::webhook::parse(
+        &headers,
+        &body,
+        &crate::webhook::WebhookSecrets::from_secret_data(&data),
+        limit,
+    ) {
+        Ok(event) => event,
+        Err(crate::webhook::WebhookError::Ignored(what)) => {
+            return Ok(Json(serde_json::json!({"ignored": what})));
+        }
+        Err(e) => {
+            let status = e.status();
+            let code = if status == StatusCode::UNAUTHORIZED { 16 } else { 3 };
+            return Err(ApiError { status, code, message: e.to_string() });
+        }
+    };
+    let apps = shared.apps.state();
+    let names = crate::webhook::affected_apps(&event, apps.iter().map(|a| &**a));
+    tracing::info!(provider = %event.provider, revision = %event.revision, apps = names.len(), "webhook: refreshing");
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
+    for name in &names {
+        if let Err(e) =
+            api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
+        {
+            tracing::warn!(app = %name, error = %e, "webhook: refresh failed");
+        }
+    }
+    Ok(Json(serde_json::json!({"refreshed": names})))
 }
 
 async fn version() -> Json<serde_json::Value> {

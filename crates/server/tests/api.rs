@@ -23,7 +23,8 @@ async fn start(client: &kube::Client, namespace: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let apps = berth_server::api::watch_applications(client.clone(), namespace);
-    let shared = Arc::new(berth_server::api::Shared { apps, namespace: namespace.into() });
+    let shared =
+        Arc::new(berth_server::api::Shared { client: client.clone(), apps, namespace: namespace.into() });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_on(listener, shared, async {
         let _ = rx.await;
@@ -101,4 +102,81 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
     assert_eq!(error["code"], 5);
     assert_eq!(error["error"], error["message"]);
     assert!(error["message"].as_str().unwrap().contains("\"nothing\" not found"));
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[tokio::test]
+async fn a_signed_github_push_refreshes_exactly_the_apps_it_touches_and_a_forged_one_nothing() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("webhook");
+    ensure_namespace(&client, &ns).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "argocd-secret", "namespace": ns},
+        "stringData": {"webhook.github.secret": "s3cret-hook"}});
+    secrets.patch("argocd-secret", &PatchParams::apply("berth-test"), &Patch::Apply(&secret)).await.unwrap();
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    for (name, url, path) in [
+        ("touched", "git@github.com:org/manifests.git", "apps/web"),
+        ("other-path", "https://github.com/org/manifests", "apps/api"),
+        ("other-repo", "https://github.com/org/elsewhere.git", "apps/web"),
+    ] {
+        let body = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"project": "default",
+                     "source": {"repoURL": url, "path": path, "targetRevision": "main"},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": name}}
+        });
+        apps.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
+    }
+    let server = start(&client, &ns).await;
+    let list = format!("{}/api/v1/applications", server.base);
+    poll("the server to see the three apps", Duration::from_secs(30), || async {
+        get(&list).await.1["items"].as_array().is_some_and(|i| i.len() == 3)
+    })
+    .await;
+    let push = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main", "before": "1".repeat(40), "after": "2".repeat(40),
+        "repository": {"html_url": "https://github.com/org/manifests", "clone_url": "https://github.com/org/manifests.git",
+                       "ssh_url": "git@github.com:org/manifests.git", "default_branch": "main"},
+        "commits": [{"added": [], "modified": ["apps/web/deployment.yaml"], "removed": []}]
+    }))
+    .unwrap();
+    let http = reqwest::Client::new();
+    let post = |signature: String| {
+        http.post(format!("{}/api/webhook", server.base))
+            .header("X-GitHub-Event", "push")
+            .header("X-Hub-Signature-256", signature)
+            .header("Content-Type", "application/json")
+            .body(push.clone())
+            .send()
+    };
+    let refreshed = |app: berth_api::Application| {
+        app.metadata.annotations.is_some_and(|a| a.contains_key("argocd.argoproj.io/refresh"))
+    };
+
+    let forged = post(sign("not-the-secret", &push)).await.unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let text = forged.text().await.unwrap();
+    assert!(!text.contains("s3cret-hook"), "{text}");
+    for name in ["touched", "other-path", "other-repo"] {
+        assert!(!refreshed(apps.get(name).await.unwrap()), "{name} refreshed by a forged push");
+    }
+
+    let signed = post(sign("s3cret-hook", &push)).await.unwrap();
+    assert_eq!(signed.status().as_u16(), 200);
+    let body: serde_json::Value = signed.json().await.unwrap();
+    assert_eq!(body["refreshed"], serde_json::json!(["touched"]));
+    assert!(refreshed(apps.get("touched").await.unwrap()));
+    assert!(!refreshed(apps.get("other-path").await.unwrap()));
+    assert!(!refreshed(apps.get("other-repo").await.unwrap()));
 }
