@@ -114,6 +114,7 @@ const BERTH_USES: &[(&str, &str, &str, Option<&str>)] = &[
     ("watch", "", "configmaps", Some("argocd")),
     ("watch", "", "secrets", Some("argocd")),
     ("create", "", "secrets", Some("argocd")),
+    ("patch", "", "secrets", Some("argocd")),
     ("create", "", "events", Some("argocd")),
     ("update", "coordination.k8s.io", "leases", Some("argocd")),
     // managed resources in any namespace: watch, server-side apply, prune

@@ -26,6 +26,50 @@ pub struct Shared {
     pub client: kube::Client,
     pub apps: reflector::Store<Application>,
     pub namespace: String,
+    pub sessions: crate::auth::SessionManager,
+    pub rbac: crate::rbac::Enforcer,
+}
+
+impl Shared {
+    /// Bootstraps the admin account (generating its initial password on the first start), reads
+    /// argocd-rbac-cm, and starts watching the Applications.
+    pub async fn start(client: kube::Client, namespace: &str) -> Result<Shared, String> {
+        let boot = crate::auth::bootstrap(&client, namespace).await.map_err(|e| format!("accounts: {e}"))?;
+        if boot.generated_admin_password {
+            tracing::info!(
+                "generated the admin password: kubectl -n {namespace} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d"
+            );
+        }
+        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let rbac_cm =
+            maps.get_opt("argocd-rbac-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
+        let rbac =
+            crate::rbac::Enforcer::from_config_map(&rbac_cm).map_err(|e| format!("argocd-rbac-cm: {e}"))?;
+        Ok(Shared {
+            apps: watch_applications(client.clone(), namespace),
+            client,
+            namespace: namespace.into(),
+            sessions: crate::auth::SessionManager::new(boot.secret_key, boot.accounts),
+            rbac,
+        })
+    }
+
+    /// The caller of a request: a token in `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
+    fn caller(&self, headers: &axum::http::HeaderMap) -> Result<crate::rbac::Subject, ApiError> {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("argocd.token=")));
+        let token = bearer.or(cookie).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
+        let claims = self.sessions.verify(token).map_err(|_| ApiError::unauthenticated("invalid session"))?;
+        Ok(crate::rbac::Subject::user(claims.account))
+    }
 }
 
 /// An error as Argo CD's API returns it.
@@ -68,6 +112,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/api/v1/session", axum::routing::post(login))
+        .route("/api/v1/session/userinfo", get(userinfo))
         .route("/api/v1/applications", get(list_applications))
         .route("/api/v1/applications/{name}", get(get_application))
         .route("/api/webhook", axum::routing::post(webhook))
@@ -82,8 +128,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = watch_applications(client.clone(), &config.namespace);
-    let shared = Arc::new(Shared { client, apps: store, namespace: config.namespace.clone() });
+    let shared = Arc::new(Shared::start(client, &config.namespace).await.map_err(std::io::Error::other)?);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     serve_on(listener, shared, shutdown).await
 }
@@ -192,10 +237,58 @@ pub struct ListQuery {
     selector: Option<String>,
 }
 
+#[derive(serde::Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/session`: a token for a local account (the admin's initial password is in
+/// argocd-initial-admin-secret). Also set as Argo CD's `argocd.token` cookie.
+async fn login(State(shared): State<Arc<Shared>>, Json(request): Json<LoginRequest>) -> Response {
+    let outcome =
+        tokio::task::spawn_blocking(move || shared.sessions.login(&request.username, &request.password))
+            .await;
+    match outcome {
+        Ok(Ok(token)) => (
+            [(
+                axum::http::header::SET_COOKIE,
+                format!("argocd.token={token}; Path=/; HttpOnly; SameSite=Strict"),
+            )],
+            Json(serde_json::json!({"token": token})),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            ApiError { status: e.http_status(), code: e.grpc_code(), message: e.to_string() }.into_response()
+        }
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+async fn userinfo(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Json<serde_json::Value> {
+    match shared.caller(&headers) {
+        Ok(subject) => Json(
+            serde_json::json!({"loggedIn": true, "username": subject.name, "iss": "argocd", "groups": subject.groups}),
+        ),
+        Err(_) => Json(serde_json::json!({"loggedIn": false})),
+    }
+}
+
+fn app_object(app: &Application) -> String {
+    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+    format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
+}
+
 async fn list_applications(
     State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let resolved = shared.rbac.resolve(&caller);
     let projects: Vec<&str> = query
         .projects
         .as_deref()
@@ -217,6 +310,7 @@ async fn list_applications(
             query.search.as_deref().is_none_or(|s| a.metadata.name.as_deref().unwrap_or_default().contains(s))
         })
         .filter(|a| selector.as_ref().is_none_or(|sel| matches_selector(sel, a.metadata.labels.as_ref())))
+        .filter(|a| resolved.enforce("applications", "get", &app_object(a)))
         .collect();
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let items: Vec<&Application> = items.iter().map(|a| &**a).collect();
@@ -225,10 +319,16 @@ async fn list_applications(
 
 async fn get_application(
     State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
+    let caller = shared.caller(&headers)?;
     let key = reflector::ObjectRef::new(&name).within(&shared.namespace);
     match shared.apps.get(&key) {
+        // As Argo CD: an app the caller may not see is "permission denied", like one that does not exist.
+        Some(app) if !shared.rbac.enforce(&caller, "applications", "get", &app_object(&app)) => {
+            Err(ApiError::forbidden("permission denied"))
+        }
         Some(app) => Ok(Json((*app).clone())),
         None => Err(ApiError::not_found(format!("applications.argoproj.io \"{name}\" not found"))),
     }

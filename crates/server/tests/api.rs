@@ -22,14 +22,41 @@ impl Drop for Server {
 async fn start(client: &kube::Client, namespace: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let apps = berth_server::api::watch_applications(client.clone(), namespace);
-    let shared =
-        Arc::new(berth_server::api::Shared { client: client.clone(), apps, namespace: namespace.into() });
+    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_on(listener, shared, async {
         let _ = rx.await;
     }));
     Server { base, stop: Some(tx) }
+}
+
+/// The admin's initial password, as the seed's kubectl command reads it.
+async fn admin_password(client: &kube::Client, ns: &str) -> String {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
+    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
+}
+
+async fn login(base: &str, username: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token(base: &str, username: &str, password: &str) -> String {
+    let response = login(base, username, password).await;
+    assert_eq!(response.status().as_u16(), 200);
+    response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+}
+
+async fn get_as(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
 async fn get(url: &str) -> (u16, serde_json::Value) {
@@ -60,6 +87,21 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
     create_app(&client, &ns, "web", "default", "web").await;
     create_app(&client, &ns, "web-api", "dev-team", "web").await;
     create_app(&client, &ns, "billing", "default", "money").await;
+    // A local account that may only read dev-team's applications.
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for (name, data) in [
+        ("argocd-cm", serde_json::json!({"accounts.alice": "login"})),
+        (
+            "argocd-rbac-cm",
+            serde_json::json!({"policy.csv": "p, alice, applications, get, dev-team/*, allow\n"}),
+        ),
+    ] {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns}, "data": data});
+        maps.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
+    }
+    berth_server::auth::bootstrap(&client, &ns).await.unwrap();
+    berth_server::auth::set_password(&client, &ns, "alice", "alice-pass-123").await.unwrap();
     let server = start(&client, &ns).await;
 
     let (status, body) = get(&format!("{}/healthz", server.base)).await;
@@ -74,6 +116,17 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
     assert_eq!(status, 200);
     assert!(version["Version"].as_str().unwrap().starts_with('v'));
 
+    // No token, a forged one, a wrong password: 401 with Argo CD's code 16.
+    let list = format!("{}/api/v1/applications", server.base);
+    let (status, error) = get(&list).await;
+    assert_eq!((status, error["code"].as_i64()), (401, Some(16)), "{error}");
+    assert_eq!(get_as(&list, "eyJhbGciOiJIUzI1NiJ9.e30.forged").await.0, 401);
+    assert_eq!(login(&server.base, "admin", "wrong-password").await.status().as_u16(), 401);
+
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    let (status, info) = get_as(&format!("{}/api/v1/session/userinfo", server.base), &admin).await;
+    assert_eq!((status, &info["username"]), (200, &serde_json::json!("admin")));
+
     let names = |body: &serde_json::Value| -> Vec<String> {
         body["items"]
             .as_array()
@@ -82,26 +135,31 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
             .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
             .collect()
     };
-    let list = format!("{}/api/v1/applications", server.base);
     poll("the server's watch to list all three", Duration::from_secs(30), || async {
-        get(&list).await.1["items"].as_array().is_some_and(|i| i.len() == 3)
+        get_as(&list, &admin).await.1["items"].as_array().is_some_and(|i| i.len() == 3)
     })
     .await;
-    assert_eq!(names(&get(&list).await.1), ["billing", "web", "web-api"]);
-    assert_eq!(names(&get(&format!("{list}?projects=dev-team")).await.1), ["web-api"]);
-    assert_eq!(names(&get(&format!("{list}?search=web")).await.1), ["web", "web-api"]);
-    assert_eq!(names(&get(&format!("{list}?selector=team%3Dmoney")).await.1), ["billing"]);
-    let (status, error) = get(&format!("{list}?selector=team%20in%20(a)")).await;
+    assert_eq!(names(&get_as(&list, &admin).await.1), ["billing", "web", "web-api"]);
+    assert_eq!(names(&get_as(&format!("{list}?projects=dev-team"), &admin).await.1), ["web-api"]);
+    assert_eq!(names(&get_as(&format!("{list}?search=web"), &admin).await.1), ["web", "web-api"]);
+    assert_eq!(names(&get_as(&format!("{list}?selector=team%3Dmoney"), &admin).await.1), ["billing"]);
+    let (status, error) = get_as(&format!("{list}?selector=team%20in%20(a)"), &admin).await;
     assert_eq!((status, error["code"].as_i64()), (400, Some(3)), "{error}");
 
-    let (status, app) = get(&format!("{list}/web")).await;
+    let (status, app) = get_as(&format!("{list}/web"), &admin).await;
     assert_eq!(status, 200);
     assert_eq!(app["spec"]["source"]["path"], "web");
-    let (status, error) = get(&format!("{list}/nothing")).await;
+    let (status, error) = get_as(&format!("{list}/nothing"), &admin).await;
     assert_eq!(status, 404);
     assert_eq!(error["code"], 5);
     assert_eq!(error["error"], error["message"]);
     assert!(error["message"].as_str().unwrap().contains("\"nothing\" not found"));
+
+    // alice sees only what policy.csv lets her get.
+    let alice = token(&server.base, "alice", "alice-pass-123").await;
+    assert_eq!(names(&get_as(&list, &alice).await.1), ["web-api"]);
+    let (status, error) = get_as(&format!("{list}/web"), &alice).await;
+    assert_eq!((status, error["code"].as_i64()), (403, Some(7)), "{error}");
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -140,8 +198,9 @@ async fn a_signed_github_push_refreshes_exactly_the_apps_it_touches_and_a_forged
     }
     let server = start(&client, &ns).await;
     let list = format!("{}/api/v1/applications", server.base);
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
     poll("the server to see the three apps", Duration::from_secs(30), || async {
-        get(&list).await.1["items"].as_array().is_some_and(|i| i.len() == 3)
+        get_as(&list, &admin).await.1["items"].as_array().is_some_and(|i| i.len() == 3)
     })
     .await;
     let push = serde_json::to_vec(&serde_json::json!({
