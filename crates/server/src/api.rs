@@ -114,8 +114,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/session", axum::routing::post(login))
         .route("/api/v1/session/userinfo", get(userinfo))
-        .route("/api/v1/applications", get(list_applications))
-        .route("/api/v1/applications/{name}", get(get_application))
+        .route("/api/v1/applications", get(list_applications).post(create_application))
+        .route("/api/v1/applications/{name}", get(get_application).delete(delete_application))
+        .route("/api/v1/applications/{name}/sync", axum::routing::post(sync_application))
+        .route("/api/v1/applications/{name}/rollback", axum::routing::post(rollback_application))
+        .route("/api/v1/applications/{name}/operation", axum::routing::delete(terminate_operation))
+        .route("/api/v1/projects", get(list_projects))
         .route("/api/webhook", axum::routing::post(webhook))
         .layer(axum::extract::DefaultBodyLimit::max(crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES))
         .fallback(|| async { ApiError::not_found("no such API path") })
@@ -365,6 +369,279 @@ fn matches_selector(
             (Some(v), false) => have != Some(v),
         }
     })
+}
+
+/// The application `name` if the caller may do `action` on it: 404 when absent, 403 when not allowed.
+fn authorized_app(
+    shared: &Shared,
+    caller: &crate::rbac::Subject,
+    name: &str,
+    action: &str,
+) -> Result<Arc<Application>, ApiError> {
+    let key = reflector::ObjectRef::new(name).within(&shared.namespace);
+    let app = shared
+        .apps
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(format!("applications.argoproj.io \"{name}\" not found")))?;
+    if !shared.rbac.enforce(caller, "applications", action, &app_object(&app)) {
+        return Err(ApiError::forbidden("permission denied"));
+    }
+    Ok(app)
+}
+
+fn kube_error(e: kube::Error) -> ApiError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => ApiError::not_found(s.message.clone()),
+        kube::Error::Api(s) if s.code == 409 => {
+            ApiError { status: StatusCode::CONFLICT, code: 6, message: s.message.clone() }
+        }
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => ApiError::bad_request(s.message.clone()),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// Writes an operation onto the Application, refusing while another one runs (as Argo CD does).
+async fn start_operation(
+    shared: &Shared,
+    app: &Application,
+    operation: serde_json::Value,
+) -> Result<Json<Application>, ApiError> {
+    let running =
+        app.status.as_ref().and_then(|s| s.operation_state.as_ref()).is_some_and(|s| s.phase == "Running");
+    if app.operation.is_some() || running {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: 9,
+            message: "another operation is already in progress".into(),
+        });
+    }
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let patch = serde_json::json!({"operation": operation});
+    let stored = api
+        .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .map_err(kube_error)?;
+    Ok(Json(stored))
+}
+
+/// Argo CD's ApplicationSyncRequest (the fields berth acts on).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct SyncRequest {
+    revision: Option<String>,
+    revisions: Vec<String>,
+    prune: Option<bool>,
+    dry_run: Option<bool>,
+    resources: Vec<serde_json::Value>,
+    sync_options: Option<SyncOptionsItems>,
+    strategy: Option<serde_json::Value>,
+    retry_strategy: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct SyncOptionsItems {
+    items: Vec<String>,
+}
+
+/// `POST /api/v1/applications/{name}/sync`.
+async fn sync_application(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    body: Option<Json<SyncRequest>>,
+) -> Result<Json<Application>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let mut sync = serde_json::json!({
+        "prune": request.prune.unwrap_or(false),
+        "dryRun": request.dry_run.unwrap_or(false),
+    });
+    if let Some(revision) = request.revision.filter(|r| !r.is_empty()) {
+        sync["revision"] = revision.into();
+    }
+    if !request.revisions.is_empty() {
+        sync["revisions"] = request.revisions.into();
+    }
+    if !request.resources.is_empty() {
+        sync["resources"] = request.resources.into();
+    }
+    if let Some(options) = request.sync_options.filter(|o| !o.items.is_empty()) {
+        sync["syncOptions"] = options.items.into();
+    }
+    if let Some(strategy) = request.strategy {
+        sync["syncStrategy"] = strategy;
+    }
+    let mut operation = serde_json::json!({"sync": sync, "initiatedBy": {"username": caller.name}});
+    if let Some(retry) = request.retry_strategy {
+        operation["retry"] = retry;
+    }
+    start_operation(&shared, &app, operation).await
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RollbackRequest {
+    id: i64,
+    prune: Option<bool>,
+    dry_run: Option<bool>,
+}
+
+/// `POST /api/v1/applications/{name}/rollback`: a sync to a history entry; refused with auto-sync on.
+async fn rollback_application(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Json(request): Json<RollbackRequest>,
+) -> Result<Json<Application>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let operation = berth_controller::rollback::rollback_operation(
+        &app,
+        request.id,
+        request.prune.unwrap_or(false),
+        request.dry_run.unwrap_or(false),
+        &caller.name,
+    )
+    .map_err(|m| ApiError { status: StatusCode::BAD_REQUEST, code: 9, message: m })?;
+    let operation = serde_json::to_value(operation).map_err(|e| ApiError::internal(e.to_string()))?;
+    // The rollback helper already refused a running operation.
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let patch = serde_json::json!({"operation": operation});
+    api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .map(Json)
+        .map_err(kube_error)
+}
+
+/// `DELETE /api/v1/applications/{name}/operation`: the operation in progress stops; it is recorded as
+/// Failed with "Operation terminated", as Argo CD records it.
+async fn terminate_operation(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let running =
+        app.status.as_ref().and_then(|s| s.operation_state.as_ref()).filter(|s| s.phase == "Running");
+    let Some(state) = running else {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: 9,
+            message: "no operation is in progress".into(),
+        });
+    };
+    let mut state = serde_json::to_value(state).map_err(|e| ApiError::internal(e.to_string()))?;
+    state["phase"] = "Failed".into();
+    state["message"] = "Operation terminated".into();
+    state["finishedAt"] =
+        k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let patch = serde_json::json!({"operation": null, "status": {"operationState": state}});
+    api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .map_err(kube_error)?;
+    Ok(Json(serde_json::json!({})))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct CreateQuery {
+    upsert: Option<bool>,
+}
+
+/// `POST /api/v1/applications`: creates the Application in berth's namespace (`?upsert=true` replaces).
+async fn create_application(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<CreateQuery>,
+    Json(mut app): Json<serde_json::Value>,
+) -> Result<Json<Application>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let name = app["metadata"]["name"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
+    let Some(name) = name else { return Err(ApiError::bad_request("metadata.name is required")) };
+    let project = app["spec"]["project"].as_str().filter(|p| !p.is_empty()).unwrap_or("default").to_string();
+    if !shared.rbac.enforce(&caller, "applications", "create", &format!("{project}/{name}")) {
+        return Err(ApiError::forbidden("permission denied"));
+    }
+    app["apiVersion"] = "argoproj.io/v1alpha1".into();
+    app["kind"] = "Application".into();
+    app["metadata"]["namespace"] = shared.namespace.clone().into();
+    // The typed form checks the shape (an error names the field); the JSON goes to the API server as sent.
+    serde_json::from_value::<Application>(app.clone())
+        .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    let resource = kube::api::ApiResource::erase::<Application>(&());
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(shared.client.clone(), &shared.namespace, &resource);
+    let object: kube::api::DynamicObject = serde_json::from_value(app.clone())
+        .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    let stored = if query.upsert == Some(true) {
+        let params = kube::api::PatchParams::apply("argocd-server").force();
+        api.patch(&name, &params, &kube::api::Patch::Apply(&app)).await
+    } else {
+        api.create(&kube::api::PostParams::default(), &object).await
+    }
+    .map_err(kube_error)?;
+    let stored = serde_json::to_value(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::from_value(stored).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeleteQuery {
+    cascade: Option<bool>,
+}
+
+/// `DELETE /api/v1/applications/{name}?cascade=true|false`: with cascade (the default) the app's
+/// resources go too (Argo CD's resources finalizer); without, they stay.
+async fn delete_application(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "delete")?;
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let cascade = query.cascade.unwrap_or(true);
+    const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+    let mut finalizers: Vec<String> = app.metadata.finalizers.clone().unwrap_or_default();
+    let has = finalizers.iter().any(|f| f.starts_with(FINALIZER));
+    if cascade && !has {
+        finalizers.push(FINALIZER.into());
+    } else if !cascade {
+        finalizers.retain(|f| !f.starts_with(FINALIZER));
+    }
+    if finalizers != app.metadata.finalizers.clone().unwrap_or_default() {
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .map_err(kube_error)?;
+    }
+    api.delete(&name, &Default::default()).await.map_err(kube_error)?;
+    Ok(Json(serde_json::json!({})))
+}
+
+/// `GET /api/v1/projects`: the AppProjects the caller may get.
+async fn list_projects(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let api: Api<berth_api::AppProject> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let list = api.list(&Default::default()).await.map_err(kube_error)?;
+    let items: Vec<&berth_api::AppProject> = list
+        .items
+        .iter()
+        .filter(|p| {
+            shared.rbac.enforce(&caller, "projects", "get", p.metadata.name.as_deref().unwrap_or_default())
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
 }
 
 #[cfg(test)]

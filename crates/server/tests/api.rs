@@ -239,3 +239,121 @@ async fn a_signed_github_push_refreshes_exactly_the_apps_it_touches_and_a_forged
     assert!(!refreshed(apps.get("other-path").await.unwrap()));
     assert!(!refreshed(apps.get("other-repo").await.unwrap()));
 }
+
+async fn send(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+#[tokio::test]
+async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api_with_rbac() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("api-write");
+    ensure_namespace(&client, &ns).await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for (name, data) in [
+        ("argocd-cm", serde_json::json!({"accounts.viewer": "login"})),
+        ("argocd-rbac-cm", serde_json::json!({"policy.default": "role:readonly"})),
+    ] {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns}, "data": data});
+        maps.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
+    }
+    let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), &ns);
+    let project = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+        "metadata": {"name": "default", "namespace": ns},
+        "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]}});
+    projects.patch("default", &PatchParams::apply("berth-test"), &Patch::Apply(&project)).await.unwrap();
+    berth_server::auth::bootstrap(&client, &ns).await.unwrap();
+    berth_server::auth::set_password(&client, &ns, "viewer", "viewer-pass-1").await.unwrap();
+    let server = start(&client, &ns).await;
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    let viewer = token(&server.base, "viewer", "viewer-pass-1").await;
+    let apps_url = format!("{}/api/v1/applications", server.base);
+
+    // The seed's Application, created through the API (its namespace becomes berth's).
+    let text = std::fs::read_to_string(seed_dir().join("application-web.yaml")).unwrap();
+    let mut seed: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    seed["spec"].as_object_mut().unwrap().remove("syncPolicy");
+    let (status, created) = send(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["metadata"]["namespace"], ns.as_str());
+    let (status, again) = send(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
+    assert_eq!((status, again["code"].as_i64()), (409, Some(6)), "{again}");
+    let (status, _) =
+        send(reqwest::Method::POST, &format!("{apps_url}?upsert=true"), &admin, Some(seed.clone())).await;
+    assert_eq!(status, 200);
+    let (status, denied) = send(reqwest::Method::POST, &apps_url, &viewer, Some(seed)).await;
+    assert_eq!((status, denied["code"].as_i64()), (403, Some(7)));
+
+    poll("the server to see web", Duration::from_secs(30), || async {
+        get_as(&format!("{apps_url}/web"), &admin).await.0 == 200
+    })
+    .await;
+    let (status, _) =
+        send(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &viewer, Some(serde_json::json!({})))
+            .await;
+    assert_eq!(status, 403, "readonly may not sync");
+    let (status, synced) = send(
+        reqwest::Method::POST,
+        &format!("{apps_url}/web/sync"),
+        &admin,
+        Some(serde_json::json!({"prune": true, "revision": "main", "syncOptions": {"items": ["CreateNamespace=true"]}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{synced}");
+    assert_eq!(synced["operation"]["sync"]["prune"], true);
+    assert_eq!(synced["operation"]["sync"]["revision"], "main");
+    assert_eq!(synced["operation"]["sync"]["syncOptions"], serde_json::json!(["CreateNamespace=true"]));
+    assert_eq!(synced["operation"]["initiatedBy"]["username"], "admin");
+    poll("the server to see the operation", Duration::from_secs(30), || async {
+        !get_as(&format!("{apps_url}/web"), &admin).await.1["operation"].is_null()
+    })
+    .await;
+    let (status, busy) = send(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &admin, None).await;
+    assert_eq!((status, busy["code"].as_i64()), (400, Some(9)), "{busy}");
+
+    let (status, error) = send(
+        reqwest::Method::POST,
+        &format!("{apps_url}/web/rollback"),
+        &admin,
+        Some(serde_json::json!({"id": 3})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        error["message"].as_str().unwrap().contains("in progress")
+            || error["message"].as_str().unwrap().contains("no history entry 3"),
+        "{error}"
+    );
+    let (status, _) = send(reqwest::Method::DELETE, &format!("{apps_url}/web/operation"), &admin, None).await;
+    assert_eq!(status, 400, "no operation is running (nothing has started it)");
+
+    let (status, projects) = get_as(&format!("{}/api/v1/projects", server.base), &viewer).await;
+    assert_eq!(status, 200);
+    assert_eq!(projects["items"][0]["metadata"]["name"], "default");
+
+    let (status, _) =
+        send(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &viewer, None).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        send(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &admin, None).await;
+    assert_eq!(status, 200);
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    poll("web to be gone (no finalizer without cascade)", Duration::from_secs(30), || async {
+        apps.get_opt("web").await.unwrap().is_none()
+    })
+    .await;
+}
