@@ -117,6 +117,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications", get(list_applications).post(create_application))
         .route("/api/v1/applications/{name}", get(get_application).delete(delete_application))
         .route("/api/v1/applications/{name}/sync", axum::routing::post(sync_application))
+        .route("/api/v1/applications/{name}/resource-tree", get(resource_tree))
         .route("/api/v1/applications/{name}/rollback", axum::routing::post(rollback_application))
         .route("/api/v1/applications/{name}/operation", axum::routing::delete(terminate_operation))
         .route("/api/v1/projects", get(list_projects))
@@ -642,6 +643,132 @@ async fn list_projects(
         })
         .collect();
     Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
+}
+
+/// Kinds whose objects own the Pods and ReplicaSets of an application's tree.
+const CHILD_KINDS: &[(&str, &str, &str)] =
+    &[("apps", "v1", "ReplicaSet"), ("", "v1", "Pod"), ("batch", "v1", "Job")];
+
+fn api_for(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    namespace: &str,
+) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    let resource = kube::api::ApiResource::from_gvk(&gvk);
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    }
+}
+
+fn tree_node(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &serde_json::Value,
+    parents: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    let mut value = obj.clone();
+    value["kind"] = kind.into();
+    value["apiVersion"] =
+        if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }.into();
+    let health = berth_engine::health::assess(&value)
+        .map(|h| serde_json::json!({"status": h.status.as_str(), "message": h.message}));
+    let pod_spec = if kind == "Pod" { &value["spec"] } else { &value["spec"]["template"]["spec"] };
+    let images: Vec<&str> =
+        pod_spec["containers"].as_array().into_iter().flatten().filter_map(|c| c["image"].as_str()).collect();
+    let mut info = Vec::new();
+    if kind == "Deployment" || kind == "StatefulSet" || kind == "ReplicaSet" {
+        let ready = value["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let wanted = value["spec"]["replicas"].as_i64().unwrap_or(1);
+        info.push(serde_json::json!({"name": "Ready", "value": format!("{ready}/{wanted}")}));
+    }
+    if kind == "Pod" {
+        info.push(serde_json::json!({"name": "Status Reason", "value": value["status"]["phase"].as_str().unwrap_or("Unknown")}));
+    }
+    serde_json::json!({
+        "group": group, "version": version, "kind": kind,
+        "namespace": value["metadata"]["namespace"], "name": value["metadata"]["name"],
+        "uid": value["metadata"]["uid"], "resourceVersion": value["metadata"]["resourceVersion"],
+        "createdAt": value["metadata"]["creationTimestamp"],
+        "parentRefs": parents, "health": health, "info": info, "images": images,
+    })
+}
+
+/// `GET /api/v1/applications/{name}/resource-tree`: the app's resources and what they own (ReplicaSets,
+/// Pods, Jobs), each with its health, as Argo CD's ApplicationTree.
+async fn resource_tree(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "get")?;
+    let mut nodes = Vec::new();
+    // uid → the parent reference children name
+    let mut owners: std::collections::HashMap<String, serde_json::Value> = std::collections::HashMap::new();
+    let mut namespaces = std::collections::BTreeSet::new();
+    for r in app.status.iter().flat_map(|s| &s.resources) {
+        let (Some(kind), Some(name)) = (r.kind.as_deref(), r.name.as_deref()) else { continue };
+        let group = r.group.as_deref().unwrap_or_default();
+        let version = r.version.as_deref().unwrap_or("v1");
+        let namespace = r.namespace.as_deref().unwrap_or_default();
+        let api = api_for(&shared.client, group, version, kind, namespace);
+        let Ok(Some(obj)) = api.get_opt(name).await else { continue };
+        let obj = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        let node = tree_node(group, version, kind, &obj, vec![]);
+        if let Some(uid) = node["uid"].as_str() {
+            owners.insert(uid.to_string(), serde_json::json!({"group": group, "kind": kind, "namespace": namespace, "name": name, "uid": uid}));
+        }
+        if !namespace.is_empty() {
+            namespaces.insert(namespace.to_string());
+        }
+        nodes.push(node);
+    }
+    // Children, generation by generation: a Deployment's ReplicaSets, then their Pods.
+    let mut children: Vec<(String, String, String, serde_json::Value)> = Vec::new();
+    for ns in &namespaces {
+        for (group, version, kind) in CHILD_KINDS {
+            let api = api_for(&shared.client, group, version, kind, ns);
+            if let Ok(list) = api.list(&Default::default()).await {
+                for obj in list.items {
+                    let value = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+                    children.push((group.to_string(), version.to_string(), kind.to_string(), value));
+                }
+            }
+        }
+    }
+    loop {
+        let mut added = false;
+        children.retain(|(group, version, kind, obj)| {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            if owners.contains_key(&uid) {
+                return false;
+            }
+            let parents: Vec<serde_json::Value> = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| owners.get(o["uid"].as_str().unwrap_or_default()).cloned())
+                .collect();
+            if parents.is_empty() {
+                return true;
+            }
+            let node = tree_node(group, version, kind, obj, parents);
+            owners.insert(uid.clone(), serde_json::json!({"group": group, "kind": kind, "namespace": obj["metadata"]["namespace"], "name": obj["metadata"]["name"], "uid": uid}));
+            nodes.push(node);
+            added = true;
+            false
+        });
+        if !added {
+            break;
+        }
+    }
+    Ok(Json(serde_json::json!({"nodes": nodes})))
 }
 
 #[cfg(test)]

@@ -357,3 +357,64 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_resource_tree_goes_from_the_deployment_through_its_replicaset_to_its_pods() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("tree");
+    ensure_namespace(&client, &ns).await;
+    let dest = unique("tree-dest");
+    ensure_namespace(&client, &dest).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &dest);
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": dest},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "myorg/web:v1.2.3"}]}}}});
+    deployments.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&deployment)).await.unwrap();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &dest);
+    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": dest},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    services.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&service)).await.unwrap();
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    let app = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"project": "default", "source": {"repoURL": "https://example.com/r.git", "path": "web"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": dest}},
+        "status": {"resources": [
+            {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": dest, "name": "web", "status": "Synced"},
+            {"version": "v1", "kind": "Service", "namespace": dest, "name": "web", "status": "Synced"}]}});
+    apps.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&app)).await.unwrap();
+    let server = start(&client, &ns).await;
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    let url = format!("{}/api/v1/applications/web/resource-tree", server.base);
+    let kinds = |tree: &serde_json::Value| -> Vec<String> {
+        tree["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    poll("Deployment, Service, ReplicaSet and two ready Pods", Duration::from_secs(60), || async {
+        let (status, tree) = get_as(&url, &admin).await;
+        let k = kinds(&tree);
+        status == 200
+            && k.iter().filter(|k| *k == "Pod").count() == 2
+            && k.contains(&"ReplicaSet".to_string())
+            && tree["nodes"][0]["info"][0]["value"] == "2/2"
+    })
+    .await;
+    let (_, tree) = get_as(&url, &admin).await;
+    let nodes = tree["nodes"].as_array().unwrap();
+    let rs = nodes.iter().find(|n| n["kind"] == "ReplicaSet").unwrap();
+    assert_eq!(rs["parentRefs"][0]["kind"], "Deployment");
+    for pod in nodes.iter().filter(|n| n["kind"] == "Pod") {
+        assert_eq!(pod["parentRefs"][0]["uid"], rs["uid"]);
+        assert_eq!(pod["health"]["status"], "Healthy");
+        assert_eq!(pod["images"][0], "myorg/web:v1.2.3");
+    }
+    assert_eq!(nodes[0]["kind"], "Deployment");
+    assert_eq!(nodes[0]["health"]["status"], "Healthy");
+}
