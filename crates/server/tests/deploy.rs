@@ -1,0 +1,124 @@
+//! berth's parts together, in-process, on the real cluster: the controller with polling turned off and the
+//! API server; a signed GitHub push to the webhook is what deploys a new commit.
+
+use berth_testkit::*;
+use kube::api::{Api, Patch, PatchParams};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn deployment(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+    )
+}
+
+async fn image(client: &kube::Client, ns: &str) -> Option<String> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+    api.get_opt("web").await.unwrap()?.spec?.template.spec?.containers[0].image.clone()
+}
+
+#[tokio::test]
+async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("deploy");
+    ensure_namespace(&client, &ns).await;
+    let dest = unique("deploy-dest");
+    let apply = |name: &str, body: serde_json::Value| {
+        let client = client.clone();
+        let (ns, name) = (ns.clone(), name.to_string());
+        async move {
+            let kind = body["kind"].as_str().unwrap().to_string();
+            let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("", "v1", &kind));
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client, &ns, &ar);
+            api.patch(&name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
+        }
+    };
+    // Polling off: only the webhook can bring a new commit in.
+    apply(
+        "argocd-cm",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "argocd-cm", "namespace": ns}, "data": {"timeout.reconciliation": "0"}}),
+    )
+    .await;
+    apply("argocd-secret", serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "argocd-secret", "namespace": ns}, "stringData": {"webhook.github.secret": "hook-secret"}})).await;
+
+    let repo = GitRepo::new();
+    repo.write("apps/web/deployment.yaml", &deployment("myorg/web:v1"));
+    repo.commit("v1");
+    let url = repo.url();
+
+    let cache = tempfile::tempdir().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let config = berth_controller::ControllerConfig {
+        namespace: ns.clone(),
+        cache_dir: cache.path().to_path_buf(),
+        workers: 4,
+        self_heal_timeout: Duration::ZERO,
+    };
+    let mut rx = stop_rx.clone();
+    let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), &ns).await.unwrap());
+    let mut rx = stop_rx.clone();
+    tokio::spawn(berth_server::api::serve_on(listener, shared, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    let app = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"project": "default", "source": {"repoURL": url, "path": "apps/web", "targetRevision": "HEAD"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+                 "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}}});
+    apps.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&app)).await.unwrap();
+    poll("v1 deployed", Duration::from_secs(45), || async {
+        image(&client, &dest).await.as_deref() == Some("myorg/web:v1")
+    })
+    .await;
+
+    repo.write("apps/web/deployment.yaml", &deployment("myorg/web:v2"));
+    let after = repo.commit("v2");
+    let push = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": after,
+        "repository": {"html_url": url, "clone_url": url, "default_branch": "main"},
+        "commits": [{"added": [], "modified": ["apps/web/deployment.yaml"], "removed": []}]
+    }))
+    .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/webhook"))
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", sign("hook-secret", &push))
+        .header("Content-Type", "application/json")
+        .body(push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["refreshed"], serde_json::json!(["web"]));
+    poll("v2 deployed by the webhook", Duration::from_secs(45), || async {
+        image(&client, &dest).await.as_deref() == Some("myorg/web:v2")
+    })
+    .await;
+    let app = apps.get("web").await.unwrap();
+    assert_eq!(app.status.unwrap().sync.unwrap().revision.as_deref(), Some(after.as_str()));
+
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for n in [&ns, &dest] {
+        let _ = namespaces.delete(n, &Default::default()).await;
+    }
+}
