@@ -2,10 +2,20 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 mod admin;
+mod app;
+mod app_view;
+mod client;
+mod context;
 mod crds;
+mod diff;
+mod login;
+mod output;
+mod proj;
 mod run;
+mod version;
 
 /// GitOps continuous delivery for Kubernetes, drop-in compatible with Argo CD.
 #[derive(Parser, Debug)]
@@ -23,23 +33,50 @@ enum Command {
     Crds,
     /// Offline tools for administrators, as `argocd admin`.
     Admin(admin::AdminArgs),
+    /// Log in to a berth server and save the session as the current context.
+    Login(login::LoginArgs),
+    /// Forget the token of a context.
+    Logout(login::LogoutArgs),
+    /// List the contexts, or switch to one.
+    Context(login::ContextArgs),
+    /// Manage applications.
+    App(app::AppArgs),
+    /// Manage projects.
+    Proj(proj::ProjArgs),
+    /// Print the client's and the server's versions.
+    Version(version::VersionArgs),
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    // The client verbs report their own errors; library logs (TLS, HTTP) only when RUST_LOG asks.
+    let server_side = matches!(cli.command, Command::Run(_) | Command::Crds | Command::Admin(_));
+    let default_filter = if server_side { "info" } else { "off" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
-        Command::Run(args) => run::run(args).await,
+    let remote = match cli.command {
+        Command::Run(args) => return run::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Crds => {
             print!("{}", crds::to_yaml().context("serialising the CRDs")?);
-            Ok(())
+            return Ok(ExitCode::SUCCESS);
         }
-        Command::Admin(args) => admin::run(args),
-    }
+        Command::Admin(args) => return admin::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Login(args) => login::login(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Logout(args) => login::logout(args).map(|()| ExitCode::SUCCESS),
+        Command::Context(args) => login::context(args).map(|()| ExitCode::SUCCESS),
+        Command::App(args) => app::run(args).await,
+        Command::Proj(args) => proj::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Version(args) => version::run(args).await.map(|()| ExitCode::SUCCESS),
+    };
+    // The client verbs print one human line, not a debug chain.
+    Ok(remote.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    }))
 }

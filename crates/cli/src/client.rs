@@ -1,0 +1,711 @@
+//! The HTTP client of the `berth` CLI: Argo CD's REST paths and JSON shapes, a bearer token from the
+//! current context (or `--server` / `--auth-token` / `BERTH_SERVER` / `BERTH_AUTH_TOKEN`), and errors a
+//! person can act on.
+
+use crate::context::{Config, config_path};
+use clap::Args;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to reach the server; every flag overrides the current context.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// The berth server, HOST:PORT (default: the current context's).
+    #[arg(long, global = true, env = "BERTH_SERVER", value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// A session or API token (default: the current context's).
+    #[arg(long, global = true, env = "BERTH_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Speak plain HTTP (a server started with `berth run --insecure`).
+    #[arg(long, global = true)]
+    pub plaintext: bool,
+    /// Accept any TLS certificate (the server's self-signed default).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// The config file (default: $XDG_CONFIG_HOME/berth/config or ~/.config/berth/config).
+    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// What went wrong talking to the server, worded for the person at the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not logged in: run `berth login HOST`")]
+    NotLoggedIn,
+    #[error("not logged in to {0}: run `berth login {0}`")]
+    NotLoggedInTo(String),
+    #[error("cannot reach the berth server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("login failed: {0}")]
+    LoginFailed(String),
+    #[error("the session for {server} is not valid ({message}): run `berth login {server}`")]
+    Unauthenticated { server: String, message: String },
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("application {0} not found")]
+    ApplicationNotFound(String),
+    #[error("the server does not support {method} {path} (is it an older berth?)")]
+    Unsupported { method: Method, path: String },
+    /// Any other error the server answered, with its own message.
+    #[error("{message}")]
+    Api { status: u16, code: Option<i64>, message: String },
+    #[error("reading the server's answer to {method} {path}: {reason}")]
+    Decode { method: Method, path: String, reason: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The server, token and transport a command ends up with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub server: String,
+    pub token: Option<String>,
+    pub plaintext: bool,
+    pub insecure: bool,
+}
+
+impl ConnectionArgs {
+    /// Flags and environment first, then the context for that server (the current one by default).
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let config = Config::load(&config_path(self.config.as_deref())?)?;
+        Ok(self.target_in(&config)?)
+    }
+
+    pub fn target_in(&self, config: &Config) -> Result<Target, ClientError> {
+        let server = match (self.server.as_ref().filter(|s| !s.is_empty()), config.current()) {
+            (Some(server), _) => server.clone(),
+            (None, Some(current)) => current.server.clone(),
+            (None, None) => return Err(ClientError::NotLoggedIn),
+        };
+        let context = config.for_server(&server);
+        Ok(Target {
+            token: self
+                .auth_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .or_else(|| context.and_then(|c| c.token.clone())),
+            plaintext: self.plaintext || context.is_some_and(|c| c.plaintext),
+            insecure: self.insecure || context.is_some_and(|c| c.insecure),
+            server,
+        })
+    }
+
+    /// A client with a token; "not logged in" without one.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let target = self.target()?;
+        if target.token.is_none() {
+            return Err(ClientError::NotLoggedInTo(target.server).into());
+        }
+        Ok(Client::new(&target)?)
+    }
+}
+
+/// `https://HOST:PORT` (or `http://` with `--plaintext`); a URL given whole is kept.
+pub fn base_url(server: &str, plaintext: bool) -> String {
+    let server = server.trim_end_matches('/');
+    if server.starts_with("http://") || server.starts_with("https://") {
+        server.to_string()
+    } else {
+        format!("{}://{server}", if plaintext { "http" } else { "https" })
+    }
+}
+
+/// A connection to one server.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    server: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(target: &Target) -> Result<Client, ClientError> {
+        // reqwest is built without a bundled provider: use ring, as kube does (a second install is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .tls_danger_accept_invalid_certs(target.insecure)
+            .build()
+            .map_err(|e| ClientError::Setup(format!("building the HTTP client: {}", chain(&e))))?;
+        Ok(Client {
+            http,
+            base: base_url(&target.server, target.plaintext),
+            server: target.server.clone(),
+            token: target.token.clone(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        let (status, text) = self.send(method.clone(), path, query, body).await?;
+        if !(200..300).contains(&status) {
+            return Err(api_error(status, &text, &method, path, &self.server));
+        }
+        let text = if text.trim().is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|e| ClientError::Decode {
+            method,
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ClientError> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ClientError::Setup(format!("the server address {:?}: {e}", self.server)))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: with_transport_hint(chain(&e)),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(unreachable)?;
+        Ok((status, text))
+    }
+
+    /// `POST /api/v1/session`: a session token for a local account.
+    pub async fn login(&self, username: &str, password: &str) -> Result<String, ClientError> {
+        let path = "/api/v1/session";
+        let body = serde_json::json!({"username": username, "password": password});
+        let (status, text) = self.send(Method::POST, path, &[], Some(&body)).await?;
+        if status == 401 || status == 403 {
+            return Err(ClientError::LoginFailed(error_message(&text, status)));
+        }
+        if !(200..300).contains(&status) {
+            return Err(api_error(status, &text, &Method::POST, path, &self.server));
+        }
+        #[derive(Deserialize)]
+        struct Session {
+            token: String,
+        }
+        serde_json::from_str::<Session>(&text).map(|s| s.token).map_err(|e| ClientError::Decode {
+            method: Method::POST,
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /api/version` (no token needed).
+    pub async fn version(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, "/api/version", &[], None).await
+    }
+
+    /// `GET /api/v1/applications`: the `{items}` list, filtered by projects and a label selector.
+    pub async fn list_applications(
+        &self,
+        projects: &[String],
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut query = Vec::new();
+        if !projects.is_empty() {
+            // berth's server reads a comma-separated list (Argo CD repeats the parameter; one project reads alike).
+            query.push(("projects", projects.join(",")));
+        }
+        if let Some(selector) = selector.filter(|s| !s.is_empty()) {
+            query.push(("selector", selector.to_string()));
+        }
+        let list: ItemList = self.call(Method::GET, "/api/v1/applications", &query, None).await?;
+        Ok(list.items)
+    }
+
+    /// `GET /api/v1/applications/{name}`, with `refresh=normal|hard` to have the controller look again.
+    pub async fn get_application(&self, name: &str, refresh: Option<Refresh>) -> Result<Value, ClientError> {
+        let query: Vec<(&str, String)> =
+            refresh.map(|r| ("refresh", r.as_str().to_string())).into_iter().collect();
+        self.app_call(name, Method::GET, "", &query, None).await
+    }
+
+    /// `POST /api/v1/applications` (the body is the Application); `upsert` replaces an existing one.
+    pub async fn create_application(&self, app: &Value, upsert: bool) -> Result<Value, ClientError> {
+        self.call(Method::POST, "/api/v1/applications", &[("upsert", upsert.to_string())], Some(app)).await
+    }
+
+    /// `DELETE /api/v1/applications/{name}?cascade=…`.
+    pub async fn delete_application(&self, name: &str, cascade: bool) -> Result<(), ClientError> {
+        let _: Value =
+            self.app_call(name, Method::DELETE, "", &[("cascade", cascade.to_string())], None).await?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/applications/{name}/sync`: the Application with its new `operation`.
+    pub async fn sync(&self, name: &str, request: &SyncRequest) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(request).map_err(|e| ClientError::Setup(e.to_string()))?;
+        self.app_call(name, Method::POST, "/sync", &[], Some(&body)).await
+    }
+
+    /// `POST /api/v1/applications/{name}/rollback` to history entry `id`.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        id: i64,
+        prune: bool,
+        dry_run: bool,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::json!({"name": name, "id": id, "prune": prune, "dryRun": dry_run});
+        self.app_call(name, Method::POST, "/rollback", &[], Some(&body)).await
+    }
+
+    /// `DELETE /api/v1/applications/{name}/operation`: stop the running operation.
+    pub async fn terminate_operation(&self, name: &str) -> Result<(), ClientError> {
+        let _: Value = self.app_call(name, Method::DELETE, "/operation", &[], None).await?;
+        Ok(())
+    }
+
+    /// `GET /api/v1/applications/{name}/resource-tree`.
+    pub async fn resource_tree(&self, name: &str) -> Result<ApplicationTree, ClientError> {
+        self.app_call(name, Method::GET, "/resource-tree", &[], None).await
+    }
+
+    /// `GET /api/v1/applications/{name}/managed-resources`.
+    pub async fn managed_resources(&self, name: &str) -> Result<ManagedResources, ClientError> {
+        self.app_call(name, Method::GET, "/managed-resources", &[], None).await
+    }
+
+    /// `GET /api/v1/applications/{name}/manifests[?revision=…]`.
+    pub async fn manifests(&self, name: &str, revision: Option<&str>) -> Result<Manifests, ClientError> {
+        let query: Vec<(&str, String)> = revision.map(|r| ("revision", r.to_string())).into_iter().collect();
+        self.app_call(name, Method::GET, "/manifests", &query, None).await
+    }
+
+    /// `GET /api/v1/projects`: the `{items}` list.
+    pub async fn list_projects(&self) -> Result<Vec<Value>, ClientError> {
+        let list: ItemList = self.call(Method::GET, "/api/v1/projects", &[], None).await?;
+        Ok(list.items)
+    }
+
+    /// A call under `/api/v1/applications/{name}`, where a 404 means the application does not exist.
+    async fn app_call<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        method: Method,
+        suffix: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        let path = format!("/api/v1/applications/{name}{suffix}");
+        match self.call(method, &path, query, body).await {
+            Err(ClientError::Api { status: 404, .. }) => {
+                Err(ClientError::ApplicationNotFound(name.to_string()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// `refresh=normal|hard` on a get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Refresh {
+    Normal,
+    Hard,
+}
+
+impl Refresh {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refresh::Normal => "normal",
+            Refresh::Hard => "hard",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ItemList {
+    #[serde(default, deserialize_with = "nullable")]
+    items: Vec<Value>,
+}
+
+/// Argo CD's ApplicationSyncRequest.
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    pub prune: bool,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_options: Option<SyncOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Value>,
+}
+
+/// One object to sync when not all are (`--resource GROUP:KIND:[NAMESPACE/]NAME`).
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+pub struct SyncResource {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+impl std::str::FromStr for SyncResource {
+    type Err = String;
+
+    /// `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`, the group empty for the core API (`:Service:web`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [group, kind, name] = parts.as_slice() else {
+            return Err(format!("expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME, got {text:?}"));
+        };
+        let (namespace, name) = name.split_once('/').unwrap_or(("", name));
+        if kind.is_empty() || name.is_empty() {
+            return Err(format!("expected GROUP:KIND:NAME with a kind and a name, got {text:?}"));
+        }
+        Ok(SyncResource {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        })
+    }
+}
+
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+pub struct SyncOptions {
+    pub items: Vec<String>,
+}
+
+/// Argo CD's ApplicationTree.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationTree {
+    #[serde(default, deserialize_with = "nullable")]
+    pub nodes: Vec<ResourceNode>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub orphaned_nodes: Vec<ResourceNode>,
+}
+
+/// One object of the tree: a managed resource or something it owns (a ReplicaSet, a Pod…).
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceNode {
+    #[serde(default, deserialize_with = "nullable")]
+    pub group: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub version: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub uid: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub parent_refs: Vec<ResourceRef>,
+    #[serde(default)]
+    pub health: Option<NodeHealth>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub info: Vec<InfoItem>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub images: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct ResourceRef {
+    #[serde(default, deserialize_with = "nullable")]
+    pub group: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub uid: String,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct NodeHealth {
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub message: String,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct InfoItem {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub value: String,
+}
+
+/// Argo CD's ManagedResourcesResponse.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct ManagedResources {
+    #[serde(default, deserialize_with = "nullable")]
+    pub items: Vec<ResourceDiff>,
+}
+
+/// One managed object; the states are JSON documents in strings (`"null"` when absent), as Argo CD sends them.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceDiff {
+    #[serde(default, deserialize_with = "nullable")]
+    pub group: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub live_state: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub target_state: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub normalized_live_state: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub predicted_live_state: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub hook: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    pub modified: bool,
+}
+
+/// Argo CD's ManifestResponse.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct Manifests {
+    #[serde(default, deserialize_with = "nullable")]
+    pub manifests: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub revision: String,
+}
+
+/// A field that may be absent or `null` reads as its default.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The message of an Argo CD error body `{error, code, message}`, else the text, else the status.
+fn error_message(text: &str, status: u16) -> String {
+    let body: Option<Value> = serde_json::from_str(text).ok();
+    let field = |key: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    field("message").or_else(|| field("error")).unwrap_or_else(|| match text.trim() {
+        "" => reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .map_or_else(|| format!("HTTP {status}"), |r| format!("HTTP {status} {r}")),
+        text => text.to_string(),
+    })
+}
+
+fn api_error(status: u16, text: &str, method: &Method, path: &str, server: &str) -> ClientError {
+    let message = error_message(text, status);
+    let code = serde_json::from_str::<Value>(text).ok().and_then(|b| b.get("code").and_then(Value::as_i64));
+    match status {
+        401 => ClientError::Unauthenticated { server: server.to_string(), message },
+        403 => ClientError::PermissionDenied(message),
+        // berth's fallback route, or a method the path does not have, or gRPC's Unimplemented.
+        404 if message == "no such API path" => {
+            ClientError::Unsupported { method: method.clone(), path: path.to_string() }
+        }
+        405 | 501 => ClientError::Unsupported { method: method.clone(), path: path.to_string() },
+        _ => ClientError::Api { status, code, message },
+    }
+}
+
+/// Names the flag that fixes the two usual TLS mismatches.
+fn with_transport_hint(reason: String) -> String {
+    if reason.contains("InvalidContentType") {
+        format!("{reason} (is it a plain HTTP server? pass --plaintext)")
+    } else if reason.contains("certificate") {
+        format!("{reason} (for a self-signed certificate pass --insecure)")
+    } else {
+        reason
+    }
+}
+
+/// An error and its causes on one line (reqwest's own text omits the cause, e.g. "connection refused").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ServerContext;
+
+    fn config_with(server: &str, token: Option<&str>) -> Config {
+        let mut config = Config::default();
+        config.upsert(ServerContext {
+            name: server.into(),
+            server: server.into(),
+            token: token.map(Into::into),
+            plaintext: true,
+            insecure: false,
+        });
+        config
+    }
+
+    #[test]
+    fn flags_override_the_context_and_the_context_fills_the_rest() {
+        let config = config_with("127.0.0.1:8080", Some("ctx-token"));
+        let target = ConnectionArgs::default().target_in(&config).unwrap();
+        assert_eq!(
+            target,
+            Target {
+                server: "127.0.0.1:8080".into(),
+                token: Some("ctx-token".into()),
+                plaintext: true,
+                insecure: false
+            }
+        );
+        let args = ConnectionArgs { auth_token: Some("flag".into()), insecure: true, ..Default::default() };
+        let target = args.target_in(&config).unwrap();
+        assert_eq!((target.token.as_deref(), target.insecure), (Some("flag"), true));
+        // Another server: the context's token is not sent there.
+        let args = ConnectionArgs { server: Some("elsewhere:443".into()), ..Default::default() };
+        let target = args.target_in(&config).unwrap();
+        assert_eq!((target.token, target.plaintext), (None, false));
+        assert!(matches!(
+            ConnectionArgs::default().target_in(&Config::default()),
+            Err(ClientError::NotLoggedIn)
+        ));
+    }
+
+    #[test]
+    fn tls_mismatches_name_the_flag_that_fixes_them() {
+        let hint = with_transport_hint("received corrupt message of type InvalidContentType".into());
+        assert!(hint.ends_with("pass --plaintext)"), "{hint}");
+        let hint = with_transport_hint("invalid peer certificate: UnknownIssuer".into());
+        assert!(hint.ends_with("pass --insecure)"), "{hint}");
+        assert_eq!(with_transport_hint("Connection refused".into()), "Connection refused");
+    }
+
+    #[test]
+    fn base_urls_follow_plaintext_unless_a_scheme_is_given() {
+        assert_eq!(base_url("h:8080", true), "http://h:8080");
+        assert_eq!(base_url("h:8080/", false), "https://h:8080");
+        assert_eq!(base_url("http://h", false), "http://h");
+    }
+
+    #[test]
+    fn server_errors_become_human_errors() {
+        let body = r#"{"error":"applications.argoproj.io \"x\" not found","code":5,"message":"applications.argoproj.io \"x\" not found"}"#;
+        match api_error(404, body, &Method::GET, "/api/v1/applications/x", "s") {
+            ClientError::Api { status: 404, code: Some(5), message } => {
+                assert!(message.contains("\"x\" not found"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing_route = r#"{"error":"no such API path","code":5,"message":"no such API path"}"#;
+        let error = api_error(404, missing_route, &Method::POST, "/api/v1/applications/x/sync", "s");
+        assert_eq!(
+            error.to_string(),
+            "the server does not support POST /api/v1/applications/x/sync (is it an older berth?)"
+        );
+        let error = api_error(401, r#"{"code":16,"message":"invalid session"}"#, &Method::GET, "/", "h:1");
+        assert_eq!(
+            error.to_string(),
+            "the session for h:1 is not valid (invalid session): run `berth login h:1`"
+        );
+        assert_eq!(api_error(500, "", &Method::GET, "/", "s").to_string(), "HTTP 500 Internal Server Error");
+        assert_eq!(
+            api_error(502, "bad gateway text", &Method::GET, "/", "s").to_string(),
+            "bad gateway text"
+        );
+    }
+
+    #[test]
+    fn resources_read_as_argocd_writes_them() {
+        let r: SyncResource = "apps:Deployment:web/api".parse().unwrap();
+        assert_eq!(
+            (r.group.as_str(), r.kind.as_str(), r.namespace.as_str(), r.name.as_str()),
+            ("apps", "Deployment", "web", "api")
+        );
+        let r: SyncResource = ":Service:web".parse().unwrap();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"group": "", "kind": "Service", "name": "web"})
+        );
+        assert!("Deployment:web".parse::<SyncResource>().is_err());
+        assert!("apps::web".parse::<SyncResource>().is_err());
+    }
+
+    #[test]
+    fn a_sync_request_has_argo_cds_field_names() {
+        let request = SyncRequest {
+            name: "web".into(),
+            revision: Some("main".into()),
+            prune: true,
+            dry_run: false,
+            resources: vec![":Service:web".parse().unwrap()],
+            sync_options: Some(SyncOptions { items: vec!["CreateNamespace=true".into()] }),
+            strategy: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"name": "web", "revision": "main", "prune": true, "dryRun": false,
+                "resources": [{"group": "", "kind": "Service", "name": "web"}],
+                "syncOptions": {"items": ["CreateNamespace=true"]}})
+        );
+    }
+
+    #[test]
+    fn trees_and_managed_resources_tolerate_nulls_and_missing_fields() {
+        let tree: ApplicationTree = serde_json::from_value(serde_json::json!({
+            "nodes": [{"kind": "Pod", "name": "p", "parentRefs": null, "health": {"status": "Healthy"}, "images": null}],
+            "orphanedNodes": null
+        }))
+        .unwrap();
+        assert_eq!(tree.nodes[0].kind, "Pod");
+        assert_eq!(tree.nodes[0].health.as_ref().unwrap().status, "Healthy");
+        let resources: ManagedResources = serde_json::from_value(serde_json::json!({
+            "items": [{"kind": "Service", "name": "web", "liveState": "null", "targetState": null}]
+        }))
+        .unwrap();
+        assert_eq!(resources.items[0].live_state, "null");
+        assert_eq!(resources.items[0].target_state, "");
+    }
+}
