@@ -422,35 +422,29 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
 
     let run = cli.run(&["app", "get", app, "--hard-refresh"]).await.ok();
     assert!(run.stdout.contains("Sync Status:        Synced to main ("), "{}", run.stdout);
-    let run = cli.run(&["app", "manifests", app]).await;
-    if run.stderr.contains("does not support GET") {
-        assert_eq!(run.code, 1);
-        eprintln!("note: the server has no manifests route yet; `app manifests` checked only for its error");
-    } else {
-        let run = run.ok();
-        assert!(run.stdout.starts_with("---\n"), "{}", run.stdout);
-        for line in ["name: web-config", "kind: Deployment"] {
-            assert!(run.stdout.lines().any(|l| l.trim() == line), "{line} in {}", run.stdout);
-        }
+    let run = cli.run(&["app", "manifests", app]).await.ok();
+    assert!(run.stdout.starts_with("---\n"), "{}", run.stdout);
+    for line in ["name: web-config", "kind: Deployment"] {
+        assert!(run.stdout.lines().any(|l| l.trim() == line), "{line} in {}", run.stdout);
     }
 
     let run = cli.run(&["app", "terminate-op", app]).await;
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: no operation is in progress\n"));
 
-    // The live object drifts from git: diff exits 1 with the change, once the server has managed-resources.
+    // In sync: diff exits 0. The live object drifts from git: diff exits 1 and shows the change.
+    let run = cli.run(&["app", "diff", app]).await;
+    assert_eq!(run.code, 0, "{run:?}");
     let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &dest);
     let drift = serde_json::json!({"data": {"value": "drifted"}});
     maps.patch("web-config", &PatchParams::default(), &Patch::Merge(&drift)).await.unwrap();
-    let run = cli.run(&["app", "diff", app]).await;
-    if run.stderr.contains("does not support GET") {
-        assert_eq!(run.code, 2, "an unsupported route is an error, not a difference");
-        eprintln!(
-            "note: the server has no managed-resources route yet; `app diff` checked only for its error"
-        );
-    } else {
-        assert_eq!(run.code, 1, "{run:?}");
-        assert!(run.stdout.contains("-  value: drifted\n+  value: one\n"), "{}", run.stdout);
+    let mut run = cli.run(&["app", "diff", app]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // The controller's cache sees the drift through its watch: poll until it does.
+    while run.code == 0 && std::time::Instant::now() < deadline {
+        run = cli.run(&["app", "diff", app]).await;
     }
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("-  value: drifted\n+  value: one\n"), "{}", run.stdout);
 
     // A manifest the API server refuses: the sync fails and so does the command.
     repo.write("apps/web/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n");

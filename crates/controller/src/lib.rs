@@ -10,6 +10,7 @@ mod project;
 mod queue;
 mod reconcile;
 mod retry;
+pub use reconcile::ManagedResource;
 pub mod rollback;
 pub mod settings;
 mod status;
@@ -56,6 +57,19 @@ pub enum Error {
 }
 
 /// The controller's shared state; one per process.
+/// The controllers running in this process, by control namespace (the API server of `berth run` reads
+/// their targets and comparisons without asking git or rendering again).
+fn running() -> &'static Mutex<HashMap<String, std::sync::Weak<Controller>>> {
+    static RUNNING: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Weak<Controller>>>> =
+        std::sync::OnceLock::new();
+    RUNNING.get_or_init(Mutex::default)
+}
+
+/// The controller of `namespace` running in this process, if any.
+pub fn in_process(namespace: &str) -> Option<Arc<Controller>> {
+    running().lock().expect("registry lock").get(namespace).and_then(std::sync::Weak::upgrade)
+}
+
 /// A cluster's version (`1.36.3`) and the API versions it serves.
 type ClusterVersions = (String, Vec<String>);
 
@@ -134,6 +148,10 @@ impl Controller {
             cluster_versions: Mutex::new(None),
             seen: Mutex::default(),
         });
+        running()
+            .lock()
+            .expect("registry lock")
+            .insert(controller.config.namespace.clone(), Arc::downgrade(&controller));
         controller.ensure_default_project().await;
         let ready = async { tokio::try_join!(apps.1, projects.1, secrets.1) };
         tokio::time::timeout(Duration::from_secs(60), ready)

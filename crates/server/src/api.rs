@@ -118,6 +118,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}", get(get_application).delete(delete_application))
         .route("/api/v1/applications/{name}/sync", axum::routing::post(sync_application))
         .route("/api/v1/applications/{name}/resource-tree", get(resource_tree))
+        .route("/api/v1/applications/{name}/managed-resources", get(managed_resources))
+        .route("/api/v1/applications/{name}/manifests", get(manifests))
         .route("/api/v1/applications/{name}/rollback", axum::routing::post(rollback_application))
         .route("/api/v1/applications/{name}/operation", axum::routing::delete(terminate_operation))
         .route("/api/v1/projects", get(list_projects))
@@ -769,6 +771,49 @@ async fn resource_tree(
         }
     }
     Ok(Json(serde_json::json!({"nodes": nodes})))
+}
+
+async fn controller_view(
+    shared: &Shared,
+    name: &str,
+) -> Result<(String, Vec<berth_controller::ManagedResource>), ApiError> {
+    let controller = berth_controller::in_process(&shared.namespace).ok_or_else(|| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: 14,
+        message: "the application controller does not run in this process".into(),
+    })?;
+    controller.managed_resources(name).await.map_err(|m| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: 9,
+        message: m,
+    })
+}
+
+/// `GET /api/v1/applications/{name}/managed-resources`: each object's target, live, normalised live and
+/// predicted states (JSON strings, Secrets masked), as Argo CD returns them; what `berth app diff` reads.
+async fn managed_resources(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    authorized_app(&shared, &caller, &name, "get")?;
+    let (_, items) = controller_view(&shared, &name).await?;
+    Ok(Json(serde_json::json!({"items": items})))
+}
+
+/// `GET /api/v1/applications/{name}/manifests`: the rendered manifests of the app's target revision.
+async fn manifests(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    authorized_app(&shared, &caller, &name, "get")?;
+    let (revision, items) = controller_view(&shared, &name).await?;
+    let manifests: Vec<&String> =
+        items.iter().filter(|m| m.target_state != "null").map(|m| &m.target_state).collect();
+    Ok(Json(serde_json::json!({"manifests": manifests, "revision": revision})))
 }
 
 #[cfg(test)]

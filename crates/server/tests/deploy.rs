@@ -115,6 +115,40 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     let app = apps.get("web").await.unwrap();
     assert_eq!(app.status.unwrap().sync.unwrap().revision.as_deref(), Some(after.as_str()));
 
+    // What the controller compares, through the API: the target and live states, and the manifests.
+    let admin = {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+        let password =
+            secrets.get("argocd-initial-admin-secret").await.unwrap().data.unwrap()["password"].0.clone();
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/v1/session"))
+            .json(&serde_json::json!({"username": "admin", "password": String::from_utf8(password).unwrap()}))
+            .send()
+            .await
+            .unwrap();
+        response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+    };
+    let get = |path: String| {
+        let admin = admin.clone();
+        async move {
+            let r = reqwest::Client::new().get(path).bearer_auth(admin).send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, managed) = get(format!("{base}/api/v1/applications/web/managed-resources")).await;
+    assert_eq!(status, 200, "{managed}");
+    let item = &managed["items"][0];
+    assert_eq!(item["kind"], "Deployment");
+    for state in ["targetState", "liveState", "normalizedLiveState", "predictedLiveState"] {
+        let text = item[state].as_str().unwrap();
+        assert!(text.contains("myorg/web:v2"), "{state}: {text}");
+    }
+    assert!(!item["normalizedLiveState"].as_str().unwrap().contains("managedFields"));
+    let (status, manifests) = get(format!("{base}/api/v1/applications/web/manifests")).await;
+    assert_eq!(status, 200);
+    assert_eq!(manifests["revision"], after.as_str());
+    assert_eq!(manifests["manifests"].as_array().unwrap().len(), 1);
+
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
