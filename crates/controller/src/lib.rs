@@ -70,8 +70,14 @@ pub fn in_process(namespace: &str) -> Option<Arc<Controller>> {
     running().lock().expect("registry lock").get(namespace).and_then(std::sync::Weak::upgrade)
 }
 
-/// A cluster's version (`1.36.3`) and the API versions it serves.
-type ClusterVersions = (String, Vec<String>);
+/// A cluster's version (`1.36.3`) and the API versions it serves, as Helm's `.Capabilities` reads them;
+/// `hash` stands for both in render-cache keys, so a pass does not hash the list again.
+struct ClusterInfo {
+    read_at: Instant,
+    generation: u64,
+    versions: Arc<(String, Vec<String>)>,
+    hash: u64,
+}
 
 pub struct Controller {
     client: kube::Client,
@@ -87,7 +93,7 @@ pub struct Controller {
     renders: reconcile::RenderCache,
     tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
     /// The destination's version and API versions, and when they were read.
-    cluster_versions: Mutex<Option<(Instant, ClusterVersions)>>,
+    cluster_versions: Mutex<Option<ClusterInfo>>,
     seen: Mutex<HashMap<String, u64>>,
 }
 

@@ -570,7 +570,9 @@ impl Controller {
         let maybe_helm = source.directory.is_none() && source.kustomize.is_none();
         let cluster = if maybe_helm { Some(self.cluster_versions().await) } else { None };
         let app_bound = maybe_helm.then_some((&app.metadata.name, &app.spec.destination.namespace));
-        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, &cluster, app_bound));
+        let cluster_hash = cluster.as_ref().map(|(_, hash)| *hash);
+        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, cluster_hash, app_bound));
+        let cluster = cluster.map(|(versions, _)| versions);
         if level == Level::HardRefresh {
             self.renders.remove(render_key);
         }
@@ -602,7 +604,7 @@ impl Controller {
         refs: &BTreeMap<String, (String, PathBuf)>,
         single: bool,
         source_key: u64,
-        cluster: Option<(String, Vec<String>)>,
+        cluster: Option<Arc<(String, Vec<String>)>>,
     ) -> Result<Arc<Rendered>, String> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let creds = self.creds_for(&source.repo_url);
@@ -611,9 +613,9 @@ impl Controller {
             app.spec.destination.namespace.as_deref().unwrap_or_default(),
             self.config.cache_dir.join("render"),
         );
-        if let Some((kube_version, api_versions)) = cluster {
-            ctx.kube_version = kube_version;
-            ctx.api_versions = api_versions;
+        if let Some(versions) = cluster {
+            ctx.kube_version = versions.0.clone();
+            ctx.api_versions = versions.1.clone();
         }
         ctx.refs = refs.iter().map(|(k, (_, tree))| (k.clone(), tree.clone())).collect();
         if let Some(chart) = source.chart.clone() {
@@ -720,23 +722,30 @@ impl Controller {
         v
     }
 
-    /// The destination cluster's version and API versions, for Helm's Capabilities (asked again every
-    /// five minutes, and after discovery changes).
-    async fn cluster_versions(&self) -> (String, Vec<String>) {
-        let api_versions = self.cache.api_versions();
-        if let Some((at, (version, apis))) = self.cluster_versions.lock().expect("versions lock").clone()
-            && at.elapsed() < Duration::from_secs(300)
-            && apis == api_versions
+    /// The destination cluster's version and API versions, for Helm's Capabilities, and a hash of both. Read
+    /// again after a discovery, and every five minutes for the version; otherwise answered from memory
+    /// (every pass of every app that may be a chart asks).
+    async fn cluster_versions(&self) -> (Arc<(String, Vec<String>)>, u64) {
+        let generation = self.cache.discovery_generation();
+        if let Some(info) = self.cluster_versions.lock().expect("versions lock").as_ref()
+            && info.generation == generation
+            && info.read_at.elapsed() < Duration::from_secs(300)
         {
-            return (version, apis);
+            return (info.versions.clone(), info.hash);
         }
         let version = match self.client.apiserver_version().await {
             Ok(info) => info.git_version.trim_start_matches('v').to_string(),
             Err(_) => String::new(),
         };
-        let value = (version, api_versions);
-        *self.cluster_versions.lock().expect("versions lock") = Some((Instant::now(), value.clone()));
-        value
+        let versions = Arc::new((version, self.cache.api_versions()));
+        let hash = hash_of(&*versions);
+        *self.cluster_versions.lock().expect("versions lock") = Some(crate::ClusterInfo {
+            read_at: Instant::now(),
+            generation,
+            versions: versions.clone(),
+            hash,
+        });
+        (versions, hash)
     }
 
     /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
@@ -1633,8 +1642,7 @@ impl Controller {
         for kind in tasks.iter().map(|t| t.key.group_kind()).collect::<BTreeSet<_>>() {
             let _ = self.cache.ensure_watched(&kind).await;
         }
-        let run_id =
-            format!("{:010x}", hash_of(&(&app.metadata.deletion_timestamp, phase.as_str())) & 0xff_ffff_ffff);
+        let run_id = short_id(&(&app.metadata.deletion_timestamp, phase.as_str()));
         let world = OperationWorld { controller: self, app: &name, settings: self.settings() };
         let opts = SyncOptions::default();
         let mut execution = sync::run::Operation {
@@ -1938,8 +1946,12 @@ fn covers(watched: &[String], file: &str) -> bool {
 
 /// Unique to one attempt of one operation: its start time and retry count.
 fn run_id(state: &OperationState) -> String {
-    let h = hash_of(&(&state.started_at, state.retry_count.unwrap_or(0)));
-    format!("{:010x}", h & 0xff_ffff_ffff)
+    short_id(&(&state.started_at, state.retry_count.unwrap_or(0)))
+}
+
+/// Ten hex digits identifying `value` (hook runs are annotated with it).
+fn short_id(value: &impl serde::Serialize) -> String {
+    format!("{:010x}", hash_of(value) & 0xff_ffff_ffff)
 }
 
 fn record_from(r: &ResourceResult) -> Option<sync::Record> {

@@ -45,6 +45,8 @@ type Objects = HashMap<(String, String), Arc<serde_json::Value>>;
 struct State {
     kinds: HashMap<GroupKind, KindInfo>,
     discovered_at: Option<Instant>,
+    /// Counts discoveries, so readers of `api_versions` know when to read again.
+    generation: u64,
     objects: HashMap<GroupKind, Objects>,
     synced: HashMap<GroupKind, tokio::sync::watch::Receiver<bool>>,
     by_app: HashMap<String, HashSet<ResourceKey>>,
@@ -119,7 +121,13 @@ impl ClusterCache {
         let mut state = self.state.write().expect("cache lock");
         state.kinds = kinds;
         state.discovered_at = Some(Instant::now());
+        state.generation += 1;
         Ok(())
+    }
+
+    /// Increases with every discovery (what `api_versions` returns can only change then).
+    pub fn discovery_generation(&self) -> u64 {
+        self.state.read().expect("cache lock").generation
     }
 
     /// Every API version the cluster serves, as `group/version` and `group/version/Kind` (Helm's

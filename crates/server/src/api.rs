@@ -330,15 +330,7 @@ async fn get_application(
     Path(name): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
     let caller = shared.caller(&headers)?;
-    let key = reflector::ObjectRef::new(&name).within(&shared.namespace);
-    match shared.apps.get(&key) {
-        // As Argo CD: an app the caller may not see is "permission denied", like one that does not exist.
-        Some(app) if !shared.rbac.enforce(&caller, "applications", "get", &app_object(&app)) => {
-            Err(ApiError::forbidden("permission denied"))
-        }
-        Some(app) => Ok(Json((*app).clone())),
-        None => Err(ApiError::not_found(format!("applications.argoproj.io \"{name}\" not found"))),
-    }
+    Ok(Json((*authorized_app(&shared, &caller, &name, "get")?).clone()))
 }
 
 /// A label selector as kubectl writes it: `a=b,c!=d,e` (equality, inequality, existence).
