@@ -13,6 +13,9 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod settings;
+mod stream;
+
 /// Where and how the server listens.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -55,7 +58,7 @@ impl Shared {
     }
 
     /// The caller of a request: a token in `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
-    fn caller(&self, headers: &axum::http::HeaderMap) -> Result<crate::rbac::Subject, ApiError> {
+    pub(crate) fn caller(&self, headers: &axum::http::HeaderMap) -> Result<crate::rbac::Subject, ApiError> {
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -124,6 +127,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}/operation", axum::routing::delete(terminate_operation))
         .route("/api/v1/projects", get(list_projects))
         .route("/api/webhook", axum::routing::post(webhook))
+        .merge(settings::routes())
+        .merge(stream::routes())
         .layer(axum::extract::DefaultBodyLimit::max(crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .with_state(shared)
@@ -284,7 +289,7 @@ async fn userinfo(
     }
 }
 
-fn app_object(app: &Application) -> String {
+pub(crate) fn app_object(app: &Application) -> String {
     let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
     format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
 }
@@ -334,7 +339,7 @@ async fn get_application(
 }
 
 /// A label selector as kubectl writes it: `a=b,c!=d,e` (equality, inequality, existence).
-fn parse_selector(text: &str) -> Result<Vec<(String, Option<String>, bool)>, ApiError> {
+pub(crate) fn parse_selector(text: &str) -> Result<Vec<(String, Option<String>, bool)>, ApiError> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -352,7 +357,7 @@ fn parse_selector(text: &str) -> Result<Vec<(String, Option<String>, bool)>, Api
         .collect()
 }
 
-fn matches_selector(
+pub(crate) fn matches_selector(
     selector: &[(String, Option<String>, bool)],
     labels: Option<&std::collections::BTreeMap<String, String>>,
 ) -> bool {
@@ -367,7 +372,7 @@ fn matches_selector(
 }
 
 /// The application `name` if the caller may do `action` on it: 404 when absent, 403 when not allowed.
-fn authorized_app(
+pub(crate) fn authorized_app(
     shared: &Shared,
     caller: &crate::rbac::Subject,
     name: &str,
@@ -384,7 +389,7 @@ fn authorized_app(
     Ok(app)
 }
 
-fn kube_error(e: kube::Error) -> ApiError {
+pub(crate) fn kube_error(e: kube::Error) -> ApiError {
     match e {
         kube::Error::Api(s) if s.code == 404 => ApiError::not_found(s.message.clone()),
         kube::Error::Api(s) if s.code == 409 => {
