@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Serve plain HTTP (as argocd-server --insecure). Today the server speaks plain HTTP only.
     #[arg(long, env = "BERTH_INSECURE", default_value_t = false)]
     pub insecure: bool,
+    /// Run the Application controller in this process (`--controller=false` serves only the API, as a
+    /// separate argocd-server would; the benchmark of the API uses it).
+    #[arg(long, env = "BERTH_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub controller: bool,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
@@ -94,7 +98,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    berth_controller::Controller::run(client, config, stopped(stop_rx)).await?;
+    if args.controller {
+        berth_controller::Controller::run(client, config, stopped(stop_rx)).await?;
+    } else {
+        tracing::info!("the Application controller is off (--controller=false)");
+    }
     server.await.context("the API server task")?.context("the API server")?;
     tracing::info!("stopped");
     Ok(())
