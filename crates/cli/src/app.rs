@@ -51,6 +51,8 @@ enum AppCommand {
     },
     /// Create applications from a YAML file (`-f -` reads stdin), or one from flags.
     Create(CreateArgs),
+    /// Change an application's source, destination, project or sync policy.
+    Set(crate::app_set::SetArgs),
     /// Delete an application (and, with cascade, the resources it manages).
     Delete {
         name: String,
@@ -314,6 +316,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
             }
             Err(e) => return Err(e.into()),
         },
+        AppCommand::Set(args) => crate::app_set::run(client, args).await?,
         AppCommand::TerminateOp { name } => {
             client.terminate_operation(&name).await?;
             println!("Application '{name}' operation terminating");

@@ -320,6 +320,121 @@ impl Client {
             other => other,
         }
     }
+
+    /// `GET /api/v1/session/userinfo`: `{loggedIn, username, ...}` of this client's token.
+    pub async fn userinfo(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, "/api/v1/session/userinfo", &[], None).await
+    }
+
+    /// `GET /api/v1/repositories`: the `{items}` list (no credentials).
+    pub async fn list_repositories(&self) -> Result<Vec<Value>, ClientError> {
+        let list: ItemList = self.call(Method::GET, "/api/v1/repositories", &[], None).await?;
+        Ok(list.items)
+    }
+
+    /// `POST /api/v1/repositories` (the body is Argo CD's Repository); `upsert` replaces a different spec.
+    pub async fn create_repository(&self, repo: &Value, upsert: bool) -> Result<Value, ClientError> {
+        self.call(Method::POST, "/api/v1/repositories", &[("upsert", upsert.to_string())], Some(repo)).await
+    }
+
+    /// `DELETE /api/v1/repositories/{url}`.
+    pub async fn delete_repository(&self, url: &str) -> Result<(), ClientError> {
+        let path = format!("/api/v1/repositories/{}", Self::path_segment(url));
+        let _: Value = self.call(Method::DELETE, &path, &[], None).await?;
+        Ok(())
+    }
+
+    /// `GET /api/v1/clusters`: the `{items}` list, in-cluster first.
+    pub async fn list_clusters(&self) -> Result<Vec<Value>, ClientError> {
+        let list: ItemList = self.call(Method::GET, "/api/v1/clusters", &[], None).await?;
+        Ok(list.items)
+    }
+
+    /// `GET /api/v1/clusters/{server}`.
+    pub async fn get_cluster(&self, server: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/clusters/{}", Self::path_segment(server));
+        self.call(Method::GET, &path, &[], None).await
+    }
+
+    /// `DELETE /api/v1/clusters/{server}`.
+    pub async fn delete_cluster(&self, server: &str) -> Result<(), ClientError> {
+        let path = format!("/api/v1/clusters/{}", Self::path_segment(server));
+        let _: Value = self.call(Method::DELETE, &path, &[], None).await?;
+        Ok(())
+    }
+
+    /// `GET /api/v1/account`: the `{items}` list.
+    pub async fn list_accounts(&self) -> Result<Vec<Value>, ClientError> {
+        let list: ItemList = self.call(Method::GET, "/api/v1/account", &[], None).await?;
+        Ok(list.items)
+    }
+
+    /// `GET /api/v1/account/{name}`.
+    pub async fn get_account(&self, name: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/account/{}", Self::path_segment(name));
+        self.call(Method::GET, &path, &[], None).await
+    }
+
+    /// `PUT /api/v1/account/password`: `current` is the caller's own password; `account` `None` is the caller.
+    pub async fn update_password(
+        &self,
+        account: Option<&str>,
+        current: &str,
+        new: &str,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::json!({
+            "name": account.unwrap_or_default(), "currentPassword": current, "newPassword": new,
+        });
+        let _: Value = self.call(Method::PUT, "/api/v1/account/password", &[], Some(&body)).await?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/account/{name}/token`: a new API token (`expires_in` `None`: never expires).
+    pub async fn create_token(
+        &self,
+        account: &str,
+        expires_in: Option<Duration>,
+        id: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let path = format!("/api/v1/account/{}/token", Self::path_segment(account));
+        let body = serde_json::json!({
+            "name": account,
+            "expiresIn": expires_in.map_or(0, |d| d.as_secs()),
+            "id": id.unwrap_or_default(),
+        });
+        let answer: Value = self.call(Method::POST, &path, &[], Some(&body)).await?;
+        answer["token"].as_str().map(str::to_string).ok_or_else(|| ClientError::Decode {
+            method: Method::POST,
+            path,
+            reason: "no token in the answer".into(),
+        })
+    }
+
+    /// `DELETE /api/v1/account/{name}/token/{id}`.
+    pub async fn delete_token(&self, account: &str, id: &str) -> Result<(), ClientError> {
+        let path =
+            format!("/api/v1/account/{}/token/{}", Self::path_segment(account), Self::path_segment(id));
+        let _: Value = self.call(Method::DELETE, &path, &[], None).await?;
+        Ok(())
+    }
+
+    /// `PUT /api/v1/applications/{name}/spec`: replaces the spec; answers the stored one.
+    pub async fn update_application_spec(&self, name: &str, spec: &Value) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/applications/{}/spec", Self::path_segment(name));
+        self.call(Method::PUT, &path, &[], Some(spec)).await
+    }
+
+    /// One path segment, percent-encoded as Argo CD's clients encode a repository or server URL into it.
+    fn path_segment(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
 }
 
 /// `refresh=normal|hard` on a get.

@@ -4,16 +4,20 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod account;
 mod admin;
 mod app;
+mod app_set;
 mod app_view;
 mod client;
+mod cluster;
 mod context;
 mod crds;
 mod diff;
 mod login;
 mod output;
 mod proj;
+mod repo;
 mod run;
 mod version;
 
@@ -43,6 +47,12 @@ enum Command {
     App(app::AppArgs),
     /// Manage projects.
     Proj(proj::ProjArgs),
+    /// Manage repository connections.
+    Repo(repo::RepoArgs),
+    /// Manage clusters (deployment destinations).
+    Cluster(cluster::ClusterArgs),
+    /// Manage accounts: passwords and API tokens.
+    Account(account::AccountArgs),
     /// Print the client's and the server's versions.
     Version(version::VersionArgs),
 }
@@ -72,6 +82,9 @@ async fn main() -> Result<ExitCode> {
         Command::Context(args) => login::context(args).map(|()| ExitCode::SUCCESS),
         Command::App(args) => app::run(args).await,
         Command::Proj(args) => proj::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Repo(args) => repo::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Cluster(args) => cluster::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Account(args) => account::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Version(args) => version::run(args).await.map(|()| ExitCode::SUCCESS),
     };
     // The client verbs print one human line, not a debug chain.

@@ -31,7 +31,8 @@ pub struct RunArgs {
     /// Address the API server listens on.
     #[arg(long, env = "BERTH_ADDRESS", default_value = "0.0.0.0")]
     pub address: std::net::IpAddr,
-    /// Serve plain HTTP (as argocd-server --insecure). Today the server speaks plain HTTP only.
+    /// Serve plain HTTP (as argocd-server --insecure). Without it the server speaks HTTPS with the
+    /// certificate of Secret argocd-server-tls, or a self-signed one kept in argocd-secret.
     #[arg(long, env = "BERTH_INSECURE", default_value_t = false)]
     pub insecure: bool,
     /// Run the Application controller in this process (`--controller=false` serves only the API, as a
@@ -88,10 +89,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let server_config = berth_server::api::ServerConfig {
         namespace: config.namespace.clone(),
         addr: std::net::SocketAddr::new(args.address, args.port),
+        insecure: args.insecure,
     };
-    if !args.insecure {
-        tracing::warn!("TLS is not implemented yet: the API server speaks plain HTTP (as with --insecure)");
-    }
     let server =
         tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));
     tokio::spawn(async move {

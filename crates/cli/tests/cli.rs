@@ -97,6 +97,18 @@ async fn start_server(client: &kube::Client, namespace: &str) -> Server {
     Server { address, stop: Some(tx) }
 }
 
+/// The API server as `berth run` starts it without `--insecure`: HTTPS with a self-signed certificate.
+async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = berth_server::api::ServerConfig { namespace: namespace.into(), addr, insecure: false };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {
+        let _ = rx.await;
+    }));
+    Server { address: addr.to_string(), stop: Some(tx) }
+}
+
 /// The admin's initial password, as the seed's kubectl command reads it.
 async fn admin_password(client: &kube::Client, ns: &str) -> String {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
@@ -139,6 +151,38 @@ async fn without_a_session_every_remote_command_says_to_log_in() {
     assert_eq!(run.stderr, "error: --password is required when stdin is not a terminal\n");
     let run = cli.run(&["version", "--client"]).await.ok();
     assert!(run.stdout.starts_with(&format!("berth: v{}\n", env!("CARGO_PKG_VERSION"))), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_over_https_needs_insecure_for_the_self_signed_certificate() {
+    let (client, ns) = namespace("cli-tls").await;
+    let server = start_tls_server(&client, &ns).await;
+    let host = server.address.clone();
+    let cli = Cli::new();
+    // The password appears once the server has bootstrapped its accounts.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    poll("the initial admin password", Duration::from_secs(30), || async {
+        secrets.get_opt("argocd-initial-admin-secret").await.unwrap().is_some()
+    })
+    .await;
+    let password = admin_password(&client, &ns).await;
+    let login = ["login", &host, "--username", "admin", "--password", &password];
+    let mut run = cli.run(&login).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !run.stderr.contains("certificate") && std::time::Instant::now() < deadline {
+        run = cli.run(&login).await;
+    }
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("pass --insecure"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&password), "{}", run.stderr);
+    cli.run(&["login", &host, "--insecure", "--username", "admin", "--password", &password]).await.ok();
+    let run = cli.run(&["app", "list", "-o", "name"]).await.ok();
+    assert_eq!(run.stdout, "");
+    // Plain HTTP to the HTTPS port is only redirected: the CLI fails rather than sending the token in clear
+    // again.
+    let token = cli.saved_token();
+    let run = cli.run(&["app", "list", "--plaintext", "--server", &host, "--auth-token", &token]).await;
+    assert_ne!(run.code, 0, "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +295,38 @@ async fn login_then_create_the_seed_application_list_get_and_delete_it() {
     assert_eq!(app["spec"]["source"]["path"], "apps/web");
     let run = cli.run(&["app", "get", "nothing"]).await;
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: application nothing not found\n"));
+
+    // `app set` changes what it names through PUT .../spec; the rest of the spec stays.
+    let run = cli
+        .run(&[
+            "app",
+            "set",
+            "web",
+            "--revision",
+            "v2",
+            "--sync-option",
+            "CreateNamespace=false",
+            "--self-heal=false",
+        ])
+        .await
+        .ok();
+    assert_eq!(run.stdout, "application 'web' updated\n");
+    poll("the server to see the new spec", Duration::from_secs(30), || async {
+        let run = cli.run(&["app", "get", "web", "-o", "json"]).await.ok();
+        let app: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        app["spec"]["source"]["targetRevision"] == "v2"
+    })
+    .await;
+    let run = cli.run(&["app", "get", "web", "-o", "json"]).await.ok();
+    let app: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(app["spec"]["source"]["path"], "apps/web");
+    assert_eq!(app["spec"]["syncPolicy"]["syncOptions"], serde_json::json!(["CreateNamespace=false"]));
+    assert_eq!(app["spec"]["syncPolicy"]["automated"]["selfHeal"], false);
+    assert_eq!(app["spec"]["syncPolicy"]["automated"]["prune"], true);
+    let run = cli.run(&["app", "set", "web", "--sync-policy", "sometimes"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("use automated or none"), "{}", run.stderr);
+    cli.run(&["app", "set", "web", "--revision", "main", "--self-heal"]).await.ok();
 
     let run = cli.run(&["proj", "list"]).await.ok();
     assert!(run.stdout.starts_with("NAME  DESCRIPTION  DESTINATIONS"), "{}", run.stdout);
@@ -420,8 +496,10 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
         );
     }
 
+    // A refresh compares with main again: the rollback left the cluster at the first commit.
     let run = cli.run(&["app", "get", app, "--hard-refresh"]).await.ok();
-    assert!(run.stdout.contains("Sync Status:        Synced to main ("), "{}", run.stdout);
+    let wanted = format!("Sync Status:        OutOfSync to main ({})", &second[..7]);
+    assert!(run.stdout.contains(&wanted), "{wanted} in {}", run.stdout);
     let run = cli.run(&["app", "manifests", app]).await.ok();
     assert!(run.stdout.starts_with("---\n"), "{}", run.stdout);
     for line in ["name: web-config", "kind: Deployment"] {
@@ -432,6 +510,8 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: no operation is in progress\n"));
 
     // In sync: diff exits 0. The live object drifts from git: diff exits 1 and shows the change.
+    cli.run(&["app", "sync", app, "--timeout", "120"]).await.ok();
+    assert_eq!(live_value(&client, &dest).await.as_deref(), Some("two"));
     let run = cli.run(&["app", "diff", app]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &dest);
@@ -444,7 +524,7 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
         run = cli.run(&["app", "diff", app]).await;
     }
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("-  value: drifted\n+  value: one\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("-  value: drifted\n+  value: two\n"), "{}", run.stdout);
 
     // A manifest the API server refuses: the sync fails and so does the command.
     repo.write("apps/web/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n");

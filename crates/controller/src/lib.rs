@@ -5,6 +5,7 @@
 //! application's pass (target state → compare → operation or auto-sync → status).
 
 mod credentials;
+pub mod events;
 pub mod metrics;
 mod project;
 mod queue;
@@ -95,6 +96,7 @@ pub struct Controller {
     /// The destination's version and API versions, and when they were read.
     cluster_versions: Mutex<Option<ClusterInfo>>,
     seen: Mutex<HashMap<String, u64>>,
+    recorder: kube::runtime::events::Recorder,
 }
 
 impl Controller {
@@ -153,6 +155,7 @@ impl Controller {
             tool_versions: std::sync::OnceLock::new(),
             cluster_versions: Mutex::new(None),
             seen: Mutex::default(),
+            recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
         });
         running()
             .lock()

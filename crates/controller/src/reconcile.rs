@@ -52,6 +52,13 @@ pub struct Memo {
     written: Option<u64>,
     /// When the pass in progress started.
     pass_started: Option<Instant>,
+    /// A refresh was asked for in this process (a webhook, the API's `?refresh`), as the refresh
+    /// annotation asks for one: the next pass must see every commit pushed before it.
+    refresh_requested: bool,
+    /// The pass in progress is such an explicit refresh.
+    pass_explicit: bool,
+    /// What events were last reported from (sync and health status, operation): see `events::between`.
+    reported: Option<ApplicationStatus>,
 }
 
 /// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
@@ -200,8 +207,12 @@ impl Controller {
             return Ok(());
         };
         let app: Application = (*app).clone();
-        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().pass_started =
-            Some(Instant::now());
+        {
+            let mut memo = self.memo.lock().expect("memo lock");
+            let memo = memo.entry(name.to_string()).or_default();
+            memo.pass_started = Some(Instant::now());
+            memo.pass_explicit = std::mem::take(&mut memo.refresh_requested);
+        }
         let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
         let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
         if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
@@ -480,6 +491,17 @@ impl Controller {
         Ok(target)
     }
 
+    fn pass_explicit(&self, name: &str) -> bool {
+        self.memo.lock().expect("memo lock").get(name).is_some_and(|m| m.pass_explicit)
+    }
+
+    /// Queues a refresh of `name` as the refresh annotation would, without writing the Application: the
+    /// pass resolves the revision with an `ls-remote` started after this call.
+    pub fn request_refresh(&self, name: &str, hard: bool) {
+        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested = true;
+        self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
+    }
+
     fn pass_started(&self, name: &str) -> Instant {
         self.memo
             .lock()
@@ -523,7 +545,8 @@ impl Controller {
             _ => {
                 // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync shares only
                 // one that started after this pass did (so it sees every commit pushed before the request).
-                let max_age = if level == Level::Refresh && refresh_annotation(app).is_none() && !sync {
+                let explicit = refresh_annotation(app).is_some() || self.pass_explicit(&name);
+                let max_age = if level == Level::Refresh && !explicit && !sync {
                     Duration::from_secs(1)
                 } else {
                     self.pass_started(&name).elapsed()
@@ -1515,12 +1538,44 @@ impl Controller {
         match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {
                 self.remember_write(name, &stored);
+                self.report(name, &stored, status);
                 *rv = stored.metadata.resource_version.unwrap_or_default();
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => Err(Error::Stale),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records Kubernetes Events for what moved since the last reported status (the stored copy's at the
+    /// first write after a start).
+    fn report(&self, name: &str, stored: &Application, status: &ApplicationStatus) {
+        let summary = ApplicationStatus {
+            sync: status.sync.as_ref().map(|s| berth_api::application::SyncStatus {
+                status: s.status.clone(),
+                ..Default::default()
+            }),
+            health: status.health.as_ref().map(|h| berth_api::application::HealthStatus {
+                status: h.status.clone(),
+                ..Default::default()
+            }),
+            operation_state: status.operation_state.clone().map(|mut op| {
+                if let Some(result) = op.sync_result.as_mut() {
+                    result.resources.clear();
+                }
+                op
+            }),
+            ..Default::default()
+        };
+        let previous = {
+            let mut memo = self.memo.lock().expect("memo lock");
+            memo.entry(name.to_string()).or_default().reported.replace(summary)
+        };
+        let previous = previous.or_else(|| {
+            let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
+            self.apps.get(&key).and_then(|a| a.status.clone())
+        });
+        crate::events::publish(&self.recorder, stored, crate::events::between(previous.as_ref(), status));
     }
 
     /// Copies of the Application older than berth's own last write are stale: acting on one could run an
@@ -1806,6 +1861,48 @@ pub struct ManagedResource {
 impl Controller {
     /// The application's desired objects (its current target, from the render cache) and their live
     /// counterparts, for the API's managed-resources and manifests.
+    /// Author, date and message of a revision of the application's git source (`source_index` of
+    /// `spec.sources`), for the API's `revisions/{revision}/metadata`. A branch or tag is resolved first.
+    pub async fn revision_metadata(
+        &self,
+        name: &str,
+        revision: &str,
+        source_index: usize,
+    ) -> Result<berth_api::application::RevisionMetadata, String> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
+        let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;
+        let sources = self.validate(&app)?;
+        let source = sources.get(source_index).ok_or_else(|| {
+            format!("source index {source_index} is out of range ({} sources)", sources.len())
+        })?;
+        if source.chart.is_some() {
+            return Err(format!(
+                "revision {revision} is a chart version: only git sources have revision metadata"
+            ));
+        }
+        let creds = self.creds_for(&source.repo_url);
+        let full_sha = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
+        let sha = if full_sha {
+            revision.to_string()
+        } else {
+            self.git
+                .resolve(&source.repo_url, revision, &creds, Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("cannot resolve revision {revision:?}: {e}"))?
+        };
+        self.git
+            .fetch(&source.repo_url, &sha, &creds)
+            .await
+            .map_err(|e| format!("cannot fetch {sha}: {e}"))?;
+        let info = self.git.commit_info(&source.repo_url, &sha).await.map_err(|e| format!("{sha}: {e}"))?;
+        Ok(berth_api::application::RevisionMetadata {
+            author: Some(info.author),
+            date: Some(info.date),
+            message: Some(info.message),
+            tags: vec![],
+        })
+    }
+
     pub async fn managed_resources(&self, name: &str) -> Result<(String, Vec<ManagedResource>), String> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
         let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;

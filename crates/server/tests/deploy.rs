@@ -149,6 +149,55 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     assert_eq!(manifests["revision"], after.as_str());
     assert_eq!(manifests["manifests"].as_array().unwrap().len(), 1);
 
+    // The commit's author, date and message; an unknown revision is a 404 naming it.
+    let (status, meta) = get(format!("{base}/api/v1/applications/web/revisions/{after}/metadata")).await;
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["message"], "v2");
+    assert!(meta["author"].as_str().unwrap().contains('@'), "{meta}");
+    assert!(meta["date"].as_str().unwrap().starts_with("20"), "{meta}");
+    let (status, meta) =
+        get(format!("{base}/api/v1/applications/web/revisions/no-such-branch/metadata")).await;
+    assert_eq!(status, 404, "{meta}");
+    assert!(meta["message"].as_str().unwrap().contains("no-such-branch"), "{meta}");
+
+    // The controller's events on the Application, as Argo CD records them.
+    poll("the sync's events", Duration::from_secs(30), || async {
+        let (status, events) = get(format!("{base}/api/v1/applications/web/events")).await;
+        assert_eq!(status, 200, "{events}");
+        let notes: Vec<String> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["reason"].as_str().unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let has = |s: &str| notes.iter().any(|n| n.contains(s));
+        has("OperationStarted Initiated automated sync to")
+            && has(&format!("OperationCompleted Sync operation to {after} succeeded"))
+            && has("ResourceUpdated Updated sync status: OutOfSync -> Synced")
+            && has("ResourceUpdated Updated health status:")
+    })
+    .await;
+
+    // `?refresh` answers once the controller has looked again: a commit pushed without a webhook is seen.
+    repo.write("apps/web/deployment.yaml", &deployment("myorg/web:v3"));
+    let third = repo.commit("v3");
+    let (status, refreshed) = get(format!("{base}/api/v1/applications/web?refresh=normal")).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["status"]["sync"]["revision"], third.as_str(), "{}", refreshed["status"]);
+    assert!(refreshed["metadata"]["annotations"].get("argocd.argoproj.io/refresh").is_none());
+    poll("v3 deployed after the refresh", Duration::from_secs(45), || async {
+        image(&client, &dest).await.as_deref() == Some("myorg/web:v3")
+    })
+    .await;
+    let (status, body) = get(format!("{base}/api/v1/applications/web?refresh=sideways")).await;
+    assert_eq!(status, 400, "{body}");
+
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());

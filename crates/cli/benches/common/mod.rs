@@ -12,6 +12,13 @@ pub struct Berth {
     pub pid: u32,
 }
 
+impl Berth {
+    /// Owns a `berth` process started by the benchmark itself.
+    pub fn new(child: std::process::Child) -> Berth {
+        Berth { pid: child.id(), child }
+    }
+}
+
 impl Drop for Berth {
     fn drop(&mut self) {
         let _ = self.child.kill();

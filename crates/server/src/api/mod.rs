@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod apps;
 mod settings;
 mod stream;
 
@@ -22,6 +23,8 @@ pub struct ServerConfig {
     /// The control namespace (Applications, AppProjects, argocd-cm, argocd-secret).
     pub namespace: String,
     pub addr: SocketAddr,
+    /// Plain HTTP (`--insecure`); otherwise TLS with argocd-server-tls or a generated certificate.
+    pub insecure: bool,
 }
 
 /// What every handler reads.
@@ -29,8 +32,11 @@ pub struct Shared {
     pub client: kube::Client,
     pub apps: reflector::Store<Application>,
     pub namespace: String,
-    pub sessions: crate::auth::SessionManager,
-    pub rbac: crate::rbac::Enforcer,
+    pub sessions: Arc<crate::auth::SessionManager>,
+    /// argocd-rbac-cm's policy, replaced when the ConfigMap changes.
+    pub rbac: Arc<crate::rbac::LiveEnforcer>,
+    /// Every change to an Application, from the same watch that fills `apps` (the stream's fan-out).
+    pub(crate) events: tokio::sync::broadcast::Sender<Arc<stream::AppEvent>>,
 }
 
 impl Shared {
@@ -48,13 +54,11 @@ impl Shared {
             maps.get_opt("argocd-rbac-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
         let rbac =
             crate::rbac::Enforcer::from_config_map(&rbac_cm).map_err(|e| format!("argocd-rbac-cm: {e}"))?;
-        Ok(Shared {
-            apps: watch_applications(client.clone(), namespace),
-            client,
-            namespace: namespace.into(),
-            sessions: crate::auth::SessionManager::new(boot.secret_key, boot.accounts),
-            rbac,
-        })
+        let (apps, events) = watch_applications(client.clone(), namespace);
+        let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
+        let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
+        tokio::spawn(watch_settings(client.clone(), namespace.to_string(), sessions.clone(), rbac.clone()));
+        Ok(Shared { apps, events, client, namespace: namespace.into(), sessions, rbac })
     }
 
     /// The caller of a request: a token in `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
@@ -72,6 +76,76 @@ impl Shared {
         let token = bearer.or(cookie).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
         let claims = self.sessions.verify(token).map_err(|_| ApiError::unauthenticated("invalid session"))?;
         Ok(crate::rbac::Subject::user(claims.account))
+    }
+}
+
+/// Follows argocd-rbac-cm (the policy), argocd-cm and argocd-secret (accounts, passwords, tokens, the
+/// signing key): a change applies to the next request without a restart. A policy that does not load is
+/// logged with its error and the last good one stays.
+async fn watch_settings(
+    client: kube::Client,
+    namespace: String,
+    sessions: Arc<crate::auth::SessionManager>,
+    rbac: Arc<crate::rbac::LiveEnforcer>,
+) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let maps = watcher(Api::<ConfigMap>::namespaced(client.clone(), &namespace), watcher::Config::default())
+        .default_backoff()
+        .filter_map(|e| async move {
+            match e.ok()? {
+                watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
+                    Some((cm.metadata.name.unwrap_or_default(), cm.data.unwrap_or_default()))
+                }
+                watcher::Event::Delete(cm) => {
+                    Some((cm.metadata.name.unwrap_or_default(), Default::default()))
+                }
+                _ => None,
+            }
+        })
+        .boxed();
+    let secrets = watcher(
+        Api::<Secret>::namespaced(client.clone(), &namespace),
+        watcher::Config::default().fields("metadata.name=argocd-secret"),
+    )
+    .default_backoff()
+    .filter_map(|e| async move {
+        match e.ok()? {
+            watcher::Event::Apply(_) | watcher::Event::InitApply(_) | watcher::Event::Delete(_) => {
+                Some(("argocd-secret".to_string(), Default::default()))
+            }
+            _ => None,
+        }
+    })
+    .boxed();
+    let mut changes = futures::stream::select(maps, secrets);
+    let mut seen: std::collections::HashMap<String, std::collections::BTreeMap<String, String>> =
+        Default::default();
+    while let Some((name, data)) = changes.next().await {
+        match name.as_str() {
+            "argocd-rbac-cm" => {
+                if seen.get(&name) == Some(&data) {
+                    continue;
+                }
+                match rbac.reload(&data) {
+                    Ok(()) => tracing::info!("argocd-rbac-cm: policy reloaded"),
+                    Err(e) => tracing::warn!("argocd-rbac-cm: {e}; the previous policy stays in force"),
+                }
+                seen.insert(name, data);
+            }
+            "argocd-cm" | "argocd-secret" => {
+                if name == "argocd-cm" {
+                    if seen.get(&name) == Some(&data) {
+                        continue;
+                    }
+                    seen.insert(name, data);
+                }
+                match crate::auth::load(&client, &namespace).await {
+                    Ok((key, accounts)) => sessions.replace(key, accounts),
+                    Err(e) => tracing::warn!("accounts: {e}; the previous accounts stay in force"),
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -118,7 +192,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/session", axum::routing::post(login))
         .route("/api/v1/session/userinfo", get(userinfo))
         .route("/api/v1/applications", get(list_applications).post(create_application))
-        .route("/api/v1/applications/{name}", get(get_application).delete(delete_application))
+        .route(
+            "/api/v1/applications/{name}",
+            get(apps::get_application)
+                .put(apps::update_application)
+                .patch(apps::patch_application)
+                .delete(delete_application),
+        )
+        .route("/api/v1/applications/{name}/spec", axum::routing::put(apps::update_spec))
+        .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(apps::revision_metadata))
+        .route("/api/v1/applications/{name}/events", get(apps::events))
         .route("/api/v1/applications/{name}/sync", axum::routing::post(sync_application))
         .route("/api/v1/applications/{name}/resource-tree", get(resource_tree))
         .route("/api/v1/applications/{name}/managed-resources", get(managed_resources))
@@ -134,18 +217,37 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Watches the Applications and serves until `shutdown` resolves.
+/// Watches the Applications and serves until `shutdown` resolves: TLS unless `insecure`.
 pub async fn serve(
     client: kube::Client,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared::start(client, &config.namespace).await.map_err(std::io::Error::other)?);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    serve_on(listener, shared, shutdown).await
+    serve_listener(client, config, listener, shutdown).await
 }
 
-/// Serves on a listener bound by the caller (tests bind port 0 and read the port back).
+/// `serve` on a listener bound by the caller (`config.addr` is not used).
+pub async fn serve_listener(
+    client: kube::Client,
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shared =
+        Arc::new(Shared::start(client.clone(), &config.namespace).await.map_err(std::io::Error::other)?);
+    if config.insecure {
+        return serve_on(listener, shared, shutdown).await;
+    }
+    let (pem, kept) = crate::tls::initial(&client, &config.namespace).await.map_err(std::io::Error::other)?;
+    let key = crate::tls::certified_key(&pem).map_err(std::io::Error::other)?;
+    tracing::info!(certificate = %pem.source, "TLS");
+    let resolver = Arc::new(crate::tls::Resolver::new(key));
+    tokio::spawn(crate::tls::watch(client, config.namespace.clone(), resolver.clone(), kept));
+    serve_tls_on(listener, shared, resolver, shutdown).await
+}
+
+/// Serves on a listener bound by the caller (tests bind port 0 and read the port back), plain HTTP.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
@@ -155,16 +257,95 @@ pub async fn serve_on(
     axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown).await
 }
 
-/// The Applications of `namespace`, kept by a watch (the store fills in the background).
-pub fn watch_applications(client: kube::Client, namespace: &str) -> reflector::Store<Application> {
+/// Serves TLS on a listener bound by the caller. The same port answers plain HTTP with a redirect to
+/// `https://` (and `/healthz` directly, for probes), as argocd-server does.
+pub async fn serve_tls_on(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    resolver: Arc<crate::tls::Resolver>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(crate::tls::server_config(resolver).map_err(std::io::Error::other)?);
+    tracing::info!(addr = %listener.local_addr()?, "API server listening (HTTPS)");
+    let app = router(shared);
+    let redirect = Router::new().route("/healthz", get(|| async { "ok" })).fallback(redirect_to_https);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let (acceptor, app, redirect) = (acceptor.clone(), app.clone(), redirect.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // A TLS connection opens with a handshake record (0x16); anything else is plain HTTP.
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
+            if !matches!(peeked, Ok(Ok(1))) {
+                return;
+            }
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if first[0] == 0x16 {
+                let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                else {
+                    return;
+                };
+                let conn =
+                    builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));
+                let _ = watcher.watch(conn.into_owned()).await;
+            } else {
+                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(redirect));
+                let _ = watcher.watch(conn.into_owned()).await;
+            }
+        });
+    }
+    // Connections in flight finish (streams are cut after a grace period).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// How long a connection may take to send its first byte and finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn redirect_to_https(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    let Some(host) = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()) else {
+        return ApiError::bad_request("this server speaks HTTPS; plain HTTP requests need a Host header")
+            .into_response();
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    axum::response::Redirect::temporary(&format!("https://{host}{path}")).into_response()
+}
+
+/// The Applications of `namespace`, kept by a watch (the store fills in the background), and each change
+/// that watch sees, broadcast to the streams.
+pub(crate) fn watch_applications(
+    client: kube::Client,
+    namespace: &str,
+) -> (reflector::Store<Application>, tokio::sync::broadcast::Sender<Arc<stream::AppEvent>>) {
     let api: Api<Application> = Api::namespaced(client, namespace);
     let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
+    let (events, _) = tokio::sync::broadcast::channel(stream::EVENT_BUFFER);
+    let mut feed = stream::ChangeFeed::new(store.clone(), events.clone());
+    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
-        while stream.next().await.is_some() {}
+        while let Some(event) = stream.next().await {
+            if let Ok(event) = event {
+                feed.observe(event);
+            }
+        }
     });
-    store
+    (store, events)
 }
 
 /// Prometheus's text format: the controller's metrics (Argo CD's names where it has them).
@@ -175,8 +356,9 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// `POST /api/webhook`: a git host's push; refreshes exactly the Applications it affects (by writing Argo CD's
-/// refresh annotation, as Argo CD's server does). A bad signature is 401 and refreshes nothing.
+/// `POST /api/webhook`: a git host's push; refreshes exactly the Applications it affects (in the controller's
+/// queue when it runs in this process, else with Argo CD's refresh annotation, as Argo CD's server does).
+/// A bad signature is 401 and refreshes nothing.
 async fn webhook(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
@@ -217,16 +399,27 @@ async fn webhook(
     let apps = shared.apps.state();
     let names = crate::webhook::affected_apps(&event, apps.iter().map(|a| &**a));
     tracing::info!(provider = %event.provider, revision = %event.revision, apps = names.len(), "webhook: refreshing");
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
-    let patch = serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
     for name in &names {
-        if let Err(e) =
-            api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
-        {
-            tracing::warn!(app = %name, error = %e, "webhook: refresh failed");
-        }
+        request_refresh(&shared, name, false).await;
     }
     Ok(Json(serde_json::json!({"refreshed": names})))
+}
+
+/// Refreshes an application: straight into the queue of the controller running in this process (no write
+/// to the Application), else through Argo CD's refresh annotation, which any controller acts on.
+async fn request_refresh(shared: &Shared, name: &str, hard: bool) {
+    if let Some(controller) = berth_controller::in_process(&shared.namespace) {
+        controller.request_refresh(name, hard);
+        return;
+    }
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let level = if hard { "hard" } else { "normal" };
+    let patch = serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: level}}});
+    if let Err(e) =
+        api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
+    {
+        tracing::warn!(app = %name, error = %e, "refresh request failed");
+    }
 }
 
 async fn version() -> Json<serde_json::Value> {
@@ -238,15 +431,81 @@ async fn version() -> Json<serde_json::Value> {
     }))
 }
 
-#[derive(serde::Deserialize, Default)]
+/// Argo CD's ApplicationQuery, as the list and the stream read it, with Kubernetes' `limit` and `continue`.
+/// Keys may repeat (`projects=a&projects=b`, Argo CD's form), so it is read from the pairs, not derived.
+#[derive(Default, Debug)]
 pub struct ListQuery {
-    /// `projects=a&projects=b` in Argo CD; a comma-separated list is accepted too.
-    #[serde(default)]
-    projects: Option<String>,
-    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// From `projects` (or the legacy `project`), repeated or comma-separated.
+    projects: Vec<String>,
     search: Option<String>,
-    #[serde(default)]
-    selector: Option<String>,
+    selector: Vec<(String, Option<String>, bool)>,
+    /// Apps with an older resourceVersion are not streamed; as in Argo CD, a non-number counts as 0.
+    pub(crate) resource_version: Option<u64>,
+    /// Items a page; none (or 0) is all.
+    limit: Option<usize>,
+    /// From `continue`: the last name of the previous page.
+    after: Option<String>,
+}
+
+impl ListQuery {
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Result<ListQuery, ApiError> {
+        use base64::Engine;
+        let mut query = ListQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "name" if !value.is_empty() => query.name = Some(value),
+                "projects" | "project" => query
+                    .projects
+                    .extend(value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string)),
+                "search" if !value.is_empty() => query.search = Some(value),
+                "selector" => query.selector.extend(parse_selector(&value)?),
+                "resourceVersion" if !value.is_empty() => {
+                    query.resource_version = Some(value.parse().unwrap_or(0));
+                }
+                "limit" if !value.is_empty() => {
+                    let limit: usize = value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("limit {value:?} is not a number")))?;
+                    query.limit = Some(limit).filter(|l| *l > 0);
+                }
+                "continue" if !value.is_empty() => {
+                    let name = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(value.as_bytes())
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .filter(|name| !name.is_empty())
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("continue token {value:?} is not valid"))
+                        })?;
+                    query.after = Some(name);
+                }
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
+
+    /// Does the query select `app` (name, projects, search, selector)? RBAC is checked apart.
+    pub(crate) fn matches(&self, app: &Application) -> bool {
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        self.name.as_deref().is_none_or(|n| n == name)
+            && (self.projects.is_empty() || self.projects.iter().any(|p| p == project))
+            && self.search.as_deref().is_none_or(|s| name.contains(s))
+            && matches_selector(&self.selector, app.metadata.labels.as_ref())
+    }
+
+    /// Is `app` older than the query's `resourceVersion`?
+    pub(crate) fn is_older(&self, app: &Application) -> bool {
+        let version = app.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        matches!((self.resource_version, version), (Some(min), Some(v)) if v < min)
+    }
+
+    fn continue_token(name: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -294,48 +553,50 @@ pub(crate) fn app_object(app: &Application) -> String {
     format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
 }
 
+/// `GET /api/v1/applications`: the apps the query selects and the caller may `get`, by name; with `limit`, a
+/// page of them, and `metadata.continue` (the next page's token) and `remainingItemCount` while more remain.
 async fn list_applications(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        metadata: PageMetadata,
+        items: &'a [&'a Application],
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PageMetadata {
+        #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        remaining_item_count: Option<usize>,
+    }
     let caller = shared.caller(&headers)?;
-    let resolved = shared.rbac.resolve(&caller);
-    let projects: Vec<&str> = query
-        .projects
-        .as_deref()
-        .map(|p| p.split(',').filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    let selector = match query.selector.as_deref() {
-        Some(s) if !s.is_empty() => Some(parse_selector(s)?),
-        _ => None,
-    };
-    let mut items: Vec<Arc<Application>> = shared
-        .apps
-        .state()
-        .into_iter()
-        .filter(|a| {
-            let project = if a.spec.project.is_empty() { "default" } else { &a.spec.project };
-            projects.is_empty() || projects.contains(&project)
-        })
-        .filter(|a| {
-            query.search.as_deref().is_none_or(|s| a.metadata.name.as_deref().unwrap_or_default().contains(s))
-        })
-        .filter(|a| selector.as_ref().is_none_or(|sel| matches_selector(sel, a.metadata.labels.as_ref())))
+    let query = ListQuery::from_pairs(pairs)?;
+    let policy = shared.rbac.current();
+    let resolved = policy.resolve(&caller);
+    let apps = shared.apps.state();
+    let mut items: Vec<&Application> = apps
+        .iter()
+        .map(|a| &**a)
+        .filter(|a| query.after.as_ref().is_none_or(|after| a.metadata.name.as_ref() > Some(after)))
+        .filter(|a| query.matches(a))
         .filter(|a| resolved.enforce("applications", "get", &app_object(a)))
         .collect();
-    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let items: Vec<&Application> = items.iter().map(|a| &**a).collect();
-    Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
-}
-
-async fn get_application(
-    State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Application>, ApiError> {
-    let caller = shared.caller(&headers)?;
-    Ok(Json((*authorized_app(&shared, &caller, &name, "get")?).clone()))
+    items.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let shown = query.limit.unwrap_or(items.len()).min(items.len());
+    let remaining = items.len() - shown;
+    let metadata = PageMetadata {
+        next: (remaining > 0).then(|| {
+            ListQuery::continue_token(items[shown - 1].metadata.name.as_deref().unwrap_or_default())
+        }),
+        remaining_item_count: (remaining > 0).then_some(remaining),
+    };
+    let body = serde_json::to_vec(&Page { metadata, items: &items[..shown] })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A label selector as kubectl writes it: `a=b,c!=d,e` (equality, inequality, existence).
@@ -770,15 +1031,23 @@ async fn resource_tree(
     Ok(Json(serde_json::json!({"nodes": nodes})))
 }
 
+/// Argo CD's refresh annotation.
+pub(crate) const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// The controller of this process, for what only it knows (targets, git): 503 when it does not run here.
+pub(crate) fn in_process_controller(shared: &Shared) -> Result<Arc<berth_controller::Controller>, ApiError> {
+    berth_controller::in_process(&shared.namespace).ok_or_else(|| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: 14,
+        message: "the application controller does not run in this process".into(),
+    })
+}
+
 async fn controller_view(
     shared: &Shared,
     name: &str,
 ) -> Result<(String, Vec<berth_controller::ManagedResource>), ApiError> {
-    let controller = berth_controller::in_process(&shared.namespace).ok_or_else(|| ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: 14,
-        message: "the application controller does not run in this process".into(),
-    })?;
+    let controller = in_process_controller(shared)?;
     controller.managed_resources(name).await.map_err(|m| ApiError {
         status: StatusCode::BAD_REQUEST,
         code: 9,

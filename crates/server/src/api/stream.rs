@@ -1,9 +1,256 @@
-//! The NDJSON stream of application events.
+//! `GET /api/v1/stream/applications`: Argo CD's watch of Applications as newline-delimited JSON, one
+//! `{"result":{"type":"ADDED|MODIFIED|DELETED","application":{...}}}` a line. A watcher first gets an ADDED
+//! for every current app it may `get` (by name), then each change as it happens; the response never ends.
+//!
+//! One Kubernetes watch serves every watcher: [`ChangeFeed`] turns the reflector's events into [`AppEvent`]s
+//! on a broadcast channel. An event is serialized at most once, by the first watcher that sends it, and all
+//! share the bytes. A watcher more than [`EVENT_BUFFER`] events behind gets an error line and is closed rather
+//! than resynced: the current state alone could not tell it what was deleted meanwhile, and Argo CD's clients
+//! watch again when a stream ends (and a new watch starts with the full list). The others never wait for it.
 
-use super::Shared;
+use super::{ApiError, ListQuery, Shared, app_object};
 use axum::Router;
-use std::sync::Arc;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use berth_api::Application;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Events a watcher may fall behind before it is closed (Argo CD buffers 1,000 a watcher).
+pub(crate) const EVENT_BUFFER: usize = 1024;
+
+/// The initial ADDED lines go out in chunks of about this size.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// How long a watch that arrives before the first list of Applications waits for it.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
+    Router::new().route("/api/v1/stream/applications", get(watch_applications))
+}
+
+/// Kubernetes' watch event types, as Argo CD's ApplicationWatchEvent names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A change to one Application, as every watcher receives it.
+pub(crate) struct AppEvent {
+    kind: EventType,
+    app: Arc<Application>,
+    line: OnceLock<Bytes>,
+}
+
+impl AppEvent {
+    fn new(kind: EventType, app: Arc<Application>) -> Arc<AppEvent> {
+        Arc::new(AppEvent { kind, app, line: OnceLock::new() })
+    }
+
+    /// The event's line, serialized by the first watcher that sends it.
+    fn line(&self) -> &Bytes {
+        self.line.get_or_init(|| {
+            let mut line = Vec::with_capacity(4096);
+            write_event(&mut line, self.kind, &self.app);
+            Bytes::from(line)
+        })
+    }
+}
+
+/// Appends `{"result":{"type":…,"application":…}}` and a newline to `out`.
+fn write_event(out: &mut Vec<u8>, kind: EventType, app: &Application) {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        result: WatchEvent<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct WatchEvent<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        application: &'a Application,
+    }
+    let start = out.len();
+    match serde_json::to_writer(
+        &mut *out,
+        &Line { result: WatchEvent { kind: kind.as_str(), application: app } },
+    ) {
+        Ok(()) => out.push(b'\n'),
+        Err(e) => {
+            out.truncate(start);
+            let name = app.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(app = %name, error = %e, "stream: the Application does not serialize");
+        }
+    }
+}
+
+/// Turns the reflector's watch events into [`AppEvent`]s: ADDED for an app not seen before, MODIFIED for a
+/// new resourceVersion, DELETED for a delete or for an app a relist no longer has. It holds the store's
+/// `Arc`s, not copies, so the objects are in memory once.
+pub(crate) struct ChangeFeed {
+    store: Store<Application>,
+    events: broadcast::Sender<Arc<AppEvent>>,
+    known: HashMap<ObjectRef<Application>, Arc<Application>>,
+    /// The apps listed so far while the watch relists (the store swaps them in at the end).
+    relisted: Option<HashSet<ObjectRef<Application>>>,
+}
+
+impl ChangeFeed {
+    pub(crate) fn new(store: Store<Application>, events: broadcast::Sender<Arc<AppEvent>>) -> ChangeFeed {
+        ChangeFeed { store, events, known: HashMap::new(), relisted: None }
+    }
+
+    /// Takes one event of the watch, after the reflector's writer has applied it to the store.
+    pub(crate) fn observe(&mut self, event: watcher::Event<Application>) {
+        match event {
+            watcher::Event::Apply(app) => self.stored(ObjectRef::from_obj(&app)),
+            watcher::Event::Delete(app) => {
+                self.known.remove(&ObjectRef::from_obj(&app));
+                self.publish(EventType::Deleted, Arc::new(app));
+            }
+            watcher::Event::Init => self.relisted = Some(HashSet::new()),
+            watcher::Event::InitApply(app) => {
+                self.relisted.get_or_insert_default().insert(ObjectRef::from_obj(&app));
+            }
+            watcher::Event::InitDone => {
+                let listed = self.relisted.take().unwrap_or_default();
+                let gone: Vec<ObjectRef<Application>> =
+                    self.known.keys().filter(|k| !listed.contains(k)).cloned().collect();
+                for key in gone {
+                    if let Some(app) = self.known.remove(&key) {
+                        self.publish(EventType::Deleted, app);
+                    }
+                }
+                for key in listed {
+                    self.stored(key);
+                }
+            }
+        }
+    }
+
+    /// Publishes the store's version of `key` unless it is the version watchers already have.
+    fn stored(&mut self, key: ObjectRef<Application>) {
+        let Some(app) = self.store.get(&key) else { return };
+        let kind = match self.known.insert(key, app.clone()) {
+            None => EventType::Added,
+            Some(old) if old.metadata.resource_version == app.metadata.resource_version => return,
+            Some(_) => EventType::Modified,
+        };
+        self.publish(kind, app);
+    }
+
+    fn publish(&self, kind: EventType, app: Arc<Application>) {
+        // An error only means nobody watches right now.
+        let _ = self.events.send(AppEvent::new(kind, app));
+    }
+}
+
+/// `GET /api/v1/stream/applications?name=&projects=&selector=&resourceVersion=`: Argo CD's watch. With a
+/// `resourceVersion` and no `name` the current apps are not sent first; apps older than it never are.
+async fn watch_applications(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let query = ListQuery::from_pairs(pairs)?;
+    let _ = tokio::time::timeout(READY_WAIT, shared.apps.wait_until_ready()).await;
+    // Subscribed before the snapshot is taken, so no change falls between the two.
+    let events = shared.events.subscribe();
+    let mut initial = Vec::new();
+    if query.resource_version.is_none() || query.name.is_some() {
+        initial = shared.apps.state();
+        initial.retain(|a| query.matches(a));
+        initial.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    }
+    let watch = Watcher { shared, caller, query, initial: initial.into_iter(), events, closed: false };
+    let body = Body::from_stream(futures::stream::unfold(watch, Watcher::next));
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One open stream: the apps still to send as ADDED, then the broadcast.
+struct Watcher {
+    shared: Arc<Shared>,
+    caller: crate::rbac::Subject,
+    query: ListQuery,
+    initial: std::vec::IntoIter<Arc<Application>>,
+    events: broadcast::Receiver<Arc<AppEvent>>,
+    /// Set once the error line of a watcher that fell behind is out.
+    closed: bool,
+}
+
+impl Watcher {
+    /// The next bytes of the response; `None` ends it.
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Watcher)> {
+        if self.closed {
+            return None;
+        }
+        if let Some(chunk) = self.initial_chunk() {
+            return Some((Ok(chunk), self));
+        }
+        loop {
+            match self.events.recv().await {
+                Ok(event) => {
+                    if self.permits(&event.app) {
+                        let line = event.line().clone();
+                        return Some((Ok(line), self));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(user = %self.caller.name, missed, "stream: a watcher fell behind; closing it");
+                    let error = serde_json::json!({"error": {
+                        "code": 14,
+                        "message": format!("the watch fell {missed} events behind: watch again"),
+                        "details": [],
+                    }});
+                    let mut line = error.to_string().into_bytes();
+                    line.push(b'\n');
+                    self.closed = true;
+                    return Some((Ok(Bytes::from(line)), self));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// ADDED lines for the next apps of the initial list, about [`CHUNK_BYTES`] of them.
+    fn initial_chunk(&mut self) -> Option<Bytes> {
+        let policy = self.shared.rbac.current();
+        let rbac = policy.resolve(&self.caller);
+        let mut chunk = Vec::new();
+        for app in self.initial.by_ref() {
+            if !self.query.is_older(&app) && rbac.enforce("applications", "get", &app_object(&app)) {
+                write_event(&mut chunk, EventType::Added, &app);
+                if chunk.len() >= CHUNK_BYTES {
+                    break;
+                }
+            }
+        }
+        (!chunk.is_empty()).then(|| Bytes::from(chunk))
+    }
+
+    /// Does the watcher's query select `app`, and may its caller `get` it?
+    fn permits(&self, app: &Application) -> bool {
+        self.query.matches(app)
+            && !self.query.is_older(app)
+            && self.shared.rbac.enforce(&self.caller, "applications", "get", &app_object(app))
+    }
 }

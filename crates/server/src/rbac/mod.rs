@@ -23,11 +23,13 @@
 
 mod builtin;
 mod glob;
+mod live;
 mod policy;
 mod project;
 #[cfg(test)]
 mod tests;
 
+pub use live::LiveEnforcer;
 pub use project::validate_project_roles;
 
 use berth_api::AppProject;
