@@ -4,51 +4,10 @@
 
 use berth_testkit::*;
 use kube::api::{Api, Patch, PatchParams};
-use std::sync::Arc;
 use std::time::Duration;
 
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(client: &kube::Client, namespace: &str) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
-        let _ = rx.await;
-    }));
-    Server { base, stop: Some(tx) }
-}
-
-async fn admin_password(client: &kube::Client, ns: &str) -> String {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
-    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
-}
-
-async fn login(base: &str, username: &str, password: &str) -> Option<String> {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/v1/session"))
-        .json(&serde_json::json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    if response.status().as_u16() != 200 {
-        return None;
-    }
-    Some(response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string())
-}
+mod common;
+use common::*;
 
 /// A request with a JSON body (or none): status and JSON answer.
 async fn call(
@@ -104,8 +63,8 @@ async fn applications_are_updated_and_patched_under_rbac_without_losing_concurre
     berth_server::auth::bootstrap(&client, &ns).await.unwrap();
     berth_server::auth::set_password(&client, &ns, "dev", "dev-pass-1234").await.unwrap();
     let server = start(&client, &ns).await;
-    let admin = login(&server.base, "admin", &admin_password(&client, &ns).await).await.unwrap();
-    let dev = login(&server.base, "dev", "dev-pass-1234").await.unwrap();
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    let dev = token(&server.base, "dev", "dev-pass-1234").await;
     let url = format!("{}/api/v1/applications/web", server.base);
     poll("the server to see web", Duration::from_secs(30), || async {
         call(reqwest::Method::GET, &url, &admin, None).await.0 == 200
@@ -222,9 +181,9 @@ async fn rbac_and_account_changes_apply_without_a_restart() {
     berth_server::auth::bootstrap(&client, &ns).await.unwrap();
     berth_server::auth::set_password(&client, &ns, "alice", "alice-pass-123").await.unwrap();
     let server = start(&client, &ns).await;
-    let alice = login(&server.base, "alice", "alice-pass-123").await.unwrap();
+    let alice = token(&server.base, "alice", "alice-pass-123").await;
     let url = format!("{}/api/v1/applications/web", server.base);
-    let admin = login(&server.base, "admin", &admin_password(&client, &ns).await).await.unwrap();
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
     poll("the server to see web", Duration::from_secs(30), || async {
         call(reqwest::Method::GET, &url, &admin, None).await.0 == 200
     })
@@ -270,7 +229,7 @@ async fn rbac_and_account_changes_apply_without_a_restart() {
     .await;
     berth_server::auth::set_password(&client, &ns, "bob", "bob-pass-1234").await.unwrap();
     poll("bob can log in", Duration::from_secs(30), || async {
-        login(&server.base, "bob", "bob-pass-1234").await.is_some()
+        try_token(&server.base, "bob", "bob-pass-1234").await.is_some()
     })
     .await;
     // Disabling alice ends her session.

@@ -7,53 +7,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(client: &kube::Client, namespace: &str) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
-        let _ = rx.await;
-    }));
-    Server { base, stop: Some(tx) }
-}
-
-/// The admin's initial password, as the seed's kubectl command reads it.
-async fn admin_password(client: &kube::Client, ns: &str) -> String {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
-    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
-}
-
-async fn login(base: &str, username: &str, password: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{base}/api/v1/session"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn token(base: &str, username: &str, password: &str) -> String {
-    let response = login(base, username, password).await;
-    assert_eq!(response.status().as_u16(), 200, "login as {username}");
-    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
-}
+mod common;
+use common::*;
 
 /// Status, body as text (to search it for secrets) and body as JSON.
 async fn send(method: Method, url: &str, token: &str, body: Option<Value>) -> (u16, String, Value) {

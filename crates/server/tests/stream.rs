@@ -3,50 +3,10 @@
 
 use berth_testkit::*;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use std::sync::Arc;
 use std::time::Duration;
 
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(client: &kube::Client, namespace: &str) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
-        let _ = rx.await;
-    }));
-    Server { base, stop: Some(tx) }
-}
-
-/// The admin's initial password, as the seed's kubectl command reads it.
-async fn admin_password(client: &kube::Client, ns: &str) -> String {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
-    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
-}
-
-async fn token(base: &str, username: &str, password: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/v1/session"))
-        .json(&serde_json::json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string()
-}
+mod common;
+use common::*;
 
 async fn get_as(url: &str, token: &str) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
