@@ -246,3 +246,52 @@ async fn rbac_and_account_changes_apply_without_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn can_i_answers_per_policy_and_logout_ends_the_session() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("can-i");
+    ensure_namespace(&client, &ns).await;
+    put_config_map(&client, &ns, "argocd-cm", serde_json::json!({"accounts.viewer": "login"})).await;
+    put_config_map(
+        &client,
+        &ns,
+        "argocd-rbac-cm",
+        serde_json::json!({"policy.csv": "g, viewer, role:readonly\n"}),
+    )
+    .await;
+    berth_server::auth::bootstrap(&client, &ns).await.unwrap();
+    berth_server::auth::set_password(&client, &ns, "viewer", "viewer-pass-1").await.unwrap();
+    let server = start(&client, &ns).await;
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    let viewer = token(&server.base, "viewer", "viewer-pass-1").await;
+    let can = |who: &str, path: &str| {
+        let url = format!("{}/api/v1/account/can-i/{path}", server.base);
+        let who = who.to_string();
+        async move { call(reqwest::Method::GET, &url, &who, None).await }
+    };
+    assert_eq!(can(&admin, "applications/sync/default/web").await.1, serde_json::json!({"value": "yes"}));
+    assert_eq!(can(&viewer, "applications/get/default/web").await.1, serde_json::json!({"value": "yes"}));
+    assert_eq!(can(&viewer, "applications/sync/default/web").await.1, serde_json::json!({"value": "no"}));
+    assert_eq!(can("forged", "applications/get/default/web").await.0, 401);
+
+    // Logout: the token stops working and the cookie is cleared.
+    let response = reqwest::Client::new()
+        .delete(format!("{}/api/v1/session", server.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("argocd.token=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    assert_eq!(can(&viewer, "applications/get/default/web").await.0, 401);
+    // The UI's pages come from the same server; unknown API paths stay JSON 404s.
+    let page = reqwest::get(format!("{}/applications/web", server.base)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let (status, body) =
+        call(reqwest::Method::GET, &format!("{}/api/v1/nothing", server.base), &admin, None).await;
+    assert_eq!((status, body["code"].as_u64()), (404, Some(5)), "{body}");
+}

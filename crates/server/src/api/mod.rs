@@ -63,20 +63,27 @@ impl Shared {
 
     /// The caller of a request: a token in `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
     pub(crate) fn caller(&self, headers: &axum::http::HeaderMap) -> Result<crate::rbac::Subject, ApiError> {
-        let bearer = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let cookie = headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("argocd.token=")));
-        let token = bearer.or(cookie).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
+        let token =
+            session_token(headers).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
         let claims = self.sessions.verify(token).map_err(|_| ApiError::unauthenticated("invalid session"))?;
         Ok(crate::rbac::Subject::user(claims.account))
     }
+}
+
+/// The token of a request: `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
+fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    bearer.or_else(|| {
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("argocd.token=")))
+    })
 }
 
 /// Follows argocd-rbac-cm (the policy), argocd-cm and argocd-secret (accounts, passwords, tokens, the
@@ -189,7 +196,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/version", get(version))
         .route("/metrics", get(metrics))
-        .route("/api/v1/session", axum::routing::post(login))
+        .route("/api/v1/session", axum::routing::post(login).delete(logout))
         .route("/api/v1/session/userinfo", get(userinfo))
         .route("/api/v1/applications", get(list_applications).post(create_application))
         .route(
@@ -213,7 +220,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(settings::routes())
         .merge(stream::routes())
         .layer(axum::extract::DefaultBodyLimit::max(crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES))
-        .fallback(|| async { ApiError::not_found("no such API path") })
+        .fallback(crate::ui::serve)
         .with_state(shared)
 }
 
@@ -336,7 +343,11 @@ pub(crate) fn watch_applications(
     let (store, writer) = reflector::store();
     let (events, _) = tokio::sync::broadcast::channel(stream::EVENT_BUFFER);
     let mut feed = stream::ChangeFeed::new(store.clone(), events.clone());
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
+    // managedFields are server-side apply's bookkeeping, often a third of an app; the API never serves them.
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|app| app.metadata.managed_fields = None)
+        .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -534,6 +545,18 @@ async fn login(State(shared): State<Arc<Shared>>, Json(request): Json<LoginReque
         }
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
+}
+
+/// `DELETE /api/v1/session`: the token stops working and the cookie is cleared (logout).
+async fn logout(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(claims) = session_token(&headers).and_then(|t| shared.sessions.verify(t).ok()) {
+        shared.sessions.revoke(&claims);
+    }
+    (
+        [(axum::http::header::SET_COOKIE, "argocd.token=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")],
+        Json(serde_json::json!({})),
+    )
+        .into_response()
 }
 
 async fn userinfo(

@@ -30,9 +30,22 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/api/v1/clusters/{server}", get(get_cluster).delete(delete_cluster))
         .route("/api/v1/account", get(list_accounts))
         .route("/api/v1/account/password", put(update_password))
+        .route("/api/v1/account/can-i/{resource}/{action}/{*object}", get(can_i))
         .route("/api/v1/account/{name}", get(get_account))
         .route("/api/v1/account/{name}/token", post(create_token))
         .route("/api/v1/account/{name}/token/{id}", axum::routing::delete(delete_token))
+}
+
+/// `GET /api/v1/account/can-i/{resource}/{action}/{object}`: whether the caller may, as `argocd account
+/// can-i` asks (the UI hides what it may not do). `{"value": "yes"|"no"}`.
+async fn can_i(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path((resource, action, object)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let allowed = shared.rbac.enforce(&caller, &resource, &action, &object);
+    Ok(Json(json!({"value": if allowed { "yes" } else { "no" }})))
 }
 
 const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
