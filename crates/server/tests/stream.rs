@@ -263,3 +263,34 @@ async fn the_list_pages_by_name_with_continue_tokens_after_filters_and_rbac() {
         assert_eq!((status, error["code"].as_i64()), (400, Some(3)), "{bad}: {error}");
     }
 }
+
+#[tokio::test]
+async fn a_shutdown_is_not_held_up_by_an_open_stream() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("stream-stop");
+    ensure_namespace(&client, &ns).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shared = std::sync::Arc::new(berth_server::api::Shared::start(client.clone(), &ns).await.unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(berth_server::api::serve_on(listener, shared, async {
+        let _ = stopped.await;
+    }));
+    let admin = token(&base, "admin", &admin_password(&client, &ns).await).await;
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/stream/applications"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let _ = stop.send(());
+    // The open stream is cut after the grace period; the server returns.
+    tokio::time::timeout(Duration::from_secs(60), server)
+        .await
+        .expect("the server stops although a stream is open")
+        .unwrap()
+        .unwrap();
+    drop(response);
+}

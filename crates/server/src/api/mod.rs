@@ -260,9 +260,19 @@ pub async fn serve_on(
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use futures::FutureExt;
     tracing::info!(addr = %listener.local_addr()?, "API server listening (plain HTTP)");
-    axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown).await
+    let shutdown = shutdown.shared();
+    let graceful = axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown.clone());
+    // A stream never ends by itself: connections still open a while after the signal are cut.
+    tokio::select! {
+        served = graceful => served,
+        _ = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    }
 }
+
+/// How long open connections (streams, long requests) may finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves TLS on a listener bound by the caller. The same port answers plain HTTP with a redirect to
 /// `https://` (and `/healthz` directly, for probes), as argocd-server does.
@@ -317,7 +327,7 @@ pub async fn serve_tls_on(
         });
     }
     // Connections in flight finish (streams are cut after a grace period).
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     Ok(())
 }
 

@@ -33,7 +33,7 @@ const CHUNK_BYTES: usize = 64 * 1024;
 const READY_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/api/v1/stream/applications", get(watch_applications))
+    Router::new().route("/api/v1/stream/applications", get(stream_applications))
 }
 
 /// Kubernetes' watch event types, as Argo CD's ApplicationWatchEvent names them.
@@ -165,7 +165,7 @@ impl ChangeFeed {
 
 /// `GET /api/v1/stream/applications?name=&projects=&selector=&resourceVersion=`: Argo CD's watch. With a
 /// `resourceVersion` and no `name` the current apps are not sent first; apps older than it never are.
-async fn watch_applications(
+async fn stream_applications(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -252,5 +252,107 @@ impl Watcher {
         self.query.matches(app)
             && !self.query.is_older(app)
             && self.shared.rbac.enforce(&self.caller, "applications", "get", &app_object(app))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+
+    fn app(name: &str, version: &str) -> Application {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": "argocd", "resourceVersion": version},
+            "spec": {"project": "default", "source": {"repoURL": "https://example.com/r.git"},
+                     "destination": {"namespace": name}}
+        }))
+        .unwrap()
+    }
+
+    /// A feed over a store of its own; `feed` applies each event to the store first, as the reflector does.
+    struct Fixture {
+        writer: reflector::store::Writer<Application>,
+        feed: ChangeFeed,
+        events: broadcast::Receiver<Arc<AppEvent>>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let (store, writer) = reflector::store();
+            let (sender, events) = broadcast::channel(16);
+            Fixture { writer, feed: ChangeFeed::new(store, sender), events }
+        }
+
+        fn feed(&mut self, event: watcher::Event<Application>) {
+            self.writer.apply_watcher_event(&event);
+            self.feed.observe(event);
+        }
+
+        fn published(&mut self) -> Vec<(EventType, String, String)> {
+            std::iter::from_fn(|| self.events.try_recv().ok())
+                .map(|e| {
+                    let name = e.app.metadata.name.clone().unwrap();
+                    (e.kind, name, e.app.metadata.resource_version.clone().unwrap())
+                })
+                .collect()
+        }
+    }
+
+    fn event(kind: EventType, name: &str, version: &str) -> (EventType, String, String) {
+        (kind, name.to_string(), version.to_string())
+    }
+
+    #[test]
+    fn the_feed_names_a_new_app_added_a_new_version_modified_and_a_delete_deleted() {
+        let mut fx = Fixture::new();
+        fx.feed(watcher::Event::Apply(app("web", "1")));
+        fx.feed(watcher::Event::Apply(app("web", "1")));
+        fx.feed(watcher::Event::Apply(app("web", "2")));
+        fx.feed(watcher::Event::Delete(app("web", "3")));
+        assert_eq!(
+            fx.published(),
+            [
+                event(EventType::Added, "web", "1"),
+                event(EventType::Modified, "web", "2"),
+                event(EventType::Deleted, "web", "3")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_relist_publishes_only_what_changed_while_the_watch_was_away() {
+        let mut fx = Fixture::new();
+        for name in ["kept", "changed", "gone"] {
+            fx.feed(watcher::Event::Apply(app(name, "1")));
+        }
+        fx.published();
+        fx.feed(watcher::Event::Init);
+        fx.feed(watcher::Event::InitApply(app("kept", "1")));
+        fx.feed(watcher::Event::InitApply(app("changed", "5")));
+        fx.feed(watcher::Event::InitApply(app("new", "6")));
+        fx.feed(watcher::Event::InitDone);
+        let mut published = fx.published();
+        published.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            published,
+            [
+                event(EventType::Modified, "changed", "5"),
+                event(EventType::Deleted, "gone", "1"),
+                event(EventType::Added, "new", "6")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_is_one_ndjson_line_serialized_once_and_shared() {
+        let event = AppEvent::new(EventType::Modified, Arc::new(app("web", "7")));
+        let line = event.line().clone();
+        assert!(line.ends_with(b"\n"));
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(value["result"]["type"], "MODIFIED");
+        assert_eq!(value["result"]["application"]["metadata"]["name"], "web");
+        // The second watcher gets the same bytes, not a copy.
+        assert_eq!(event.line().as_ptr(), line.as_ptr());
     }
 }
