@@ -5,7 +5,7 @@
 //! kinds are allowed unless a non-empty `namespaceResourceWhitelist` leaves them out; a blacklist entry
 //! always wins. Each `*_check` says which rule refused, for the Application's condition.
 //!
-//! ```ignore
+//! ```text
 //! project::resource_check("dev-team", &proj.spec, "rbac.authorization.k8s.io", "ClusterRole", "x", false)?;
 //! ```
 
