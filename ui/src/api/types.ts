@@ -1,0 +1,214 @@
+// The subset of Argo CD's API objects the UI reads (berth serves Argo CD's shapes).
+
+export type SyncStatusCode = 'Synced' | 'OutOfSync' | 'Unknown';
+export type HealthStatusCode = 'Healthy' | 'Progressing' | 'Suspended' | 'Degraded' | 'Missing' | 'Unknown';
+export type OperationPhase = 'Running' | 'Terminating' | 'Failed' | 'Error' | 'Succeeded';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  managedFields?: unknown;
+}
+
+export interface ApplicationSource {
+  repoURL: string;
+  path?: string;
+  chart?: string;
+  targetRevision?: string;
+}
+
+export interface ApplicationDestination {
+  server?: string;
+  name?: string;
+  namespace?: string;
+}
+
+export interface SyncPolicy {
+  automated?: { prune?: boolean; selfHeal?: boolean } | null;
+  syncOptions?: string[];
+}
+
+export interface ApplicationSpec {
+  project: string;
+  source?: ApplicationSource;
+  sources?: ApplicationSource[];
+  destination: ApplicationDestination;
+  syncPolicy?: SyncPolicy;
+}
+
+export interface HealthStatus {
+  status?: HealthStatusCode;
+  message?: string;
+}
+
+export interface ResourceStatus {
+  group?: string;
+  version?: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  status?: SyncStatusCode;
+  health?: HealthStatus;
+  hook?: boolean;
+  requiresPruning?: boolean;
+  syncWave?: number;
+}
+
+export interface RevisionMetadata {
+  author?: string;
+  date?: string;
+  message?: string;
+  tags?: string[];
+}
+
+export interface InitiatedBy {
+  username?: string;
+  automated?: boolean;
+}
+
+export interface RevisionHistory {
+  id: number;
+  revision?: string;
+  revisions?: string[];
+  deployedAt: string;
+  deployStartedAt?: string;
+  source?: ApplicationSource;
+  initiatedBy?: InitiatedBy;
+  revisionMetadata?: RevisionMetadata;
+}
+
+export interface ResourceResult {
+  group?: string;
+  version?: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  status?: string;
+  message?: string;
+  hookType?: string;
+  hookPhase?: string;
+  syncPhase?: string;
+}
+
+export interface SyncOperationResource {
+  group?: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface Operation {
+  sync?: {
+    revision?: string;
+    prune?: boolean;
+    dryRun?: boolean;
+    resources?: SyncOperationResource[];
+  };
+  initiatedBy?: InitiatedBy;
+}
+
+export interface OperationState {
+  operation?: Operation;
+  phase: OperationPhase;
+  message?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  syncResult?: {
+    resources?: ResourceResult[];
+    revision?: string;
+  };
+}
+
+export interface ApplicationCondition {
+  type: string;
+  message: string;
+  lastTransitionTime?: string;
+}
+
+export interface ApplicationStatus {
+  resources?: ResourceStatus[];
+  sync?: { status?: SyncStatusCode; revision?: string; revisions?: string[] };
+  health?: HealthStatus;
+  history?: RevisionHistory[];
+  conditions?: ApplicationCondition[];
+  reconciledAt?: string;
+  operationState?: OperationState;
+  sourceType?: string;
+  summary?: { images?: string[]; externalURLs?: string[] };
+}
+
+export interface Application {
+  metadata: ObjectMeta;
+  spec: ApplicationSpec;
+  status?: ApplicationStatus;
+  operation?: Operation;
+}
+
+export interface ApplicationList {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: Application[] | null;
+}
+
+export interface ApplicationWatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  application: Application;
+}
+
+export interface ResourceRef {
+  group?: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  uid?: string;
+}
+
+export interface ResourceNode extends ResourceRef {
+  version?: string;
+  parentRefs?: ResourceRef[] | null;
+  info?: { name: string; value: string }[] | null;
+  images?: string[] | null;
+  health?: HealthStatus | null;
+  createdAt?: string;
+  resourceVersion?: string;
+}
+
+export interface ResourceTree {
+  nodes?: ResourceNode[] | null;
+}
+
+export interface ResourceDiff {
+  group?: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  targetState?: string;
+  liveState?: string;
+  normalizedLiveState?: string;
+  predictedLiveState?: string;
+  hook?: boolean;
+  modified?: boolean;
+}
+
+export interface KubeEvent {
+  metadata: ObjectMeta;
+  type?: string;
+  reason?: string;
+  message?: string;
+  count?: number;
+  firstTimestamp?: string;
+  lastTimestamp?: string;
+  eventTime?: string;
+  source?: { component?: string };
+  reportingComponent?: string;
+}
+
+export interface UserInfo {
+  loggedIn: boolean;
+  username?: string;
+}

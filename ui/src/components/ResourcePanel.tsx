@@ -1,0 +1,132 @@
+// The side panel of one resource: summary, live and desired manifests, their diff, its events.
+import { Fragment } from 'preact';
+import { useMemo, useState } from 'preact/hooks';
+import type { ResourceDiff } from '../api/types';
+import { desiredYaml, diffItem, liveYaml } from '../lib/manifests';
+import { formatTime } from '../lib/time';
+import type { GraphNode } from '../lib/tree';
+import { Dialog } from './Dialog';
+import { DiffList } from './DiffView';
+import { Events } from './Events';
+import { HealthStatusIcon, SyncStatusIcon } from './Status';
+import { TabPanel, Tabs } from './Tabs';
+
+type PanelTab = 'summary' | 'live' | 'desired' | 'diff' | 'events';
+
+interface Props {
+  app: string;
+  node: GraphNode;
+  managed: ResourceDiff | undefined;
+  managedLoading: boolean;
+  version?: string;
+  onClose: () => void;
+}
+
+export function ResourcePanel({ app, node, managed, managedLoading, version, onClose }: Props) {
+  const [tab, setTab] = useState<PanelTab>('summary');
+  const items = useMemo(() => (managed ? [diffItem(managed)] : []), [managed]);
+  const tabs: { id: PanelTab; label: string }[] = [
+    { id: 'summary', label: 'Summary' },
+    { id: 'live', label: 'Live manifest' },
+    { id: 'desired', label: 'Desired manifest' },
+    { id: 'diff', label: 'Diff' },
+    { id: 'events', label: 'Events' },
+  ];
+  const noManifest = managedLoading ? (
+    <p class="empty">Loading manifests…</p>
+  ) : (
+    <p class="empty">
+      berth keeps manifests of the resources it manages; {node.kind} {node.name} is owned by another resource.
+    </p>
+  );
+  return (
+    <Dialog
+      variant="drawer"
+      title={`${node.kind} ${node.name}`}
+      onClose={onClose}
+      aside={
+        <span class="dialog-status">
+          {node.health ? <HealthStatusIcon status={node.health} label /> : null}
+          {node.sync ? <SyncStatusIcon status={node.sync} label /> : null}
+        </span>
+      }
+    >
+      <Tabs tabs={tabs} current={tab} onChange={setTab} label="Resource details" idPrefix="resource" />
+      <TabPanel idPrefix="resource" current={tab}>
+        {tab === 'summary' ? (
+          <dl class="fields">
+            <dt>Kind</dt>
+            <dd>{node.group ? `${node.kind}.${node.group}` : node.kind}</dd>
+            <dt>Name</dt>
+            <dd>{node.name}</dd>
+            <dt>Namespace</dt>
+            <dd>{node.namespace || '—'}</dd>
+            {node.uid ? (
+              <>
+                <dt>UID</dt>
+                <dd>
+                  <code>{node.uid}</code>
+                </dd>
+              </>
+            ) : null}
+            <dt>Created</dt>
+            <dd>{formatTime(node.createdAt)}</dd>
+            <dt>Health</dt>
+            <dd>
+              {node.health ?? '—'}
+              {node.healthMessage ? <span class="muted"> — {node.healthMessage}</span> : null}
+            </dd>
+            <dt>Sync</dt>
+            <dd>
+              {node.sync ?? 'not managed by the app'}
+              {node.requiresPruning ? <span class="muted"> — not in git any more, pruned at the next sync with prune</span> : null}
+            </dd>
+            {node.info.map((i) => (
+              <Fragment key={i.name}>
+                <dt>{i.name}</dt>
+                <dd>{i.value}</dd>
+              </Fragment>
+            ))}
+            {node.images.length ? (
+              <>
+                <dt>Images</dt>
+                <dd>
+                  {node.images.map((i) => (
+                    <code key={i} class="block">
+                      {i}
+                    </code>
+                  ))}
+                </dd>
+              </>
+            ) : null}
+          </dl>
+        ) : null}
+        {tab === 'live' ? managed ? <Manifest text={liveYaml(managed)} empty="Not in the cluster." /> : noManifest : null}
+        {tab === 'desired' ? (
+          managed ? (
+            <Manifest text={desiredYaml(managed)} empty="Not in git: pruned at the next sync with prune." />
+          ) : (
+            noManifest
+          )
+        ) : null}
+        {tab === 'diff' ? managed ? <DiffList items={items} emptyText="The live object matches git." /> : noManifest : null}
+        {tab === 'events' ? (
+          <Events
+            app={app}
+            version={version}
+            filter={{ resourceNamespace: node.namespace, resourceName: node.name, resourceUID: node.uid }}
+          />
+        ) : null}
+      </TabPanel>
+    </Dialog>
+  );
+}
+
+function Manifest({ text, empty }: { text: string; empty: string }) {
+  if (!text) return <p class="empty">{empty}</p>;
+  return (
+    <pre class="manifest" tabIndex={0} aria-label="Manifest">
+      {text}
+    </pre>
+  );
+}

@@ -1,0 +1,77 @@
+// Every Application the user may see, kept current by the watch stream; updates are applied at most once a
+// frame, so a burst of 5,000 events costs a handful of renders.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { listApplications, slim } from '../api/applications';
+import { watchApplications } from '../api/stream';
+import type { Application, ApplicationWatchEvent } from '../api/types';
+
+export interface ApplicationsState {
+  apps: Application[];
+  loading: boolean;
+  error?: string;
+  live: boolean;
+}
+
+function byName(a: Application, b: Application): number {
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+export function useApplications(): ApplicationsState {
+  const [state, setState] = useState<ApplicationsState>({ apps: [], loading: true, live: false });
+  const map = useRef(new Map<string, Application>());
+
+  useEffect(() => {
+    let frame = 0;
+    let stopped = false;
+    const abort = new AbortController();
+    const flush = () => {
+      frame = 0;
+      const apps = Array.from(map.current.values()).sort(byName);
+      setState((s) => ({ ...s, apps, loading: false }));
+    };
+    const schedule = () => {
+      if (!frame && !stopped) frame = requestAnimationFrame(flush);
+    };
+    const load = async () => {
+      try {
+        const list = await listApplications(abort.signal);
+        map.current = new Map((list.items ?? []).map((a) => [a.metadata.name, a]));
+        setState((s) => ({ ...s, error: undefined }));
+        schedule();
+      } catch (e) {
+        if (!abort.signal.aborted) setState((s) => ({ ...s, loading: false, error: (e as Error).message }));
+      }
+    };
+    const apply = (events: ApplicationWatchEvent[]) => {
+      for (const ev of events) {
+        const a = ev.application;
+        if (ev.type === 'DELETED') map.current.delete(a.metadata.name);
+        else map.current.set(a.metadata.name, slim(a));
+      }
+      schedule();
+    };
+    let stopWatch: (() => void) | undefined;
+    void load().then(() => {
+      if (stopped) return;
+      stopWatch = watchApplications(
+        {},
+        {
+          onEvent: apply,
+          // Deletions missed while disconnected show only in a fresh list.
+          onConnect: (reconnect) => {
+            if (reconnect) void load();
+          },
+          onStatus: (live) => setState((s) => (s.live === live ? s : { ...s, live })),
+        },
+      );
+    });
+    return () => {
+      stopped = true;
+      abort.abort();
+      stopWatch?.();
+      if (frame) cancelAnimationFrame(frame);
+    };
+  }, []);
+
+  return state;
+}
