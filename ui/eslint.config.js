@@ -18,8 +18,8 @@ export default defineConfig(
   { files: ['eslint.config.js'], extends: [tseslint.configs.disableTypeChecked] },
   { files: ['eslint.config.js'], languageOptions: { globals: { process: 'readonly' } } },
   {
-    // Browser tests: tsc checks them (e2e/tsconfig.json); the API's JSON is untyped by nature.
-    files: ['e2e/**/*.mjs'],
+    // Browser tests and the benchmark: tsc checks them (e2e/tsconfig.json); the API's JSON is untyped by nature.
+    files: ['e2e/**/*.mjs', 'bench/**/*.mjs'],
     rules: {
       'no-undef': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -74,7 +74,7 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
     await browser.close();
   });
 
-  test('renders 5,000 tiles virtualised, fast', async (t) => {
+  test('renders 5,000 apps with only the visible tiles in the DOM', async (t) => {
     const start = Date.now();
     await page.goto(`${env.url}/applications`);
     await page.locator('.tile[data-app="app-00000"]').waitFor();
@@ -83,11 +83,10 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
     const tiles = await page.locator('.tile').count();
     t.diagnostic(`first tiles after ${firstPaint} ms; ${tiles} tiles in the DOM for ${COUNT} apps`);
     assert.ok(tiles > 0 && tiles < 150, `only the visible tiles are in the DOM (${tiles})`);
-    assert.ok(firstPaint < 10_000, `the list shows within 10 s (${firstPaint} ms)`);
     await page.screenshot({ path: join(artifacts, 'list-5000.png') });
   });
 
-  test('scrolls smoothly: as a wheel does, and in jumps from top to bottom', async (t) => {
+  test('scrolls to the last of 5,000 apps, as a wheel does and in jumps, keeping the DOM small', async (t) => {
     const measure = (/** @type {'wheel' | 'jump'} */ how) =>
       page.evaluate(async (how) => {
         const scroller = /** @type {HTMLElement} */ (document.querySelector('[data-testid="app-tiles"]'));
@@ -107,9 +106,7 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
     const jump = await measure('jump');
     const ms = (/** @type {number} */ n) => `${n.toFixed(1)} ms`;
     t.diagnostic(`frame times, wheel: median ${ms(wheel.median)}, p95 ${ms(wheel.p95)}; jumps of 1/120 of the list: median ${ms(jump.median)}, p95 ${ms(jump.p95)}`);
-    // Headless software rendering on a shared machine: bounds that catch a list that is not virtualised.
-    assert.ok(wheel.median < 50, `wheel: median frame under 50 ms (${ms(wheel.median)})`);
-    assert.ok(jump.median < 100, `jumps: median frame under 100 ms (${ms(jump.median)})`);
+    // Speed is measured by hack/bench ui, not asserted here; what the test holds is the virtualisation.
     await page.locator(`.tile[data-app="app-0${COUNT - 1}"]`).waitFor();
     assert.ok((await page.locator('.tile').count()) < 150);
   });
