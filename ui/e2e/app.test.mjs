@@ -114,6 +114,15 @@ describe('berth web UI', { timeout: 15 * 60_000 }, () => {
     await panel.locator('pre.manifest').filter({ hasText: 'kind: Deployment' }).waitFor();
     await page.keyboard.press('Escape');
     await panel.waitFor({ state: 'detached' });
+    // A Pod (owned, not managed by the app) shows its live manifest too.
+    const pod = page.locator(`.tree-node[data-kind="Pod"][data-parents="ReplicaSet/${rsName}"]`).first();
+    const podName = await pod.getAttribute('data-name');
+    await pod.click();
+    const podPanel = page.getByRole('dialog', { name: `Pod ${podName}` });
+    await podPanel.getByRole('tab', { name: 'Live manifest' }).click();
+    await podPanel.locator('pre.manifest').filter({ hasText: 'kind: Pod' }).filter({ hasText: `name: ${podName}` }).waitFor();
+    await page.keyboard.press('Escape');
+    await podPanel.waitFor({ state: 'detached' });
 
     await page.evaluate(() => /** @type {HTMLElement | null} */ (document.activeElement)?.blur());
     await page.screenshot({ path: join(artifacts, 'app.png') });

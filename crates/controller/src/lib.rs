@@ -250,6 +250,7 @@ impl Controller {
         for w in &settings.warnings {
             tracing::warn!(warning = %w, "argocd-cm");
         }
+        self.cache.set_installation_id(&settings.installation_id);
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);
         if changed {

@@ -12,7 +12,7 @@ use berth_api::application::{
 };
 use berth_engine::health::{self, HealthStatus};
 use berth_engine::normalize::{self, IgnoreRule};
-use berth_engine::resource::{GroupKind, ResourceKey, TRACKING_ANNOTATION};
+use berth_engine::resource::{GroupKind, INSTALLATION_ANNOTATION, ResourceKey, TRACKING_ANNOTATION};
 use berth_engine::sync::{self, ManagedNamespace, OutcomeStatus, SyncOptions};
 use berth_repo::git::CommitInfo;
 use berth_repo::render::{self, Manifest};
@@ -781,6 +781,7 @@ impl Controller {
         manifests: Vec<Manifest>,
     ) -> Target {
         let app_name = app.metadata.name.clone().unwrap_or_default();
+        let installation_id = self.settings().installation_id.clone();
         let dest_ns = app
             .spec
             .destination
@@ -876,6 +877,9 @@ impl Controller {
                 .or_insert_with(|| serde_json::json!({}));
             if let Some(a) = annotations.as_object_mut() {
                 a.insert(TRACKING_ANNOTATION.into(), key.tracking_id(&app_name).into());
+                if !installation_id.is_empty() {
+                    a.insert(INSTALLATION_ANNOTATION.into(), installation_id.clone().into());
+                }
             }
             if let Some(first) = seen.insert(key.clone(), m.file.clone()) {
                 warnings.push((

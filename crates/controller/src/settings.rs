@@ -26,6 +26,9 @@ pub struct Settings {
     /// Lua health checks (`resource.customizations.health.<group>_<kind>` with
     /// `resource.customizations.useOpenLibs.<group>_<kind>`, and `health.lua` in `resource.customizations`).
     pub health_overrides: Arc<HealthOverrides>,
+    /// `installationID`: written on every object berth applies (`argocd.argoproj.io/installation-id`), and
+    /// objects with another id (or none, when set) are not this installation's, whatever their tracking id.
+    pub installation_id: String,
     /// Problems found while reading the settings, reported on every application.
     pub warnings: Vec<String>,
 }
@@ -38,6 +41,7 @@ impl Default for Settings {
             ignore_rules: Vec::new(),
             self_heal_paused: false,
             health_overrides: Arc::default(),
+            installation_id: String::new(),
             warnings: Vec::new(),
         }
     }
@@ -83,6 +87,7 @@ impl Settings {
             }
         }
         s.self_heal_paused = data.get("berth.selfHeal.paused").is_some_and(|v| v.trim() == "true");
+        s.installation_id = data.get("installationID").map(|v| v.trim().to_string()).unwrap_or_default();
         for (key, value) in data {
             let Some(group_kind) = key.strip_prefix(IGNORE_PREFIX) else { continue };
             let spec: IgnoreSpec = match serde_saphyr::from_str(value) {

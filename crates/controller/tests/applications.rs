@@ -635,3 +635,51 @@ async fn fields_owned_by_an_ignored_manager_never_make_an_app_out_of_sync() {
     assert_eq!(sync_status(&bench.app(&name).await), "Synced", "replicas are owned by the ignored manager");
     bench.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_installations_with_an_app_of_the_same_name_never_take_or_prune_each_others_objects() {
+    let mut blue = Bench::start("blue").await;
+    let mut green = Bench::start("green").await;
+    for (bench, id) in [(&mut blue, "blue"), (&mut green, "green")] {
+        bench.stop_controller().await;
+        apply_json(
+            &bench.client,
+            &bench.namespace,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "argocd-cm", "namespace": bench.namespace},
+                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s", "installationID": id}}),
+        )
+        .await;
+        bench.start_controller();
+    }
+    let repo = GitRepo::new();
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
+    repo.commit("web");
+    // One app name for both (the seed's, with prune), each deploying into its own namespace.
+    let name = unique("web");
+    let (ns_blue, ns_green) = (blue.dest_namespace("blue-web"), green.dest_namespace("green-web"));
+    blue.create_app(seed_web_app(&name, &repo.url(), &ns_blue)).await;
+    green.create_app(seed_web_app(&name, &repo.url(), &ns_green)).await;
+    for (bench, ns) in [(&blue, &ns_blue), (&green, &ns_green)] {
+        let app = bench.wait_app(&name, "Synced", |a| sync_status(a) == "Synced").await;
+        let namespaces: Vec<&str> = app["status"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["namespace"].as_str().unwrap_or_default())
+            .collect();
+        assert!(!namespaces.is_empty() && namespaces.iter().all(|n| n == ns), "{namespaces:?} beside {ns}");
+    }
+    // Another pass of each (a refresh) still leaves the other's objects alone, and each carries its id.
+    blue.refresh(&name).await;
+    green.refresh(&name).await;
+    for (bench, ns, id) in [(&blue, &ns_blue, "blue"), (&green, &ns_green, "green")] {
+        bench.wait_app(&name, "Synced after a refresh", |a| sync_status(a) == "Synced").await;
+        let services: Api<Service> = Api::namespaced(bench.client.clone(), ns);
+        let web = services.get("web").await.expect("the Service was never pruned by the other installation");
+        let annotations = web.metadata.annotations.unwrap_or_default();
+        assert_eq!(annotations.get("argocd.argoproj.io/installation-id").map(String::as_str), Some(id));
+    }
+    blue.cleanup().await;
+    green.cleanup().await;
+}

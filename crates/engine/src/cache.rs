@@ -52,6 +52,8 @@ struct State {
     by_app: HashMap<String, HashSet<ResourceKey>>,
     /// Owner uid → the objects whose ownerReferences name it (ReplicaSets of a Deployment, its Pods...).
     children: HashMap<String, HashSet<ResourceKey>>,
+    /// argocd-cm `installationID` ("" when unset): objects another installation applied are not ours.
+    installation_id: String,
 }
 
 impl State {
@@ -123,6 +125,28 @@ impl ClusterCache {
         state.discovered_at = Some(Instant::now());
         state.generation += 1;
         Ok(())
+    }
+
+    /// Sets argocd-cm's `installationID` ("" for none): only objects applied with the same id (the
+    /// `argocd.argoproj.io/installation-id` annotation, absent for none) belong to this installation's apps.
+    /// A change re-indexes the objects already cached; returns whether it changed.
+    pub fn set_installation_id(&self, id: &str) -> bool {
+        let mut state = self.state.write().expect("cache lock");
+        if state.installation_id == id {
+            return false;
+        }
+        state.installation_id = id.to_string();
+        let mut by_app: HashMap<String, HashSet<ResourceKey>> = HashMap::new();
+        for objects in state.objects.values() {
+            for obj in objects.values() {
+                let Some(key) = ResourceKey::of(obj) else { continue };
+                if let Some(app) = tracked_app(obj, &key, id) {
+                    by_app.entry(app).or_default().insert(key);
+                }
+            }
+        }
+        state.by_app = by_app;
+        true
     }
 
     /// Increases with every discovery (what `api_versions` returns can only change then).
@@ -256,7 +280,12 @@ impl ClusterCache {
 
 /// The application an object's tracking id names, if the id is this object's own (a copied annotation
 /// does not count). A hook created with `generateName` carries the id of its template (the prefix).
-fn tracked_app(obj: &serde_json::Value, key: &ResourceKey) -> Option<String> {
+fn tracked_app(obj: &serde_json::Value, key: &ResourceKey, installation_id: &str) -> Option<String> {
+    let theirs =
+        obj["metadata"]["annotations"][crate::resource::INSTALLATION_ANNOTATION].as_str().unwrap_or_default();
+    if theirs != installation_id {
+        return None;
+    }
     let t = TrackingId::of(obj)?;
     let generated = obj["metadata"]["generateName"].as_str().is_some_and(|prefix| {
         t.key.name == prefix
@@ -294,8 +323,8 @@ fn index_change(
     for uid in new.map(owner_uids).unwrap_or_default() {
         state.children.entry(uid).or_default().insert(key.clone());
     }
-    let old_app = old.and_then(|o| tracked_app(o, &key));
-    let new_app = new.and_then(|o| tracked_app(o, &key));
+    let old_app = old.and_then(|o| tracked_app(o, &key, &state.installation_id));
+    let new_app = new.and_then(|o| tracked_app(o, &key, &state.installation_id));
     if let Some(app) = &old_app
         && new_app.as_ref() != Some(app)
         && let Some(set) = state.by_app.get_mut(app)
@@ -377,5 +406,25 @@ mod tests {
         let event = index_change(&mut state, Some(&tracked), Some(&untracked)).unwrap();
         assert_eq!(event.apps, ["web"], "losing the annotation is a change the app must see");
         assert!(state.by_app["web"].is_empty());
+    }
+
+    #[test]
+    fn objects_of_another_installation_are_never_an_apps() {
+        // Two installations on one cluster, each with an app called web: each sees only its own objects.
+        let mut ours = State { installation_id: "blue".into(), ..Default::default() };
+        let mut theirs = State::default();
+        let mut blue = pod("a", None, Some("web"));
+        blue["metadata"]["annotations"][crate::resource::INSTALLATION_ANNOTATION] = "blue".into();
+        let plain = pod("b", None, Some("web"));
+        assert_eq!(index_change(&mut ours, None, Some(&blue)).unwrap().apps, ["web"]);
+        assert_eq!(index_change(&mut ours, None, Some(&plain)), None, "no id: another installation's");
+        assert_eq!(
+            index_change(&mut theirs, None, Some(&blue)),
+            None,
+            "an id: not the id-less installation's"
+        );
+        assert_eq!(index_change(&mut theirs, None, Some(&plain)).unwrap().apps, ["web"]);
+        assert_eq!(ours.by_app["web"].len(), 1);
+        assert_eq!(theirs.by_app["web"].len(), 1);
     }
 }

@@ -4,6 +4,9 @@ use std::fmt;
 
 /// `argocd.argoproj.io/tracking-id`: `<app>:<group>/<kind>:<namespace>/<name>`.
 pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+/// `argocd.argoproj.io/installation-id`: which installation applied an object (argocd-cm `installationID`),
+/// so two installations on one cluster with apps of the same name never take each other's objects.
+pub const INSTALLATION_ANNOTATION: &str = "argocd.argoproj.io/installation-id";
 
 /// The key of an object in the cluster (version-independent, as Argo CD's ResourceKey).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

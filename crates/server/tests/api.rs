@@ -373,4 +373,28 @@ async fn the_resource_tree_goes_from_the_deployment_through_its_replicaset_to_it
     }
     assert_eq!(nodes[0]["kind"], "Deployment");
     assert_eq!(nodes[0]["health"]["status"], "Healthy");
+
+    // A Pod's live manifest (what the UI's panel shows for a node berth does not manage itself); an object
+    // outside the app's tree is 404 even though it exists.
+    let pod = nodes.iter().find(|n| n["kind"] == "Pod").unwrap();
+    let pod_name = pod["name"].as_str().unwrap();
+    let resource = |kind: &str, group: &str, name: &str| {
+        format!(
+            "{}/api/v1/applications/web/resource?namespace={dest}&resourceName={name}&group={group}&version=v1&kind={kind}",
+            server.base
+        )
+    };
+    let (status, body) = get_as(&resource("Pod", "", pod_name), &admin).await;
+    assert_eq!(status, 200, "{body}");
+    let manifest: serde_json::Value = serde_json::from_str(body["manifest"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (manifest["kind"].as_str(), manifest["metadata"]["name"].as_str()),
+        (Some("Pod"), Some(pod_name))
+    );
+    assert!(manifest["metadata"].get("managedFields").is_none());
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &dest);
+    let stray = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stray", "namespace": dest}});
+    maps.patch("stray", &PatchParams::apply("berth-test"), &Patch::Apply(&stray)).await.unwrap();
+    let (status, _) = get_as(&resource("ConfigMap", "", "stray"), &admin).await;
+    assert_eq!(status, 404);
 }

@@ -35,6 +35,23 @@ export function getResourceTree(name: string, signal?: AbortSignal): Promise<Res
   return getJson<ResourceTree>(`${app(name)}/resource-tree`, signal);
 }
 
+/** The live manifest of a resource in the app's tree (one it manages, or a ReplicaSet or Pod they own). */
+export async function getResourceManifest(
+  name: string,
+  r: { namespace: string; name: string; group: string; version?: string; kind: string },
+  signal?: AbortSignal,
+): Promise<string> {
+  const q = new URLSearchParams({
+    namespace: r.namespace,
+    resourceName: r.name,
+    group: r.group,
+    version: r.version ?? 'v1',
+    kind: r.kind,
+  });
+  const res = await getJson<{ manifest: string }>(`${app(name)}/resource?${q.toString()}`, signal);
+  return res.manifest;
+}
+
 export async function getManagedResources(name: string, signal?: AbortSignal): Promise<ResourceDiff[]> {
   const res = await getJson<{ items?: ResourceDiff[] | null }>(`${app(name)}/managed-resources`, signal);
   return res.items ?? [];

@@ -1,8 +1,10 @@
 // The side panel of one resource: summary, live and desired manifests, their diff, its events.
 import { Fragment } from 'preact';
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { getResourceManifest } from '../api/applications';
 import type { ResourceDiff } from '../api/types';
 import { desiredYaml, diffItem, liveYaml } from '../lib/manifests';
+import { stateToYaml } from '../lib/yaml';
 import { formatTime } from '../lib/time';
 import type { GraphNode } from '../lib/tree';
 import { Dialog } from './Dialog';
@@ -32,6 +34,26 @@ export function ResourcePanel({ app, node, managed, managedLoading, version, onC
     { id: 'diff', label: 'Diff' },
     { id: 'events', label: 'Events' },
   ];
+  // A node the app does not manage itself (a ReplicaSet, a Pod): its live manifest from the cluster.
+  const [owned, setOwned] = useState<{ text?: string; error?: string }>({});
+  useEffect(() => {
+    if (node.managed || node.members || tab !== 'live') return;
+    const abort = new AbortController();
+    getResourceManifest(app, node, abort.signal).then(
+      (text) => setOwned({ text: stateToYaml(text) }),
+      (e: unknown) => {
+        if (!abort.signal.aborted) setOwned({ error: e instanceof Error ? e.message : String(e) });
+      },
+    );
+    return () => abort.abort();
+  }, [app, node, tab, version]);
+  const ownedLive = owned.text ? (
+    <Manifest text={owned.text} empty="Not in the cluster." />
+  ) : owned.error ? (
+    <p class="empty">{owned.error}</p>
+  ) : (
+    <p class="empty">Loading the live manifest…</p>
+  );
   const noManifest = managedLoading ? (
     <p class="empty">Loading manifests…</p>
   ) : (
@@ -101,7 +123,15 @@ export function ResourcePanel({ app, node, managed, managedLoading, version, onC
             ) : null}
           </dl>
         ) : null}
-        {tab === 'live' ? managed ? <Manifest text={liveYaml(managed)} empty="Not in the cluster." /> : noManifest : null}
+        {tab === 'live' ? (
+          managed ? (
+            <Manifest text={liveYaml(managed)} empty="Not in the cluster." />
+          ) : !node.managed && !node.members ? (
+            ownedLive
+          ) : (
+            noManifest
+          )
+        ) : null}
         {tab === 'desired' ? (
           managed ? (
             <Manifest text={desiredYaml(managed)} empty="Not in git: pruned at the next sync with prune." />

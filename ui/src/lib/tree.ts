@@ -15,6 +15,8 @@ export interface GraphNode {
   id: string;
   kind: string;
   group: string;
+  /** The API version of a node from the live tree (v1 for Pods, v1 of apps for ReplicaSets). */
+  version?: string;
   name: string;
   namespace: string;
   uid?: string;
@@ -119,6 +121,7 @@ function fromResourceNode(n: ResourceNode, status: ResourceStatus | undefined): 
     id: n.uid ?? resourceKey(n),
     kind: n.kind,
     group: n.group ?? '',
+    version: n.version,
     name: n.name,
     namespace: n.namespace ?? '',
     uid: n.uid,

@@ -282,3 +282,95 @@ pub(super) async fn events(
     list.items.sort_by_key(|e| at(e));
     Ok(Json(serde_json::json!({"metadata": {}, "items": list.items})))
 }
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(super) struct ResourceQuery {
+    namespace: String,
+    resource_name: String,
+    group: String,
+    version: String,
+    kind: String,
+}
+
+/// How many owners up a resource may be from one the app manages (Deployment → ReplicaSet → Pod is two).
+const OWNER_DEPTH: usize = 4;
+
+/// `GET /api/v1/applications/{name}/resource?namespace=&resourceName=&group=&version=&kind=`: the live
+/// manifest of one of the app's resources or of an object they own (a ReplicaSet, a Pod), as Argo CD's
+/// `{"manifest": "<JSON>"}`; Secret values masked. Anything else is 404, whatever exists in the cluster.
+pub(super) async fn resource(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<ResourceQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = shared.caller(&headers)?;
+    let app = authorized_app(&shared, &caller, &name, "get")?;
+    if query.kind.is_empty() || query.resource_name.is_empty() {
+        return Err(ApiError::bad_request("kind and resourceName are required"));
+    }
+    let managed = |group: &str, kind: &str, namespace: &str, object: &str| {
+        app.status.iter().flat_map(|s| &s.resources).any(|r| {
+            r.group.as_deref().unwrap_or_default() == group
+                && r.kind.as_deref() == Some(kind)
+                && r.namespace.as_deref().unwrap_or_default() == namespace
+                && r.name.as_deref() == Some(object)
+        })
+    };
+    let not_found = || {
+        ApiError::not_found(format!(
+            "{} {} is not a resource of application {name}",
+            query.kind, query.resource_name
+        ))
+    };
+    let version = if query.version.is_empty() { "v1" } else { &query.version };
+    let api = super::api_for(&shared.client, &query.group, version, &query.kind, &query.namespace);
+    let object = api.get_opt(&query.resource_name).await.map_err(kube_error)?.ok_or_else(not_found)?;
+    let mut value = serde_json::to_value(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Managed itself, or owned (through at most OWNER_DEPTH owners in its namespace) by a managed resource.
+    let mut current = value.clone();
+    let mut belongs = managed(&query.group, &query.kind, &query.namespace, &query.resource_name);
+    for _ in 0..OWNER_DEPTH {
+        if belongs {
+            break;
+        }
+        let Some(owner) = current["metadata"]["ownerReferences"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["controller"] == true).or_else(|| o.first()))
+            .cloned()
+        else {
+            break;
+        };
+        let (group, version) = match owner["apiVersion"].as_str().unwrap_or_default().split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), owner["apiVersion"].as_str().unwrap_or("v1").to_string()),
+        };
+        let kind = owner["kind"].as_str().unwrap_or_default();
+        let owner_name = owner["name"].as_str().unwrap_or_default();
+        if managed(&group, kind, &query.namespace, owner_name) {
+            belongs = true;
+            break;
+        }
+        let api = super::api_for(&shared.client, &group, &version, kind, &query.namespace);
+        match api.get_opt(owner_name).await {
+            Ok(Some(o)) => {
+                current = serde_json::to_value(o).map_err(|e| ApiError::internal(e.to_string()))?
+            }
+            _ => break,
+        }
+    }
+    if !belongs {
+        return Err(not_found());
+    }
+    value["apiVersion"] =
+        if query.group.is_empty() { version.to_string() } else { format!("{}/{version}", query.group) }
+            .into();
+    value["kind"] = query.kind.clone().into();
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
+    let mut other = value.clone();
+    berth_engine::normalize::mask_secret_pair(&mut value, &mut other);
+    Ok(Json(serde_json::json!({"manifest": value.to_string()})))
+}

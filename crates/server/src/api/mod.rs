@@ -209,6 +209,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}/spec", axum::routing::put(apps::update_spec))
         .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(apps::revision_metadata))
         .route("/api/v1/applications/{name}/events", get(apps::events))
+        .route("/api/v1/applications/{name}/resource", get(apps::resource))
         .route("/api/v1/applications/{name}/sync", axum::routing::post(sync_application))
         .route("/api/v1/applications/{name}/resource-tree", get(resource_tree))
         .route("/api/v1/applications/{name}/managed-resources", get(managed_resources))
@@ -942,7 +943,7 @@ async fn list_projects(
 const CHILD_KINDS: &[(&str, &str, &str)] =
     &[("apps", "v1", "ReplicaSet"), ("", "v1", "Pod"), ("batch", "v1", "Job")];
 
-fn api_for(
+pub(crate) fn api_for(
     client: &kube::Client,
     group: &str,
     version: &str,
