@@ -4,103 +4,10 @@
 use berth_testkit::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use std::process::Stdio;
-use std::sync::Arc;
 
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::*;
 
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "berth failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
-    #[track_caller]
-    fn failed(self) -> Run {
-        assert_eq!(
-            self.code, 1,
-            "berth should have failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-/// The binary with its own config directory and none of the caller's `BERTH_*` settings.
-struct Cli {
-    home: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        Cli { home: tempfile::tempdir().unwrap() }
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.home.path())
-            .env("HOME", self.home.path())
-            .env("NO_COLOR", "1")
-            .env_remove("BERTH_SERVER")
-            .env_remove("BERTH_AUTH_TOKEN")
-            .env_remove("BERTH_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("berth runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
-    }
-
-    async fn login(&self, host: &str, username: &str, password: &str) {
-        self.run(&["login", host, "--plaintext", "--username", username, "--password", password]).await.ok();
-    }
-}
-
-/// The API server on 127.0.0.1:PORT, stopped when dropped.
-struct Server {
-    address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start_server(client: &kube::Client, namespace: &str) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
-        let _ = rx.await;
-    }));
-    Server { address, stop: Some(tx) }
-}
-
-/// The admin's initial password, as the seed's kubectl command reads it.
-async fn admin_password(client: &kube::Client, ns: &str) -> String {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
-    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
-}
-
-/// A namespace with the CRDs and argocd-cm's `data`, the accounts bootstrapped.
 async fn namespace(prefix: &str, cm: serde_json::Value) -> (kube::Client, String) {
     let client = client().await;
     install_crds(&client).await;

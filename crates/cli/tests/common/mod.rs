@@ -1,0 +1,130 @@
+//! What the CLI's integration tests share: the built binary with a config directory of its own, and the API
+//! server in-process on a free port (plain HTTP or HTTPS), stopped when dropped.
+#![allow(dead_code)] // each test binary uses its own part
+
+use kube::api::Api;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "berth failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn failed(self) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "berth should have failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The binary with its own config directory and none of the caller's `BERTH_*` settings.
+pub struct Cli {
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        Cli { home: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.home.path().join("berth").join("config")
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[]).await
+    }
+
+    pub async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.home.path())
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("BERTH_SERVER")
+            .env_remove("BERTH_AUTH_TOKEN")
+            .env_remove("BERTH_CONFIG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("berth runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
+    /// `berth login HOST --plaintext` as `username`; it must succeed.
+    pub async fn login(&self, host: &str, username: &str, password: &str) {
+        self.run(&["login", host, "--plaintext", "--username", username, "--password", password]).await.ok();
+    }
+
+    /// The token `berth login` saved.
+    pub fn saved_token(&self) -> String {
+        let config: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(self.config_file()).unwrap()).unwrap();
+        config["contexts"][0]["token"].as_str().expect("a token in the config").to_string()
+    }
+}
+
+/// The API server on 127.0.0.1:PORT, stopped when dropped.
+pub struct Server {
+    pub address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn start_server(client: &kube::Client, namespace: &str) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
+        let _ = rx.await;
+    }));
+    Server { address, stop: Some(tx) }
+}
+
+/// The API server as `berth run` starts it without `--insecure`: HTTPS with a self-signed certificate.
+pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = berth_server::api::ServerConfig { namespace: namespace.into(), addr, insecure: false };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {
+        let _ = rx.await;
+    }));
+    Server { address: addr.to_string(), stop: Some(tx) }
+}
+
+/// The admin's initial password, as the seed's kubectl command reads it.
+pub async fn admin_password(client: &kube::Client, ns: &str) -> String {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
+    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
+}
