@@ -3,10 +3,11 @@
 use crate::client::{Client, ClientError, ConnectionArgs};
 use crate::context::{Config, config_path};
 use crate::output::{Output, Table, structured};
+use crate::terminal::prompt;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -198,27 +199,6 @@ fn parse_expires_in(text: &str) -> Result<Option<Duration>> {
         Some(d) => Ok(Some(d.max(Duration::from_secs(1)))),
         None => bail!("--expires-in {text:?} is not a duration: use e.g. 24h, 90m, 7d or 0s (never)"),
     }
-}
-
-/// Reads one line from the terminal; `hidden` turns echo off while a password is typed.
-pub(crate) fn prompt(label: &str, hidden: bool) -> Result<String> {
-    eprint!("{label}");
-    let stty = |arg: &str| {
-        std::process::Command::new("stty")
-            .arg(arg)
-            .stdin(std::process::Stdio::inherit())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let echo_off = hidden && stty("-echo");
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        stty("echo");
-        eprintln!();
-    }
-    read.context("reading from the terminal")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn capabilities(account: &Value) -> String {

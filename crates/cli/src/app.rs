@@ -254,7 +254,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
                 } else {
                     format!("Are you sure you want to delete '{name}' (its resources stay)? [y/n] ")
                 };
-                if !confirm(&question)? {
+                if !crate::terminal::confirm(&question, "delete")? {
                     println!("application '{name}' not deleted");
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -354,16 +354,6 @@ async fn resources_view(client: &Client, app: &Application) -> String {
             app_view::resources_table(app)
         }
     }
-}
-
-fn confirm(question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to delete without confirmation: stdin is not a terminal, pass -y");
-    }
-    eprint!("{question}");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).context("reading the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 async fn create(client: &Client, args: CreateArgs) -> Result<()> {

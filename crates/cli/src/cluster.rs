@@ -3,10 +3,9 @@
 
 use crate::client::{Client, ConnectionArgs};
 use crate::output::{Output, Table, structured, to_yaml};
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use std::io::IsTerminal as _;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
@@ -60,7 +59,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
                 let question = format!(
                     "Are you sure you want to remove '{server}'? Applications deploying to it will not sync any more. [y/n] "
                 );
-                if !confirm(&question)? {
+                if !crate::terminal::confirm(&question, "remove a cluster")? {
                     println!("The command to remove '{server}' was cancelled.");
                     return Ok(());
                 }
@@ -84,16 +83,6 @@ async fn resolve(client: &Client, server_or_name: &str) -> Result<String> {
         .and_then(|c| c["server"].as_str())
         .map(str::to_string)
         .with_context(|| format!("no cluster named '{server_or_name}': see `berth cluster list`"))
-}
-
-fn confirm(question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to remove a cluster without confirmation: stdin is not a terminal, pass -y");
-    }
-    eprint!("{question}");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).context("reading the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 fn text(c: &Value, pointer: &str) -> String {

@@ -3,9 +3,10 @@
 use crate::client::{Client, Target};
 use crate::context::{Config, ServerContext, config_path};
 use crate::output::Table;
-use anyhow::{Context as _, Result, bail};
+use crate::terminal::prompt;
+use anyhow::{Result, bail};
 use clap::Args;
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -145,27 +146,6 @@ fn contexts_table(config: &Config) -> String {
         table.row([current.to_string(), c.name.clone(), c.server.clone()]);
     }
     table.render()
-}
-
-/// Reads one line from the terminal; `hidden` turns echo off while the password is typed.
-fn prompt(label: &str, hidden: bool) -> Result<String> {
-    eprint!("{label}");
-    let stty = |arg: &str| {
-        std::process::Command::new("stty")
-            .arg(arg)
-            .stdin(std::process::Stdio::inherit())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let echo_off = hidden && stty("-echo");
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        stty("echo");
-        eprintln!();
-    }
-    read.context("reading from the terminal")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod output;
 mod proj;
 mod repo;
 mod run;
+mod terminal;
 mod version;
 
 /// GitOps continuous delivery for Kubernetes, drop-in compatible with Argo CD.

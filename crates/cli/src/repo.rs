@@ -1,8 +1,8 @@
 //! `berth repo add|list|rm`: repository connections (Argo CD's `repository` Secrets), as `argocd repo …`.
 
-use crate::account::prompt;
 use crate::client::{ClientError, ConnectionArgs};
 use crate::output::{Output, Table, structured};
+use crate::terminal::prompt;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
