@@ -802,14 +802,7 @@ async fn rollback_application(
     )
     .map_err(|m| ApiError { status: StatusCode::BAD_REQUEST, code: 9, message: m })?;
     let operation = serde_json::to_value(operation).map_err(|e| ApiError::internal(e.to_string()))?;
-    // The rollback helper already refused a running operation.
-    let name = app.metadata.name.clone().unwrap_or_default();
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
-    let patch = serde_json::json!({"operation": operation});
-    api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-        .await
-        .map(Json)
-        .map_err(kube_error)
+    start_operation(&shared, &app, operation).await
 }
 
 /// `DELETE /api/v1/applications/{name}/operation`: the operation in progress stops; it is recorded as
