@@ -85,7 +85,17 @@ fn application(name: &str, namespace: &str, i: usize) -> serde_json::Value {
 fn start_api_server(namespace: &str, port: u16, work: &std::path::Path) -> Berth {
     let log = std::fs::File::create(work.join("berth.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--controller=false", "--insecure", "--address", "127.0.0.1", "--namespace", namespace])
+        .args([
+            "run",
+            "--controller=false",
+            "--insecure",
+            "--metrics-port",
+            "0",
+            "--address",
+            "127.0.0.1",
+            "--namespace",
+            namespace,
+        ])
         .args(["--port", &port.to_string()])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::from(log))

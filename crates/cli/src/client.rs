@@ -49,6 +49,8 @@ pub enum ClientError {
     PermissionDenied(String),
     #[error("application {0} not found")]
     ApplicationNotFound(String),
+    #[error("application {0} not found, or permission denied")]
+    ApplicationDenied(String),
     #[error("the server does not support {method} {path} (is it an older berth?)")]
     Unsupported { method: Method, path: String },
     /// Any other error the server answered, with its own message.
@@ -303,7 +305,8 @@ impl Client {
         Ok(list.items)
     }
 
-    /// A call under `/api/v1/applications/{name}`, where a 404 means the application does not exist.
+    /// A call under `/api/v1/applications/{name}`, where a 404 means the application does not exist and a 403
+    /// that it does not exist or the caller may not do this.
     async fn app_call<T: DeserializeOwned>(
         &self,
         name: &str,
@@ -317,6 +320,8 @@ impl Client {
             Err(ClientError::Api { status: 404, .. }) => {
                 Err(ClientError::ApplicationNotFound(name.to_string()))
             }
+            // The server answers a missing application as a forbidden one, so names cannot be probed.
+            Err(ClientError::PermissionDenied(_)) => Err(ClientError::ApplicationDenied(name.to_string())),
             other => other,
         }
     }

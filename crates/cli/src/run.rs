@@ -35,6 +35,13 @@ pub struct RunArgs {
     /// certificate of Secret argocd-server-tls, or a self-signed one kept in argocd-secret.
     #[arg(long, env = "BERTH_INSECURE", default_value_t = false)]
     pub insecure: bool,
+    /// Port of the Prometheus metrics (plain HTTP, `/metrics` and `/healthz`), apart from the API as Argo CD
+    /// serves them; `0` turns the listener off.
+    #[arg(long, env = "BERTH_METRICS_PORT", default_value_t = 8083)]
+    pub metrics_port: u16,
+    /// Address the metrics listener binds (default: the API server's).
+    #[arg(long, env = "BERTH_METRICS_ADDRESS")]
+    pub metrics_address: Option<std::net::IpAddr>,
     /// Run the Application controller in this process (`--controller=false` serves only the API, as a
     /// separate argocd-server would; the benchmark of the API uses it).
     #[arg(long, env = "BERTH_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -71,6 +78,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
             })?;
     }
     tracing::info!("the Application, AppProject and ApplicationSet CRDs are installed");
+    // Say which confinement renders get here: a layer the kernel or runtime lacks is reported, not skipped.
+    let confinement = berth_repo::render::tool::confinement();
+    tracing::info!(%confinement, "helm and kustomize run confined");
+    for missing in confinement.missing() {
+        tracing::warn!(layer = %missing, "render confinement incomplete");
+    }
 
     let cache_dir = args.cache_dir.unwrap_or_else(|| match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => PathBuf::from(home).join(".cache/berth/repo-cache"),
@@ -90,9 +103,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
         namespace: config.namespace.clone(),
         addr: std::net::SocketAddr::new(args.address, args.port),
         insecure: args.insecure,
+        metrics_on_api_port: false,
     };
     let server =
         tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));
+    if args.metrics_port != 0 {
+        let addr = std::net::SocketAddr::new(args.metrics_address.unwrap_or(args.address), args.metrics_port);
+        let metrics = berth_server::api::serve_metrics(addr, stopped(stop_rx.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = metrics.await {
+                tracing::error!(%addr, error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -188,7 +188,10 @@ async fn login_then_create_the_seed_application_list_get_and_delete_it() {
     let app: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(app["spec"]["source"]["path"], "apps/web");
     let run = cli.run(&["app", "get", "nothing"]).await;
-    assert_eq!((run.code, run.stderr.as_str()), (1, "error: application nothing not found\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "error: application nothing not found, or permission denied\n")
+    );
 
     // `app set` changes what it names through PUT .../spec; the rest of the spec stays.
     let run = cli
@@ -254,7 +257,8 @@ async fn login_then_create_the_seed_application_list_get_and_delete_it() {
     let run = cli.run(&["app", "delete", "web", "--cascade=false", "-y"]).await.ok();
     assert_eq!(run.stdout, "application 'web' deleted\n");
     poll("web to be gone", Duration::from_secs(30), || async {
-        cli.run(&["app", "get", "web"]).await.stderr == "error: application web not found\n"
+        cli.run(&["app", "get", "web"]).await.stderr
+            == "error: application web not found, or permission denied\n"
     })
     .await;
 
@@ -279,6 +283,7 @@ async fn live_value(client: &kube::Client, ns: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
     let (client, ns) = namespace("cli-sync").await;
+    allow_file_urls(&client, &ns).await;
     let dest = unique("cli-sync-dest");
     // Resources are tracked by application name, so leftovers of an earlier run must not share it.
     let app = unique("web");
@@ -429,7 +434,7 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
 
     let run = cli.run(&["app", "delete", app, "-y"]).await.ok();
     assert_eq!(run.stdout, format!("application '{app}' deleted\n"));
-    let gone = format!("error: application {app} not found\n");
+    let gone = format!("error: application {app} not found, or permission denied\n");
     poll("the cascade to delete the ConfigMap and the app to be gone", Duration::from_secs(60), || async {
         live_value(&client, &dest).await.is_none() && cli.run(&["app", "get", app]).await.stderr == gone
     })

@@ -251,6 +251,7 @@ impl Controller {
             tracing::warn!(warning = %w, "argocd-cm");
         }
         self.cache.set_installation_id(&settings.installation_id);
+        self.git.set_allow_file_urls(settings.allow_file_urls);
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);
         if changed {

@@ -10,6 +10,7 @@
 //! ```
 
 use berth_api::project::{AppProjectSpec, GroupKind, ProjectDestination};
+use berth_engine::resource::ResourceKey;
 use std::fmt::Write;
 
 /// Argo CD's globs: `*` alone matches anything. In repository URLs (`path_like`) `*` stops at `/` and
@@ -33,16 +34,16 @@ pub fn source_check(project_name: &str, project: &AppProjectSpec, repo_url: &str
         Err(format!("application repo {repo_url} is not permitted in project '{project_name}': {why}"))
     };
     // `.git`, a trailing slash and letter case do not make another repository.
-    let url = berth_repo::git::normalize_url(repo_url);
+    let url = berth_repo::url::normalize(repo_url);
     let mut allowed = false;
     for entry in &project.source_repos {
         match entry.strip_prefix('!') {
             Some(denied) => {
-                if glob_match(&berth_repo::git::normalize_url(denied), &url, true) {
+                if glob_match(&berth_repo::url::normalize(denied), &url, true) {
                     return refuse(format!("sourceRepos entry '{entry}' denies it"));
                 }
             }
-            None => allowed |= glob_match(&berth_repo::git::normalize_url(entry), &url, true),
+            None => allowed |= glob_match(&berth_repo::url::normalize(entry), &url, true),
         }
     }
     if allowed { Ok(()) } else { refuse("no sourceRepos entry allows it".into()) }
@@ -196,6 +197,49 @@ pub fn object_check(
              '{namespace}' is not an allowed destination: {why}"
         ))
     })
+}
+
+/// The live objects an application tracks, split into those its project permits and the refusals of the
+/// rest, as Argo CD filters live objects before comparing, pruning or deleting (IsLiveResourcePermitted):
+/// [`object_check`] on each object's kind and, when it has one, its own namespace on the application's
+/// cluster. An application never prunes or deletes what its project may not deploy, even if the object
+/// carries its tracking id. A missing project (`None`) permits nothing.
+pub fn permitted_live<T>(
+    project_name: &str,
+    project: Option<&AppProjectSpec>,
+    tracked: Vec<(ResourceKey, T)>,
+    server: &str,
+    cluster_name: &str,
+) -> (Vec<(ResourceKey, T)>, Vec<String>) {
+    let mut refused = Vec::new();
+    let permitted = tracked
+        .into_iter()
+        .filter(|(key, _)| {
+            let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+            let check = match project {
+                Some(spec) => object_check(
+                    project_name,
+                    spec,
+                    &key.group,
+                    &key.kind,
+                    &key.name,
+                    namespace,
+                    server,
+                    cluster_name,
+                ),
+                None => Err(format!(
+                    "resource {}:{} {:?} is not permitted: project '{project_name}' does not exist",
+                    key.group, key.kind, key.name
+                )),
+            };
+            check
+                .map_err(|e| {
+                    refused.push(format!("{e}; the application leaves it alone (never pruned or deleted)"))
+                })
+                .is_ok()
+        })
+        .collect();
+    (permitted, refused)
 }
 
 #[cfg(test)]
@@ -565,5 +609,69 @@ mod tests {
         let refusal =
             err(object_check("dev-team", &p, "", "Service", "web", Some("prod"), IN_CLUSTER, "in-cluster"));
         assert!(refusal.ends_with("namespaceResourceWhitelist has no entry for it"), "{refusal}");
+    }
+
+    // live objects before prune and delete
+
+    fn live(namespace: &str, kind: &str, name: &str) -> (ResourceKey, ()) {
+        let group = if kind == "ClusterRole" { "rbac.authorization.k8s.io" } else { "" };
+        (ResourceKey::new(group, kind, namespace, name), ())
+    }
+
+    fn team_b() -> AppProjectSpec {
+        spec(
+            serde_json::json!({"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "team-b-*"}]}),
+        )
+    }
+
+    #[test]
+    fn a_tracked_object_in_a_namespace_the_project_forbids_is_never_pruned_or_deleted() {
+        let tracked =
+            vec![live("team-b-1", "ConfigMap", "mine"), live("team-a", "ConfigMap", "team-a-config")];
+        let (permitted, refused) =
+            permitted_live("team-b", Some(&team_b()), tracked, IN_CLUSTER, "in-cluster");
+        assert_eq!(permitted.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["mine"]);
+        assert_eq!(
+            refused,
+            [
+                "resource :ConfigMap \"team-a-config\" is not permitted in project 'team-b': namespace 'team-a' is not \
+              an allowed destination: no destinations entry allows it; the application leaves it alone (never \
+              pruned or deleted)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tracked_object_of_a_kind_the_project_forbids_is_left_alone() {
+        let p = spec(serde_json::json!({
+            "destinations": [{"server": "*", "namespace": "*"}],
+            "namespaceResourceBlacklist": [{"group": "", "kind": "Secret"}]
+        }));
+        let tracked =
+            vec![live("web", "Secret", "s"), live("", "ClusterRole", "admin"), live("web", "ConfigMap", "c")];
+        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster");
+        assert_eq!(permitted.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].contains("namespaceResourceBlacklist"), "{refused:?}");
+        assert!(refused[1].contains("clusterResourceWhitelist"), "{refused:?}");
+    }
+
+    #[test]
+    fn a_negated_destination_protects_its_namespace_from_pruning() {
+        let p = spec(serde_json::json!({"destinations": [
+            {"server": "*", "namespace": "!kube-system"}, {"server": "*", "namespace": "*"}
+        ]}));
+        let tracked = vec![live("kube-system", "ConfigMap", "coredns"), live("web", "ConfigMap", "c")];
+        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster");
+        assert_eq!(permitted.len(), 1);
+        assert!(refused[0].contains("denies it"), "{refused:?}");
+    }
+
+    #[test]
+    fn a_missing_project_permits_no_live_object() {
+        let (permitted, refused) =
+            permitted_live("gone", None, vec![live("web", "ConfigMap", "c")], IN_CLUSTER, "in-cluster");
+        assert!(permitted.is_empty());
+        assert!(refused[0].contains("project 'gone' does not exist"), "{refused:?}");
     }
 }

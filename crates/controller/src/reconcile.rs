@@ -121,6 +121,8 @@ struct Comparison {
     errors: Vec<String>,
     /// Objects another Application tracks too (SharedResourceWarning).
     warnings: Vec<String>,
+    /// Tracked objects the project does not permit: left alone, never pruned (ExcludedResourceWarning).
+    refused: Vec<String>,
     live: Vec<Arc<serde_json::Value>>,
 }
 
@@ -262,6 +264,7 @@ impl Controller {
                 let cmp = self.compare(&app, target, &settings).await;
                 conditions.extend(cmp.errors.iter().map(|e| ("ComparisonError", e.clone())));
                 conditions.extend(cmp.warnings.iter().map(|w| ("SharedResourceWarning", w.clone())));
+                conditions.extend(cmp.refused.iter().map(|w| ("ExcludedResourceWarning", w.clone())));
                 self.apply_comparison(&app, &mut status, target, &cmp);
                 comparison = Some(cmp);
             }
@@ -457,7 +460,7 @@ impl Controller {
         let mut refs = BTreeMap::new();
         for (source, sha) in sources.iter().zip(&shas) {
             if let Some(r) = source.reference.as_deref().filter(|r| !r.is_empty()) {
-                let creds = self.creds_for(&source.repo_url);
+                let creds = self.creds_for(app, &source.repo_url);
                 self.git
                     .fetch(&source.repo_url, sha, &creds)
                     .await
@@ -511,8 +514,24 @@ impl Controller {
             .unwrap_or_else(Instant::now)
     }
 
-    fn creds_for(&self, url: &str) -> berth_repo::git::Credentials {
-        credentials::for_url(url, self.secrets.state().iter().map(|s| &**s))
+    /// The credentials `app` may use for `url`: another project's repository secrets are not its own.
+    fn creds_for(&self, app: &Application, url: &str) -> berth_repo::git::Credentials {
+        credentials::for_url(url, &app.spec.project, self.secrets.state().iter().map(|s| &**s))
+    }
+
+    /// The live objects `app` tracks that its project permits, and why each other one is refused
+    /// ([`project::permitted_live`]): the one filter before comparing, pruning and cascade deleting.
+    fn permitted_tracked(
+        &self,
+        app: &Application,
+    ) -> (Vec<(ResourceKey, Arc<serde_json::Value>)>, Vec<String>) {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let proj = self
+            .projects
+            .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
+        let tracked = self.cache.tracked_by(&name);
+        project::permitted_live(project, proj.as_ref().map(|p| &p.spec), tracked, IN_CLUSTER, "in-cluster")
     }
 
     /// The commit a source's revision points at (the chart version for a Helm repository source).
@@ -551,7 +570,7 @@ impl Controller {
                 } else {
                     self.pass_started(&name).elapsed()
                 };
-                let creds = self.creds_for(&source.repo_url);
+                let creds = self.creds_for(app, &source.repo_url);
                 let asked = Instant::now();
                 let resolved = self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await;
                 crate::metrics::global().git_request(
@@ -594,7 +613,10 @@ impl Controller {
         let cluster = if maybe_helm { Some(self.cluster_versions().await) } else { None };
         let app_bound = maybe_helm.then_some((&app.metadata.name, &app.spec.destination.namespace));
         let cluster_hash = cluster.as_ref().map(|(_, hash)| *hash);
-        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, cluster_hash, app_bound));
+        // A render made with one project's credentials is not another's: the key holds which were used.
+        let creds = self.creds_for(app, &source.repo_url);
+        let creds_key = hash_of(&(&creds.username, &creds.password, &creds.ssh_private_key, creds.insecure));
+        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, cluster_hash, app_bound, creds_key));
         let cluster = cluster.map(|(versions, _)| versions);
         if level == Level::HardRefresh {
             self.renders.remove(render_key);
@@ -630,7 +652,7 @@ impl Controller {
         cluster: Option<Arc<(String, Vec<String>)>>,
     ) -> Result<Arc<Rendered>, String> {
         let name = app.metadata.name.clone().unwrap_or_default();
-        let creds = self.creds_for(&source.repo_url);
+        let creds = self.creds_for(app, &source.repo_url);
         let mut ctx = render::ToolContext::new(
             &name,
             app.spec.destination.namespace.as_deref().unwrap_or_default(),
@@ -926,7 +948,7 @@ impl Controller {
                     self.cache.ensure_watched(&GroupKind { group: group.into(), kind: kind.into() }).await;
             }
         }
-        let tracked = self.cache.tracked_by(&app_name);
+        let (tracked, refused) = self.permitted_tracked(app);
         let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
         let mut resources = Vec::new();
         let mut healths = Vec::new();
@@ -1003,6 +1025,7 @@ impl Controller {
             health: health::worst(&healths),
             errors,
             warnings,
+            refused,
             live: live_objects,
         }
     }
@@ -1243,7 +1266,8 @@ impl Controller {
                 }
             }
         }
-        let tracked = self.cache.tracked_by(&name);
+        // The prune set: only objects the project permits, whoever else carries this app's tracking id.
+        let (tracked, refused) = self.permitted_tracked(app);
         for kind in target.objects.iter().map(|d| d.key.group_kind()).collect::<BTreeSet<_>>() {
             let _ = self.cache.ensure_watched(&kind).await;
         }
@@ -1301,7 +1325,14 @@ impl Controller {
                 self.count_sync(app, "Failed");
                 Ok(finish(state, "Failed", message, Some(result)))
             }
-            sync::run::Progress::Succeeded(message) => {
+            sync::run::Progress::Succeeded(mut message) => {
+                if opts.prune && !refused.is_empty() {
+                    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+                    message.push_str(&format!(
+                        "; {} tracked resource(s) not permitted in project '{project}' were not pruned",
+                        refused.len()
+                    ));
+                }
                 tracing::info!(
                     app = %name,
                     revision = %target.revision,
@@ -1633,9 +1664,12 @@ impl Controller {
             }
             // PostDelete hooks run after this step: they are not deleted by it.
             let post_delete = |live: &serde_json::Value| matches!(sync::hooks::hook_kind(live), sync::hooks::HookKind::Hook(p) if p.contains(&sync::hooks::Phase::PostDelete));
-            let tracked: Vec<_> = self
-                .cache
-                .tracked_by(&name)
+            // Only what the project permits is deleted (Argo CD's getPermittedAppLiveObjects).
+            let (permitted, refused) = self.permitted_tracked(app);
+            for refusal in &refused {
+                tracing::warn!(app = %name, %refusal, "not deleted");
+            }
+            let tracked: Vec<_> = permitted
                 .into_iter()
                 .filter(|(_, live)| !sync::has_sync_option(live, "Delete=false") && !post_delete(live))
                 .collect();
@@ -1884,7 +1918,7 @@ impl Controller {
                 "revision {revision} is a chart version: only git sources have revision metadata"
             ));
         }
-        let creds = self.creds_for(&source.repo_url);
+        let creds = self.creds_for(&app, &source.repo_url);
         let full_sha = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
         let sha = if full_sha {
             revision.to_string()
@@ -1929,7 +1963,7 @@ impl Controller {
             };
             out.push(self.managed(&d.key, Some(&d.object), live.as_deref(), predicted, &rules, hook));
         }
-        for (key, live) in self.cache.tracked_by(name) {
+        for (key, live) in self.permitted_tracked(&app).0 {
             if !keys.contains(&key) && !sync::hooks::is_hook(&live) {
                 out.push(self.managed(&key, None, Some(&live), None, &rules, false));
             }
@@ -1994,7 +2028,7 @@ impl Controller {
 fn render_source_key(source: &ApplicationSource) -> u64 {
     let mut s = source.clone();
     s.target_revision = None;
-    s.repo_url = berth_repo::git::normalize_url(&source.repo_url);
+    s.repo_url = berth_repo::url::normalize(&source.repo_url);
     hash_of(&s)
 }
 

@@ -29,6 +29,9 @@ pub struct Settings {
     /// `installationID`: written on every object berth applies (`argocd.argoproj.io/installation-id`), and
     /// objects with another id (or none, when set) are not this installation's, whatever their tracking id.
     pub installation_id: String,
+    /// Whether repository URLs may be `file://` (`berth.repositories.allowFileURLs: "true"`, berth's own key,
+    /// off by default: a path on berth's disk is no tenant's to read).
+    pub allow_file_urls: bool,
     /// Problems found while reading the settings, reported on every application.
     pub warnings: Vec<String>,
 }
@@ -42,6 +45,7 @@ impl Default for Settings {
             self_heal_paused: false,
             health_overrides: Arc::default(),
             installation_id: String::new(),
+            allow_file_urls: false,
             warnings: Vec::new(),
         }
     }
@@ -87,6 +91,8 @@ impl Settings {
             }
         }
         s.self_heal_paused = data.get("berth.selfHeal.paused").is_some_and(|v| v.trim() == "true");
+        s.allow_file_urls =
+            data.get(berth_repo::validate::ALLOW_FILE_URLS_KEY).is_some_and(|v| v.trim() == "true");
         s.installation_id = data.get("installationID").map(|v| v.trim().to_string()).unwrap_or_default();
         for (key, value) in data {
             let Some(group_kind) = key.strip_prefix(IGNORE_PREFIX) else { continue };
@@ -224,6 +230,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
     use berth_engine::health::HealthStatus;
+
+    #[test]
+    fn file_repository_urls_are_off_unless_argocd_cm_turns_them_on() {
+        assert!(!Settings::default().allow_file_urls);
+        let on = BTreeMap::from([("berth.repositories.allowFileURLs".to_string(), "true".to_string())]);
+        assert!(Settings::from_config_map(&on).allow_file_urls);
+        let other = BTreeMap::from([("berth.repositories.allowFileURLs".to_string(), "yes".to_string())]);
+        assert!(!Settings::from_config_map(&other).allow_file_urls);
+    }
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -272,6 +272,38 @@ async fn ignore_differences_keep_a_scaled_deployment_synced() {
 }
 
 #[tokio::test]
+async fn a_file_repo_url_is_refused_with_a_condition_until_argocd_cm_allows_it() {
+    let mut bench = Bench::start("file-url").await;
+    let control = bench.namespace.clone();
+    let cm = |allow: bool| {
+        let mut data = json!({"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s"});
+        if allow {
+            data["berth.repositories.allowFileURLs"] = "true".into();
+        }
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "argocd-cm", "namespace": control}, "data": data})
+    };
+    apply_json(&bench.client, &bench.namespace, cm(false)).await;
+    let repo = GitRepo::new();
+    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
+    repo.commit("web");
+    let ns = bench.dest_namespace("file-url");
+    let name = unique("file-url");
+    bench.create_app(seed_web_app(&name, &repo.url(), &ns)).await;
+    let app = bench.wait_app(&name, "a ComparisonError", |a| conditions(a).contains("ComparisonError")).await;
+    let text = conditions(&app);
+    assert!(
+        text.contains("spec.source.repoURL") && text.contains("berth.repositories.allowFileURLs"),
+        "{text}"
+    );
+    assert!(deployment(&bench.client, &ns).await.is_none(), "nothing is deployed from a refused URL");
+
+    apply_json(&bench.client, &bench.namespace, cm(true)).await;
+    bench.wait_app(&name, "Synced once file:// is allowed", |a| sync_status(a) == "Synced").await;
+    bench.cleanup().await;
+}
+
+#[tokio::test]
 async fn broken_yaml_leaves_the_cluster_untouched_with_a_condition_naming_the_file() {
     let mut bench = Bench::start("broken").await;
     let repo = GitRepo::new();
@@ -647,7 +679,8 @@ async fn two_installations_with_an_app_of_the_same_name_never_take_or_prune_each
             &bench.namespace,
             json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "argocd-cm", "namespace": bench.namespace},
-                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s", "installationID": id}}),
+                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s", "installationID": id,
+                         "berth.repositories.allowFileURLs": "true"}}),
         )
         .await;
         bench.start_controller();

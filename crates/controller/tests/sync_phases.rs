@@ -574,6 +574,7 @@ async fn a_lua_health_check_from_argocd_cm_decides_health_and_gates_the_next_wav
         json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "argocd-cm", "namespace": bench.namespace},
             "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s",
+                     "berth.repositories.allowFileURLs": "true",
                      "resource.customizations.health.ConfigMap": script}}),
     )
     .await;

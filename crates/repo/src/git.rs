@@ -4,15 +4,27 @@
 //!
 //! Credentials reach git only through its environment (an askpass helper, `GIT_SSH_COMMAND`), never
 //! through a command line or a URL, and every message that leaves this module is scrubbed of them.
+//!
+//! User values never reach git where it reads options: URLs and revisions are checked by
+//! [`crate::validate`] first, positional values follow `--` (or `--end-of-options`), and git may use only
+//! the https, http, ssh and git transports (`file` when an admin allows it). Clones and trees live under
+//! names derived from a random salt kept in the cache, so no tenant can compute where a repository lives.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::process::Command;
+
+use crate::validate::{self, InvalidValue};
+
+/// The field names berth's messages use for the values checked here.
+const URL_FIELD: &str = "spec.source.repoURL";
+const REVISION_FIELD: &str = "spec.source.targetRevision";
 
 /// Credentials for one repository, from Argo CD's repository or repo-creds secrets.
 #[derive(Clone, Default, PartialEq)]
@@ -36,6 +48,18 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Which credentials these are, as a digest that reveals nothing of them: the key under which what a
+    /// remote answered them is kept.
+    pub fn identity(&self) -> String {
+        let mut digest = Sha256::new();
+        for part in [&self.username, &self.password, &self.ssh_private_key] {
+            digest.update(part.as_deref().unwrap_or_default().as_bytes());
+            digest.update([0u8, u8::from(part.is_some())]);
+        }
+        digest.update([u8::from(self.insecure)]);
+        digest.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+
     fn secrets(&self) -> impl Iterator<Item = &str> {
         self.password.iter().chain(self.ssh_private_key.iter()).map(String::as_str).filter(|s| !s.is_empty())
     }
@@ -51,6 +75,11 @@ pub enum GitError {
     Timeout { action: &'static str, url: String, seconds: u64 },
     #[error("git could not be run: {0}")]
     Spawn(#[from] std::io::Error),
+    /// A URL or revision that could be read as an option, a transport berth does not allow, or malformed.
+    #[error("{0}")]
+    Invalid(#[from] InvalidValue),
+    #[error("the git cache cannot be used: {0}")]
+    Cache(String),
 }
 
 /// The commit a revision resolved to, with what history and the UI show of it.
@@ -76,6 +105,10 @@ pub struct GitCache {
     diffs: Mutex<HashMap<DiffKey, Arc<Vec<String>>>>,
     /// The SSH known hosts file (from argocd-ssh-known-hosts-cm), when one is configured.
     known_hosts: std::sync::RwLock<Option<PathBuf>>,
+    /// Whether `file://` repository URLs may be used (argocd-cm `berth.repositories.allowFileURLs`).
+    allow_file_urls: AtomicBool,
+    /// The cache's secret salt (`<root>/.salt`), read or created on first use.
+    salt: Mutex<Option<Arc<str>>>,
 }
 
 /// (repository, from commit, to commit).
@@ -103,7 +136,25 @@ impl GitCache {
             infos: Mutex::default(),
             diffs: Mutex::default(),
             known_hosts: std::sync::RwLock::default(),
+            allow_file_urls: AtomicBool::new(false),
+            salt: Mutex::default(),
         }
+    }
+
+    /// Lets repository URLs use `file://` (off by default: a path on berth's disk is not a tenant's to
+    /// read). Set from argocd-cm's [`validate::ALLOW_FILE_URLS_KEY`].
+    pub fn set_allow_file_urls(&self, allow: bool) {
+        self.allow_file_urls.store(allow, Ordering::Relaxed);
+    }
+
+    pub fn allow_file_urls(&self) -> bool {
+        self.allow_file_urls.load(Ordering::Relaxed)
+    }
+
+    /// Checks a repository URL as this cache would use it.
+    pub fn check_url(&self, url: &str) -> Result<(), GitError> {
+        validate::repo_url(URL_FIELD, url, self.allow_file_urls())?;
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -126,13 +177,29 @@ impl GitCache {
         Ok(())
     }
 
-    fn key(url: &str) -> String {
-        let digest = Sha256::digest(normalize_url(url).as_bytes());
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    /// The cache's secret salt: created once (random, mode 0600) and kept across restarts, so the names
+    /// stay stable for berth and unpredictable for anyone who cannot read the file.
+    fn salt(&self) -> Result<Arc<str>, GitError> {
+        let mut held = self.salt.lock().expect("salt lock");
+        if let Some(salt) = held.as_ref() {
+            return Ok(salt.clone());
+        }
+        let salt: Arc<str> = read_or_create_salt(&self.root)
+            .map_err(|e| {
+                GitError::Cache(format!("cannot read or create {}: {e}", self.root.join(SALT_FILE).display()))
+            })?
+            .into();
+        *held = Some(salt.clone());
+        Ok(salt)
     }
 
-    fn bare_dir(&self, url: &str) -> PathBuf {
-        self.root.join("repos").join(Self::key(url))
+    /// The on-disk name of a repository: a keyed hash of its normalized URL.
+    fn key(&self, url: &str) -> Result<String, GitError> {
+        Ok(salted_key(&self.salt()?, url))
+    }
+
+    fn bare_dir(&self, url: &str) -> Result<PathBuf, GitError> {
+        Ok(self.root.join("repos").join(self.key(url)?))
     }
 
     fn lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
@@ -151,31 +218,14 @@ impl GitCache {
         max_age: Duration,
     ) -> Result<String, GitError> {
         let revision = revision.trim();
+        self.check_url(url)?;
+        validate::git_revision(REVISION_FIELD, revision)?;
+        // Even a full SHA asks the remote: the clone may hold the commit because another project's app fetched
+        // it with credentials this caller does not have, and only the remote can say whether these may read it.
+        let out = self.ls_remote(url, creds, max_age).await?;
         if is_full_sha(revision) {
             return Ok(revision.to_ascii_lowercase());
         }
-        let out = {
-            let key = normalize_url(url);
-            let lock = self.lock(&self.root.join("ls-remote").join(Self::key(url)));
-            let _guard = lock.lock().await;
-            let cached = self
-                .refs
-                .lock()
-                .expect("refs lock")
-                .get(&key)
-                .filter(|(_, at)| at.elapsed() <= max_age)
-                .cloned();
-            match cached {
-                Some((out, _)) => out,
-                None => {
-                    // Kept with the time it *started*: a caller that asked at that time or before may use it.
-                    let started = Instant::now();
-                    let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", url]).await?);
-                    self.refs.lock().expect("refs lock").insert(key, (out.clone(), started));
-                    out
-                }
-            }
-        };
         let refs: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('\t')).collect();
         let wanted: Vec<String> = if revision.is_empty() || revision == "HEAD" {
             vec!["HEAD".into()]
@@ -196,8 +246,35 @@ impl GitCache {
         Err(GitError::RevisionNotFound { url: scrub_url(url), revision: revision.into() })
     }
 
-    /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing.
+    /// The remote's refs by `git ls-remote` with `creds`, shared with callers holding the same credentials
+    /// whose ls-remote started at most `max_age` ago (never with other credentials: their answer proves
+    /// nothing about these).
+    async fn ls_remote(
+        &self,
+        url: &str,
+        creds: &Credentials,
+        max_age: Duration,
+    ) -> Result<Arc<String>, GitError> {
+        let key = format!("{}\0{}", normalize_url(url), creds.identity());
+        let lock = self.lock(&self.root.join("ls-remote").join(self.key(url)?).join(creds.identity()));
+        let _guard = lock.lock().await;
+        let cached =
+            self.refs.lock().expect("refs lock").get(&key).filter(|(_, at)| at.elapsed() <= max_age).cloned();
+        if let Some((out, _)) = cached {
+            return Ok(out);
+        }
+        // Kept with the time it *started*: a caller that asked at that time or before may use it.
+        let started = Instant::now();
+        let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", "--", url]).await?);
+        self.refs.lock().expect("refs lock").insert(key, (out.clone(), started));
+        Ok(out)
+    }
+
+    /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing. Callers resolve first with
+    /// the same credentials ([`GitCache::resolve`]), which proves they may read the repository.
     pub async fn fetch(&self, url: &str, sha: &str, creds: &Credentials) -> Result<(), GitError> {
+        self.check_url(url)?;
+        validate::commit_sha(REVISION_FIELD, sha)?;
         let id = (normalize_url(url), sha.to_string());
         if self.fetched.lock().expect("memo lock").contains(&id) {
             return Ok(());
@@ -212,7 +289,7 @@ impl GitCache {
     }
 
     async fn fetch_once(&self, url: &str, sha: &str, creds: &Credentials) -> Result<(), GitError> {
-        let dir = self.bare_dir(url);
+        let dir = self.bare_dir(url)?;
         let lock = self.lock(&dir);
         let _guard = lock.lock().await;
         if !dir.join("HEAD").exists() {
@@ -223,7 +300,13 @@ impl GitCache {
             return Ok(());
         }
         let by_sha = self
-            .git(Some(&dir), "fetch", url, creds, &["fetch", "--quiet", "--no-tags", "--depth=1", url, sha])
+            .git(
+                Some(&dir),
+                "fetch",
+                url,
+                creds,
+                &["fetch", "--quiet", "--no-tags", "--depth=1", "--", url, sha],
+            )
             .await;
         if by_sha.is_err() || !self.has_commit(&dir, sha).await {
             // Servers that refuse to serve a SHA directly: fetch every branch and tag instead.
@@ -232,7 +315,7 @@ impl GitCache {
             if dir.join("shallow").exists() {
                 args.push("--unshallow");
             }
-            args.extend([url, "+refs/heads/*:refs/remotes/origin/*"]);
+            args.extend(["--", url, "+refs/heads/*:refs/remotes/origin/*"]);
             self.git(Some(&dir), "fetch", url, creds, &args).await?;
         }
         if self.has_commit(&dir, sha).await {
@@ -256,6 +339,7 @@ impl GitCache {
 
     /// Author, date and message of a fetched commit.
     pub async fn commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
+        validate::commit_sha(REVISION_FIELD, sha)?;
         let id = (normalize_url(url), sha.to_string());
         if let Some(info) = self.infos.lock().expect("memo lock").get(&id) {
             return Ok(info.clone());
@@ -266,14 +350,14 @@ impl GitCache {
     }
 
     async fn read_commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
-        let dir = self.bare_dir(url);
+        let dir = self.bare_dir(url)?;
         let out = self
             .git(
                 Some(&dir),
                 "log",
                 url,
                 &Credentials::default(),
-                &["log", "-1", "--format=%an <%ae>%n%aI%n%B", sha],
+                &["log", "-1", "--format=%an <%ae>%n%aI%n%B", "--end-of-options", sha, "--"],
             )
             .await?;
         let mut lines = out.splitn(3, '\n');
@@ -287,6 +371,8 @@ impl GitCache {
 
     /// Files that differ between two fetched commits (paths relative to the repository root).
     pub async fn changed_files(&self, url: &str, from: &str, to: &str) -> Result<Arc<Vec<String>>, GitError> {
+        validate::commit_sha(REVISION_FIELD, from)?;
+        validate::commit_sha(REVISION_FIELD, to)?;
         let id = (normalize_url(url), from.to_string(), to.to_string());
         if let Some(files) = self.diffs.lock().expect("memo lock").get(&id) {
             return Ok(files.clone());
@@ -297,14 +383,14 @@ impl GitCache {
     }
 
     async fn diff(&self, url: &str, from: &str, to: &str) -> Result<Vec<String>, GitError> {
-        let dir = self.bare_dir(url);
+        let dir = self.bare_dir(url)?;
         let out = self
             .git(
                 Some(&dir),
                 "diff",
                 url,
                 &Credentials::default(),
-                &["diff", "--name-only", "--no-renames", from, to],
+                &["diff", "--name-only", "--no-renames", "--end-of-options", from, to, "--"],
             )
             .await?;
         Ok(out.lines().map(String::from).collect())
@@ -312,22 +398,24 @@ impl GitCache {
 
     /// The tree of a fetched commit, extracted once into its own read-only directory.
     pub async fn tree(&self, url: &str, sha: &str) -> Result<PathBuf, GitError> {
-        let target = self.root.join("trees").join(format!("{}-{sha}", Self::key(url)));
+        validate::commit_sha(REVISION_FIELD, sha)?;
+        let key = self.key(url)?;
+        let target = self.root.join("trees").join(format!("{key}-{sha}"));
         if target.exists() {
             return Ok(target);
         }
-        let dir = self.bare_dir(url);
+        let dir = self.bare_dir(url)?;
         let lock = self.lock(&dir);
         let _guard = lock.lock().await;
         if target.exists() {
             return Ok(target);
         }
-        let scratch = self.root.join("trees").join(format!(".{}-{sha}.tmp", Self::key(url)));
+        let scratch = self.root.join("trees").join(format!(".{key}-{sha}.tmp"));
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         tokio::fs::create_dir_all(&scratch).await?;
         let archive = tokio::process::Command::new("sh")
             .arg("-c")
-            .arg("git --git-dir=\"$1\" archive --format=tar \"$2\" | tar -x -C \"$3\"")
+            .arg("git --git-dir=\"$1\" archive --format=tar --end-of-options \"$2\" | tar -x -C \"$3\"")
             .arg("sh")
             .arg(&dir)
             .arg(sha)
@@ -360,7 +448,13 @@ impl GitCache {
         if let Some(dir) = dir {
             cmd.arg("--git-dir").arg(dir);
         }
-        cmd.args(["-c", "protocol.file.allow=always", "-c", "credential.helper="])
+        // Only the transports berth allows, whatever the URL or a server's redirect asks for.
+        let file =
+            if self.allow_file_urls() { "protocol.file.allow=always" } else { "protocol.file.allow=never" };
+        cmd.args(["-c", "protocol.allow=never"])
+            .args(["-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always"])
+            .args(["-c", "protocol.ssh.allow=always", "-c", "protocol.git.allow=always", "-c", file])
+            .args(["-c", "credential.helper="])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -430,10 +524,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new_in(base: &Path) -> Result<Self, std::io::Error> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path =
-            base.join(format!("git-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let path = base.join(format!("git-{}", random_hex(16)?));
         std::fs::create_dir(&path)?;
         set_mode(&path, 0o700)?;
         Ok(TempDir(path))
@@ -452,6 +543,64 @@ impl Drop for TempDir {
 fn set_mode(path: &Path, mode: u32) -> Result<(), std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// The file in the cache root that holds its secret salt.
+const SALT_FILE: &str = ".salt";
+
+/// Reads `<root>/.salt`, or creates it (32 random bytes as hex, mode 0600) when missing. Creation is a
+/// hard link of a complete file, so two processes starting at once agree on one salt.
+fn read_or_create_salt(root: &Path) -> Result<String, std::io::Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = root.join(SALT_FILE);
+    if let Ok(salt) = read_salt(&path) {
+        return Ok(salt);
+    }
+    std::fs::create_dir_all(root)?;
+    let staged = root.join(format!(".salt-{}.tmp", random_hex(8)?));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staged)?;
+    std::io::Write::write_all(&mut file, random_hex(32)?.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        // A new salt: clones and trees from before it sit at names anyone could compute; they go.
+        Ok(()) => {
+            for dir in ["repos", "trees"] {
+                let _ = std::fs::remove_dir_all(root.join(dir));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    read_salt(&path)
+}
+
+fn read_salt(path: &Path) -> Result<String, std::io::Error> {
+    let salt = std::fs::read_to_string(path)?.trim().to_string();
+    if salt.len() < 32 {
+        return Err(std::io::Error::other("the salt file is too short"));
+    }
+    Ok(salt)
+}
+
+/// The keyed name of a repository: SHA-256 of the salt and the normalized URL.
+fn salted_key(salt: &str, url: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"berth git cache v2\0");
+    hasher.update(salt.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(normalize_url(url).as_bytes());
+    hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` random bytes from the kernel, as hex: names nobody can guess (scratch directories, the salt).
+pub(crate) fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn is_full_sha(s: &str) -> bool {
@@ -505,14 +654,50 @@ mod tests {
 
     #[test]
     fn urls_that_differ_only_in_spelling_share_a_cache_entry() {
+        let salt = "0".repeat(64);
         assert_eq!(
-            GitCache::key("https://Git.Example.com/org/repo.git/"),
-            GitCache::key("https://git.example.com/org/repo")
+            salted_key(&salt, "https://Git.Example.com/org/repo.git/"),
+            salted_key(&salt, "https://git.example.com/org/repo")
         );
         assert_ne!(
-            GitCache::key("https://git.example.com/org/a"),
-            GitCache::key("https://git.example.com/org/b")
+            salted_key(&salt, "https://git.example.com/org/a"),
+            salted_key(&salt, "https://git.example.com/org/b")
         );
+    }
+
+    #[test]
+    fn cache_names_depend_on_a_secret_salt_kept_in_the_cache_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = "https://git.example.com/org/repo";
+        let first = GitCache::new(tmp.path()).key(url).unwrap();
+        // Stable across restarts of the same cache.
+        assert_eq!(GitCache::new(tmp.path()).key(url).unwrap(), first);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join(SALT_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Another cache (another salt) names the same URL differently, and neither is the bare URL hash.
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(GitCache::new(other.path()).key(url).unwrap(), first);
+        let unsalted: String = Sha256::digest(normalize_url(url).as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!first.starts_with(&unsalted), "{first}");
+    }
+
+    #[tokio::test]
+    async fn shas_that_are_not_full_hex_never_reach_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = GitCache::new(tmp.path());
+        let url = "https://git.example.com/org/repo";
+        assert!(matches!(cache.tree(url, "--output=/tmp/x").await, Err(GitError::Invalid(_))));
+        assert!(matches!(cache.commit_info(url, "-p").await, Err(GitError::Invalid(_))));
+        assert!(matches!(cache.changed_files(url, "--output=x", "HEAD").await, Err(GitError::Invalid(_))));
+        assert!(matches!(
+            cache.fetch(url, "--upload-pack=x", &Credentials::default()).await,
+            Err(GitError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -3,3 +3,5 @@
 
 pub mod git;
 pub mod render;
+pub mod url;
+pub mod validate;

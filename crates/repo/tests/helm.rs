@@ -557,7 +557,8 @@ fn a_chart_that_hangs_is_killed_at_the_time_limit() {
     let repo = repo_with("web", WEB_CHART);
     let bin = tempfile::tempdir().unwrap();
     let fake = bin.path().join("helm");
-    std::fs::write(&fake, "#!/bin/sh\nsleep 60\n").unwrap();
+    // Busy in a shell builtin: a confined tool may start no other program (such as `sleep`).
+    std::fs::write(&fake, "#!/bin/sh\nwhile :; do :; done\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut ctx = context(work.path());

@@ -31,6 +31,10 @@ pub async fn serve(uri: Uri) -> Response {
     if path == "api" || path.starts_with("api/") {
         return crate::api::ApiError::not_found("no such API path").into_response();
     }
+    // Not the UI's either: the metrics have their own listener, and a page here would look like them.
+    if path == "metrics" {
+        return crate::api::ApiError::not_found("the metrics are served on the metrics port").into_response();
+    }
     if let Some(bytes) = asset(path).filter(|_| !path.is_empty()) {
         // Vite names built files by their content hash: they never change under one name.
         let cache =

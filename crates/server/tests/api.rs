@@ -62,7 +62,13 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
 
     let (status, body) = get(&format!("{}/healthz", server.base)).await;
     assert_eq!((status, body), (200, serde_json::Value::String("ok".into())));
-    let (status, metrics) = get(&format!("{}/metrics", server.base)).await;
+    // The metrics are on their own listener, not on the API port (they name every app, project and repo).
+    let (status, on_api_port) = get(&format!("{}/metrics", server.base)).await;
+    assert_eq!(status, 404, "{on_api_port}");
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_base = format!("http://{}", metrics_listener.local_addr().unwrap());
+    tokio::spawn(berth_server::api::serve_metrics_on(metrics_listener, std::future::pending()));
+    let (status, metrics) = get(&format!("{metrics_base}/metrics")).await;
     assert_eq!(status, 200);
     let metrics = metrics.as_str().unwrap().to_string();
     for name in ["argocd_app_reconcile_bucket", "argocd_app_sync_total", "workqueue_depth"] {
@@ -105,11 +111,12 @@ async fn applications_are_listed_filtered_and_read_with_argo_cds_shapes() {
     let (status, app) = get_as(&format!("{list}/web"), &admin).await;
     assert_eq!(status, 200);
     assert_eq!(app["spec"]["source"]["path"], "web");
+    // An unknown app is refused as a forbidden one is, so names cannot be probed (Argo CD's answer).
     let (status, error) = get_as(&format!("{list}/nothing"), &admin).await;
-    assert_eq!(status, 404);
-    assert_eq!(error["code"], 5);
+    assert_eq!(status, 403);
+    assert_eq!(error["code"], 7);
     assert_eq!(error["error"], error["message"]);
-    assert!(error["message"].as_str().unwrap().contains("\"nothing\" not found"));
+    assert_eq!(error["message"], "permission denied");
 
     // alice sees only what policy.csv lets her get.
     let alice = token(&server.base, "alice", "alice-pass-123").await;
@@ -323,14 +330,18 @@ async fn the_resource_tree_goes_from_the_deployment_through_its_replicaset_to_it
     let dest = unique("tree-dest");
     ensure_namespace(&client, &dest).await;
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &dest);
+    // The tracking ids berth writes when it applies them: what makes them the app's.
+    let tracking = "argocd.argoproj.io/tracking-id";
     let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": dest},
+        "metadata": {"name": "web", "namespace": dest,
+                     "annotations": {tracking: format!("web:apps/Deployment:{dest}/web")}},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web", "image": "myorg/web:v1.2.3"}]}}}});
     deployments.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&deployment)).await.unwrap();
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &dest);
-    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": dest},
+    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": dest, "annotations": {tracking: format!("web:/Service:{dest}/web")}},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
     services.patch("web", &PatchParams::apply("berth-test"), &Patch::Apply(&service)).await.unwrap();
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);

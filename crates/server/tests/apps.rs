@@ -156,7 +156,7 @@ async fn applications_are_updated_and_patched_under_rbac_without_losing_concurre
         (Some("apps/web-v2"), Some("main"))
     );
 
-    // Unknown apps are 404; no token is 401.
+    // Unknown apps are 403, as forbidden ones (names cannot be probed); no token is 401.
     let (status, _) = call(
         reqwest::Method::PUT,
         &format!("{}/api/v1/applications/nope", server.base),
@@ -164,7 +164,7 @@ async fn applications_are_updated_and_patched_under_rbac_without_losing_concurre
         Some(updated),
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
     let (status, _) =
         call(reqwest::Method::PATCH, &url, "forged", Some(serde_json::json!({"patch": "{}"}))).await;
     assert_eq!(status, 401);

@@ -45,7 +45,8 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     apply(
         "argocd-cm",
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "argocd-cm", "namespace": ns}, "data": {"timeout.reconciliation": "0"}}),
+        "metadata": {"name": "argocd-cm", "namespace": ns},
+        "data": {"timeout.reconciliation": "0", "berth.repositories.allowFileURLs": "true"}}),
     )
     .await;
     apply("argocd-secret", serde_json::json!({"apiVersion": "v1", "kind": "Secret",

@@ -33,7 +33,12 @@ impl Server {
 async fn start(client: &kube::Client, namespace: &str, insecure: bool) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = berth_server::api::ServerConfig { namespace: namespace.into(), addr, insecure };
+    let config = berth_server::api::ServerConfig {
+        namespace: namespace.into(),
+        addr,
+        insecure,
+        metrics_on_api_port: false,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {
         let _ = rx.await;

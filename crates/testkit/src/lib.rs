@@ -85,6 +85,17 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) {
     ns.patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap();
 }
 
+/// Lets the berth watching `namespace` use `file://` repositories ([`GitRepo::url`]), which it refuses
+/// unless argocd-cm sets `berth.repositories.allowFileURLs`. Applied by a field manager of its own, so the
+/// test's other argocd-cm keys stay as they are.
+pub async fn allow_file_urls(client: &kube::Client, namespace: &str) {
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "argocd-cm", "namespace": namespace},
+        "data": {"berth.repositories.allowFileURLs": "true"}});
+    maps.patch("argocd-cm", &PatchParams::apply("berth-test-file-urls"), &Patch::Apply(&body)).await.unwrap();
+}
+
 /// A git repository on disk, committed to by the test.
 pub struct GitRepo {
     pub dir: tempfile::TempDir,

@@ -33,7 +33,9 @@ async function errorOf(res: Response): Promise<ApiError> {
 
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
-  if (init.body !== undefined && !headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
+  // The server refuses state-changing requests without the JSON content type, bodyless ones too (CSRF).
+  const changes = (init.method ?? 'GET').toUpperCase() !== 'GET';
+  if ((init.body !== undefined || changes) && !headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
   const res = await fetch(path, { credentials: 'same-origin', ...init, headers });
   if (res.status === 401 && !path.startsWith('/api/v1/session')) {
     toLogin();

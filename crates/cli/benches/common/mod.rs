@@ -39,9 +39,14 @@ pub async fn start_berth_with(
     work: &std::path::Path,
     log_filter: &str,
 ) -> Berth {
+    // The benches' repositories are file:// URLs, which berth refuses unless argocd-cm enables them.
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), control);
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"},
+        "data": {"berth.repositories.allowFileURLs": "true"}});
+    maps.patch("argocd-cm", &PatchParams::apply("berth-bench-file-urls"), &Patch::Apply(&cm)).await.unwrap();
     let log = std::fs::File::create(work.join("berth.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--port", "0", "--namespace", control, "--cache-dir"])
+        .args(["run", "--port", "0", "--metrics-port", "0", "--namespace", control, "--cache-dir"])
         .arg(work.join("cache"))
         .env("RUST_LOG", log_filter)
         .stderr(Stdio::from(log))

@@ -114,7 +114,12 @@ pub async fn start_server(client: &kube::Client, namespace: &str) -> Server {
 pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = berth_server::api::ServerConfig { namespace: namespace.into(), addr, insecure: false };
+    let config = berth_server::api::ServerConfig {
+        namespace: namespace.into(),
+        addr,
+        insecure: false,
+        metrics_on_api_port: false,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {
         let _ = rx.await;

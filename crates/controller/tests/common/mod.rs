@@ -37,7 +37,9 @@ impl Bench {
             &namespace,
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "argocd-cm", "namespace": namespace},
-                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s"}}),
+                "data": {"timeout.reconciliation": "2s", "timeout.reconciliation.jitter": "0s",
+                    // The test repositories are file:// URLs, which berth refuses unless enabled.
+                    "berth.repositories.allowFileURLs": "true"}}),
         )
         .await;
         let mut bench = Bench {

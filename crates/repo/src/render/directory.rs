@@ -106,7 +106,8 @@ fn read_manifests(path: &Path, in_repo: &str, out: &mut Vec<Manifest>) -> Result
             one => vec![one],
         }
     } else {
-        serde_saphyr::from_multiple(&text).map_err(|e| invalid(e.to_string()))?
+        // The one reader with budgets (documents, nodes, aliases, nesting) for every YAML berth takes in.
+        super::parse_yaml_documents(&text, in_repo)?
     };
     for (index, doc) in docs.into_iter().enumerate() {
         push_object(doc, in_repo, index, out)?;

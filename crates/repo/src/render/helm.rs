@@ -20,10 +20,10 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::directory::push_object;
 use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
+use crate::validate;
 
 /// Largest chart (or set of local dependencies) copied to a scratch directory.
 pub const MAX_CHART_BYTES: u64 = 128 * 1024 * 1024;
@@ -100,12 +100,9 @@ pub fn render_helm_chart(
     let at = if version.is_empty() { String::new() } else { format!(" {version}") };
     let shown = format!("chart {chart}{at} from {}", without_userinfo(repo_url));
     let scrub = |e| scrub_secrets(e, creds);
-    if chart.trim().is_empty() || chart.split('/').any(|part| part.is_empty() || part == "..") {
-        return Err(RenderError::InvalidFile {
-            file: shown,
-            message: format!("invalid chart name {chart:?}"),
-        });
-    }
+    validate::helm_repo_url("spec.source.repoURL", repo_url)?;
+    validate::helm_chart_name("spec.source.chart", chart)?;
+    validate::helm_chart_version("spec.source.targetRevision", version)?;
     if !ctx.network {
         return Err(RenderError::Tool {
             tool: "helm".into(),
@@ -148,15 +145,20 @@ fn template(
         own.as_deref().filter(|v| !v.is_empty()).unwrap_or(fallback).to_string()
     };
     let release = pick(&h.release_name, &ctx.app_name);
+    let release_field = if h.release_name.as_deref().is_some_and(|r| !r.is_empty()) {
+        "spec.source.helm.releaseName"
+    } else {
+        "metadata.name"
+    };
+    // Passed as `--name-template`, a Go template: only Helm's plain release names get there.
+    validate::helm_release_name(release_field, &release)?;
     let namespace = pick(&h.namespace, &ctx.namespace);
     let kube_version = pick(&h.kube_version, &ctx.kube_version);
     let api_versions = if h.api_versions.is_empty() { &ctx.api_versions } else { &h.api_versions };
 
-    let mut args: Vec<String> = vec!["template".into(), release, chart_dir.display().to_string()];
-    let mut flag = |name: &str, value: String| {
-        args.push(name.into());
-        args.push(value);
-    };
+    // Every user value rides in `--flag=value` form, and the chart follows `--`: none can be a flag.
+    let mut args: Vec<String> = vec!["template".into(), format!("--name-template={release}")];
+    let mut flag = |name: &str, value: String| args.push(format!("{name}={value}"));
     if !namespace.is_empty() {
         flag("--namespace", namespace);
     }
@@ -179,7 +181,8 @@ fn template(
         let name = if p.force_string.unwrap_or(false) { "--set-string" } else { "--set" };
         flag(name, format!("{}={}", p.name, escape_set_value(&p.value)));
     }
-    for p in &h.file_parameters {
+    for (index, p) in h.file_parameters.iter().enumerate() {
+        validate::helm_parameter_name(&format!("spec.source.helm.fileParameters[{index}].name"), &p.name)?;
         let file = tree_file(&p.path, trees, &ctx.refs)?
             .ok_or_else(|| RenderError::PathNotFound { path: p.path.clone() })?;
         flag("--set-file", format!("{}={}", p.name, escape_set_value(&file.display().to_string())));
@@ -193,6 +196,8 @@ fn template(
     if h.skip_schema_validation.unwrap_or(false) {
         args.push("--skip-schema-validation".into());
     }
+    args.push("--".into());
+    args.push(chart_dir.display().to_string());
     tool::run(ctx, "helm", &ctx.helm, &args, scratch.path(), shown, &[])
 }
 
@@ -392,7 +397,7 @@ fn build_dependencies(
             copy_tree(root, dir, &tree.join(relative(root, dir)), &mut copied)?;
         }
     }
-    let args = vec!["dependency".into(), "build".into(), copy.display().to_string()];
+    let args = vec!["dependency".into(), "build".into(), "--".into(), copy.display().to_string()];
     tool::run(ctx, "helm", &ctx.helm, &args, scratch.path(), &chart_file, &[])?;
     publish(&charts, &cache, scratch, true)?;
     Ok(())
@@ -450,32 +455,32 @@ fn pull_chart(
     }
 
     let dest = scratch.path().join("pulled");
+    // Values in `--flag=value` form and the chart after `--`: nothing here can be read as another flag.
     let mut args: Vec<String> = vec!["pull".into()];
     if http {
-        args.extend([chart.into(), "--repo".into(), repo_url.into()]);
+        args.push(format!("--repo={repo_url}"));
         if pass_credentials {
             args.push("--pass-credentials".into());
         }
-    } else {
-        args.push(reference.clone());
-        if creds.plain_http {
-            args.push("--plain-http".into());
-        }
+    } else if creds.plain_http {
+        args.push("--plain-http".into());
     }
     if !version.is_empty() {
-        args.extend(["--version".into(), version.into()]);
+        args.push(format!("--version={version}"));
     }
-    args.extend(["--destination".into(), dest.display().to_string(), "--untar".into()]);
+    args.extend([format!("--destination={}", dest.display()), "--untar".into()]);
     if let Some(username) = creds.username.as_deref().filter(|u| !u.is_empty()) {
-        args.extend(["--username".into(), username.into()]);
+        args.push(format!("--username={username}"));
     }
     // helm pull has no way to read the password from a file or standard input.
     if let Some(password) = creds.password.as_deref().filter(|p| !p.is_empty()) {
-        args.extend(["--password".into(), password.into()]);
+        args.push(format!("--password={password}"));
     }
     if creds.insecure {
         args.push("--insecure-skip-tls-verify".into());
     }
+    args.push("--".into());
+    args.push(if http { chart.to_string() } else { reference.clone() });
     tool::run(ctx, "helm", &ctx.helm, &args, scratch.path(), shown, &[])?;
     if !exact {
         return unpacked_chart(&dest).ok_or_else(|| no_chart(shown));
@@ -519,7 +524,7 @@ fn publish(from: &Path, to: &Path, scratch: &Scratch, copy: bool) -> Result<(), 
         from.to_path_buf()
     };
     // Stage beside the target: a rename only works within one file system.
-    let beside = parent.join(format!(".incoming-{}", unique_name()));
+    let beside = parent.join(format!(".incoming-{}", unique_name(to)?));
     std::fs::rename(&staged, &beside).map_err(io)?;
     if std::fs::rename(&beside, to).is_err() {
         let _ = std::fs::remove_dir_all(&beside);
@@ -594,12 +599,15 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(work_dir: &Path, shown: &str) -> Result<Scratch, RenderError> {
-        let dir = work_dir.join("helm").join("scratch").join(unique_name());
         let io = |e: std::io::Error| RenderError::Io {
             file: shown.into(),
             message: format!("cannot create a scratch directory under {}: {e}", work_dir.display()),
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        let parent = work_dir.join("helm").join("scratch");
+        std::fs::create_dir_all(&parent).map_err(io)?;
+        // A random name, created new: another render cannot guess it or plant it in advance.
+        let dir = parent.join(crate::git::random_hex(16).map_err(io)?);
+        std::fs::create_dir(&dir).map_err(io)?;
         // Absolute: helm runs inside it and gets paths into it.
         Ok(Scratch(dir.canonicalize().map_err(io)?))
     }
@@ -615,11 +623,10 @@ impl Drop for Scratch {
     }
 }
 
-fn unique_name() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+/// A random name for a staged cache entry beside `to`.
+fn unique_name(to: &Path) -> Result<String, RenderError> {
+    crate::git::random_hex(16)
+        .map_err(|e| RenderError::Io { file: to.display().to_string(), message: e.to_string() })
 }
 
 /// Copies `src` (inside `root`) to `dst`, symlinks replaced by what they point to; a symlink out of

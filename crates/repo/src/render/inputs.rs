@@ -26,11 +26,16 @@ pub fn render_inputs(repo_root: &Path, path: &str, extra: &[String]) -> Vec<Stri
         if text.len() as u64 > super::MAX_FILE_BYTES {
             continue;
         }
-        let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(mut docs) = super::parse_yaml_documents(&text, "kustomization") else { continue };
+        let Some(doc) = docs.drain(..).next() else { continue };
         let mut strings = Vec::new();
         collect_strings(&doc, &mut strings);
         for s in strings {
-            if s.contains("://") || s.contains('\n') || s.len() > 4096 {
+            if s.contains('\n') || s.len() > 4096 {
+                continue;
+            }
+            // Remote bases are not repository inputs (and a render refuses them unless allowed).
+            if crate::validate::kustomize_remote(s, dir.join(s).symlink_metadata().is_ok()).is_some() {
                 continue;
             }
             add(&root, &dir.join(s), &mut found, &mut pending);

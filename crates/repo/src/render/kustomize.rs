@@ -13,10 +13,10 @@
 use berth_api::application::{ApplicationSourceKustomize, KustomizePatch};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
+use crate::validate;
 
 /// The names Kustomize looks for, in its order.
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -47,6 +47,12 @@ pub fn render_kustomize(
     let work = copy_root.join(&rel);
     let kustomize = Kustomize { ctx, path, env: build_env(ctx, path), deadline, copy_root: &copy_root };
 
+    // Before any `kustomize edit` runs, and again after the edits (which add the Application's components).
+    check_local_references(&copy_root, &work, ctx.network)?;
+    for (index, component) in components.iter().enumerate() {
+        let field = format!("spec.source.kustomize.components[{index}]");
+        validate::kustomize_remote_entry(&field, component, work.join(component).exists(), ctx.network)?;
+    }
     if let Some(options) = options {
         // `kustomize edit` works on the current directory, where `tool::run` also puts its private home.
         let home = work.join(".home");
@@ -57,13 +63,13 @@ pub fn render_kustomize(
         }
         edited?;
     }
-    check_local_references(&copy_root, &work)?;
+    check_local_references(&copy_root, &work, ctx.network)?;
 
     let args = vec![
         "build".to_string(),
+        "--load-restrictor=LoadRestrictionsRootOnly".into(),
+        "--".into(),
         work.to_string_lossy().into_owned(),
-        "--load-restrictor".into(),
-        "LoadRestrictionsRootOnly".into(),
     ];
     let output = kustomize.run(&args, &scratch.path)?;
     let file = in_repo(&rel, kustomization_file(&work).unwrap_or(KUSTOMIZATION_FILES[0]));
@@ -96,7 +102,7 @@ const MAX_ALIAS_REPLAYED_EVENTS: usize = 250_000;
 
 /// Parses a multi-document YAML (or JSON) text within fixed budgets; errors name `file`.
 /// Empty and `null` documents are dropped.
-pub(crate) fn parse_documents(text: &str, file: &str) -> Result<Vec<serde_json::Value>, RenderError> {
+pub fn parse_documents(text: &str, file: &str) -> Result<Vec<serde_json::Value>, RenderError> {
     let limit = tool::MAX_OUTPUT_BYTES as u64;
     if text.len() as u64 > limit {
         return Err(RenderError::TooLarge { file: file.into(), size: text.len() as u64, limit });
@@ -277,7 +283,9 @@ fn append_patches(work: &Path, rel: &Path, patches: &[KustomizePatch]) -> Result
 
 /// Kustomize's load restrictor keeps files inside their kustomization's folder, but it lets `resources`,
 /// `components` and the like name another kustomization anywhere on disk: those must stay in the copy.
-fn check_local_references(copy_root: &Path, start: &Path) -> Result<(), RenderError> {
+/// Remote bases make kustomize run git: refused unless the render has network, and `file://` ones always
+/// (they clone a path on berth's disk).
+fn check_local_references(copy_root: &Path, start: &Path, network: bool) -> Result<(), RenderError> {
     let mut seen = HashSet::new();
     let mut queue = vec![start.to_path_buf()];
     while let Some(dir) = queue.pop() {
@@ -293,6 +301,16 @@ fn check_local_references(copy_root: &Path, start: &Path) -> Result<(), RenderEr
         for field in ["resources", "bases", "components", "generators", "transformers", "validators"] {
             let entries = doc.get(field).and_then(|v| v.as_array()).into_iter().flatten();
             for entry in entries.filter_map(|e| e.as_str()) {
+                let exists = dir.join(entry).symlink_metadata().is_ok();
+                if validate::kustomize_remote(entry, exists).is_some() {
+                    validate::kustomize_remote_entry(field, entry, exists, network).map_err(|e| {
+                        RenderError::InvalidFile {
+                            file: file.clone(),
+                            message: format!("{field} entry {}: {}", e.value, e.reason),
+                        }
+                    })?;
+                    continue;
+                }
                 // Kustomize cleans `dir/entry` lexically before it looks at the disk; so does this.
                 let target = normalize(&dir.join(entry));
                 if !target.starts_with(copy_root) {
@@ -479,7 +497,6 @@ struct Scratch {
 
 impl Scratch {
     fn create(work_dir: &Path) -> Result<Self, RenderError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let io = |e: std::io::Error| RenderError::Io {
             file: work_dir.display().to_string(),
             message: e.to_string(),
@@ -488,8 +505,8 @@ impl Scratch {
         // Kustomize prints resolved paths: a canonical name lets errors hide them.
         let work_dir = work_dir.canonicalize().map_err(io)?;
         loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = work_dir.join(format!("kustomize-{}-{n}", std::process::id()));
+            // A random name, created new: another render cannot guess it or plant it in advance.
+            let path = work_dir.join(format!("kustomize-{}", crate::git::random_hex(16).map_err(io)?));
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(Scratch { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

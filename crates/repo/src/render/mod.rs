@@ -6,11 +6,15 @@ mod directory;
 pub mod helm;
 mod inputs;
 pub mod kustomize;
+pub mod sandbox;
 pub mod tool;
 
 pub use inputs::render_inputs;
 
 pub use directory::render_directory;
+/// Multi-document YAML or JSON read within fixed budgets (documents, nodes, aliases, nesting); what every
+/// tool's output and every manifest file goes through.
+pub use kustomize::parse_documents as parse_yaml_documents;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -83,6 +87,9 @@ pub enum RenderError {
     Tool { tool: String, path: String, message: String },
     #[error("{tool} did not finish within {seconds} s in {path} (killed)")]
     Timeout { tool: String, path: String, seconds: u64 },
+    /// The tool reached its memory limit (`limit` as shown, e.g. `1 GiB`) and was stopped.
+    #[error("{tool} ran out of its {limit} memory limit in {path}")]
+    OutOfMemory { tool: String, path: String, limit: String },
 }
 
 /// Largest manifest file berth reads.

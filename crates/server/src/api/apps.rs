@@ -94,6 +94,20 @@ async fn replace(
     only_spec: bool,
 ) -> Result<Application, ApiError> {
     let stored = authorized_app(shared, caller, name, "update")?;
+    replace_stored(shared, caller, stored, wanted, only_spec).await
+}
+
+/// [`replace`] of an Application already read and authorized for `update` by the caller. Whatever `wanted`
+/// says of `status` and `operation` is not taken: only the spec, labels, annotations and finalizers are.
+pub(super) async fn replace_stored(
+    shared: &Shared,
+    caller: &crate::rbac::Subject,
+    stored: Arc<Application>,
+    wanted: serde_json::Value,
+    only_spec: bool,
+) -> Result<Application, ApiError> {
+    let name = stored.metadata.name.clone().unwrap_or_default();
+    let name = name.as_str();
     let mut next = serde_json::to_value(&*stored).map_err(|e| ApiError::internal(e.to_string()))?;
     next["apiVersion"] = "argoproj.io/v1alpha1".into();
     next["kind"] = "Application".into();
@@ -179,6 +193,11 @@ pub(super) async fn patch_application(
     let mut doc = serde_json::to_value(&*stored).map_err(|e| ApiError::internal(e.to_string()))?;
     let patch: serde_json::Value = serde_json::from_str(&request.patch)
         .map_err(|e| ApiError::bad_request(format!("patch: not JSON: {e}")))?;
+    if touches_operation_or_status(&patch) {
+        return Err(ApiError::bad_request(
+            "patch: operation and status cannot be patched; start an operation with /sync or /rollback",
+        ));
+    }
     match request.patch_type.as_deref().unwrap_or("json") {
         "json" => {
             let patch: json_patch::Patch = serde_json::from_value(patch)
@@ -195,6 +214,24 @@ pub(super) async fn patch_application(
     // The resourceVersion read is the one written against: a concurrent change is a conflict, not lost.
     doc["metadata"]["resourceVersion"] = stored.metadata.resource_version.clone().unwrap_or_default().into();
     replace(&shared, &caller, &name, doc, false).await.map(Json)
+}
+
+/// Does a JSON patch (a list of operations) or a merge patch (an object) reach `/operation` or `/status`?
+fn touches_operation_or_status(patch: &serde_json::Value) -> bool {
+    let guarded = |path: &str| {
+        ["/operation", "/status"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    };
+    match patch {
+        serde_json::Value::Array(operations) => operations.iter().any(|op| {
+            ["path", "from"].iter().any(|k| op[*k].as_str().is_some_and(guarded))
+                // `/` replaces the whole document, status and operation included.
+                || op["path"].as_str() == Some("")
+        }),
+        serde_json::Value::Object(fields) => {
+            fields.contains_key("operation") || fields.contains_key("status")
+        }
+        _ => false,
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -243,20 +280,23 @@ pub(super) async fn events(
     let (namespace, fields) = match (&query.resource_name, &query.resource_uid) {
         (Some(resource), uid) => {
             let namespace = query.resource_namespace.clone().unwrap_or_default();
-            let tracked = app.status.iter().flat_map(|s| &s.resources).any(|r| {
-                r.name.as_deref() == Some(resource.as_str())
-                    && r.namespace.as_deref().unwrap_or_default() == namespace
+            // The live object the app tracks under that name; its uid selects the Events (so another
+            // object of the same name, or one the app only claims in status, shows nothing).
+            let wanted_uid = uid.as_deref().filter(|u| !u.is_empty());
+            let tracked = super::tracked_objects(&shared, &app).await?.into_iter().find_map(|(_, live)| {
+                let meta = &live["metadata"];
+                let uid = meta["uid"].as_str()?;
+                (meta["name"].as_str() == Some(resource.as_str())
+                    && meta["namespace"].as_str().unwrap_or_default() == namespace
+                    && wanted_uid.is_none_or(|w| w == uid))
+                .then(|| uid.to_string())
             });
-            if !tracked {
+            let Some(uid) = tracked else {
                 return Err(ApiError::not_found(format!(
                     "{namespace}/{resource} is not a resource of application {name}"
                 )));
-            }
-            let mut fields = format!("involvedObject.name={resource}");
-            if let Some(uid) = uid.as_deref().filter(|u| !u.is_empty()) {
-                fields.push_str(&format!(",involvedObject.uid={uid}"));
-            }
-            (namespace, fields)
+            };
+            (namespace, format!("involvedObject.name={resource},involvedObject.uid={uid}"))
         }
         (None, _) => {
             let mut fields = format!("involvedObject.name={name},involvedObject.kind=Application");
@@ -293,12 +333,11 @@ pub(super) struct ResourceQuery {
     kind: String,
 }
 
-/// How many owners up a resource may be from one the app manages (Deployment → ReplicaSet → Pod is two).
-const OWNER_DEPTH: usize = 4;
-
 /// `GET /api/v1/applications/{name}/resource?namespace=&resourceName=&group=&version=&kind=`: the live
 /// manifest of one of the app's resources or of an object they own (a ReplicaSet, a Pod), as Argo CD's
-/// `{"manifest": "<JSON>"}`; Secret values masked. Anything else is 404, whatever exists in the cluster.
+/// `{"manifest": "<JSON>"}`. The kind must be one the API server serves, spelled as it does; the object must
+/// carry the app's tracking id or be owned by one that does; a Secret's values are masked by its real kind.
+/// Anything else is 404, whatever exists in the cluster.
 pub(super) async fn resource(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
@@ -306,71 +345,47 @@ pub(super) async fn resource(
     Query(query): Query<ResourceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = shared.caller(&headers)?;
-    let app = authorized_app(&shared, &caller, &name, "get")?;
+    authorized_app(&shared, &caller, &name, "get")?;
     if query.kind.is_empty() || query.resource_name.is_empty() {
         return Err(ApiError::bad_request("kind and resourceName are required"));
     }
-    let managed = |group: &str, kind: &str, namespace: &str, object: &str| {
-        app.status.iter().flat_map(|s| &s.resources).any(|r| {
-            r.group.as_deref().unwrap_or_default() == group
-                && r.kind.as_deref() == Some(kind)
-                && r.namespace.as_deref().unwrap_or_default() == namespace
-                && r.name.as_deref() == Some(object)
-        })
-    };
     let not_found = || {
         ApiError::not_found(format!(
             "{} {} is not a resource of application {name}",
             query.kind, query.resource_name
         ))
     };
-    let version = if query.version.is_empty() { "v1" } else { &query.version };
-    let api = super::api_for(&shared.client, &query.group, version, &query.kind, &query.namespace);
-    let object = api.get_opt(&query.resource_name).await.map_err(kube_error)?.ok_or_else(not_found)?;
-    let mut value = serde_json::to_value(&object).map_err(|e| ApiError::internal(e.to_string()))?;
-    // Managed itself, or owned (through at most OWNER_DEPTH owners in its namespace) by a managed resource.
-    let mut current = value.clone();
-    let mut belongs = managed(&query.group, &query.kind, &query.namespace, &query.resource_name);
-    for _ in 0..OWNER_DEPTH {
-        if belongs {
-            break;
-        }
-        let Some(owner) = current["metadata"]["ownerReferences"]
-            .as_array()
-            .and_then(|o| o.iter().find(|o| o["controller"] == true).or_else(|| o.first()))
-            .cloned()
-        else {
-            break;
-        };
-        let (group, version) = match owner["apiVersion"].as_str().unwrap_or_default().split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), owner["apiVersion"].as_str().unwrap_or("v1").to_string()),
-        };
-        let kind = owner["kind"].as_str().unwrap_or_default();
-        let owner_name = owner["name"].as_str().unwrap_or_default();
-        if managed(&group, kind, &query.namespace, owner_name) {
-            belongs = true;
-            break;
-        }
-        let api = super::api_for(&shared.client, &group, &version, kind, &query.namespace);
-        match api.get_opt(owner_name).await {
-            Ok(Some(o)) => {
-                current = serde_json::to_value(o).map_err(|e| ApiError::internal(e.to_string()))?
-            }
-            _ => break,
-        }
-    }
-    if !belongs {
+    let kind = super::members::resolve(&shared.client, &query.group, &query.version, &query.kind)
+        .await?
+        .ok_or_else(not_found)?;
+    let namespace = if kind.namespaced { query.namespace.as_str() } else { "" };
+    let mut value = super::members::get(&shared.client, &kind, namespace, &query.resource_name)
+        .await?
+        .ok_or_else(not_found)?;
+    let installation_id = shared.http_settings().installation_id.clone();
+    if !super::members::belongs(&shared.client, &name, &installation_id, &value).await? {
         return Err(not_found());
     }
-    value["apiVersion"] =
-        if query.group.is_empty() { version.to_string() } else { format!("{}/{version}", query.group) }
-            .into();
-    value["kind"] = query.kind.clone().into();
-    if let Some(meta) = value["metadata"].as_object_mut() {
-        meta.remove("managedFields");
-    }
-    let mut other = value.clone();
-    berth_engine::normalize::mask_secret_pair(&mut value, &mut other);
+    super::members::mask(&mut value);
     Ok(Json(serde_json::json!({"manifest": value.to_string()})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patches_that_reach_operation_or_status_are_recognised() {
+        let json = |v: serde_json::Value| touches_operation_or_status(&v);
+        assert!(json(serde_json::json!([{"op": "add", "path": "/operation", "value": {}}])));
+        assert!(json(
+            serde_json::json!([{"op": "replace", "path": "/status/resources/0/kind", "value": "x"}])
+        ));
+        assert!(json(serde_json::json!([{"op": "copy", "from": "/status", "path": "/spec/x"}])));
+        assert!(json(serde_json::json!([{"op": "replace", "path": "", "value": {}}])));
+        assert!(json(serde_json::json!({"operation": {"sync": {}}})));
+        assert!(json(serde_json::json!({"status": null})));
+        assert!(!json(serde_json::json!([{"op": "replace", "path": "/spec/operationx", "value": 1}])));
+        assert!(!json(serde_json::json!({"spec": {"project": "default"}})));
+    }
 }

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 mod apps;
+pub mod harden;
+mod members;
 mod settings;
 mod stream;
 
@@ -25,6 +27,9 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Plain HTTP (`--insecure`); otherwise TLS with argocd-server-tls or a generated certificate.
     pub insecure: bool,
+    /// Also serve `/metrics` on the API port. Off by default: the metrics list every app, project and repo
+    /// to anyone, so they go on a separate listener ([`serve_metrics`]), as Argo CD's metrics port.
+    pub metrics_on_api_port: bool,
 }
 
 /// What every handler reads.
@@ -37,6 +42,8 @@ pub struct Shared {
     pub rbac: Arc<crate::rbac::LiveEnforcer>,
     /// Every change to an Application, from the same watch that fills `apps` (the stream's fan-out).
     pub(crate) events: tokio::sync::broadcast::Sender<Arc<stream::AppEvent>>,
+    /// argocd-cm's HTTP settings (framing headers, API content types), replaced when it changes.
+    http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
 }
 
 impl Shared {
@@ -54,11 +61,31 @@ impl Shared {
             maps.get_opt("argocd-rbac-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
         let rbac =
             crate::rbac::Enforcer::from_config_map(&rbac_cm).map_err(|e| format!("argocd-rbac-cm: {e}"))?;
+        let argocd_cm = maps
+            .get_opt(crate::auth::ARGOCD_CM)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .unwrap_or_default();
+        let http =
+            Arc::new(std::sync::RwLock::new(Arc::new(harden::HttpSettings::from_config_map(&argocd_cm))));
         let (apps, events) = watch_applications(client.clone(), namespace);
         let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
         let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
-        tokio::spawn(watch_settings(client.clone(), namespace.to_string(), sessions.clone(), rbac.clone()));
-        Ok(Shared { apps, events, client, namespace: namespace.into(), sessions, rbac })
+        tokio::spawn(watch_settings(
+            client.clone(),
+            namespace.to_string(),
+            sessions.clone(),
+            rbac.clone(),
+            http.clone(),
+        ));
+        Ok(Shared { apps, events, client, namespace: namespace.into(), sessions, rbac, http })
+    }
+
+    /// argocd-cm's HTTP settings now.
+    pub(crate) fn http_settings(&self) -> Arc<harden::HttpSettings> {
+        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The caller of a request: a token in `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
@@ -94,6 +121,7 @@ async fn watch_settings(
     namespace: String,
     sessions: Arc<crate::auth::SessionManager>,
     rbac: Arc<crate::rbac::LiveEnforcer>,
+    http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
 ) {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     let maps = watcher(Api::<ConfigMap>::namespaced(client.clone(), &namespace), watcher::Config::default())
@@ -144,6 +172,8 @@ async fn watch_settings(
                     if seen.get(&name) == Some(&data) {
                         continue;
                     }
+                    *http.write().unwrap_or_else(|e| e.into_inner()) =
+                        Arc::new(harden::HttpSettings::from_config_map(&data));
                     seen.insert(name, data);
                 }
                 match crate::auth::load(&client, &namespace).await {
@@ -192,21 +222,26 @@ impl IntoResponse for ApiError {
 
 /// The routes (state included), for `serve` and for tests that drive the router directly.
 pub fn router(shared: Arc<Shared>) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    let whole_app = DefaultBodyLimit::max(harden::APPLICATION_BODY_LIMIT);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/version", get(version))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/session", axum::routing::post(login).delete(logout))
+        .route(
+            "/api/v1/session",
+            axum::routing::post(login).layer(DefaultBodyLimit::max(harden::LOGIN_BODY_LIMIT)).delete(logout),
+        )
         .route("/api/v1/session/userinfo", get(userinfo))
-        .route("/api/v1/applications", get(list_applications).post(create_application))
+        .route("/api/v1/applications", get(list_applications).post(create_application).layer(whole_app))
         .route(
             "/api/v1/applications/{name}",
             get(apps::get_application)
                 .put(apps::update_application)
                 .patch(apps::patch_application)
-                .delete(delete_application),
+                .delete(delete_application)
+                .layer(whole_app),
         )
-        .route("/api/v1/applications/{name}/spec", axum::routing::put(apps::update_spec))
+        .route("/api/v1/applications/{name}/spec", axum::routing::put(apps::update_spec).layer(whole_app))
         .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(apps::revision_metadata))
         .route("/api/v1/applications/{name}/events", get(apps::events))
         .route("/api/v1/applications/{name}/resource", get(apps::resource))
@@ -220,9 +255,35 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/webhook", axum::routing::post(webhook))
         .merge(settings::routes())
         .merge(stream::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES))
         .fallback(crate::ui::serve)
+        // Bodies are read through the limit, so a large one is refused after that many bytes, never buffered.
+        .layer(DefaultBodyLimit::max(harden::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), harden::guard))
         .with_state(shared)
+}
+
+/// `GET /metrics` alone, for the metrics listener.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok" }))
+}
+
+/// Serves [`metrics_router`] over plain HTTP on `addr` (Argo CD's server metrics port is 8083) until
+/// `shutdown` resolves.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_metrics_on(listener, shutdown).await
+}
+
+/// [`serve_metrics`] on a listener bound by the caller.
+pub async fn serve_metrics_on(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening (plain HTTP)");
+    serve_plain(listener, metrics_router(), shutdown).await
 }
 
 /// Watches the Applications and serves until `shutdown` resolves: TLS unless `insecure`.
@@ -244,15 +305,20 @@ pub async fn serve_listener(
 ) -> std::io::Result<()> {
     let shared =
         Arc::new(Shared::start(client.clone(), &config.namespace).await.map_err(std::io::Error::other)?);
+    let mut app = router(shared);
+    if config.metrics_on_api_port {
+        app = app.merge(Router::new().route("/metrics", get(metrics)));
+    }
     if config.insecure {
-        return serve_on(listener, shared, shutdown).await;
+        tracing::info!(addr = %listener.local_addr()?, "API server listening (plain HTTP)");
+        return serve_plain(listener, app, shutdown).await;
     }
     let (pem, kept) = crate::tls::initial(&client, &config.namespace).await.map_err(std::io::Error::other)?;
     let key = crate::tls::certified_key(&pem).map_err(std::io::Error::other)?;
     tracing::info!(certificate = %pem.source, "TLS");
     let resolver = Arc::new(crate::tls::Resolver::new(key));
     tokio::spawn(crate::tls::watch(client, config.namespace.clone(), resolver.clone(), kept));
-    serve_tls_on(listener, shared, resolver, shutdown).await
+    serve_tls(listener, app, resolver, shutdown).await
 }
 
 /// Serves on a listener bound by the caller (tests bind port 0 and read the port back), plain HTTP.
@@ -261,19 +327,64 @@ pub async fn serve_on(
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use futures::FutureExt;
     tracing::info!(addr = %listener.local_addr()?, "API server listening (plain HTTP)");
-    let shutdown = shutdown.shared();
-    let graceful = axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown.clone());
-    // A stream never ends by itself: connections still open a while after the signal are cut.
-    tokio::select! {
-        served = graceful => served,
-        _ = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
-    }
+    serve_plain(listener, router(shared), shutdown).await
 }
 
 /// How long open connections (streams, long requests) may finish after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `shutdown`, each served by `serve` under the graceful-shutdown watcher;
+/// connections still open [`SHUTDOWN_GRACE`] after the signal are cut (a stream never ends by itself).
+async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    serve: F,
+) -> std::io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, hyper_util::server::graceful::Watcher) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection");
+                    // Out of file descriptors, say: give the others a moment instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        tokio::spawn(serve(stream, graceful.watcher()));
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Serves `app` over plain HTTP with [`harden::connection_builder`]'s timeouts.
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    accept_loop(listener, shutdown, move |stream, watcher| {
+        let app = app.clone();
+        async move {
+            let builder = harden::connection_builder();
+            let conn =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app));
+            let _ = watcher.watch(conn.into_owned()).await;
+        }
+    })
+    .await
+}
 
 /// Serves TLS on a listener bound by the caller. The same port answers plain HTTP with a redirect to
 /// `https://` (and `/healthz` directly, for probes), as argocd-server does.
@@ -283,36 +394,32 @@ pub async fn serve_tls_on(
     resolver: Arc<crate::tls::Resolver>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    serve_tls(listener, router(shared), resolver, shutdown).await
+}
+
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    resolver: Arc<crate::tls::Resolver>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
     let acceptor =
         tokio_rustls::TlsAcceptor::from(crate::tls::server_config(resolver).map_err(std::io::Error::other)?);
     tracing::info!(addr = %listener.local_addr()?, "API server listening (HTTPS)");
-    let app = router(shared);
+    let app = app.layer(axum::Extension(harden::ServedOverTls));
     let redirect = Router::new().route("/healthz", get(|| async { "ok" })).fallback(redirect_to_https);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
+    accept_loop(listener, shutdown, move |stream, watcher| {
         let (acceptor, app, redirect) = (acceptor.clone(), app.clone(), redirect.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             // A TLS connection opens with a handshake record (0x16); anything else is plain HTTP.
             let mut first = [0u8; 1];
             let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
             if !matches!(peeked, Ok(Ok(1))) {
                 return;
             }
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let builder = harden::connection_builder();
             if first[0] == 0x16 {
                 let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                 else {
@@ -325,11 +432,9 @@ pub async fn serve_tls_on(
                 let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(redirect));
                 let _ = watcher.watch(conn.into_owned()).await;
             }
-        });
-    }
-    // Connections in flight finish (streams are cut after a grace period).
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
-    Ok(())
+        }
+    })
+    .await
 }
 
 /// How long a connection may take to send its first byte and finish the TLS handshake.
@@ -384,7 +489,7 @@ async fn metrics() -> impl IntoResponse {
 async fn webhook(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(shared.client.clone(), &shared.namespace);
@@ -402,6 +507,12 @@ async fn webhook(
         Api::namespaced(shared.client.clone(), &shared.namespace);
     let cm = maps.get_opt("argocd-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
     let limit = crate::webhook::max_payload_bytes(&cm);
+    // Read through argocd-cm's limit: a larger payload is refused after that many bytes, not buffered whole.
+    let body = axum::body::to_bytes(body, limit.saturating_add(1)).await.map_err(|_| ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: 3,
+        message: format!("webhook payload is larger than {limit} bytes (argocd-cm webhook.maxPayloadSizeMB)"),
+    })?;
     let event = match crate::webhook::parse(
         &headers,
         &body,
@@ -538,16 +649,17 @@ struct LoginRequest {
 
 /// `POST /api/v1/session`: a token for a local account (the admin's initial password is in
 /// argocd-initial-admin-secret). Also set as Argo CD's `argocd.token` cookie.
-async fn login(State(shared): State<Arc<Shared>>, Json(request): Json<LoginRequest>) -> Response {
+async fn login(
+    State(shared): State<Arc<Shared>>,
+    tls: Option<axum::Extension<harden::ServedOverTls>>,
+    Json(request): Json<LoginRequest>,
+) -> Response {
     let outcome =
         tokio::task::spawn_blocking(move || shared.sessions.login(&request.username, &request.password))
             .await;
     match outcome {
         Ok(Ok(token)) => (
-            [(
-                axum::http::header::SET_COOKIE,
-                format!("argocd.token={token}; Path=/; HttpOnly; SameSite=Strict"),
-            )],
+            [(axum::http::header::SET_COOKIE, session_cookie(&token, tls.is_some()))],
             Json(serde_json::json!({"token": token})),
         )
             .into_response(),
@@ -558,15 +670,24 @@ async fn login(State(shared): State<Arc<Shared>>, Json(request): Json<LoginReque
     }
 }
 
+/// Argo CD's `argocd.token` cookie: never readable by scripts, never sent from another site's page, and
+/// `Secure` when served over HTTPS so it never travels in clear. An empty token clears it.
+fn session_cookie(token: &str, over_tls: bool) -> String {
+    let expiry = if token.is_empty() { "; Max-Age=0" } else { "" };
+    let secure = if over_tls { "; Secure" } else { "" };
+    format!("argocd.token={token}; Path=/{expiry}; HttpOnly; SameSite=Strict{secure}")
+}
+
 /// `DELETE /api/v1/session`: the token stops working and the cookie is cleared (logout).
-async fn logout(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+async fn logout(
+    State(shared): State<Arc<Shared>>,
+    tls: Option<axum::Extension<harden::ServedOverTls>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if let Some(claims) = session_token(&headers).and_then(|t| shared.sessions.verify(t).ok()) {
         shared.sessions.revoke(&claims);
     }
-    (
-        [(axum::http::header::SET_COOKIE, "argocd.token=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")],
-        Json(serde_json::json!({})),
-    )
+    ([(axum::http::header::SET_COOKIE, session_cookie("", tls.is_some()))], Json(serde_json::json!({})))
         .into_response()
 }
 
@@ -666,7 +787,9 @@ pub(crate) fn matches_selector(
     })
 }
 
-/// The application `name` if the caller may do `action` on it: 404 when absent, 403 when not allowed.
+/// The application `name` if the caller may do `action` on it. An app that does not exist is refused
+/// exactly as one the caller may not see (403 `permission denied`), so names in other projects cannot be
+/// probed (Argo CD, GHSA-2q5c-qw9c-fmvq).
 pub(crate) fn authorized_app(
     shared: &Shared,
     caller: &crate::rbac::Subject,
@@ -674,14 +797,11 @@ pub(crate) fn authorized_app(
     action: &str,
 ) -> Result<Arc<Application>, ApiError> {
     let key = reflector::ObjectRef::new(name).within(&shared.namespace);
-    let app = shared
+    shared
         .apps
         .get(&key)
-        .ok_or_else(|| ApiError::not_found(format!("applications.argoproj.io \"{name}\" not found")))?;
-    if !shared.rbac.enforce(caller, "applications", action, &app_object(&app)) {
-        return Err(ApiError::forbidden("permission denied"));
-    }
-    Ok(app)
+        .filter(|app| shared.rbac.enforce(caller, "applications", action, &app_object(app)))
+        .ok_or_else(|| ApiError::forbidden("permission denied"))
 }
 
 pub(crate) fn kube_error(e: kube::Error) -> ApiError {
@@ -745,11 +865,16 @@ async fn sync_application(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
-    body: Option<Json<SyncRequest>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Application>, ApiError> {
     let caller = shared.caller(&headers)?;
     let app = authorized_app(&shared, &caller, &name, "sync")?;
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    // Bodyless is a plain sync (the CLI, and the UI with only the JSON content type).
+    let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the sync request: {e}")))?
+    };
     let mut sync = serde_json::json!({
         "prune": request.prune.unwrap_or(false),
         "dryRun": request.dry_run.unwrap_or(false),
@@ -842,7 +967,10 @@ struct CreateQuery {
     upsert: Option<bool>,
 }
 
-/// `POST /api/v1/applications`: creates the Application in berth's namespace (`?upsert=true` replaces).
+/// `POST /api/v1/applications`: creates the Application in berth's namespace. `status` and `operation`
+/// from the request are dropped (operations start only through `/sync` and `/rollback`), as Argo CD does.
+/// `?upsert=true` over an existing app is an update: `update` on it as stored and on the app as sent, and
+/// `create` on the latter.
 async fn create_application(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
@@ -850,6 +978,11 @@ async fn create_application(
     Json(mut app): Json<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
     let caller = shared.caller(&headers)?;
+    let Some(fields) = app.as_object_mut() else {
+        return Err(ApiError::bad_request("the Application: not a JSON object"));
+    };
+    fields.remove("status");
+    fields.remove("operation");
     let name = app["metadata"]["name"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
     let Some(name) = name else { return Err(ApiError::bad_request("metadata.name is required")) };
     let project = app["spec"]["project"].as_str().filter(|p| !p.is_empty()).unwrap_or("default").to_string();
@@ -862,18 +995,24 @@ async fn create_application(
     // The typed form checks the shape (an error names the field); the JSON goes to the API server as sent.
     serde_json::from_value::<Application>(app.clone())
         .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    if query.upsert == Some(true) {
+        let typed: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+        if let Some(existing) = typed.get_opt(&name).await.map_err(kube_error)? {
+            let existing = Arc::new(existing);
+            if !shared.rbac.enforce(&caller, "applications", "update", &app_object(&existing))
+                || !shared.rbac.enforce(&caller, "applications", "update", &format!("{project}/{name}"))
+            {
+                return Err(ApiError::forbidden("permission denied"));
+            }
+            return apps::replace_stored(&shared, &caller, existing, app, false).await.map(Json);
+        }
+    }
     let resource = kube::api::ApiResource::erase::<Application>(&());
     let api: Api<kube::api::DynamicObject> =
         Api::namespaced_with(shared.client.clone(), &shared.namespace, &resource);
-    let object: kube::api::DynamicObject = serde_json::from_value(app.clone())
-        .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
-    let stored = if query.upsert == Some(true) {
-        let params = kube::api::PatchParams::apply("argocd-server").force();
-        api.patch(&name, &params, &kube::api::Patch::Apply(&app)).await
-    } else {
-        api.create(&kube::api::PostParams::default(), &object).await
-    }
-    .map_err(kube_error)?;
+    let object: kube::api::DynamicObject =
+        serde_json::from_value(app).map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    let stored = api.create(&kube::api::PostParams::default(), &object).await.map_err(kube_error)?;
     let stored = serde_json::to_value(stored).map_err(|e| ApiError::internal(e.to_string()))?;
     serde_json::from_value(stored).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -986,8 +1125,43 @@ fn tree_node(
     })
 }
 
+/// The live objects the app tracks: of the resources its status lists, those whose live object carries
+/// the app's tracking id (status is only a hint of where to look), each with its kind as discovered.
+pub(crate) async fn tracked_objects(
+    shared: &Shared,
+    app: &Application,
+) -> Result<Vec<(members::Kind, serde_json::Value)>, ApiError> {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    let installation_id = shared.http_settings().installation_id.clone();
+    let mut kinds: std::collections::HashMap<(String, String, String), Option<members::Kind>> =
+        Default::default();
+    let mut found = Vec::new();
+    for r in app.status.iter().flat_map(|s| &s.resources) {
+        let (Some(kind), Some(object)) = (r.kind.as_deref(), r.name.as_deref()) else { continue };
+        let group = r.group.as_deref().unwrap_or_default();
+        let version = r.version.as_deref().unwrap_or_default();
+        let key = (group.to_string(), version.to_string(), kind.to_string());
+        let resolved = match kinds.get(&key) {
+            Some(k) => k.clone(),
+            None => {
+                let k = members::resolve(&shared.client, group, version, kind).await?;
+                kinds.insert(key, k.clone());
+                k
+            }
+        };
+        let Some(resolved) = resolved else { continue };
+        let namespace = if resolved.namespaced { r.namespace.as_deref().unwrap_or_default() } else { "" };
+        let Some(live) = members::get(&shared.client, &resolved, namespace, object).await? else { continue };
+        if members::tracked_by(&live, name, &installation_id) {
+            found.push((resolved, live));
+        }
+    }
+    Ok(found)
+}
+
 /// `GET /api/v1/applications/{name}/resource-tree`: the app's resources and what they own (ReplicaSets,
-/// Pods, Jobs), each with its health, as Argo CD's ApplicationTree.
+/// Pods, Jobs), each with its health, as Argo CD's ApplicationTree. Only objects that carry the app's
+/// tracking id, and what they own, are shown.
 async fn resource_tree(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
@@ -999,20 +1173,16 @@ async fn resource_tree(
     // uid → the parent reference children name
     let mut owners: std::collections::HashMap<String, serde_json::Value> = std::collections::HashMap::new();
     let mut namespaces = std::collections::BTreeSet::new();
-    for r in app.status.iter().flat_map(|s| &s.resources) {
-        let (Some(kind), Some(name)) = (r.kind.as_deref(), r.name.as_deref()) else { continue };
-        let group = r.group.as_deref().unwrap_or_default();
-        let version = r.version.as_deref().unwrap_or("v1");
-        let namespace = r.namespace.as_deref().unwrap_or_default();
-        let api = api_for(&shared.client, group, version, kind, namespace);
-        let Ok(Some(obj)) = api.get_opt(name).await else { continue };
-        let obj = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+    for (kind, obj) in tracked_objects(&shared, &app).await? {
+        let (group, version, kind) = (&kind.resource.group, &kind.resource.version, &kind.resource.kind);
+        let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let object_name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let node = tree_node(group, version, kind, &obj, vec![]);
         if let Some(uid) = node["uid"].as_str() {
-            owners.insert(uid.to_string(), serde_json::json!({"group": group, "kind": kind, "namespace": namespace, "name": name, "uid": uid}));
+            owners.insert(uid.to_string(), serde_json::json!({"group": group, "kind": kind, "namespace": namespace, "name": object_name, "uid": uid}));
         }
         if !namespace.is_empty() {
-            namespaces.insert(namespace.to_string());
+            namespaces.insert(namespace);
         }
         nodes.push(node);
     }

@@ -32,6 +32,9 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// How long a watch that arrives before the first list of Applications waits for it.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
+/// How often an open stream checks its token even without a revocation (so an expired one ends it too).
+const TOKEN_RECHECK: Duration = Duration::from_secs(30);
+
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/api/v1/stream/applications", get(stream_applications))
 }
@@ -171,6 +174,11 @@ async fn stream_applications(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let caller = shared.caller(&headers)?;
+    // The stream lasts as long as its token: a logout, a password change or a deleted token ends it.
+    let token = super::session_token(&headers).unwrap_or_default().to_string();
+    let revocations = shared.sessions.revocations();
+    let mut recheck = tokio::time::interval(TOKEN_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let query = ListQuery::from_pairs(pairs)?;
     let _ = tokio::time::timeout(READY_WAIT, shared.apps.wait_until_ready()).await;
     // Subscribed before the snapshot is taken, so no change falls between the two.
@@ -181,7 +189,17 @@ async fn stream_applications(
         initial.retain(|a| query.matches(a));
         initial.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     }
-    let watch = Watcher { shared, caller, query, initial: initial.into_iter(), events, closed: false };
+    let watch = Watcher {
+        shared,
+        caller,
+        token,
+        revocations,
+        recheck,
+        query,
+        initial: initial.into_iter(),
+        events,
+        closed: false,
+    };
     let body = Body::from_stream(futures::stream::unfold(watch, Watcher::next));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -190,6 +208,10 @@ async fn stream_applications(
 struct Watcher {
     shared: Arc<Shared>,
     caller: crate::rbac::Subject,
+    /// The session token the stream was opened with, verified again on every revocation.
+    token: String,
+    revocations: tokio::sync::watch::Receiver<u64>,
+    recheck: tokio::time::Interval,
     query: ListQuery,
     initial: std::vec::IntoIter<Arc<Application>>,
     events: broadcast::Receiver<Arc<AppEvent>>,
@@ -203,11 +225,29 @@ impl Watcher {
         if self.closed {
             return None;
         }
+        if !self.token_valid() {
+            return None;
+        }
         if let Some(chunk) = self.initial_chunk() {
             return Some((Ok(chunk), self));
         }
         loop {
-            match self.events.recv().await {
+            let received = tokio::select! {
+                received = self.events.recv() => received,
+                changed = self.revocations.changed() => {
+                    if changed.is_err() || !self.token_valid() {
+                        return None;
+                    }
+                    continue;
+                }
+                _ = self.recheck.tick() => {
+                    if !self.token_valid() {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(event) => {
                     if self.permits(&event.app) {
                         let line = event.line().clone();
@@ -229,6 +269,15 @@ impl Watcher {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// Does the stream's token still verify? When not, the stream ends (the client logs in and watches again).
+    fn token_valid(&self) -> bool {
+        let valid = self.shared.sessions.verify(&self.token).is_ok();
+        if !valid {
+            tracing::info!(user = %self.caller.name, "stream: the session ended; closing the watch");
+        }
+        valid
     }
 
     /// ADDED lines for the next apps of the initial list, about [`CHUNK_BYTES`] of them.

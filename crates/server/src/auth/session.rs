@@ -121,6 +121,9 @@ pub struct SessionManager {
     /// Logged-out token ids and when each token would have expired anyway.
     revoked: Mutex<HashMap<String, Option<i64>>>,
     dummy_hashes: Mutex<HashMap<u32, Arc<str>>>,
+    /// Bumped whenever a token may have stopped being valid (logout, new accounts or key), so open
+    /// streams check theirs again.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for SessionManager {
@@ -143,6 +146,7 @@ impl SessionManager {
             session_duration: DEFAULT_SESSION_DURATION,
             revoked: Mutex::new(HashMap::new()),
             dummy_hashes: Mutex::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -167,6 +171,13 @@ impl SessionManager {
     /// change, a new API token, a rotated `server.secretkey`).
     pub fn replace(&self, key: SecretKey, accounts: Accounts) {
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Keys::new(key, accounts));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever a token that verified before may no longer (a logout, a password change, a deleted
+    /// API token, a new signing key): holders of long-lived requests verify their token again.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The accounts currently checked against.
@@ -342,6 +353,8 @@ impl SessionManager {
         let mut revoked = self.lock_revoked();
         revoked.retain(|_, exp| exp.is_none_or(|exp| exp > now));
         revoked.insert(claims.id.clone(), claims.expires_at);
+        drop(revoked);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn sign(&self, subject: &str, now: i64, expires_at: Option<i64>, id: &str) -> Result<String, AuthError> {
