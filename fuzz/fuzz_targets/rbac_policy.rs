@@ -17,5 +17,8 @@ fuzz_target!(|input: (&str, &str, &str, &str, &str)| {
     });
     // The built-in `admin` account holds role:admin whatever policy.csv says.
     let builtin = subject.name == "admin" || subject.name.starts_with("role:");
-    assert!(builtin || !(allowed && only_denies), "a policy of deny lines allowed {resource} {action} {object}");
+    assert!(
+        builtin || !(allowed && only_denies),
+        "a policy of deny lines allowed {resource} {action} {object}"
+    );
 });

@@ -217,6 +217,16 @@ impl Estate {
                 kustomize.display()
             ),
         );
+        // A 700-byte chart whose helm would take gigabytes: a string doubled forty times.
+        repo_b.write("charts/hog/Chart.yaml", "apiVersion: v2\nname: hog\nversion: 0.1.0\n");
+        repo_b.write(
+            "charts/hog/templates/cm.yaml",
+            concat!(
+                "{{- $s := \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" }}\n",
+                "{{- range until 40 }}{{ $s = printf \"%s%s\" $s $s }}{{ end }}\n",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hog\ndata:\n  size: \"{{ len $s }}\"\n",
+            ),
+        );
         repo_b.commit("team-b");
         let url_b = git.host("team-b", &repo_b);
 
@@ -549,6 +559,20 @@ async fn values_of_an_application_never_become_options_of_git_helm_or_kustomize(
         "the condition should name the kustomization: {conditions}"
     );
 
+    // 11. A chart that makes helm take gigabytes stops at the render's memory limit; berth goes on.
+    let source = json!({"repoURL": &estate.url_b, "targetRevision": "main", "path": "charts/hog"});
+    estate.bob.post("/api/v1/applications", estate.app("hog", "team-b", source, true)).await;
+    let conditions = estate.conditions("hog").await;
+    assert!(conditions.contains("memory limit"), "{conditions}");
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", estate.berth.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap())
+        })
+        .unwrap();
+    assert!(rss_kib < 512 * 1024, "berth's own peak memory reached {rss_kib} KiB");
+
     // 9. file:// reaches berth's own cache (off unless an admin enables it in argocd-cm).
     let source = json!({"repoURL": format!("file://{}", estate.repo_a.path().display()),
                         "targetRevision": "main", "path": "apps/cfg"});
@@ -817,6 +841,15 @@ async fn the_http_surface_is_hardened() {
     let metrics = http.get(format!("{}/metrics", estate.berth.base)).send().await.unwrap();
     let text = metrics.text().await.unwrap();
     assert!(!text.contains("argocd_app"), "metrics are served on the API port without authentication");
+
+    // A client that never finishes its headers is disconnected.
+    let mut slow =
+        tokio::net::TcpStream::connect(estate.berth.base.trim_start_matches("http://")).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    slow.write_all(b"GET /api/version HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a client that sent half its headers was kept for {DEADLINE:?}");
 
     // A stream opened before logout ends after it.
     let mut stream = http

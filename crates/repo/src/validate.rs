@@ -166,6 +166,10 @@ fn repo_url_kind(field: &str, url: &str) -> Result<RepoUrlKind, InvalidValue> {
             if !host_ok || !user_ok || path.is_empty() {
                 return Err(bad("not a valid scp-like address (user@host:path)"));
             }
+            // `file:/x` is scp-like to git, but to a reader (and to other tools) a file URL (found by hack/fuzz).
+            if user.is_empty() && host.eq_ignore_ascii_case("file") {
+                return Err(bad("file: without // is ambiguous; write file:///path (when enabled)"));
+            }
             Ok(RepoUrlKind::ScpLike)
         }
         _ => {
@@ -329,7 +333,8 @@ pub enum KustomizeRemote {
 pub fn kustomize_remote(entry: &str, exists_locally: bool) -> Option<KustomizeRemote> {
     let entry = entry.trim();
     let lower = entry.to_ascii_lowercase();
-    if lower.starts_with("file:") || lower.contains("::") {
+    // `file://` anywhere (a query, after a prefix kustomize strips) may still reach a local clone.
+    if lower.starts_with("file:") || lower.contains("file://") || lower.contains("::") {
         return Some(KustomizeRemote::Local);
     }
     if entry.contains("://") || entry.contains('?') {
@@ -457,6 +462,8 @@ mod tests {
             "",
             "gopher://host/repo",
             "https:///repo",
+            "file:/srv/repo",
+            "FILE:x",
         ] {
             assert!(repo_url(URL, url, true).is_err(), "{url:?}");
         }
@@ -582,7 +589,14 @@ mod tests {
         for local in ["../base", "deployment.yaml", "base", "./x/y.yaml", "v1.2/x.yaml"] {
             assert_eq!(kustomize_remote(local, false), None, "{local}");
         }
-        for local_remote in ["file:///x?ref=--upload-pack=touch%20y%3Btrue", "file:/x", "FILE:///x"] {
+        // The last two were found by hack/fuzz.
+        for local_remote in [
+            "file:///x?ref=--upload-pack=touch%20y%3Btrue",
+            "file:/x",
+            "FILE:///x",
+            "?+{?+file://#g",
+            "git::file:///x",
+        ] {
             assert_eq!(kustomize_remote(local_remote, true), Some(KustomizeRemote::Local), "{local_remote}");
         }
         for remote in [
