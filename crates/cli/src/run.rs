@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Address the metrics listener binds (default: the API server's).
     #[arg(long, env = "BERTH_METRICS_ADDRESS")]
     pub metrics_address: Option<std::net::IpAddr>,
+    /// A namespaced install: manage only these namespaces (comma-separated) with Roles there and no
+    /// ClusterRole, as Argo CD's namespace-install; cluster-scoped kinds and other namespaces are refused.
+    #[arg(long, env = "BERTH_MANAGED_NAMESPACES", value_delimiter = ',')]
+    pub managed_namespaces: Vec<String>,
     /// Run the Application controller in this process (`--controller=false` serves only the API, as a
     /// separate argocd-server would; the benchmark of the API uses it).
     #[arg(long, env = "BERTH_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -70,12 +74,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in berth_api::crd::all() {
         let name = crd.metadata.name.unwrap_or_default();
-        crds.get_opt(&name)
-            .await
-            .with_context(|| format!("reading CustomResourceDefinition {name}"))?
-            .with_context(|| {
-                format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply --server-side -f -`")
-            })?;
+        match crds.get_opt(&name).await {
+            Ok(found) => {
+                found.with_context(|| {
+                    format!("CustomResourceDefinition {name} is missing: run `berth crds | kubectl apply --server-side -f -`")
+                })?;
+            }
+            // A namespaced install may not read cluster-scoped objects: its first list of Applications tells.
+            Err(kube::Error::Api(e)) if e.code == 403 && !args.managed_namespaces.is_empty() => {
+                tracing::info!(crd = %name, "namespaced install: CRDs cannot be read, assumed installed");
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading CustomResourceDefinition {name}")),
+        }
     }
     tracing::info!("the Application, AppProject and ApplicationSet CRDs are installed");
     // Say which confinement renders get here: a layer the kernel or runtime lacks is reported, not skipped.
@@ -94,6 +104,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cache_dir,
         workers: args.workers,
         self_heal_timeout: Duration::from_secs(args.self_heal_timeout_seconds),
+        namespaces: args
+            .managed_namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

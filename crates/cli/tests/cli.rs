@@ -300,6 +300,7 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
         cache_dir: cache.path().to_path_buf(),
         workers: 2,
         self_heal_timeout: Duration::ZERO,
+        namespaces: Vec::new(),
     };
     let mut rx = stop_rx.clone();
     let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {

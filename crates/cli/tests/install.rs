@@ -46,7 +46,12 @@ fn install_yaml_is_up_to_date() {
 
 /// A kubeconfig for the current cluster that authenticates as berth's ServiceAccount.
 fn service_account_kubeconfig(dir: &Path) -> PathBuf {
-    let token = kubectl(&["-n", "argocd", "create", "token", "berth", "--duration=10m"]);
+    service_account_kubeconfig_in(dir, "argocd")
+}
+
+/// A kubeconfig that authenticates as the ServiceAccount `berth` of `namespace`.
+fn service_account_kubeconfig_in(dir: &Path, namespace: &str) -> PathBuf {
+    let token = kubectl(&["-n", namespace, "create", "token", "berth", "--duration=10m"]);
     let mut config = Kubeconfig::read().expect("reading KUBECONFIG");
     let current = config.current_context.clone().expect("a current context");
     let cluster = config
@@ -243,4 +248,127 @@ async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
     let _ = berth.wait();
     assert!(started, "berth run as the ServiceAccount did not start its controller:\n{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "berth run hit a forbidden call:\n{log}");
+}
+
+/// deploy/namespace-install.yaml, applied to a namespace of the test's own (its `argocd` replaced), grants its
+/// ServiceAccount what berth needs there and nothing elsewhere, and `berth run --managed-namespaces` as that
+/// ServiceAccount syncs an Application into the namespace and refuses one aimed at another.
+#[tokio::test]
+async fn namespace_install_yaml_confines_berth_to_its_namespace_and_syncs_there() {
+    require_cluster();
+    let admin = berth_testkit::client().await;
+    berth_testkit::install_crds(&admin).await;
+    let ns = berth_testkit::unique("nsinstall");
+    let other = berth_testkit::unique("nsinstall-other");
+    for n in [&ns, &other] {
+        berth_testkit::ensure_namespace(&admin, n).await;
+    }
+    let yaml = std::fs::read_to_string(repo_root().join("deploy/namespace-install.yaml"))
+        .expect("deploy/namespace-install.yaml")
+        .replace("argocd", &ns);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("namespace-install.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    kubectl(&["apply", "--server-side", "--field-manager=berth-test", "-f", file.to_str().unwrap()]);
+
+    let kubeconfig = service_account_kubeconfig_in(dir.path(), &ns);
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig).expect("the ServiceAccount kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("a config");
+    let client = kube::Client::try_from(config).expect("a client");
+    let n = Some(ns.as_str());
+    for (verb, group, resource, namespace) in [
+        ("watch", "argoproj.io", "applications", n),
+        ("patch", "argoproj.io", "applications", n),
+        ("create", "", "secrets", n),
+        ("patch", "", "configmaps", n),
+        ("create", "", "events", n),
+        ("patch", "apps", "deployments", n),
+    ] {
+        assert!(
+            allowed(&client, verb, group, resource, namespace).await,
+            "{verb} {group}/{resource} in {namespace:?}"
+        );
+    }
+    for (verb, group, resource, namespace) in [
+        ("list", "", "configmaps", Some(other.as_str())),
+        ("patch", "", "configmaps", Some(other.as_str())),
+        ("list", "", "namespaces", None),
+        ("get", "apiextensions.k8s.io", "customresourcedefinitions", None),
+        ("create", "", "serviceaccounts/token", n),
+        ("create", "", "pods/exec", n),
+        ("escalate", "rbac.authorization.k8s.io", "roles", n),
+        ("bind", "rbac.authorization.k8s.io", "roles", n),
+    ] {
+        assert!(
+            !allowed(&client, verb, group, resource, namespace).await,
+            "{verb} {group}/{resource} in {namespace:?}"
+        );
+    }
+
+    // A git repository with one ConfigMap, and two Applications: into the managed namespace and into another.
+    let repo = berth_testkit::GitRepo::new();
+    repo.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: namespaced\ndata:\n  a: \"1\"\n",
+    )
+    .commit("one ConfigMap");
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"},
+        "data": {"berth.repositories.allowFileURLs": "true"}});
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    cms.patch("argocd-cm", &kube::api::PatchParams::apply("berth-test"), &kube::api::Patch::Apply(&cm))
+        .await
+        .unwrap();
+    let apps: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &kube::api::ApiResource::erase::<berth_api::Application>(&()),
+    );
+    for (name, dest) in [("inside", &ns), ("outside", &other)] {
+        let app = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": &ns},
+            "spec": {"project": "default",
+                     "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "."},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+                     "syncPolicy": {"automated": {"prune": true}}}});
+        apps.patch(name, &kube::api::PatchParams::apply("berth-test"), &kube::api::Patch::Apply(&app))
+            .await
+            .unwrap();
+    }
+
+    let mut berth = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "--insecure", "--port", "0", "--metrics-port", "0", "--namespace", &ns])
+        .args(["--managed-namespaces", &ns, "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berth run starts");
+    let in_ns: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    let mut outcome = (false, String::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        let deployed = in_ns.get_opt("namespaced").await.unwrap().is_some();
+        let outside = apps.get("outside").await.unwrap();
+        let refused = serde_json::to_string(&outside.data["status"]["conditions"]).unwrap();
+        outcome = (deployed, refused);
+        if outcome.0 && outcome.1.contains("not managed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = berth.kill();
+    let _ = berth.wait();
+    assert!(outcome.0, "the namespaced berth did not deploy into its namespace");
+    assert!(outcome.1.contains("not managed"), "the app aimed at another namespace: {}", outcome.1);
+    let in_other: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), &other);
+    assert!(in_other.get_opt("namespaced").await.unwrap().is_none());
+    for n in [&ns, &other] {
+        kubectl(&["delete", "namespace", n, "--wait=false"]);
+    }
 }

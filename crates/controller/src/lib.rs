@@ -42,6 +42,9 @@ pub struct ControllerConfig {
     pub workers: usize,
     /// Delay between a drift and its revert (Argo CD's self-heal timeout).
     pub self_heal_timeout: Duration,
+    /// The only namespaces berth manages (a namespaced install, with Roles there and no ClusterRole);
+    /// empty: the whole cluster.
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +112,7 @@ impl Controller {
     ) -> Result<(), Error> {
         let ns = config.namespace.clone();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectEvent>();
-        let cache = ClusterCache::new(client.clone(), events_tx);
+        let cache = ClusterCache::new(client.clone(), events_tx).with_namespaces(config.namespaces.clone());
         cache.discover().await?;
 
         // Application changes reach the queue from the same stream that fills the store, so a reconcile

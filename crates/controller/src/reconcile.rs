@@ -415,6 +415,13 @@ impl Controller {
         }
         let namespace = dest.namespace.as_deref().unwrap_or_default();
         project::destination_check(project, &proj.spec, IN_CLUSTER, "in-cluster", namespace)?;
+        let managed = &self.config.namespaces;
+        if !managed.is_empty() && !managed.iter().any(|n| n == namespace) {
+            return Err(format!(
+                "spec.destination.namespace: {namespace:?} is not managed by this namespaced installation \
+                 (it manages {managed:?})"
+            ));
+        }
         Ok(sources)
     }
 

@@ -9,6 +9,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -37,6 +38,8 @@ pub enum CacheError {
     Discovery(#[source] kube::Error),
     #[error("the watch of {0} did not finish its initial list within {1:?}")]
     NotSynced(GroupKind, Duration),
+    #[error("{0} is cluster-scoped, and berth manages only the namespaces {1:?} of this cluster")]
+    ClusterScoped(GroupKind, Vec<String>),
 }
 
 type Objects = HashMap<(String, String), Arc<serde_json::Value>>;
@@ -76,11 +79,20 @@ pub struct ClusterCache {
     client: kube::Client,
     state: Arc<RwLock<State>>,
     events: UnboundedSender<ObjectEvent>,
+    /// The namespaces berth manages (a namespaced install); empty: the whole cluster.
+    namespaces: Arc<Vec<String>>,
 }
 
 impl ClusterCache {
     pub fn new(client: kube::Client, events: UnboundedSender<ObjectEvent>) -> Self {
-        ClusterCache { client, state: Arc::default(), events }
+        ClusterCache { client, state: Arc::default(), events, namespaces: Arc::default() }
+    }
+
+    /// Watches only `namespaces` (a namespaced install, whose Roles allow nothing else); cluster-scoped
+    /// kinds are then refused. An empty list is the whole cluster.
+    pub fn with_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.namespaces = Arc::new(namespaces);
+        self
     }
 
     /// How a kind is served, running discovery again (at most every 5 s) when it is not known yet,
@@ -169,6 +181,9 @@ impl ClusterCache {
     /// Starts watching a kind (once) and waits until its initial list is in memory.
     pub async fn ensure_watched(&self, gk: &GroupKind) -> Result<(), CacheError> {
         let info = self.kind(gk).await?;
+        if !info.namespaced && !self.namespaces.is_empty() {
+            return Err(CacheError::ClusterScoped(gk.clone(), self.namespaces.to_vec()));
+        }
         let mut synced = {
             let mut state = self.state.write().expect("cache lock");
             match state.synced.get(gk) {
@@ -177,7 +192,22 @@ impl ClusterCache {
                     let (tx, rx) = tokio::sync::watch::channel(false);
                     state.synced.insert(gk.clone(), rx.clone());
                     state.objects.entry(gk.clone()).or_default();
-                    tokio::spawn(self.clone().watch(gk.clone(), info, tx));
+                    let tx = Arc::new(tx);
+                    if self.namespaces.is_empty() {
+                        tokio::spawn(self.clone().watch(gk.clone(), info, None, tx));
+                    } else {
+                        // One watch a namespace; the kind is synced when every one has listed.
+                        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(self.namespaces.len()));
+                        for ns in self.namespaces.iter() {
+                            let scope = Scoped { namespace: ns.clone(), pending: pending.clone() };
+                            tokio::spawn(self.clone().watch(
+                                gk.clone(),
+                                info.clone(),
+                                Some(scope),
+                                tx.clone(),
+                            ));
+                        }
+                    }
                     rx
                 }
             }
@@ -190,8 +220,17 @@ impl ClusterCache {
         Ok(())
     }
 
-    async fn watch(self, gk: GroupKind, info: KindInfo, synced: tokio::sync::watch::Sender<bool>) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &info.resource);
+    async fn watch(
+        self,
+        gk: GroupKind,
+        info: KindInfo,
+        scope: Option<Scoped>,
+        synced: Arc<tokio::sync::watch::Sender<bool>>,
+    ) {
+        let api: Api<DynamicObject> = match &scope {
+            Some(scope) => Api::namespaced_with(self.client.clone(), &scope.namespace, &info.resource),
+            None => Api::all_with(self.client.clone(), &info.resource),
+        };
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         let mut initial: Objects = HashMap::new();
         while let Some(event) = stream.next().await {
@@ -203,11 +242,24 @@ impl ClusterCache {
                 }
                 Ok(watcher::Event::InitDone) => {
                     let fresh = std::mem::take(&mut initial);
-                    let changed = self.replace_all(&gk, fresh);
+                    let changed = self.replace_all(&gk, fresh, scope.as_ref().map(|s| s.namespace.as_str()));
                     for event in changed {
                         let _ = self.events.send(event);
                     }
-                    let _ = synced.send(true);
+                    // A namespaced install: the kind is synced once every namespace's watch has listed.
+                    let all_listed = match &scope {
+                        None => true,
+                        // Err: already zero (a watch that listed again).
+                        Some(s) => {
+                            s.pending
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                                .is_ok_and(|before| before == 1)
+                                || s.pending.load(Ordering::Acquire) == 0
+                        }
+                    };
+                    if all_listed {
+                        let _ = synced.send(true);
+                    }
                 }
                 Ok(watcher::Event::Apply(obj)) => {
                     let value = to_value(obj, &info.resource);
@@ -242,9 +294,24 @@ impl ClusterCache {
         index_change(&mut state, old.as_deref().or(Some(value)), None)
     }
 
-    fn replace_all(&self, gk: &GroupKind, fresh: Objects) -> Vec<ObjectEvent> {
+    /// Replaces a kind's objects with a watch's fresh list: all of them, or (`scope`) those of one namespace.
+    fn replace_all(&self, gk: &GroupKind, fresh: Objects, scope: Option<&str>) -> Vec<ObjectEvent> {
         let mut state = self.state.write().expect("cache lock");
-        let old = state.objects.insert(gk.clone(), fresh.clone()).unwrap_or_default();
+        let mut old = state.objects.remove(gk).unwrap_or_default();
+        let mut kept = Objects::new();
+        if let Some(ns) = scope {
+            // Other namespaces' watches own their objects: keep them, compare only this namespace's.
+            old.retain(|id, obj| {
+                if id.0 == ns {
+                    return true;
+                }
+                kept.insert(id.clone(), obj.clone());
+                false
+            });
+        }
+        let mut all = kept;
+        all.extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
+        state.objects.insert(gk.clone(), all);
         let mut events = Vec::new();
         for (id, obj) in &old {
             if !fresh.contains_key(id) {
@@ -295,6 +362,13 @@ fn tracked_app(obj: &serde_json::Value, key: &ResourceKey, installation_id: &str
             && t.key.namespace == key.namespace
     });
     (t.key == *key || generated).then_some(t.app)
+}
+
+/// The namespace one watch of a namespaced install covers, and how many of the kind's watches have not
+/// listed yet.
+struct Scoped {
+    namespace: String,
+    pending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn object_id(value: &serde_json::Value) -> (String, String) {

@@ -61,6 +61,7 @@ impl Bench {
             cache_dir: self.cache_dir.path().to_path_buf(),
             workers: 4,
             self_heal_timeout: Duration::ZERO,
+            namespaces: Vec::new(),
         };
         let client = self.client.clone();
         self.task = Some(tokio::spawn(async move {
