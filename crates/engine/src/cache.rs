@@ -456,6 +456,29 @@ mod tests {
 
     const TRACKING_ANNOTATION_FOR_TEST: &str = crate::resource::TRACKING_ANNOTATION;
 
+    fn in_namespace(namespace: &str, name: &str) -> ((String, String), Arc<serde_json::Value>) {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}});
+        ((namespace.to_string(), name.to_string()), Arc::new(object))
+    }
+
+    #[tokio::test]
+    async fn a_namespace_watch_that_lists_again_replaces_only_its_own_namespace() {
+        // No request is made: the client only has to exist.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let cache = ClusterCache::new(kube::Client::try_from(config).unwrap(), tx)
+            .with_namespaces(vec!["a".into(), "b".into()]);
+        let gk = GroupKind { group: String::new(), kind: "ConfigMap".into() };
+        cache.replace_all(&gk, [in_namespace("a", "one"), in_namespace("a", "two")].into(), Some("a"));
+        cache.replace_all(&gk, [in_namespace("b", "three")].into(), Some("b"));
+        // a lists again without "two": b's object stays, a's "two" goes.
+        cache.replace_all(&gk, [in_namespace("a", "one")].into(), Some("a"));
+        let state = cache.state.read().unwrap();
+        let mut ids: Vec<_> = state.objects[&gk].keys().cloned().collect();
+        ids.sort();
+        assert_eq!(ids, [("a".to_string(), "one".to_string()), ("b".to_string(), "three".to_string())]);
+    }
+
     #[test]
     fn owner_references_index_children_and_follow_changes() {
         let mut state = State::default();
