@@ -209,17 +209,18 @@ impl Controller {
             return Ok(());
         };
         let app: Application = (*app).clone();
+        let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
+        let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
+        if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
+            // Acting on a copy older than our own last write could repeat a sync: wait for the watch. A refresh
+            // requested meanwhile stays requested for the pass that runs then.
+            return Err(Error::Stale);
+        }
         {
             let mut memo = self.memo.lock().expect("memo lock");
             let memo = memo.entry(name.to_string()).or_default();
             memo.pass_started = Some(Instant::now());
             memo.pass_explicit = std::mem::take(&mut memo.refresh_requested);
-        }
-        let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
-        let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
-        if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
-            // Acting on a copy older than our own last write could repeat a sync: wait for the watch.
-            return Err(Error::Stale);
         }
         if app.metadata.deletion_timestamp.is_some() {
             return self.finalize(&app).await;

@@ -98,6 +98,8 @@ pub struct GitCache {
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Each remote's last `ls-remote` output and when it started.
     refs: Mutex<HashMap<String, (Arc<String>, Instant)>>,
+    /// (repository, credentials identity) pairs the remote has accepted.
+    access: Mutex<HashMap<String, ()>>,
     /// What a thousand applications on one monorepo ask about the same commits, answered once:
     /// commits known to be fetched, commit metadata, and files changed between two commits.
     fetched: Mutex<std::collections::HashSet<(String, String)>>,
@@ -132,6 +134,7 @@ impl GitCache {
             timeout: Duration::from_secs(90),
             locks: Mutex::default(),
             refs: Mutex::default(),
+            access: Mutex::default(),
             fetched: Mutex::default(),
             infos: Mutex::default(),
             diffs: Mutex::default(),
@@ -220,12 +223,16 @@ impl GitCache {
         let revision = revision.trim();
         self.check_url(url)?;
         validate::git_revision(REVISION_FIELD, revision)?;
-        // Even a full SHA asks the remote: the clone may hold the commit because another project's app fetched
-        // it with credentials this caller does not have, and only the remote can say whether these may read it.
-        let out = self.ls_remote(url, creds, max_age).await?;
+        // A full SHA needs no ref list, but the clone may hold the commit because another project's app fetched
+        // it with credentials this caller does not have: only the remote can say whether these may read it,
+        // once (an ls-remote that succeeded with them).
         if is_full_sha(revision) {
+            if !self.proven(url, creds) {
+                self.ls_remote(url, creds, max_age).await?;
+            }
             return Ok(revision.to_ascii_lowercase());
         }
+        let out = self.ls_remote(url, creds, max_age).await?;
         let refs: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('\t')).collect();
         let wanted: Vec<String> = if revision.is_empty() || revision == "HEAD" {
             vec!["HEAD".into()]
@@ -266,8 +273,15 @@ impl GitCache {
         // Kept with the time it *started*: a caller that asked at that time or before may use it.
         let started = Instant::now();
         let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", "--", url]).await?);
-        self.refs.lock().expect("refs lock").insert(key, (out.clone(), started));
+        self.refs.lock().expect("refs lock").insert(key.clone(), (out.clone(), started));
+        remember(&self.access, key, ());
         Ok(out)
+    }
+
+    /// Whether the remote has answered an ls-remote with these credentials (they may read the repository).
+    fn proven(&self, url: &str, creds: &Credentials) -> bool {
+        let key = format!("{}\0{}", normalize_url(url), creds.identity());
+        self.access.lock().expect("memo lock").contains_key(&key)
     }
 
     /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing. Callers resolve first with
