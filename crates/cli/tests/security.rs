@@ -722,6 +722,16 @@ async fn a_project_confines_prune_delete_and_credentials() {
         cms_b.get_opt("team-a-config").await.unwrap().is_none(),
         "team-b deployed team-a's private repository"
     );
+    // Pinned to a commit berth's cache already holds (team-a fetched it): the remote is still asked.
+    let sha = estate.repo_a.git(&["rev-parse", "HEAD"]);
+    let source = json!({"repoURL": &estate.url_a, "targetRevision": sha, "path": "apps/cfg"});
+    estate.bob.post("/api/v1/applications", estate.app("borrow-sha", "team-b", source, true)).await;
+    let conditions = estate.conditions_until("borrow-sha", |c| c.contains("ComparisonError")).await;
+    assert!(conditions.contains("could not read Username"), "{conditions}");
+    assert!(
+        cms_b.get_opt("team-a-config").await.unwrap().is_none(),
+        "a SHA pin read team-a's repository from berth's cache"
+    );
 
     // 12. A repo-creds prefix is matched on the parsed URL: host and port, not the raw string.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
