@@ -262,7 +262,7 @@ impl GitCache {
         creds: &Credentials,
         max_age: Duration,
     ) -> Result<Arc<String>, GitError> {
-        let key = format!("{}\0{}", normalize_url(url), creds.identity());
+        let key = access_key(url, creds);
         let lock = self.lock(&self.root.join("ls-remote").join(self.key(url)?).join(creds.identity()));
         let _guard = lock.lock().await;
         let cached =
@@ -280,7 +280,7 @@ impl GitCache {
 
     /// Whether the remote has answered an ls-remote with these credentials (they may read the repository).
     fn proven(&self, url: &str, creds: &Credentials) -> bool {
-        let key = format!("{}\0{}", normalize_url(url), creds.identity());
+        let key = access_key(url, creds);
         self.access.lock().expect("memo lock").contains_key(&key)
     }
 
@@ -621,11 +621,12 @@ pub fn is_full_sha(s: &str) -> bool {
     s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// One cache entry per repository however its URL is spelled (`.git` suffix, trailing slash, case of host).
-pub fn normalize_url(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    let url = url.strip_suffix(".git").unwrap_or(url);
-    url.to_ascii_lowercase()
+/// One spelling per repository: owned by [`crate::url::normalize`], re-exported where callers look for it.
+pub use crate::url::normalize as normalize_url;
+
+/// The key of what a remote answered one set of credentials for one repository.
+fn access_key(url: &str, creds: &Credentials) -> String {
+    format!("{}\0{}", normalize_url(url), creds.identity())
 }
 
 /// Removes `user:password@` from every URL in a text.

@@ -110,15 +110,22 @@ pub fn repo_url(field: &str, url: &str, allow_file: bool) -> Result<RepoUrlKind,
     Ok(kind)
 }
 
-fn repo_url_kind(field: &str, url: &str) -> Result<RepoUrlKind, InvalidValue> {
-    let bad = |reason: &str| InvalidValue::new(field, url, reason);
+/// What every repository URL must be before its scheme is read: not empty, no option, control character or
+/// whitespace.
+fn url_text(field: &str, url: &str) -> Result<(), InvalidValue> {
     if url.is_empty() {
-        return Err(bad("the repository URL is empty"));
+        return Err(InvalidValue::new(field, url, "the repository URL is empty"));
     }
     common(field, url, "a repository URL")?;
     if url.chars().any(char::is_whitespace) {
-        return Err(bad("a repository URL must not contain whitespace"));
+        return Err(InvalidValue::new(field, url, "a repository URL must not contain whitespace"));
     }
+    Ok(())
+}
+
+fn repo_url_kind(field: &str, url: &str) -> Result<RepoUrlKind, InvalidValue> {
+    let bad = |reason: &str| InvalidValue::new(field, url, reason);
+    url_text(field, url)?;
     if let Some((scheme, rest)) = url.split_once("://") {
         if scheme.contains("::") {
             return Err(bad("git transport forms (<transport>::<address>) are not allowed"));
@@ -273,13 +280,7 @@ pub fn helm_chart_version(field: &str, version: &str) -> Result<(), InvalidValue
 /// `oci://`, or a registry address without a scheme (`registry.example.com/charts`, as Argo CD writes OCI).
 pub fn helm_repo_url(field: &str, url: &str) -> Result<(), InvalidValue> {
     let bad = |reason: &str| InvalidValue::new(field, url, reason);
-    if url.is_empty() {
-        return Err(bad("the repository URL is empty"));
-    }
-    common(field, url, "a repository URL")?;
-    if url.chars().any(char::is_whitespace) {
-        return Err(bad("a repository URL must not contain whitespace"));
-    }
+    url_text(field, url)?;
     if url.contains("::") && !url.contains('[') {
         return Err(bad("transport forms (<transport>::<address>) are not allowed"));
     }
