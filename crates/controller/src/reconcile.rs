@@ -216,12 +216,15 @@ impl Controller {
             // requested meanwhile stays requested for the pass that runs then.
             return Err(Error::Stale);
         }
-        {
+        let explicit = {
             let mut memo = self.memo.lock().expect("memo lock");
             let memo = memo.entry(name.to_string()).or_default();
             memo.pass_started = Some(Instant::now());
             memo.pass_explicit = std::mem::take(&mut memo.refresh_requested);
-        }
+            memo.pass_explicit
+        };
+        // A refresh requested while this app was queued for something lesser (a watch event) is this pass's.
+        let level = if explicit { level.max(Level::Refresh) } else { level };
         if app.metadata.deletion_timestamp.is_some() {
             return self.finalize(&app).await;
         }
