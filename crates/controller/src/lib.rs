@@ -1,20 +1,20 @@
 //! The Application controller: watches Applications, keeps each one's desired state (git, rendered),
 //! compares it with the cluster cache, syncs on request or automatically, and writes status as Argo CD does.
 //!
-//! Reading order: `Controller::run` wires watches, the poll ticker and the workers; `reconcile.rs` is one
+//! Reading order: `Controller::run` wires watches, the poll ticker and the workers; `pass/` is one
 //! application's pass (target state → compare → operation or auto-sync → status).
 
 mod credentials;
 pub mod events;
 pub mod metrics;
+mod pass;
 mod project;
 mod queue;
-mod reconcile;
 mod retry;
-pub use reconcile::ManagedResource;
+pub use view::ManagedResource;
 pub mod rollback;
 pub mod settings;
-mod status;
+mod view;
 
 use berth_api::{AppProject, Application};
 use berth_engine::cache::{ClusterCache, ObjectEvent};
@@ -93,8 +93,8 @@ pub struct Controller {
     cache: ClusterCache,
     git: GitCache,
     queue: Arc<queue::Queue>,
-    memo: Mutex<HashMap<String, reconcile::Memo>>,
-    renders: reconcile::RenderCache,
+    memo: Mutex<HashMap<String, pass::Memo>>,
+    renders: pass::RenderCache,
     tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
     /// The destination's version and API versions, and when they were read.
     cluster_versions: Mutex<Option<ClusterInfo>>,
@@ -154,7 +154,7 @@ impl Controller {
             cache,
             queue: Arc::default(),
             memo: Mutex::default(),
-            renders: reconcile::RenderCache::default(),
+            renders: pass::RenderCache::default(),
             tool_versions: std::sync::OnceLock::new(),
             cluster_versions: Mutex::new(None),
             seen: Mutex::default(),
@@ -319,11 +319,11 @@ impl Controller {
 
     fn application_changed(&self, app: &Application) {
         let name = app.metadata.name.clone().unwrap_or_default();
-        let fingerprint = reconcile::fingerprint(app);
+        let fingerprint = pass::fingerprint(app);
         let changed =
             self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
         if changed {
-            let hard = reconcile::refresh_annotation(app) == Some("hard");
+            let hard = pass::refresh_annotation(app) == Some("hard");
             self.queue.push(&name, if hard { Level::HardRefresh } else { Level::Refresh });
         }
     }

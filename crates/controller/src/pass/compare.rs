@@ -1,0 +1,281 @@
+//! Compare: each desired object against its live counterpart (a server-side-apply dry run predicts the
+//! result), the objects that left git, and the health of what is live.
+
+use berth_api::Application;
+use berth_api::application::{HealthStatus as AppHealth, ResourceStatus};
+use berth_engine::health::{self, HealthStatus};
+use berth_engine::normalize::{self, IgnoreRule};
+use berth_engine::resource::{GroupKind, ResourceKey};
+use berth_engine::sync::{self};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::target::{Desired, Target};
+use super::{has_option, hash_of, sync_options};
+use crate::Controller;
+
+pub(crate) struct Comparison {
+    pub(crate) resources: Vec<ResourceStatus>,
+    pub(crate) sync_status: &'static str,
+    pub(crate) health: HealthStatus,
+    pub(crate) errors: Vec<String>,
+    /// Objects another Application tracks too (SharedResourceWarning).
+    pub(crate) warnings: Vec<String>,
+    /// Tracked objects the project does not permit: left alone, never pruned (ExcludedResourceWarning).
+    pub(crate) refused: Vec<String>,
+    pub(crate) live: Vec<Arc<serde_json::Value>>,
+}
+
+pub(crate) fn resource_status(
+    key: &ResourceKey,
+    version: &str,
+    sync_status: &str,
+    health: Option<health::Health>,
+    requires_pruning: Option<bool>,
+    wave: Option<i64>,
+) -> ResourceStatus {
+    ResourceStatus {
+        group: (!key.group.is_empty()).then(|| key.group.clone()),
+        version: Some(version.into()),
+        kind: Some(key.kind.clone()),
+        namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
+        name: Some(key.name.clone()),
+        status: Some(sync_status.into()),
+        health: health.map(|h| AppHealth {
+            status: Some(h.status.as_str().into()),
+            message: (!h.message.is_empty()).then_some(h.message),
+            last_transition_time: None,
+        }),
+        hook: None,
+        requires_pruning,
+        sync_wave: wave,
+        requires_deletion_confirmation: None,
+    }
+}
+
+impl crate::Settings {
+    /// The system-wide rules plus the application's own.
+    pub fn ignore_rules_for(&self, app: &Application) -> Vec<IgnoreRule> {
+        let mut rules = self.ignore_rules.clone();
+        rules.extend(app.spec.ignore_differences.iter().map(|r| IgnoreRule {
+            group: Some(r.group.clone().unwrap_or_default()),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+            json_pointers: r.json_pointers.clone(),
+            jq_path_expressions: r.jq_path_expressions.clone(),
+            managed_fields_managers: r.managed_fields_managers.clone(),
+        }));
+        rules
+    }
+}
+
+impl Controller {
+    /// Desired against live: each object's sync status and health, and which tracked objects left git.
+    pub(crate) async fn compare(
+        &self,
+        app: &Application,
+        target: &Target,
+        settings: &crate::Settings,
+    ) -> Comparison {
+        let ignore = &settings.ignore_rules_for(app);
+        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let validate = !has_option(&sync_options(app, None), "Validate=false");
+        // Watch the desired kinds and every kind in the last inventory (status.resources), so objects that
+        // left git are still seen after a restart.
+        let mut kinds: BTreeSet<GroupKind> = target.objects.iter().map(|d| d.key.group_kind()).collect();
+        for r in app.status.iter().flat_map(|s| &s.resources) {
+            if let Some(kind) = &r.kind {
+                kinds.insert(GroupKind { group: r.group.clone().unwrap_or_default(), kind: kind.clone() });
+            }
+        }
+        for gk in &kinds {
+            if let Err(e) = self.cache.ensure_watched(gk).await
+                && target.objects.iter().any(|d| &d.key.group_kind() == gk)
+            {
+                errors.push(e.to_string());
+            }
+        }
+        // Workloads' children (ReplicaSets, Pods) are cached too, for the resource tree.
+        let workloads = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+        if kinds.iter().any(|gk| workloads.contains(&gk.kind.as_str())) {
+            for (group, kind) in [("apps", "ReplicaSet"), ("", "Pod"), ("batch", "Job")] {
+                let _ =
+                    self.cache.ensure_watched(&GroupKind { group: group.into(), kind: kind.into() }).await;
+            }
+        }
+        let (tracked, refused) = self.permitted_tracked(app);
+        let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
+        let mut resources = Vec::new();
+        let mut healths = Vec::new();
+        let mut out_of_sync = 0;
+        let mut live_objects = Vec::new();
+        for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
+            let live = self.live_view(&app_name, &d.key);
+            let version = berth_engine::resource::split_api_version(
+                d.object["apiVersion"].as_str().unwrap_or_default(),
+            )
+            .1
+            .to_string();
+            let (sync_status, health) = match &live {
+                None => ("OutOfSync", Some(health::Health::new(HealthStatus::Missing, ""))),
+                Some(live) => {
+                    live_objects.push(live.clone());
+                    let equal =
+                        self.in_sync(&app_name, d, live, ignore, validate).await.unwrap_or_else(|message| {
+                            errors.push(format!("{}: {}: {message}", d.file, d.key));
+                            false
+                        });
+                    (if equal { "Synced" } else { "OutOfSync" }, settings.health(live))
+                }
+            };
+            if sync_status == "OutOfSync" {
+                out_of_sync += 1;
+            }
+            if let Some(h) = &health {
+                healths.push(h.status);
+            }
+            resources.push(resource_status(
+                &d.key,
+                &version,
+                sync_status,
+                health,
+                None,
+                Some(sync::sync_wave(&d.object)),
+            ));
+        }
+        for (key, live) in &tracked {
+            if desired_keys.contains(key) || sync::hooks::is_hook(live) {
+                continue;
+            }
+            out_of_sync += 1;
+            let version =
+                berth_engine::resource::split_api_version(live["apiVersion"].as_str().unwrap_or_default())
+                    .1
+                    .to_string();
+            resources.push(resource_status(
+                key,
+                &version,
+                "OutOfSync",
+                settings.health(live),
+                Some(true),
+                None,
+            ));
+        }
+        resources.sort_by(|a, b| {
+            (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
+        });
+        let sync_status = if !target.errors.is_empty() {
+            "Unknown"
+        } else if out_of_sync > 0 {
+            "OutOfSync"
+        } else {
+            "Synced"
+        };
+        for shared in self.shared_resources(&app_name, target) {
+            warnings.push(shared);
+        }
+        Comparison {
+            resources,
+            sync_status,
+            health: health::worst(&healths),
+            errors,
+            warnings,
+            refused,
+            live: live_objects,
+        }
+    }
+
+    /// The live object as the cache has it, or what the last sync stored if the watch is behind.
+    pub(crate) fn live_view(&self, app: &str, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
+        let cached = self.cache.get(key);
+        let memo = self.memo.lock().expect("memo lock");
+        let Some((applied, at)) = memo.get(app).and_then(|m| m.applied.get(key)) else { return cached };
+        if at.elapsed() > Duration::from_secs(10) {
+            return cached;
+        }
+        let rv = |o: &serde_json::Value| {
+            o["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok())
+        };
+        match &cached {
+            Some(c) if rv(c) >= rv(applied) => cached,
+            _ => Some(applied.clone()),
+        }
+    }
+
+    /// Whether the live object already is what applying the desired one would make it: a server-side-apply
+    /// dry run predicts the result (with every server default), and the two are compared without server
+    /// fields and ignored differences. The verdict is kept until the object in git, in the cluster, or
+    /// the rules change.
+    pub(crate) async fn in_sync(
+        &self,
+        app: &str,
+        d: &Desired,
+        live: &serde_json::Value,
+        ignore: &[IgnoreRule],
+        validate: bool,
+    ) -> Result<bool, String> {
+        let desired_hash = hash_of(&d.object);
+        let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
+        let rules_hash = hash_of(&format!("{rules:?} validate={validate}"));
+        let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        if let Some((h, r, rh, verdict)) =
+            self.memo.lock().expect("memo lock").get(app).and_then(|m| m.verdicts.get(&d.key))
+            && *h == desired_hash
+            && *r == rv
+            && *rh == rules_hash
+        {
+            return Ok(*verdict);
+        }
+        let info = self.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
+        let mode = berth_engine::apply::ApplyMode {
+            dry_run: true,
+            validate: validate && !sync::has_sync_option(&d.object, "Validate=false"),
+            ..Default::default()
+        };
+        let predicted = berth_engine::apply::apply_with(&self.client, &info, &d.object, mode)
+            .await
+            .map_err(|e| sync::api_message(&e))?;
+        // The cache keeps no managedFields; rules that ignore fields by manager read them from the server.
+        let with_managers;
+        let live = if rules.iter().any(|r| !r.managed_fields_managers.is_empty()) {
+            with_managers = berth_engine::apply::get(&self.client, &info, &d.key)
+                .await
+                .map_err(|e| sync::api_message(&e))?
+                .unwrap_or_else(|| live.clone());
+            &with_managers
+        } else {
+            live
+        };
+        let mut a = predicted;
+        let mut b = live.clone();
+        let owned: Vec<IgnoreRule> = rules.into_iter().cloned().collect();
+        normalize::apply_ignore_rules(&mut a, live, &d.key, &owned).map_err(|e| e.to_string())?;
+        normalize::apply_ignore_rules(&mut b, live, &d.key, &owned).map_err(|e| e.to_string())?;
+        normalize::strip_server_fields(&mut a);
+        normalize::strip_server_fields(&mut b);
+        let verdict = normalize::differing_paths(&a, &b).is_empty();
+        let mut memo = self.memo.lock().expect("memo lock");
+        memo.entry(app.to_string())
+            .or_default()
+            .verdicts
+            .insert(d.key.clone(), (desired_hash, rv, rules_hash, verdict));
+        Ok(verdict)
+    }
+
+    /// Desired objects that another Application tracks (Argo CD's SharedResourceWarning).
+    pub(crate) fn shared_resources(&self, app: &str, target: &Target) -> Vec<String> {
+        target
+            .objects
+            .iter()
+            .filter_map(|d| {
+                let live = self.cache.get(&d.key)?;
+                let owner = berth_engine::resource::TrackingId::of(&live)?.app;
+                (owner != app).then(|| format!("{} is part of application {owner}", d.key))
+            })
+            .collect()
+    }
+}

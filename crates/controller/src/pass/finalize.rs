@@ -1,0 +1,184 @@
+//! Finalize: deletion behind Argo CD's finalizers (PreDelete hooks, the tracked objects, PostDelete hooks).
+
+use berth_api::Application;
+use berth_engine::resource::GroupKind;
+use berth_engine::sync::{self, SyncOptions};
+use kube::api::{Api, Patch, PatchParams, PropagationPolicy};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::operate::{OperationWorld, short_id};
+use super::target::Target;
+use super::{FINALIZER, FINALIZER_BACKGROUND, POST_DELETE_FINALIZER, PRE_DELETE_FINALIZER};
+use crate::{Controller, Error, Level};
+
+impl Controller {
+    /// Deletion behind Argo CD's finalizers: PreDelete hooks first (pre-delete-finalizer), then every
+    /// tracked object (resources-finalizer, foreground or background), then PostDelete hooks
+    /// (post-delete-finalizer); each finalizer is removed when its step is done.
+    pub(crate) async fn finalize(&self, app: &Application) -> Result<(), Error> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+        let has = |f: &str| finalizers.iter().any(|x| x == f);
+        if has(PRE_DELETE_FINALIZER) {
+            return self.deletion_step(app, sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER).await;
+        }
+        let resources = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND);
+        if let Some(finalizer) = resources {
+            for r in app.status.iter().flat_map(|s| &s.resources) {
+                if let Some(kind) = &r.kind {
+                    let _ = self
+                        .cache
+                        .ensure_watched(&GroupKind {
+                            group: r.group.clone().unwrap_or_default(),
+                            kind: kind.clone(),
+                        })
+                        .await;
+                }
+            }
+            // PostDelete hooks run after this step: they are not deleted by it.
+            let post_delete = |live: &serde_json::Value| matches!(sync::hooks::hook_kind(live), sync::hooks::HookKind::Hook(p) if p.contains(&sync::hooks::Phase::PostDelete));
+            // Only what the project permits is deleted (Argo CD's getPermittedAppLiveObjects).
+            let (permitted, refused) = self.permitted_tracked(app);
+            for refusal in &refused {
+                tracing::warn!(app = %name, %refusal, "not deleted");
+            }
+            let tracked: Vec<_> = permitted
+                .into_iter()
+                .filter(|(_, live)| !sync::has_sync_option(live, "Delete=false") && !post_delete(live))
+                .collect();
+            if !tracked.is_empty() {
+                let policy = if finalizer == FINALIZER_BACKGROUND {
+                    PropagationPolicy::Background
+                } else {
+                    PropagationPolicy::Foreground
+                };
+                for (key, live) in &tracked {
+                    if live["metadata"]["deletionTimestamp"].is_string() {
+                        continue;
+                    }
+                    let info = self.cache.kind(&key.group_kind()).await?;
+                    berth_engine::apply::delete(&self.client, &info, key, policy.clone(), false).await?;
+                }
+                self.requeue_after(&name, Duration::from_secs(1));
+                return Ok(());
+            }
+            let finalizer = finalizer.clone();
+            return self.remove_finalizer(&name, &finalizer).await;
+        }
+        if has(POST_DELETE_FINALIZER) {
+            return self.deletion_step(app, sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER).await;
+        }
+        Ok(())
+    }
+
+    /// One step of a deletion phase's hooks; its finalizer is removed once they are done.
+    pub(crate) async fn deletion_step(
+        &self,
+        app: &Application,
+        phase: sync::hooks::Phase,
+        finalizer: &str,
+    ) -> Result<(), Error> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        match self.deletion_hooks(app, phase).await {
+            sync::run::Progress::Succeeded(_) => self.remove_finalizer(&name, finalizer).await,
+            sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
+                tracing::info!(app = %name, %message, "waiting for {phase} hooks");
+                self.requeue_after(&name, Duration::from_secs(1));
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one step of the application's PreDelete or PostDelete hooks, rendered from its current target.
+    /// A source that cannot be rendered any more has no hooks to run.
+    pub(crate) async fn deletion_hooks(
+        &self,
+        app: &Application,
+        phase: sync::hooks::Phase,
+    ) -> sync::run::Progress {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let target = match self.validate(app) {
+            Ok(sources) => self.target(app, &sources, None, Level::Compare, false).await,
+            Err(e) => Err(e),
+        };
+        let desired: Vec<serde_json::Value> = match target {
+            Ok(t) => t.objects.into_iter().map(|d| d.object).collect(),
+            Err(message) => {
+                tracing::warn!(app = %name, %message, "no {phase} hooks: the source cannot be rendered");
+                return sync::run::Progress::Succeeded(String::new());
+            }
+        };
+        let tasks = sync::plan::deletion_hooks(&desired, phase);
+        for kind in tasks.iter().map(|t| t.key.group_kind()).collect::<BTreeSet<_>>() {
+            let _ = self.cache.ensure_watched(&kind).await;
+        }
+        let run_id = short_id(&(&app.metadata.deletion_timestamp, phase.as_str()));
+        let world = OperationWorld::new(self, &name);
+        let opts = SyncOptions::default();
+        let mut execution = sync::run::Operation {
+            client: &self.client,
+            cache: &self.cache,
+            world: &world,
+            tasks: &tasks,
+            opts: &opts,
+            run_id: &run_id,
+            records: vec![],
+        };
+        execution.run_hooks(phase).await
+    }
+
+    pub(crate) async fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<(), Error> {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let current = api.get(name).await?;
+        let remaining: Vec<String> =
+            current.metadata.finalizers.unwrap_or_default().into_iter().filter(|f| f != finalizer).collect();
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": current.metadata.resource_version },
+            { "op": "replace", "path": "/metadata/finalizers", "value": remaining }
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => {
+                self.requeue_after(name, Duration::from_millis(100));
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Argo CD adds the pre-/post-delete finalizers to an application whose source has such hooks, so
+    /// they run when it is deleted.
+    pub(crate) async fn ensure_deletion_finalizers(
+        &self,
+        app: &Application,
+        target: &Target,
+    ) -> Result<Option<String>, Error> {
+        let mut wanted = Vec::new();
+        for (phase, finalizer) in [
+            (sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER),
+            (sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER),
+        ] {
+            let has_hooks = target.objects.iter().any(|d| {
+                matches!(sync::hooks::hook_kind(&d.object), sync::hooks::HookKind::Hook(p) if p.contains(&phase))
+            });
+            let present = app.metadata.finalizers.iter().flatten().any(|f| f == finalizer);
+            if has_hooks && !present {
+                wanted.push(finalizer);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let mut finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+        finalizers.extend(wanted.iter().map(|f| f.to_string()));
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        let stored = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.remember_write(&name, &stored);
+        Ok(stored.metadata.resource_version)
+    }
+}

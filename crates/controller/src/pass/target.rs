@@ -1,0 +1,698 @@
+//! Target: the desired state at one commit — each source's revision resolved, rendered (or a render
+//! reused), and the objects prepared (namespaces, tracking annotation, project rules, unknown kinds).
+
+use berth_api::Application;
+use berth_api::application::ApplicationSource;
+use berth_engine::resource::{GroupKind, INSTALLATION_ANNOTATION, ResourceKey, TRACKING_ANNOTATION};
+use berth_engine::sync::{self};
+use berth_repo::git::CommitInfo;
+use berth_repo::render::{self, Manifest};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{IN_CLUSTER, app_sources, has_option, hash_of, refresh_annotation, sync_options};
+use crate::{Controller, Level, project};
+
+/// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
+/// Entries live as long as an application's current target uses them.
+#[derive(Default)]
+pub struct RenderCache {
+    entries: Mutex<HashMap<u64, std::sync::Weak<Rendered>>>,
+}
+
+impl RenderCache {
+    pub(crate) fn get(&self, key: u64) -> Option<Arc<Rendered>> {
+        self.entries.lock().expect("render lock").get(&key).and_then(std::sync::Weak::upgrade)
+    }
+
+    pub(crate) fn insert(&self, key: u64, rendered: &Arc<Rendered>) {
+        let mut entries = self.entries.lock().expect("render lock");
+        if entries.len() % 256 == 255 {
+            entries.retain(|_, w| w.strong_count() > 0);
+        }
+        entries.insert(key, Arc::downgrade(rendered));
+    }
+
+    pub(crate) fn remove(&self, key: u64) {
+        self.entries.lock().expect("render lock").remove(&key);
+    }
+}
+
+pub struct Rendered {
+    pub manifests: Result<Vec<Manifest>, String>,
+    pub commit: Option<CommitInfo>,
+    /// Argo CD's source type: Directory, Kustomize or Helm.
+    pub source_type: &'static str,
+    /// The repository paths the render read (a commit that touches none of them is not rendered again).
+    pub inputs: Vec<String>,
+}
+
+/// The desired state at one commit, ready to compare and apply.
+pub(crate) struct Target {
+    pub(crate) revision: String,
+    /// Every source's commit (multiple sources only).
+    pub(crate) revisions: Vec<String>,
+    pub(crate) source_type: &'static str,
+    pub(crate) commit: Option<CommitInfo>,
+    pub(crate) objects: Vec<Desired>,
+    /// Errors that make this target unsafe to sync (render failed, unknown kind...).
+    pub(crate) errors: Vec<String>,
+    pub(crate) warnings: Vec<(&'static str, String)>,
+}
+
+pub(crate) struct Desired {
+    pub(crate) key: ResourceKey,
+    pub(crate) file: String,
+    pub(crate) object: serde_json::Value,
+}
+
+/// Argo CD's tool detection: an explicit `helm` / `kustomize` / `directory` wins, then Chart.yaml,
+/// then a kustomization file, else a directory of manifests.
+pub(crate) fn source_kind(source: &ApplicationSource, tree: &std::path::Path, path: &str) -> &'static str {
+    if source.chart.is_some() || source.helm.is_some() {
+        return "Helm";
+    }
+    if source.kustomize.is_some() {
+        return "Kustomize";
+    }
+    if source.directory.is_some() {
+        return "Directory";
+    }
+    let Ok(dir) = render::contained_path(tree, path) else { return "Directory" };
+    if render::helm::is_chart_dir(&dir) {
+        "Helm"
+    } else if render::kustomize::is_kustomization_dir(&dir) {
+        "Kustomize"
+    } else {
+        "Directory"
+    }
+}
+
+impl Controller {
+    /// The source to render, or why the spec cannot be acted on.
+    /// The sources to render (one, or `spec.sources`), or why the spec cannot be acted on.
+    pub(crate) fn validate(&self, app: &Application) -> Result<Vec<ApplicationSource>, String> {
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
+        let Some(proj) = self.projects.get(&project_key) else {
+            return Err(format!("Application referencing project {project} which does not exist"));
+        };
+        let dest = &app.spec.destination;
+        let in_cluster = match (dest.server.as_deref(), dest.name.as_deref()) {
+            (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == IN_CLUSTER,
+            (_, Some(name)) if !name.is_empty() => name == "in-cluster",
+            _ => return Err("spec.destination: either server or name must be set".into()),
+        };
+        if !in_cluster {
+            let which =
+                dest.server.clone().filter(|s| !s.is_empty()).or(dest.name.clone()).unwrap_or_default();
+            return Err(format!(
+                "spec.destination: cluster {which:?} is not configured (only in-cluster ({IN_CLUSTER}) for now)"
+            ));
+        }
+        let sources = app_sources(app);
+        if sources.is_empty() {
+            return Err("spec.source: no source is set".into());
+        }
+        let field = |i: usize| {
+            if app.spec.sources.is_empty() { "spec.source".to_string() } else { format!("spec.sources[{i}]") }
+        };
+        for (i, source) in sources.iter().enumerate() {
+            if source.repo_url.is_empty() {
+                return Err(format!("{}.repoURL is empty", field(i)));
+            }
+            if source.plugin.is_some() {
+                return Err(format!("{}.plugin: config management plugins are not supported", field(i)));
+            }
+            if source.chart.is_some() && source.path.is_some() {
+                return Err(format!(
+                    "{}: set either chart (a Helm repository) or path (a git repository), not both",
+                    field(i)
+                ));
+            }
+            project::source_check(project, &proj.spec, &source.repo_url)?;
+        }
+        let namespace = dest.namespace.as_deref().unwrap_or_default();
+        project::destination_check(project, &proj.spec, IN_CLUSTER, "in-cluster", namespace)?;
+        let managed = &self.config.namespaces;
+        if !managed.is_empty() && !managed.iter().any(|n| n == namespace) {
+            return Err(format!(
+                "spec.destination.namespace: {namespace:?} is not managed by this namespaced installation \
+                 (it manages {managed:?})"
+            ));
+        }
+        Ok(sources)
+    }
+
+    /// Resolves each source's revision (git ls-remote; reused within the polling period unless refreshed),
+    /// renders the sources (cached by commit and source; `ref` sources only lend their files to `$ref/…`
+    /// value files), and prepares the objects.
+    pub(crate) async fn target(
+        &self,
+        app: &Application,
+        sources: &[ApplicationSource],
+        revisions: Option<&[String]>,
+        level: Level,
+        sync: bool,
+    ) -> Result<Target, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let mut shas = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            let explicit = revisions.and_then(|r| r.get(i)).filter(|r| !r.is_empty());
+            shas.push(self.resolve(app, source, explicit.map(String::as_str), level, sync).await?);
+        }
+        let mut refs = BTreeMap::new();
+        for (source, sha) in sources.iter().zip(&shas) {
+            if let Some(r) = source.reference.as_deref().filter(|r| !r.is_empty()) {
+                let creds = self.creds_for(app, &source.repo_url);
+                self.git
+                    .fetch(&source.repo_url, sha, &creds)
+                    .await
+                    .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+                let tree =
+                    self.git.tree(&source.repo_url, sha).await.map_err(|e| {
+                        format!("Failed to load target state: failed to check out {sha}: {e}")
+                    })?;
+                refs.insert(r.to_string(), (sha.clone(), tree));
+            }
+        }
+        let mut manifests = Vec::new();
+        let mut commit = None;
+        let mut source_type = None;
+        let single = sources.len() == 1;
+        for (source, sha) in sources.iter().zip(&shas) {
+            let ref_only = source.reference.is_some() && source.path.is_none() && source.chart.is_none();
+            if ref_only {
+                continue;
+            }
+            let rendered = self.render(app, source, sha, level, &refs, single && revisions.is_none()).await?;
+            manifests.extend(rendered.manifests.clone()?);
+            commit = commit.or(rendered.commit.clone());
+            source_type = source_type.or(Some(rendered.source_type));
+        }
+        let revision = shas.first().cloned().unwrap_or_default();
+        let mut target = self.prepare(app, revision, commit, manifests).await;
+        target.revisions = if app.spec.sources.is_empty() { vec![] } else { shas };
+        target.source_type = source_type.unwrap_or("Directory");
+        let _ = name;
+        Ok(target)
+    }
+
+    /// The commit a source's revision points at (the chart version for a Helm repository source).
+    pub(crate) async fn resolve(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        revision: Option<&str>,
+        level: Level,
+        sync: bool,
+    ) -> Result<String, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let wanted = revision
+            .map(str::to_string)
+            .unwrap_or_else(|| source.target_revision.clone().unwrap_or_default());
+        if source.chart.is_some() {
+            // A Helm repository: the revision is the chart version, resolved by helm itself.
+            return Ok(wanted);
+        }
+        let wanted = if wanted.is_empty() { "HEAD".to_string() } else { wanted };
+        let source_hash = hash_of(&(source, &wanted));
+        let cached = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .get(&name)
+            .and_then(|m| m.resolved.get(&source_hash).cloned());
+        match cached {
+            Some(sha) if level < Level::Refresh && revision.is_none() => Ok(sha),
+            _ => {
+                // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync shares only
+                // one that started after this pass did (so it sees every commit pushed before the request).
+                let explicit = refresh_annotation(app).is_some() || self.pass_explicit(&name);
+                let max_age = if level == Level::Refresh && !explicit && !sync {
+                    Duration::from_secs(1)
+                } else {
+                    self.pass_started(&name).elapsed()
+                };
+                let creds = self.creds_for(app, &source.repo_url);
+                let asked = Instant::now();
+                let resolved = self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await;
+                crate::metrics::global().git_request(
+                    &berth_repo::git::scrub_url(&source.repo_url),
+                    "ls-remote",
+                    asked.elapsed(),
+                );
+                let sha = resolved.map_err(|e| {
+                    format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
+                })?;
+                tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
+                if revision.is_none() {
+                    let mut memo = self.memo.lock().expect("memo lock");
+                    memo.entry(name.clone()).or_default().resolved.insert(source_hash, sha.clone());
+                }
+                Ok(sha)
+            }
+        }
+    }
+
+    /// The rendered source at `sha`: from the render cache; or, for a new commit that changes no file the
+    /// application depends on, the render of its previous commit (a monorepo commit re-renders only the
+    /// apps it touches); or rendered now with the source's tool. `remember` keeps the render as the app's
+    /// current one (single-source targets of the app's own revision).
+    pub(crate) async fn render(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        sha: &str,
+        level: Level,
+        refs: &BTreeMap<String, (String, PathBuf)>,
+        remember: bool,
+    ) -> Result<Arc<Rendered>, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let source_key = render_source_key(source);
+        let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
+        let tools = self.tool_versions().await;
+        // Helm reads the release name, namespace and cluster versions: sources that may be charts key on them.
+        let maybe_helm = source.directory.is_none() && source.kustomize.is_none();
+        let cluster = if maybe_helm { Some(self.cluster_versions().await) } else { None };
+        let app_bound = maybe_helm.then_some((&app.metadata.name, &app.spec.destination.namespace));
+        let cluster_hash = cluster.as_ref().map(|(_, hash)| *hash);
+        // A render made with one project's credentials is not another's: the key holds which were used.
+        let creds = self.creds_for(app, &source.repo_url);
+        let creds_key = hash_of(&(&creds.username, &creds.password, &creds.ssh_private_key, creds.insecure));
+        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, cluster_hash, app_bound, creds_key));
+        let cluster = cluster.map(|(versions, _)| versions);
+        if level == Level::HardRefresh {
+            self.renders.remove(render_key);
+        }
+        let rendered = match self.renders.get(render_key) {
+            Some(r) => r,
+            None => {
+                let rendered =
+                    self.render_now(app, source, sha, level, refs, remember, source_key, cluster).await?;
+                self.renders.insert(render_key, &rendered);
+                rendered
+            }
+        };
+        if remember {
+            let mut memo = self.memo.lock().expect("memo lock");
+            let m = memo.entry(name).or_default();
+            m.rendered = Some(rendered.clone());
+            m.rendered_from = Some((source_key, sha.to_string()));
+        }
+        Ok(rendered)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn render_now(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        sha: &str,
+        level: Level,
+        refs: &BTreeMap<String, (String, PathBuf)>,
+        single: bool,
+        source_key: u64,
+        cluster: Option<Arc<(String, Vec<String>)>>,
+    ) -> Result<Arc<Rendered>, String> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let creds = self.creds_for(app, &source.repo_url);
+        let mut ctx = render::ToolContext::new(
+            &name,
+            app.spec.destination.namespace.as_deref().unwrap_or_default(),
+            self.config.cache_dir.join("render"),
+        );
+        if let Some(versions) = cluster {
+            ctx.kube_version = versions.0.clone();
+            ctx.api_versions = versions.1.clone();
+        }
+        ctx.refs = refs.iter().map(|(k, (_, tree))| (k.clone(), tree.clone())).collect();
+        if let Some(chart) = source.chart.clone() {
+            // A chart from a Helm repository (HTTP or OCI).
+            ctx.network = true;
+            let helm_creds = render::helm::HelmCredentials {
+                username: creds.username.clone(),
+                password: creds.password.clone(),
+                insecure: creds.insecure,
+                ..Default::default()
+            };
+            let (url, helm, version) = (source.repo_url.clone(), source.helm.clone(), sha.to_string());
+            let manifests = tokio::task::spawn_blocking(move || {
+                render::helm::render_helm_chart(&url, &chart, &version, helm.as_ref(), &ctx, &helm_creds)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("Failed to load target state: {e}"));
+            return Ok(Arc::new(Rendered { manifests, commit: None, source_type: "Helm", inputs: vec![] }));
+        }
+        self.git
+            .fetch(&source.repo_url, sha, &creds)
+            .await
+            .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+        let commit = self.git.commit_info(&source.repo_url, sha).await.ok();
+        let previous = {
+            let memo = self.memo.lock().expect("memo lock");
+            memo.get(&name).and_then(|m| Some((m.rendered.clone()?, m.rendered_from.clone()?)))
+        };
+        if single
+            && refs.is_empty()
+            && level < Level::HardRefresh
+            && let Some((prev, (prev_key, prev_sha))) = previous
+            && prev_key == source_key
+            && prev_sha != sha
+            && prev.manifests.is_ok()
+            && let Ok(changed) = self.git.changed_files(&source.repo_url, &prev_sha, sha).await
+        {
+            let watched = watched_paths(app, source, &prev.inputs);
+            if !changed.iter().any(|f| covers(&watched, f)) {
+                tracing::debug!(target: "berth::render", app = %name, from = %prev_sha, to = %sha, "reused: no input changed");
+                return Ok(Arc::new(Rendered {
+                    manifests: prev.manifests.clone(),
+                    commit,
+                    source_type: prev.source_type,
+                    inputs: prev.inputs.clone(),
+                }));
+            }
+        }
+        let tree = self
+            .git
+            .tree(&source.repo_url, sha)
+            .await
+            .map_err(|e| format!("Failed to load target state: failed to check out {sha}: {e}"))?;
+        let path = source.path.clone().unwrap_or_default();
+        let source = source.clone();
+        let render_started = Instant::now();
+        let (source_type, manifests, inputs) = tokio::task::spawn_blocking(move || {
+            let kind = source_kind(&source, &tree, &path);
+            let out = match kind {
+                "Helm" => render::helm::render_helm_path(&tree, &path, source.helm.as_ref(), &ctx),
+                "Kustomize" => {
+                    render::kustomize::render_kustomize(&tree, &path, source.kustomize.as_ref(), &ctx)
+                }
+                _ => render::render_directory(&tree, &path, source.directory.as_ref()),
+            };
+            let value_files: Vec<String> = source
+                .helm
+                .iter()
+                .flat_map(|h| &h.value_files)
+                .filter(|f| !f.starts_with('$'))
+                .cloned()
+                .collect();
+            let inputs =
+                if kind == "Directory" { vec![] } else { render::render_inputs(&tree, &path, &value_files) };
+            (kind, out, inputs)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        tracing::debug!(target: "berth::render", app = %name, sha, source_type, "rendered");
+        crate::metrics::global().rendered(source_type, render_started.elapsed());
+        let manifests = manifests.map_err(|e| format!("Failed to load target state: {e}"));
+        Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
+    }
+
+    /// `helm` and `kustomize` versions, part of every render's cache key (a new tool renders again).
+    pub(crate) async fn tool_versions(&self) -> Arc<(String, String)> {
+        if let Some(v) = self.tool_versions.get() {
+            return v.clone();
+        }
+        let version = |program: &'static str, args: &'static [&'static str]| async move {
+            tokio::process::Command::new(program)
+                .args(args)
+                .output()
+                .await
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let v = Arc::new((
+            version("helm", &["version", "--short"]).await,
+            version("kustomize", &["version"]).await,
+        ));
+        let _ = self.tool_versions.set(v.clone());
+        v
+    }
+
+    /// The destination cluster's version and API versions, for Helm's Capabilities, and a hash of both. Read
+    /// again after a discovery, and every five minutes for the version; otherwise answered from memory
+    /// (every pass of every app that may be a chart asks).
+    pub(crate) async fn cluster_versions(&self) -> (Arc<(String, Vec<String>)>, u64) {
+        let generation = self.cache.discovery_generation();
+        if let Some(info) = self.cluster_versions.lock().expect("versions lock").as_ref()
+            && info.generation == generation
+            && info.read_at.elapsed() < Duration::from_secs(300)
+        {
+            return (info.versions.clone(), info.hash);
+        }
+        let version = match self.client.apiserver_version().await {
+            Ok(info) => info.git_version.trim_start_matches('v').to_string(),
+            Err(_) => String::new(),
+        };
+        let versions = Arc::new((version, self.cache.api_versions()));
+        let hash = hash_of(&*versions);
+        *self.cluster_versions.lock().expect("versions lock") = Some(crate::ClusterInfo {
+            read_at: Instant::now(),
+            generation,
+            versions: versions.clone(),
+            hash,
+        });
+        (versions, hash)
+    }
+
+    /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
+    /// and duplicates reported.
+    pub(crate) async fn prepare(
+        &self,
+        app: &Application,
+        revision: String,
+        commit: Option<CommitInfo>,
+        manifests: Vec<Manifest>,
+    ) -> Target {
+        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let installation_id = self.settings().installation_id.clone();
+        let dest_ns = app
+            .spec
+            .destination
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let mut objects: Vec<Desired> = Vec::new();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut seen: HashMap<ResourceKey, String> = HashMap::new();
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let proj = self
+            .projects
+            .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
+        let skip_dry_run = has_option(&sync_options(app, None), "SkipDryRunOnMissingResource=true");
+        // Kinds defined by CRDs of this same source: known before the cluster serves them.
+        let crd_kinds: HashMap<GroupKind, bool> = manifests
+            .iter()
+            .filter(|m| m.object["kind"] == "CustomResourceDefinition")
+            .filter_map(|m| {
+                let spec = &m.object["spec"];
+                let gk = GroupKind {
+                    group: spec["group"].as_str()?.to_string(),
+                    kind: spec["names"]["kind"].as_str()?.to_string(),
+                };
+                Some((gk, spec["scope"] != "Cluster"))
+            })
+            .collect();
+        for m in manifests {
+            let mut object = m.object;
+            let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+            let kind = object["kind"].as_str().unwrap_or_default().to_string();
+            let gk = GroupKind {
+                group: berth_engine::resource::split_api_version(&api_version).0.into(),
+                kind: kind.clone(),
+            };
+            let namespaced = match self.cache.kind(&gk).await {
+                Ok(info) => info.namespaced,
+                Err(_) if crd_kinds.contains_key(&gk) => crd_kinds[&gk],
+                // Its CRD will be made by something else (an operator this sync installs): like Argo CD,
+                // the object is neither dry-run nor refused before its turn comes.
+                Err(_)
+                    if skip_dry_run || sync::has_sync_option(&object, "SkipDryRunOnMissingResource=true") =>
+                {
+                    true
+                }
+                Err(e) => {
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    errors.push(format!("{}: {kind} {name:?}: {e}", m.file));
+                    continue;
+                }
+            };
+            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
+            if namespaced {
+                if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
+                    meta.insert("namespace".into(), dest_ns.clone().into());
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            if let Some(proj) = &proj {
+                let proj_name = proj.metadata.name.as_deref().unwrap_or_default();
+                let ns = namespaced.then(|| object["metadata"]["namespace"].as_str().unwrap_or_default());
+                if let Err(e) = project::object_check(
+                    proj_name,
+                    &proj.spec,
+                    &gk.group,
+                    &kind,
+                    &name,
+                    ns,
+                    IN_CLUSTER,
+                    "in-cluster",
+                ) {
+                    errors.push(format!("{}: {e}", m.file));
+                    continue;
+                }
+            }
+            let is_hook = sync::hooks::is_hook(&object);
+            let key = if is_hook { sync::plan::desired_key(&object) } else { ResourceKey::of(&object) };
+            let Some(key) = key else {
+                errors.push(format!(
+                    "{}: {kind}: metadata.name is missing (generateName is only for hooks)",
+                    m.file
+                ));
+                continue;
+            };
+            let annotations = object["metadata"]
+                .as_object_mut()
+                .expect("metadata")
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(TRACKING_ANNOTATION.into(), key.tracking_id(&app_name).into());
+                if !installation_id.is_empty() {
+                    a.insert(INSTALLATION_ANNOTATION.into(), installation_id.clone().into());
+                }
+            }
+            if let Some(first) = seen.insert(key.clone(), m.file.clone()) {
+                warnings.push((
+                    "RepeatedResourceWarning",
+                    format!(
+                        "Resource {key} appeared 2 times among application resources ({first}, {})",
+                        m.file
+                    ),
+                ));
+                objects.retain(|d| d.key != key);
+            }
+            objects.push(Desired { key, file: m.file, object });
+        }
+        Target { revision, revisions: vec![], source_type: "Directory", commit, objects, errors, warnings }
+    }
+}
+
+/// Everything of a source that a render depends on, except the commit.
+pub(crate) fn render_source_key(source: &ApplicationSource) -> u64 {
+    let mut s = source.clone();
+    s.target_revision = None;
+    s.repo_url = berth_repo::url::normalize(&source.repo_url);
+    hash_of(&s)
+}
+
+pub(crate) const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
+
+/// The repository paths whose changes make the application render again: Argo CD's
+/// `manifest-generate-paths` annotation (`;`-separated; relative to the source path, or from the repository
+/// root with a leading `/`), else the source path and what its last render read.
+pub(crate) fn watched_paths(app: &Application, source: &ApplicationSource, inputs: &[String]) -> Vec<String> {
+    let base = source.path.clone().unwrap_or_default();
+    let annotation = app.metadata.annotations.as_ref().and_then(|a| a.get(MANIFEST_GENERATE_PATHS));
+    let Some(annotation) = annotation else {
+        // What the last render read (a Kustomize overlay's bases, a chart's value files), or the path.
+        let mut watched: Vec<String> = inputs.iter().map(|p| normalize_repo_path(p)).collect();
+        watched.push(normalize_repo_path(&base));
+        return watched;
+    };
+    annotation
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.strip_prefix('/') {
+            Some(root) => normalize_repo_path(root),
+            None => normalize_repo_path(&format!("{base}/{p}")),
+        })
+        .collect()
+}
+
+/// `a/./b/../c/` → `a/c`; the repository root is ``.
+pub(crate) fn normalize_repo_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Whether a changed file lies under one of the watched paths.
+pub(crate) fn covers(watched: &[String], file: &str) -> bool {
+    watched.iter().any(|p| {
+        p.is_empty() || file == p || file.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn app(annotation: Option<&str>) -> (Application, ApplicationSource) {
+        let mut app: Application = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
+            "spec": {"destination": {"namespace": "web"}, "project": "default",
+                     "source": {"repoURL": "https://example.com/r.git", "path": "apps/web/overlays/prod"}}
+        }))
+        .unwrap();
+        if let Some(a) = annotation {
+            app.metadata.annotations = Some([(MANIFEST_GENERATE_PATHS.to_string(), a.to_string())].into());
+        }
+        let source = app.spec.source.clone().unwrap();
+        (app, source)
+    }
+
+    #[test]
+    pub(crate) fn the_source_path_is_watched_by_default() {
+        let (app, source) = app(None);
+        let watched = watched_paths(&app, &source, &[]);
+        assert_eq!(watched, ["apps/web/overlays/prod"]);
+        let with_base = watched_paths(&app, &source, &["apps/web/base".into()]);
+        assert!(covers(&with_base, "apps/web/base/deployment.yaml"), "a base the overlay read");
+        assert!(covers(&watched, "apps/web/overlays/prod/kustomization.yaml"));
+        assert!(
+            !covers(&watched, "apps/web/overlays/prod-eu/kustomization.yaml"),
+            "a sibling with a longer name"
+        );
+        assert!(!covers(&watched, "apps/api/deployment.yaml"));
+    }
+
+    #[test]
+    pub(crate) fn manifest_generate_paths_are_relative_to_the_source_or_absolute() {
+        let (annotated, source) = app(Some(".; ../../base ;/shared/values"));
+        let watched = watched_paths(&annotated, &source, &["ignored/when/annotated".into()]);
+        assert_eq!(watched, ["apps/web/overlays/prod", "apps/web/base", "shared/values"]);
+        assert!(covers(&watched, "apps/web/base/deployment.yaml"));
+        assert!(covers(&watched, "shared/values/common.yaml"));
+        assert!(!covers(&watched, "apps/web/overlays/staging/kustomization.yaml"));
+        let (root, source) = app(Some("/"));
+        assert!(covers(&watched_paths(&root, &source, &[]), "anything/at/all.yaml"));
+    }
+
+    #[test]
+    pub(crate) fn the_render_key_ignores_the_revision_but_not_the_options() {
+        let (_, source) = app(None);
+        let mut moved = source.clone();
+        moved.target_revision = Some("v2".into());
+        assert_eq!(render_source_key(&source), render_source_key(&moved));
+        let mut other = source.clone();
+        other.path = Some("apps/web/overlays/staging".into());
+        assert_ne!(render_source_key(&source), render_source_key(&other));
+    }
+}
