@@ -10,11 +10,15 @@
 //! assert_eq!(app.spec.source.unwrap().path.as_deref(), Some("apps/web"));
 //! ```
 
+pub mod annotations;
 pub mod application;
 pub mod applicationset;
+pub mod codes;
 pub mod crd;
+pub mod finalizers;
 pub mod project;
 pub mod schema;
+pub mod secret_type;
 
 pub use application::Application;
 pub use applicationset::ApplicationSet;

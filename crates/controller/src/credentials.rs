@@ -5,23 +5,22 @@
 //! A secret with a `project` key is that project's (Argo CD's project-scoped repositories): it is used
 //! only for that project's applications, and wins over a global one for them.
 
+use berth_api::secret_type;
 use berth_repo::git::Credentials;
 use berth_repo::url;
 use k8s_openapi::api::core::v1::Secret;
-
-pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 
 fn field(secret: &Secret, key: &str) -> Option<String> {
     let bytes = secret.data.as_ref()?.get(key)?;
     String::from_utf8(bytes.0.clone()).ok().filter(|s| !s.is_empty())
 }
 
-fn secret_type(secret: &Secret) -> &str {
+fn kind_of(secret: &Secret) -> &str {
     secret
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(SECRET_TYPE_LABEL))
+        .and_then(|l| l.get(secret_type::LABEL))
         .map(String::as_str)
         .unwrap_or_default()
 }
@@ -55,14 +54,14 @@ pub fn for_url<'a>(url: &str, project: &str, secrets: impl IntoIterator<Item = &
             Some(_) => continue,
             None => false,
         };
-        match secret_type(secret) {
-            "repository"
+        match kind_of(secret) {
+            secret_type::REPOSITORY
                 if url::normalize(&secret_url) == wanted
                     && repository.is_none_or(|(best_own, _)| own && !best_own) =>
             {
                 repository = Some((own, secret));
             }
-            "repo-creds" if url::credential_prefix_matches(&secret_url, url) => {
+            secret_type::REPO_CREDS if url::credential_prefix_matches(&secret_url, url) => {
                 let rank = (url::credential_prefix_len(&secret_url), own);
                 if template.is_none_or(|(best, _)| rank > best) {
                     template = Some((rank, secret));
@@ -89,7 +88,7 @@ mod tests {
 
     fn secret(kind: &str, pairs: &[(&str, &str)]) -> Secret {
         let mut s = Secret::default();
-        s.metadata.labels = Some([(SECRET_TYPE_LABEL.to_string(), kind.to_string())].into());
+        s.metadata.labels = Some([(berth_api::secret_type::LABEL.to_string(), kind.to_string())].into());
         s.data =
             Some(pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect());
         s

@@ -94,7 +94,7 @@ pub struct Controller {
     git: GitCache,
     queue: Arc<queue::Queue>,
     memo: Mutex<HashMap<String, pass::Memo>>,
-    renders: pass::RenderCache,
+    renders: berth_repo::render::RenderCache,
     tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
     /// The destination's version and API versions, and when they were read.
     cluster_versions: Mutex<Option<ClusterInfo>>,
@@ -138,7 +138,7 @@ impl Controller {
         let secrets = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default()
-                .labels(&format!("{} in (repository,repo-creds)", credentials::SECRET_TYPE_LABEL)),
+                .labels(&format!("{} in (repository,repo-creds)", berth_api::secret_type::LABEL)),
             move |_| {
                 let _ = config_tx.send(());
             },
@@ -154,7 +154,7 @@ impl Controller {
             cache,
             queue: Arc::default(),
             memo: Mutex::default(),
-            renders: pass::RenderCache::default(),
+            renders: berth_repo::render::RenderCache::default(),
             tool_versions: std::sync::OnceLock::new(),
             cluster_versions: Mutex::new(None),
             seen: Mutex::default(),

@@ -37,7 +37,7 @@ impl Controller {
     ) -> Result<berth_api::application::RevisionMetadata, String> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
         let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;
-        let sources = self.validate(&app)?;
+        let sources = self.validate(&app).map_err(|e| e.to_string())?;
         let source = sources.get(source_index).ok_or_else(|| {
             format!("source index {source_index} is out of range ({} sources)", sources.len())
         })?;
@@ -72,8 +72,9 @@ impl Controller {
     pub async fn managed_resources(&self, name: &str) -> Result<(String, Vec<ManagedResource>), String> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
         let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;
-        let sources = self.validate(&app)?;
-        let target = self.target(&app, &sources, None, Level::Compare, false).await?;
+        let sources = self.validate(&app).map_err(|e| e.to_string())?;
+        let target =
+            self.target(&app, &sources, None, Level::Compare, false).await.map_err(|e| e.to_string())?;
         let settings = self.settings();
         let rules = settings.ignore_rules_for(&app);
         let mut out = Vec::new();

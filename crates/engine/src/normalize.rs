@@ -419,3 +419,6 @@ mod tests {
         assert_eq!(desired["spec"]["template"]["spec"]["x"], 1, "other fields still from git");
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -2,6 +2,7 @@
 //! the desired objects. Nothing here talks to a cluster.
 
 pub mod git;
+pub mod paths;
 pub mod render;
 pub mod url;
 pub mod validate;

@@ -73,13 +73,30 @@ impl RepoUrl {
     /// The port connections go to: the written one, or the scheme's default (HTTPS's for `oci` and
     /// scheme-less registries; `None` for a scheme without one, e.g. `file`).
     pub fn effective_port(&self) -> Option<u16> {
-        self.port.or(match self.scheme.as_str() {
+        self.port.or(self.default_port())
+    }
+
+    fn default_port(&self) -> Option<u16> {
+        match self.scheme.as_str() {
             "http" => Some(80),
             "https" | "oci" | "" => Some(443),
             "ssh" | "git+ssh" | "ssh+git" => Some(22),
             "git" => Some(9418),
             _ => None,
-        })
+        }
+    }
+
+    /// Where the repository lives, whatever the transport: `host[:port]/path`, lowercased, without scheme,
+    /// user, query, `.git` or the scheme's default port. The https, ssh and scp-like URLs a git host
+    /// gives for one repository have one location, so a push notification naming one of them finds
+    /// Applications written with another.
+    pub fn location(&self) -> String {
+        let path = self.path.split(['?', '#']).next().unwrap_or_default().trim_matches('/');
+        let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/').to_ascii_lowercase();
+        match self.port.filter(|port| Some(*port) != self.default_port()) {
+            Some(port) => format!("{}:{port}/{path}", self.host),
+            None => format!("{}/{path}", self.host),
+        }
     }
 
     /// The scheme with its aliases folded: `git+ssh` and `ssh+git` are `ssh`.
@@ -144,6 +161,40 @@ pub fn normalize(url: &str) -> String {
     let url = url.trim().trim_end_matches('/');
     let url = url.strip_suffix(".git").unwrap_or(url);
     url.to_ascii_lowercase()
+}
+
+/// The transport-independent identity of a repository URL, [`RepoUrl::location`]; text that names no
+/// host (a local path) is its [`normalize`]d self.
+///
+/// ```
+/// use berth_repo::url::location;
+/// assert_eq!(location("git@GitHub.com:Acme/deploy.git"), "github.com/acme/deploy");
+/// assert_eq!(location("ssh://git@bitbucket.example.com:7999/plat/deploy"), "bitbucket.example.com:7999/plat/deploy");
+/// ```
+pub fn location(url: &str) -> String {
+    RepoUrl::parse(url)
+        .map_or_else(|| normalize(url).trim_matches('/').to_string(), |parsed| parsed.location())
+}
+
+/// Whether two URLs name the same repository over any transport (see [`RepoUrl::location`]):
+/// `https://github.com/Org/Repo.git`, `ssh://git@github.com/org/repo` and `git@github.com:org/repo` do.
+/// Letter case is ignored in the whole URL as Argo CD does: the big hosts treat paths so, and a false
+/// match only costs a refresh. Not a key for credentials: [`normalize`] and
+/// [`credential_prefix_matches`] keep the scheme.
+pub fn same_repository(a: &str, b: &str) -> bool {
+    location(a) == location(b)
+}
+
+/// `https://user:secret@host/x` → `https://host/x`: a URL to show in a log line or an error carries no
+/// credentials. Only `scheme://` URLs carry them; an scp-like `git@host:path` names just the ssh user
+/// and is returned as it is.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.into(),
+    }
 }
 
 /// Whether a credential template for `prefix_url` (a `repo-creds` secret's `url`) covers `repo_url`:
@@ -311,6 +362,65 @@ mod tests {
             assert!(!credential_prefix_matches(url, "https://host/x"), "{url}");
             assert!(!credential_prefix_matches("https://host", url), "{url}");
         }
+    }
+
+    #[test]
+    fn one_repository_has_one_location_over_https_ssh_and_scp_like_urls() {
+        let same = [
+            "https://github.com/acme/deploy",
+            "https://github.com/Acme/deploy.git",
+            "https://GitHub.com/acme/deploy/",
+            "https://github.com:443/acme/deploy.git/",
+            "http://github.com/acme/deploy",
+            "https://ci-bot:token@github.com/acme/deploy.git",
+            "https://github.com/acme/deploy?ref=main#frag",
+            "git@github.com:Acme/deploy.git",
+            "git@github.com:/acme/deploy",
+            "ssh://git@github.com/acme/deploy.git",
+            "ssh://git@github.com:22/acme/deploy",
+            "git+ssh://git@github.com/acme/deploy",
+            " git://github.com/acme/deploy.git ",
+            "git://github.com:9418/acme/deploy",
+        ];
+        for url in same {
+            assert_eq!(location(url), "github.com/acme/deploy", "{url}");
+            assert!(same_repository(url, "git@github.com:acme/deploy"), "{url}");
+        }
+    }
+
+    #[test]
+    fn another_host_port_or_path_is_another_repository() {
+        for url in [
+            "https://github.com/acme/deploy2",
+            "https://github.com/acme/deploy/sub",
+            "https://gitlab.com/acme/deploy",
+            "ssh://git@github.com:2222/acme/deploy",
+            "https://github.com:8443/acme/deploy",
+            "ssh://git@github.com:443/acme/deploy",
+        ] {
+            assert!(!same_repository(url, "https://github.com/acme/deploy"), "{url}");
+        }
+        assert_eq!(
+            location("ssh://git@bitbucket.example.com:7999/plat/deploy.git"),
+            "bitbucket.example.com:7999/plat/deploy"
+        );
+    }
+
+    #[test]
+    fn a_local_path_is_its_own_location() {
+        assert_eq!(location("/srv/git/Deploy.git/"), "srv/git/deploy");
+        assert!(same_repository("/srv/git/deploy", "/srv/git/deploy.git"));
+        assert!(!same_repository("/srv/git/deploy", "/srv/git/other"));
+    }
+
+    #[test]
+    fn without_userinfo_drops_user_and_password_of_scheme_urls_only() {
+        assert_eq!(without_userinfo("https://u:p@charts.example.com/x"), "https://charts.example.com/x");
+        assert_eq!(without_userinfo("https://u:p@w@host:8443"), "https://host:8443");
+        assert_eq!(without_userinfo("https://host/x@y"), "https://host/x@y");
+        assert_eq!(without_userinfo("https://host?q=a@b"), "https://host?q=a@b");
+        assert_eq!(without_userinfo("git@github.com:org/x.git"), "git@github.com:org/x.git");
+        assert_eq!(without_userinfo("registry.example.com/charts"), "registry.example.com/charts");
     }
 
     #[test]

@@ -47,22 +47,12 @@ impl From<InvalidValue> for crate::render::RenderError {
 
 /// `"value"` with userinfo removed, control characters escaped and at most [`SHOWN_CHARS`] characters.
 fn shown(value: &str) -> String {
-    let scrubbed = without_userinfo(value);
+    let scrubbed = crate::url::without_userinfo(value);
     let mut out: String = scrubbed.chars().take(SHOWN_CHARS).flat_map(char::escape_debug).collect();
     if scrubbed.chars().count() > SHOWN_CHARS {
         out.push('…');
     }
     format!("\"{out}\"")
-}
-
-/// `scheme://user:pass@host/x` → `scheme://***@host/x`.
-fn without_userinfo(value: &str) -> String {
-    let Some((scheme, rest)) = value.split_once("://") else { return value.into() };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => value.into(),
-    }
 }
 
 /// Refuses the values every tool argument must avoid: a leading `-`, control characters (NUL, newlines,

@@ -34,6 +34,8 @@ use std::fmt;
 use axum::http::{HeaderMap, StatusCode};
 use berth_api::Application;
 use berth_api::application::ApplicationSource;
+use berth_repo::paths::WatchedPaths;
+use berth_repo::url;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -41,9 +43,6 @@ use sha2::Sha256;
 
 /// Payload limit when argocd-cm sets no `webhook.maxPayloadSizeMB` (Argo CD's default, 50 MB).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 50 * 1024 * 1024;
-
-/// The Application annotation listing the paths whose changes should refresh it.
-pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
 
 /// The payload limit from argocd-cm's `webhook.maxPayloadSizeMB`; the default when unset or invalid.
 pub fn max_payload_bytes(argocd_cm: &BTreeMap<String, String>) -> usize {
@@ -237,22 +236,19 @@ pub fn parse(
 ///
 /// An Application is affected when one of its git sources (`spec.source`, or each of
 /// `spec.sources`) matches on all three:
-/// - **repository**: its `repoURL` and one of the event's URLs name the same repository once
-///   normalised (scheme, user, default port, `.git`, trailing slash and letter case ignored, so
-///   `https://github.com/Org/Repo.git`, `ssh://git@github.com/org/repo` and `git@github.com:org/repo`
-///   are equal). The whole URL is compared case-insensitively, as Argo CD does: the big hosts treat
-///   paths so, and a false match only costs a refresh;
+/// - **repository**: its `repoURL` and one of the event's URLs name the same repository over any
+///   transport ([`berth_repo::url::same_repository`]: `https://github.com/Org/Repo.git`,
+///   `ssh://git@github.com/org/repo` and `git@github.com:org/repo` are equal);
 /// - **revision**: its `targetRevision` (with `refs/heads/` or `refs/tags/` stripped) equals the
 ///   pushed branch or tag name; `HEAD` or empty matches a branch push to the default branch, or to
 ///   any branch when the payload does not name the default branch;
-/// - **paths**, when the event lists changed files: one of them lies under a watched path. With the
-///   `argocd.argoproj.io/manifest-generate-paths` annotation the watched paths are its
-///   `;`-separated entries (relative to the source's `path`, or `/`-rooted from the repository
-///   root; a glob entry watches the directory before its first wildcard). Without it, where Argo CD
-///   refreshes on any change, berth watches the source's `path`, its Helm value files, and for a
-///   `ref` source the files other sources read through `$ref/`.
+/// - **paths**, when the event lists changed files: one of them concerns the source
+///   ([`berth_repo::paths::WatchedPaths`]): with the `argocd.argoproj.io/manifest-generate-paths`
+///   annotation one of its entries (paths or glob patterns) covers it; without it, where Argo CD
+///   refreshes on any change, it lies under the source's `path`, is one of its Helm value files, or
+///   for a `ref` source one of the files other sources read through `$ref/`.
 pub fn affected_apps<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Application>) -> Vec<String> {
-    let event_repos: Vec<String> = event.repo_urls.iter().map(|url| normalize_repo_url(url)).collect();
+    let event_repos: Vec<String> = event.repo_urls.iter().map(|repo| url::location(repo)).collect();
     let mut names = Vec::new();
     for app in apps {
         let Some(name) = app.metadata.name.as_deref() else {
@@ -263,20 +259,13 @@ pub fn affected_apps<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a A
         } else {
             app.spec.sources.iter().collect()
         };
-        let annotation = app
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(MANIFEST_GENERATE_PATHS))
-            .map(String::as_str)
-            .filter(|value| !value.trim().is_empty());
         let affected = sources.iter().any(|source| {
             source.chart.is_none()
-                && event_repos.contains(&normalize_repo_url(&source.repo_url))
+                && event_repos.contains(&url::location(&source.repo_url))
                 && revision_matches(source.target_revision.as_deref(), event)
                 && event.changed_files.as_ref().is_none_or(|files| {
-                    let watched = watched_paths(source, &sources, annotation);
-                    files.iter().any(|file| watched.iter().any(|dir| path_covers(dir, file)))
+                    let watched = WatchedPaths::for_source(app, source, &[]);
+                    files.iter().any(|file| watched.concerns(file))
                 })
         });
         if affected {
@@ -703,51 +692,6 @@ fn read_bitbucket_server_push(body: &[u8]) -> Result<PushEvent, WebhookError> {
     })
 }
 
-/// A repository URL reduced to `host[:port]/path` for comparison: scheme, user, default port,
-/// `.git`, slashes at either end and letter case dropped. scp-like `git@host:org/repo` reads
-/// as `ssh://git@host/org/repo`. Anything else (a local path) is only trimmed and lowercased.
-fn normalize_repo_url(url: &str) -> String {
-    let url = url.trim().to_lowercase();
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (scheme, rest),
-        None => match url.split_once(':') {
-            // scp-like: a colon before any slash, and not a Windows drive letter.
-            Some((host, _)) if !host.contains('/') && host.len() > 1 => ("ssh", url),
-            _ => return trim_repo_path(url).to_string(),
-        },
-    };
-    let scp_like = !url.contains("://");
-    let (authority, path) = if scp_like {
-        rest.split_once(':').unwrap_or((rest, ""))
-    } else {
-        rest.split_once('/').unwrap_or((rest, ""))
-    };
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, Some(port)),
-        _ => (host_port, None),
-    };
-    let default_port = match scheme {
-        "https" => "443",
-        "http" => "80",
-        "ssh" | "git+ssh" | "ssh+git" => "22",
-        "git" => "9418",
-        _ => "",
-    };
-    let port = port.filter(|port| !port.is_empty() && *port != default_port);
-    let path = trim_repo_path(path);
-    match port {
-        Some(port) => format!("{host}:{port}/{path}"),
-        None => format!("{host}/{path}"),
-    }
-}
-
-fn trim_repo_path(path: &str) -> &str {
-    let path = path.trim_matches('/');
-    path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/')
-}
-
 fn revision_matches(target: Option<&str>, event: &PushEvent) -> bool {
     let target = target.map(str::trim).unwrap_or_default();
     if target.is_empty() || target == "HEAD" {
@@ -760,84 +704,11 @@ fn revision_matches(target: Option<&str>, event: &PushEvent) -> bool {
     target == event.revision
 }
 
-/// Repository-root-relative directories and files whose changes concern `source`.
-fn watched_paths(
-    source: &ApplicationSource,
-    sources: &[&ApplicationSource],
-    annotation: Option<&str>,
-) -> Vec<String> {
-    let base = join_repo_path("", source.path.as_deref().unwrap_or_default());
-    if let Some(annotation) = annotation {
-        return annotation
-            .split(';')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| join_repo_path(&base, literal_prefix(entry)))
-            .collect();
-    }
-    let mut watched = Vec::new();
-    if source.path.is_some() {
-        watched.push(base.clone());
-    }
-    if let Some(helm) = &source.helm {
-        for file in &helm.value_files {
-            if !file.contains("://") && !file.starts_with('$') {
-                watched.push(join_repo_path(&base, file));
-            }
-        }
-    }
-    if let Some(name) = source.reference.as_deref().filter(|name| !name.is_empty()) {
-        let prefix = format!("${name}/");
-        for other in sources {
-            for file in other.helm.iter().flat_map(|helm| &helm.value_files) {
-                if let Some(file) = file.strip_prefix(&prefix) {
-                    watched.push(join_repo_path("", file));
-                }
-            }
-        }
-    }
-    if watched.is_empty() {
-        // A source without a path reads the repository root.
-        watched.push(String::new());
-    }
-    watched
-}
-
-/// The part of an annotation entry before its first wildcard, cut back to a whole directory.
-fn literal_prefix(entry: &str) -> &str {
-    match entry.find(['*', '?', '[', '{']) {
-        Some(wildcard) => entry[..wildcard].rfind('/').map_or("", |slash| &entry[..=slash]),
-        None => entry,
-    }
-}
-
-/// `relative` resolved against `base` (both repository-root-relative); a leading `/` means
-/// the repository root; `..` never climbs above the root.
-fn join_repo_path(base: &str, relative: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    let start = if relative.starts_with('/') { "" } else { base };
-    for part in start.split('/').chain(relative.split('/')) {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
-}
-
-/// Whether `file` is `dir` or lies under it; the empty `dir` is the repository root.
-fn path_covers(dir: &str, file: &str) -> bool {
-    let file = file.trim_start_matches('/');
-    dir.is_empty() || file == dir || file.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use berth_api::annotations::MANIFEST_GENERATE_PATHS;
     use serde_json::{Value, json};
 
     const SECRET: &str = "It's a Secret to Everybody";
@@ -1481,40 +1352,6 @@ mod tests {
         assert_eq!(max_payload_bytes(&cm("0")), DEFAULT_MAX_PAYLOAD_BYTES);
     }
 
-    #[test]
-    fn repo_urls_normalise_across_https_ssh_and_scp_forms() {
-        let same = [
-            "https://github.com/acme/deploy",
-            "https://github.com/Acme/deploy.git",
-            "https://GitHub.com/acme/deploy/",
-            "https://github.com:443/acme/deploy.git/",
-            "http://github.com/acme/deploy",
-            "https://ci-bot:token@github.com/acme/deploy.git",
-            "git@github.com:Acme/deploy.git",
-            "git@github.com:/acme/deploy",
-            "ssh://git@github.com/acme/deploy.git",
-            "ssh://git@github.com:22/acme/deploy",
-            " git://github.com/acme/deploy.git ",
-        ];
-        for url in same {
-            assert_eq!(normalize_repo_url(url), "github.com/acme/deploy", "{url}");
-        }
-        let different = [
-            "https://github.com/acme/deploy2",
-            "https://github.com/acme/deploy/sub",
-            "https://gitlab.com/acme/deploy",
-            "ssh://git@github.com:2222/acme/deploy",
-            "https://github.com:8443/acme/deploy",
-        ];
-        for url in different {
-            assert_ne!(normalize_repo_url(url), "github.com/acme/deploy", "{url}");
-        }
-        assert_eq!(
-            normalize_repo_url("ssh://git@bitbucket.example.com:7999/plat/deploy.git"),
-            "bitbucket.example.com:7999/plat/deploy"
-        );
-    }
-
     fn app(name: &str, spec: Value) -> Application {
         app_annotated(name, None, spec)
     }
@@ -1651,14 +1488,19 @@ mod tests {
     }
 
     #[test]
-    fn annotation_glob_watches_the_directory_before_the_wildcard() {
-        let apps = [app_annotated(
-            "web",
-            Some("/shared/*-secret.yaml"),
-            source("https://github.com/acme/deploy", "apps/web", "main"),
-        )];
+    fn annotation_glob_matches_the_changed_file_not_its_whole_folder() {
+        let repo = "https://github.com/acme/deploy";
+        let apps = [
+            app_annotated("secrets", Some("/shared/*-secret.yaml"), source(repo, "apps/web", "main")),
+            app_annotated("charts", Some("/charts/*.yaml"), source(repo, "apps/web", "main")),
+        ];
         let event = push("main", Some(&["shared/db-secret.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["web"]);
+        assert_eq!(affected_apps(&event, &apps), ["secrets"]);
+        let event = push("main", Some(&["charts/web.yaml"]));
+        assert_eq!(affected_apps(&event, &apps), ["charts"]);
+        // Cutting the pattern to its folder refreshed both for these.
+        let event = push("main", Some(&["shared/db-config.yaml", "charts/web/values.yaml"]));
+        assert!(affected_apps(&event, &apps).is_empty());
         let event = push("main", Some(&["apps/web/deployment.yaml"]));
         assert!(affected_apps(&event, &apps).is_empty());
     }

@@ -3,6 +3,7 @@
 
 use berth_api::Application;
 use berth_api::application::{HealthStatus as AppHealth, ResourceStatus};
+use berth_api::codes::{ConditionType, SyncCode};
 use berth_engine::health::{self, HealthStatus};
 use berth_engine::normalize::{self, IgnoreRule};
 use berth_engine::resource::{GroupKind, ResourceKey};
@@ -15,9 +16,11 @@ use super::target::{Desired, Target};
 use super::{has_option, hash_of, sync_options};
 use crate::Controller;
 
+/// What the compare found: each object's sync status and health, the app's sync status and health, and
+/// why it may be incomplete.
 pub(crate) struct Comparison {
     pub(crate) resources: Vec<ResourceStatus>,
-    pub(crate) sync_status: &'static str,
+    pub(crate) sync_status: SyncCode,
     pub(crate) health: HealthStatus,
     pub(crate) errors: Vec<String>,
     /// Objects another Application tracks too (SharedResourceWarning).
@@ -27,10 +30,107 @@ pub(crate) struct Comparison {
     pub(crate) live: Vec<Arc<serde_json::Value>>,
 }
 
+impl Comparison {
+    /// The conditions the target and this comparison give the Application.
+    pub(crate) fn conditions(&self, target: &Target) -> Vec<(ConditionType, String)> {
+        let error = |e: &String| (ConditionType::ComparisonError, e.clone());
+        // In the order an operator reads them: what the target said, then the compare.
+        target
+            .errors
+            .iter()
+            .map(error)
+            .chain(target.warnings.iter().cloned())
+            .chain(self.errors.iter().map(error))
+            .chain(self.warnings.iter().map(|w| (ConditionType::SharedResourceWarning, w.clone())))
+            .chain(self.refused.iter().map(|w| (ConditionType::ExcludedResourceWarning, w.clone())))
+            .collect()
+    }
+}
+
+/// One desired object as the compare observed it: its live counterpart and whether applying it would
+/// change that (an error when the dry run could not tell).
+pub(crate) struct Observed<'a> {
+    pub(crate) desired: &'a Desired,
+    pub(crate) live: Option<Arc<serde_json::Value>>,
+    pub(crate) in_sync: Result<bool, String>,
+}
+
+/// The comparison of a target with what was observed: a plain function, so every rule of sync status and
+/// health is tested without a cluster. `orphans` are tracked live objects git no longer has.
+pub(crate) fn summarise(
+    target: &Target,
+    observed: Vec<Observed<'_>>,
+    orphans: &[(ResourceKey, Arc<serde_json::Value>)],
+    health_of: impl Fn(&serde_json::Value) -> Option<health::Health>,
+) -> Comparison {
+    let version_of = |object: &serde_json::Value| {
+        berth_engine::resource::split_api_version(object["apiVersion"].as_str().unwrap_or_default())
+            .1
+            .to_string()
+    };
+    let mut errors = Vec::new();
+    let mut resources = Vec::new();
+    let mut healths = Vec::new();
+    let mut out_of_sync = 0;
+    let mut live_objects = Vec::new();
+    for o in observed {
+        let d = o.desired;
+        let (code, health) = match &o.live {
+            None => (SyncCode::OutOfSync, Some(health::Health::new(HealthStatus::Missing, ""))),
+            Some(live) => {
+                live_objects.push(live.clone());
+                let equal = o.in_sync.unwrap_or_else(|message| {
+                    errors.push(format!("{}: {}: {message}", d.file, d.key));
+                    false
+                });
+                (if equal { SyncCode::Synced } else { SyncCode::OutOfSync }, health_of(live))
+            }
+        };
+        if code == SyncCode::OutOfSync {
+            out_of_sync += 1;
+        }
+        if let Some(h) = &health {
+            healths.push(h.status);
+        }
+        let wave = Some(sync::sync_wave(&d.object));
+        resources.push(resource_status(&d.key, &version_of(&d.object), code, health, None, wave));
+    }
+    for (key, live) in orphans {
+        out_of_sync += 1;
+        resources.push(resource_status(
+            key,
+            &version_of(live),
+            SyncCode::OutOfSync,
+            health_of(live),
+            Some(true),
+            None,
+        ));
+    }
+    resources.sort_by(|a, b| {
+        (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
+    });
+    let sync_status = if !target.errors.is_empty() {
+        SyncCode::Unknown
+    } else if out_of_sync > 0 {
+        SyncCode::OutOfSync
+    } else {
+        SyncCode::Synced
+    };
+    Comparison {
+        resources,
+        sync_status,
+        health: health::worst(&healths),
+        errors,
+        warnings: vec![],
+        refused: vec![],
+        live: live_objects,
+    }
+}
+
 pub(crate) fn resource_status(
     key: &ResourceKey,
     version: &str,
-    sync_status: &str,
+    sync_status: SyncCode,
     health: Option<health::Health>,
     requires_pruning: Option<bool>,
     wave: Option<i64>,
@@ -41,7 +141,7 @@ pub(crate) fn resource_status(
         kind: Some(key.kind.clone()),
         namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
         name: Some(key.name.clone()),
-        status: Some(sync_status.into()),
+        status: Some(sync_status.to_string()),
         health: health.map(|h| AppHealth {
             status: Some(h.status.as_str().into()),
             message: (!h.message.is_empty()).then_some(h.message),
@@ -82,7 +182,6 @@ impl Controller {
         let ignore = &settings.ignore_rules_for(app);
         let app_name = app.metadata.name.clone().unwrap_or_default();
         let mut errors = Vec::new();
-        let mut warnings = Vec::new();
         let validate = !has_option(&sync_options(app, None), "Validate=false");
         // Watch the desired kinds and every kind in the last inventory (status.resources), so objects that
         // left git are still seen after a restart.
@@ -109,84 +208,25 @@ impl Controller {
         }
         let (tracked, refused) = self.permitted_tracked(app);
         let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
-        let mut resources = Vec::new();
-        let mut healths = Vec::new();
-        let mut out_of_sync = 0;
-        let mut live_objects = Vec::new();
+        let mut observed = Vec::new();
         for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
             let live = self.live_view(&app_name, &d.key);
-            let version = berth_engine::resource::split_api_version(
-                d.object["apiVersion"].as_str().unwrap_or_default(),
-            )
-            .1
-            .to_string();
-            let (sync_status, health) = match &live {
-                None => ("OutOfSync", Some(health::Health::new(HealthStatus::Missing, ""))),
-                Some(live) => {
-                    live_objects.push(live.clone());
-                    let equal =
-                        self.in_sync(&app_name, d, live, ignore, validate).await.unwrap_or_else(|message| {
-                            errors.push(format!("{}: {}: {message}", d.file, d.key));
-                            false
-                        });
-                    (if equal { "Synced" } else { "OutOfSync" }, settings.health(live))
-                }
+            let in_sync = match &live {
+                Some(live) => self.in_sync(&app_name, d, live, ignore, validate).await,
+                None => Ok(false),
             };
-            if sync_status == "OutOfSync" {
-                out_of_sync += 1;
-            }
-            if let Some(h) = &health {
-                healths.push(h.status);
-            }
-            resources.push(resource_status(
-                &d.key,
-                &version,
-                sync_status,
-                health,
-                None,
-                Some(sync::sync_wave(&d.object)),
-            ));
+            observed.push(Observed { desired: d, live, in_sync });
         }
-        for (key, live) in &tracked {
-            if desired_keys.contains(key) || sync::hooks::is_hook(live) {
-                continue;
-            }
-            out_of_sync += 1;
-            let version =
-                berth_engine::resource::split_api_version(live["apiVersion"].as_str().unwrap_or_default())
-                    .1
-                    .to_string();
-            resources.push(resource_status(
-                key,
-                &version,
-                "OutOfSync",
-                settings.health(live),
-                Some(true),
-                None,
-            ));
-        }
-        resources.sort_by(|a, b| {
-            (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
-        });
-        let sync_status = if !target.errors.is_empty() {
-            "Unknown"
-        } else if out_of_sync > 0 {
-            "OutOfSync"
-        } else {
-            "Synced"
-        };
-        for shared in self.shared_resources(&app_name, target) {
-            warnings.push(shared);
-        }
-        Comparison {
-            resources,
-            sync_status,
-            health: health::worst(&healths),
-            errors,
-            warnings,
-            refused,
-            live: live_objects,
-        }
+        let orphans: Vec<_> = tracked
+            .into_iter()
+            .filter(|(key, live)| !desired_keys.contains(key) && !sync::hooks::is_hook(live))
+            .collect();
+        let mut comparison = summarise(target, observed, &orphans, |live| settings.health(live));
+        errors.append(&mut comparison.errors);
+        comparison.errors = errors;
+        comparison.warnings = self.shared_resources(&app_name, target);
+        comparison.refused = refused;
+        comparison
     }
 
     /// The live object as the cache has it, or what the last sync stored if the watch is behind.
@@ -279,3 +319,6 @@ impl Controller {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::operate::{OperationWorld, short_id};
 use super::target::Target;
-use super::{FINALIZER, FINALIZER_BACKGROUND, POST_DELETE_FINALIZER, PRE_DELETE_FINALIZER};
 use crate::{Controller, Error, Level};
+use berth_api::finalizers;
 
 impl Controller {
     /// Deletion behind Argo CD's finalizers: PreDelete hooks first (pre-delete-finalizer), then every
@@ -20,10 +20,10 @@ impl Controller {
         let name = app.metadata.name.clone().unwrap_or_default();
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         let has = |f: &str| finalizers.iter().any(|x| x == f);
-        if has(PRE_DELETE_FINALIZER) {
-            return self.deletion_step(app, sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER).await;
+        if has(finalizers::PRE_DELETE) {
+            return self.deletion_step(app, sync::hooks::Phase::PreDelete, finalizers::PRE_DELETE).await;
         }
-        let resources = finalizers.iter().find(|f| *f == FINALIZER || *f == FINALIZER_BACKGROUND);
+        let resources = finalizers.iter().find(|f| finalizers::is_resources(f));
         if let Some(finalizer) = resources {
             for r in app.status.iter().flat_map(|s| &s.resources) {
                 if let Some(kind) = &r.kind {
@@ -48,7 +48,7 @@ impl Controller {
                 .filter(|(_, live)| !sync::has_sync_option(live, "Delete=false") && !post_delete(live))
                 .collect();
             if !tracked.is_empty() {
-                let policy = if finalizer == FINALIZER_BACKGROUND {
+                let policy = if finalizer == finalizers::RESOURCES_BACKGROUND {
                     PropagationPolicy::Background
                 } else {
                     PropagationPolicy::Foreground
@@ -66,8 +66,8 @@ impl Controller {
             let finalizer = finalizer.clone();
             return self.remove_finalizer(&name, &finalizer).await;
         }
-        if has(POST_DELETE_FINALIZER) {
-            return self.deletion_step(app, sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER).await;
+        if has(finalizers::POST_DELETE) {
+            return self.deletion_step(app, sync::hooks::Phase::PostDelete, finalizers::POST_DELETE).await;
         }
         Ok(())
     }
@@ -117,8 +117,6 @@ impl Controller {
         let world = OperationWorld::new(self, &name);
         let opts = SyncOptions::default();
         let mut execution = sync::run::Operation {
-            client: &self.client,
-            cache: &self.cache,
             world: &world,
             tasks: &tasks,
             opts: &opts,
@@ -158,8 +156,8 @@ impl Controller {
     ) -> Result<Option<String>, Error> {
         let mut wanted = Vec::new();
         for (phase, finalizer) in [
-            (sync::hooks::Phase::PreDelete, PRE_DELETE_FINALIZER),
-            (sync::hooks::Phase::PostDelete, POST_DELETE_FINALIZER),
+            (sync::hooks::Phase::PreDelete, finalizers::PRE_DELETE),
+            (sync::hooks::Phase::PostDelete, finalizers::POST_DELETE),
         ] {
             let has_hooks = target.objects.iter().any(|d| {
                 matches!(sync::hooks::hook_kind(&d.object), sync::hooks::HookKind::Hook(p) if p.contains(&phase))

@@ -12,12 +12,15 @@ mod operate;
 pub(crate) mod status;
 mod target;
 
-pub use target::{RenderCache, Rendered};
+use berth_repo::render::Rendered;
 
 use berth_api::Application;
+use berth_api::annotations;
 use berth_api::application::{
-    ApplicationSource, ApplicationStatus, Operation, OperationInitiator, SyncOperation, SyncStatus,
+    ApplicationSource, ApplicationStatus, Operation, OperationInitiator, OperationState, SyncOperation,
+    SyncStatus,
 };
+use berth_api::codes::{ConditionType, OperationPhase, SyncCode};
 use berth_engine::resource::ResourceKey;
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
@@ -31,11 +34,6 @@ use status::same_ignoring_time;
 use status::{merge_conditions, now};
 
 pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
-pub(crate) const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
-pub(crate) const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
-pub(crate) const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
-pub(crate) const PRE_DELETE_FINALIZER: &str = "pre-delete-finalizer.argocd.argoproj.io";
-pub(crate) const POST_DELETE_FINALIZER: &str = "post-delete-finalizer.argocd.argoproj.io";
 
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
@@ -83,7 +81,7 @@ pub fn fingerprint(app: &Application) -> u64 {
 }
 
 pub fn refresh_annotation(app: &Application) -> Option<&str> {
-    app.metadata.annotations.as_ref()?.get(REFRESH_ANNOTATION).map(String::as_str)
+    app.metadata.annotations.as_ref()?.get(annotations::REFRESH).map(String::as_str)
 }
 
 pub(crate) fn single_source(app: &Application) -> Option<&ApplicationSource> {
@@ -116,6 +114,48 @@ pub(crate) fn option_value<'a>(options: &'a [String], key: &str) -> Option<&'a s
     options.iter().rev().find_map(|o| o.trim().strip_prefix(key)?.strip_prefix('='))
 }
 
+/// What one pass carries from stage to stage until the status stage writes it.
+struct PassState {
+    /// The status being built, starting from the stored one.
+    status: ApplicationStatus,
+    old_status: ApplicationStatus,
+    /// resourceVersion of the copy this pass acts on (moved on by each of its own writes).
+    rv: String,
+    conditions: Vec<(ConditionType, String)>,
+    ran_operation: bool,
+    /// A requested operation that finished: removed from the Application after the status write.
+    clear_operation: Option<Operation>,
+}
+
+impl PassState {
+    fn new(app: &Application, settings: &crate::Settings, rv: String) -> Self {
+        let status = app.status.clone().unwrap_or_default();
+        PassState {
+            old_status: status.clone(),
+            status,
+            rv,
+            conditions: settings.warnings.iter().map(|w| (ConditionType::UnknownError, w.clone())).collect(),
+            ran_operation: false,
+            clear_operation: None,
+        }
+    }
+
+    /// Records an operation's step; `requested` is the Application's own operation, removed once done.
+    fn operation_ran(&mut self, state: OperationState, requested: Option<Operation>) {
+        let phase = OperationPhase::of(&state);
+        if phase.is_failure()
+            && let Some(message) = &state.message
+        {
+            self.conditions.push((ConditionType::SyncError, message.clone()));
+        }
+        if phase.is_completed() {
+            self.clear_operation = requested;
+        }
+        self.status.operation_state = Some(state);
+        self.ran_operation = true;
+    }
+}
+
 impl Controller {
     pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
@@ -126,7 +166,7 @@ impl Controller {
             return Ok(());
         };
         let app: Application = (*app).clone();
-        let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
+        let rv = app.metadata.resource_version.clone().unwrap_or_default();
         let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
         if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
             // Acting on a copy older than our own last write could repeat a sync: wait for the watch. A refresh
@@ -152,113 +192,120 @@ impl Controller {
             Some(_) => level.max(Level::Refresh),
             None => level,
         };
-        let mut conditions: Vec<(&str, String)> =
-            settings.warnings.iter().map(|w| ("UnknownError", w.clone())).collect();
-
-        let mut status = app.status.clone().unwrap_or_default();
-        let old_status = status.clone();
+        let mut pass = PassState::new(&app, &settings, rv);
+        // Target: the desired state at the revision git names now.
         let target = match self.validate(&app) {
-            Err(message) => Err(("InvalidSpecError", message)),
-            Ok(source) => {
-                self.target(&app, &source, None, level, false).await.map_err(|m| ("ComparisonError", m))
-            }
+            Ok(sources) => self.target(&app, &sources, None, level, false).await,
+            Err(e) => Err(e),
         };
         self.schedule_poll(name, level, &settings);
-
-        let mut comparison = None;
-        match &target {
-            Err((kind, message)) => {
-                conditions.push((kind, message.clone()));
-                status.sync = Some(SyncStatus {
-                    status: "Unknown".into(),
+        // Compare: desired against live, into status.
+        let comparison = match &target {
+            Err(e) => {
+                pass.conditions.push((e.condition(), e.to_string()));
+                pass.status.sync = Some(SyncStatus {
+                    status: SyncCode::Unknown.to_string(),
                     compared_to: Some(self.compared_to(&app)),
-                    revision: status.sync.as_ref().and_then(|s| s.revision.clone()),
+                    revision: pass.status.sync.as_ref().and_then(|s| s.revision.clone()),
                     revisions: vec![],
                 });
+                None
             }
             Ok(target) => {
                 if let Some(new_rv) = self.ensure_deletion_finalizers(&app, target).await? {
-                    rv = new_rv;
+                    pass.rv = new_rv;
                 }
-                conditions.extend(target.errors.iter().map(|e| ("ComparisonError", e.clone())));
-                conditions.extend(target.warnings.iter().cloned());
                 let cmp = self.compare(&app, target, &settings).await;
-                conditions.extend(cmp.errors.iter().map(|e| ("ComparisonError", e.clone())));
-                conditions.extend(cmp.warnings.iter().map(|w| ("SharedResourceWarning", w.clone())));
-                conditions.extend(cmp.refused.iter().map(|w| ("ExcludedResourceWarning", w.clone())));
-                self.apply_comparison(&app, &mut status, target, &cmp);
-                comparison = Some(cmp);
+                pass.conditions.extend(cmp.conditions(target));
+                self.apply_comparison(&app, &mut pass.status, target, &cmp);
+                Some(cmp)
             }
-        }
+        };
+        // Operate: the requested operation, one still running, or an automatic sync.
+        self.operate(&app, target.as_ref().ok(), comparison.as_ref(), &settings, &mut pass, level).await?;
+        // Status: one write of everything this pass found and did.
+        self.record(name, &app, pass, annotation.is_some(), level).await
+    }
 
-        // An operation (manual sync) or an automatic sync.
-        let mut clear_operation: Option<Operation> = None;
-        let mut ran_operation = false;
+    /// Runs the operation the Application asks for (or one of berth's still running), else decides
+    /// whether to sync automatically.
+    async fn operate(
+        &self,
+        app: &Application,
+        target: Option<&target::Target>,
+        comparison: Option<&compare::Comparison>,
+        settings: &crate::Settings,
+        pass: &mut PassState,
+        level: Level,
+    ) -> Result<(), Error> {
+        let name = app.metadata.name.as_deref().unwrap_or_default();
         // An automatic sync still running (its operation lives only in status) continues first.
-        let running_auto = status
+        let running_auto = pass
+            .status
             .operation_state
             .as_ref()
-            .filter(|s| s.phase == "Running" && app.operation.is_none())
+            .filter(|s| !OperationPhase::of(s).is_completed() && app.operation.is_none())
             .map(|s| s.operation.clone());
         if let Some(op) = app.operation.clone().or(running_auto) {
-            let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
-            if matches!(state.phase.as_str(), "Failed" | "Error")
-                && let Some(msg) = &state.message
-            {
-                conditions.push(("SyncError", msg.clone()));
-            }
-            let finished = state.phase != "Running";
-            status.operation_state = Some(state);
-            if finished && app.operation.is_some() {
-                clear_operation = Some(op);
-            }
-            ran_operation = true;
-        } else if let (Ok(target), Some(cmp)) = (&target, &comparison) {
-            match self.auto_sync_decision(&app, target, cmp, &status, &settings) {
-                AutoSync::No => {}
-                AutoSync::Blocked(message) => conditions.push(("SyncError", message)),
-                AutoSync::Later(after) => {
-                    let queue = self.queue.clone();
-                    let name = name.to_string();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        queue.push(&name, Level::Compare);
-                    });
-                }
-                AutoSync::Now { self_heal } => {
-                    let automated =
-                        app.spec.sync_policy.as_ref().and_then(|p| p.automated.clone()).unwrap_or_default();
-                    let op = Operation {
-                        sync: Some(SyncOperation {
-                            revision: Some(target.revision.clone()),
-                            prune: automated.prune,
-                            ..Default::default()
-                        }),
-                        initiated_by: Some(OperationInitiator { username: None, automated: Some(true) }),
+            let state = self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, target).await?;
+            pass.operation_ran(state, app.operation.is_some().then_some(op));
+            return Ok(());
+        }
+        let (Some(target), Some(cmp)) = (target, comparison) else { return Ok(()) };
+        let decision = operate::auto_sync_decision(
+            app,
+            target,
+            cmp.sync_status,
+            &pass.status,
+            settings.self_heal_paused,
+            self.config.self_heal_timeout,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        match decision {
+            AutoSync::No => {}
+            AutoSync::Blocked(message) => pass.conditions.push((ConditionType::SyncError, message)),
+            AutoSync::Later(after) => self.requeue_after(name, after),
+            AutoSync::Now { self_heal } => {
+                let automated =
+                    app.spec.sync_policy.as_ref().and_then(|p| p.automated.clone()).unwrap_or_default();
+                let op = Operation {
+                    sync: Some(SyncOperation {
+                        revision: Some(target.revision.clone()),
+                        prune: automated.prune,
                         ..Default::default()
-                    };
-                    tracing::info!(app = name, revision = %target.revision, self_heal, "auto-sync");
-                    let state = self.run_operation(&app, &op, &mut status, &mut rv, level).await?;
-                    ran_operation = true;
-                    if matches!(state.phase.as_str(), "Failed" | "Error")
-                        && let Some(msg) = &state.message
-                    {
-                        conditions.push(("SyncError", msg.clone()));
-                    }
-                    status.operation_state = Some(state);
-                }
+                    }),
+                    initiated_by: Some(OperationInitiator { username: None, automated: Some(true) }),
+                    ..Default::default()
+                };
+                tracing::info!(app = name, revision = %target.revision, self_heal, "auto-sync");
+                let state =
+                    self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, Some(target)).await?;
+                pass.operation_ran(state, None);
             }
         }
+        Ok(())
+    }
 
+    /// Writes the pass's status (when something changed, or a refresh asked for it), removes a finished
+    /// operation and the refresh annotation.
+    async fn record(
+        &self,
+        name: &str,
+        app: &Application,
+        mut pass: PassState,
+        refresh_asked: bool,
+        level: Level,
+    ) -> Result<(), Error> {
         // The last operation's failure stays a condition until an operation succeeds.
-        if !ran_operation
-            && let Some(state) = &status.operation_state
-            && matches!(state.phase.as_str(), "Failed" | "Error")
+        if !pass.ran_operation
+            && let Some(state) = &pass.status.operation_state
+            && OperationPhase::of(state).is_failure()
             && let Some(message) = &state.message
-            && !conditions.iter().any(|(kind, _)| *kind == "SyncError")
+            && !pass.conditions.iter().any(|(kind, _)| *kind == ConditionType::SyncError)
         {
-            conditions.push(("SyncError", message.clone()));
+            pass.conditions.push((ConditionType::SyncError, message.clone()));
         }
+        let PassState { mut status, old_status, mut rv, conditions, ran_operation, clear_operation } = pass;
         status.conditions = merge_conditions(&old_status.conditions, conditions);
         status.controller_namespace = Some(self.config.namespace.clone());
         let wrote =
@@ -267,13 +314,27 @@ impl Controller {
         if wrote {
             status.reconciled_at = Some(now());
             // The refresh annotation goes in the same write as the status it asked for.
-            match self.write_status_clearing(name, &mut rv, &status, annotation.is_some()).await {
-                Ok(()) => refresh_cleared = annotation.is_some(),
-                // After a sync, its result must be recorded even if the spec was edited meanwhile:
-                // berth is the only writer of status, so write it onto the fresh copy.
+            match self.write_status_clearing(name, &mut rv, &status, refresh_asked).await {
+                Ok(()) => refresh_cleared = refresh_asked,
+                // After a sync, its result must be recorded even if the Application changed meanwhile:
+                // berth is the only writer of status, so write it onto the fresh copy, keeping a
+                // termination the API server requested meanwhile for the next pass to carry out.
                 Err(Error::Stale) if ran_operation => {
                     let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-                    rv = api.get(name).await?.metadata.resource_version.unwrap_or_default();
+                    let fresh = api.get(name).await?;
+                    rv = fresh.metadata.resource_version.clone().unwrap_or_default();
+                    let terminating = fresh
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.operation_state.as_ref())
+                        .is_some_and(|s| OperationPhase::of(s) == OperationPhase::Terminating);
+                    if terminating
+                        && let Some(state) = status.operation_state.as_mut()
+                        && OperationPhase::of(state) == OperationPhase::Running
+                    {
+                        state.phase = OperationPhase::Terminating.to_string();
+                        self.requeue_after(name, Duration::ZERO);
+                    }
                     self.write_status(name, &mut rv, &status).await?;
                 }
                 other => other?,
@@ -282,9 +343,9 @@ impl Controller {
         if let Some(op) = clear_operation {
             self.clear_operation(name, &op).await?;
         }
-        if annotation.is_some() && !refresh_cleared {
+        if refresh_asked && !refresh_cleared {
             let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-            let patch = serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: null}}});
+            let patch = serde_json::json!({"metadata": {"annotations": {(annotations::REFRESH): null}}});
             let stored = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             self.remember_write(name, &stored);
         }

@@ -2,39 +2,95 @@
 //! plan and executor, with retries and history; and the decision whether to sync automatically.
 
 use berth_api::Application;
+use berth_api::annotations;
 use berth_api::application::{
-    ApplicationStatus, Operation, OperationState, ResourceResult, RevisionHistory, RevisionMetadata,
-    SyncOperation, SyncOperationResult,
+    ApplicationSource, ApplicationStatus, Operation, OperationState, ResourceResult, RevisionHistory,
+    RevisionMetadata, SyncOperation, SyncOperationResult,
 };
+use berth_api::codes::{OperationPhase, SyncCode};
 use berth_engine::health::{self};
 use berth_engine::normalize::{self};
 use berth_engine::resource::ResourceKey;
 use berth_engine::sync::{self, ManagedNamespace, OutcomeStatus, SyncOptions};
 use kube::api::PropagationPolicy;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::compare::Comparison;
 use super::status::{now, push_history};
-use super::target::Target;
+use super::target::{Target, TargetError};
 use super::{has_option, hash_of, option_value, single_source, sync_options};
 use crate::{Controller, Error, Level};
 
+/// Whether an Application in need of a sync gets one without being asked.
+#[derive(Debug, PartialEq)]
 pub(crate) enum AutoSync {
     No,
+    /// Not now, and the reason is a condition on the Application.
     Blocked(String),
+    /// Self-heal waits out its timeout since the last sync.
     Later(Duration),
-    Now { self_heal: bool },
+    Now {
+        self_heal: bool,
+    },
+}
+
+/// Argo CD's auto-sync rules as a plain function of the app, its target and compare result, its
+/// status, the self-heal settings and the time: a new target syncs at once; the same target again only
+/// to heal drift, never after it failed, and not within `self_heal_timeout` of the last sync.
+pub(crate) fn auto_sync_decision(
+    app: &Application,
+    target: &Target,
+    sync_status: SyncCode,
+    status: &ApplicationStatus,
+    self_heal_paused: bool,
+    self_heal_timeout: Duration,
+    now: k8s_openapi::jiff::Timestamp,
+) -> AutoSync {
+    let Some(automated) = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()) else {
+        return AutoSync::No;
+    };
+    if automated.enabled == Some(false) || sync_status != SyncCode::OutOfSync || !target.errors.is_empty() {
+        return AutoSync::No;
+    }
+    if target.objects.is_empty() && !automated.allow_empty.unwrap_or(false) {
+        return AutoSync::Blocked("Skipping sync attempt: auto-sync would delete every resource (the source rendered no objects) and allowEmpty is false".into());
+    }
+    let last = status.operation_state.as_ref();
+    let same_target = last.and_then(|s| s.sync_result.as_ref()).is_some_and(|r| {
+        r.revision == target.revision
+            && r.revisions == target.revisions
+            && (r.source.as_ref() == single_source(app) || r.sources == app.spec.sources)
+    });
+    let Some(last) = last.filter(|_| same_target) else {
+        return AutoSync::Now { self_heal: false };
+    };
+    if OperationPhase::of(last).is_failure() || !automated.self_heal.unwrap_or(false) {
+        return AutoSync::No;
+    }
+    if self_heal_paused {
+        return AutoSync::Blocked(
+            "Self-heal is paused (argocd-cm berth.selfHeal.paused): drift is reported, not reverted".into(),
+        );
+    }
+    let since_last = last.finished_at.as_ref().map(|t| {
+        let secs = now.as_second() - t.0.as_second();
+        Duration::from_secs(secs.max(0) as u64)
+    });
+    match since_last {
+        Some(elapsed) if elapsed < self_heal_timeout => AutoSync::Later(self_heal_timeout - elapsed),
+        _ => AutoSync::Now { self_heal: true },
+    }
 }
 
 pub(crate) fn finish(
     mut state: OperationState,
-    phase: &str,
+    phase: OperationPhase,
     message: String,
     result: Option<SyncOperationResult>,
 ) -> OperationState {
-    state.phase = phase.into();
+    state.phase = phase.to_string();
     state.message = Some(message);
     state.sync_result = result.or(state.sync_result);
     state.finished_at = Some(now());
@@ -85,11 +141,13 @@ pub(crate) struct OperationWorld<'a> {
     controller: &'a Controller,
     app: &'a str,
     settings: Arc<crate::Settings>,
+    cluster: sync::run::ClusterWrites<'a>,
 }
 
 impl<'a> OperationWorld<'a> {
     pub(crate) fn new(controller: &'a Controller, app: &'a str) -> Self {
-        OperationWorld { controller, app, settings: controller.settings() }
+        let cluster = sync::run::ClusterWrites { client: &controller.client, cache: &controller.cache };
+        OperationWorld { controller, app, settings: controller.settings(), cluster }
     }
 }
 
@@ -132,9 +190,95 @@ impl sync::run::World for OperationWorld<'_> {
         m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
         m.applied.insert(key.clone(), (obj, Instant::now()));
     }
+
+    async fn kind(
+        &self,
+        gk: &berth_engine::resource::GroupKind,
+    ) -> Result<berth_engine::cache::KindInfo, berth_engine::cache::CacheError> {
+        self.cluster.kind(gk).await
+    }
+
+    async fn rediscover(&self) {
+        self.cluster.rediscover().await
+    }
+
+    async fn exists(&self, key: &ResourceKey) -> bool {
+        self.cluster.exists(key).await
+    }
+
+    async fn apply(
+        &self,
+        info: &berth_engine::cache::KindInfo,
+        obj: &serde_json::Value,
+        mode: berth_engine::apply::ApplyMode,
+    ) -> Result<serde_json::Value, kube::Error> {
+        self.cluster.apply(info, obj, mode).await
+    }
+
+    async fn create(
+        &self,
+        info: &berth_engine::cache::KindInfo,
+        obj: &serde_json::Value,
+    ) -> Result<serde_json::Value, kube::Error> {
+        self.cluster.create(info, obj).await
+    }
+
+    async fn delete(
+        &self,
+        info: &berth_engine::cache::KindInfo,
+        key: &ResourceKey,
+        propagation: PropagationPolicy,
+        dry_run: bool,
+    ) -> Result<(), kube::Error> {
+        self.cluster.delete(info, key, propagation, dry_run).await
+    }
 }
 
 impl Controller {
+    /// The target an operation syncs, and its sources: a resumed operation keeps the commits it started
+    /// with, a rollback brings its own source(s), a requested revision is resolved afresh. The pass's own
+    /// target serves when it is that same one (an automatic sync always; no second render or prepare).
+    async fn operation_target<'t>(
+        &self,
+        app: &Application,
+        sync_op: &SyncOperation,
+        state: &OperationState,
+        level: Level,
+        pass_target: Option<&'t Target>,
+    ) -> Result<(Cow<'t, Target>, Vec<ApplicationSource>), TargetError> {
+        let pinned: Option<Vec<String>> = state.sync_result.as_ref().and_then(|r| {
+            if !r.revisions.is_empty() {
+                Some(r.revisions.clone())
+            } else {
+                (!r.revision.is_empty()).then(|| vec![r.revision.clone()])
+            }
+        });
+        let requested: Option<Vec<String>> = if !sync_op.revisions.is_empty() {
+            Some(sync_op.revisions.clone())
+        } else {
+            sync_op.revision.clone().filter(|r| !r.is_empty()).map(|r| vec![r])
+        };
+        let spec_sources = self.validate(app)?;
+        let own_sources = sync_op.sources.is_empty() && sync_op.source.is_none();
+        let sources = if !sync_op.sources.is_empty() {
+            sync_op.sources.clone()
+        } else if let Some(source) = &sync_op.source {
+            vec![source.clone()]
+        } else {
+            spec_sources
+        };
+        let revisions = pinned.or(requested);
+        if own_sources
+            && let (Some(target), Some(wanted)) = (pass_target, revisions.as_deref())
+            && target.commits() == wanted
+        {
+            return Ok((Cow::Borrowed(target), sources));
+        }
+        let target =
+            self.target(app, &sources, revisions.as_deref(), level.max(Level::Refresh), true).await?;
+        Ok((Cow::Owned(target), sources))
+    }
+
     /// Advances a sync operation by one step and returns its state: Running (recorded, and continued on
     /// the next pass: after a restart too), or finished. The first step records Running before anything
     /// is applied; every step records what it did before the next one starts.
@@ -145,16 +289,26 @@ impl Controller {
         status: &mut ApplicationStatus,
         rv: &mut String,
         level: Level,
+        pass_target: Option<&Target>,
     ) -> Result<OperationState, Error> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let sync_op = op.sync.clone().unwrap_or_default();
-        let resumed = status.operation_state.clone().filter(|s| s.phase == "Running" && s.operation == *op);
+        let resumed = status
+            .operation_state
+            .clone()
+            .filter(|s| !OperationPhase::of(s).is_completed() && s.operation == *op);
         let mut state = match resumed {
+            // The API server asked for it to stop (Argo CD's terminate): it ends here, as Failed.
+            Some(state) if OperationPhase::of(&state) == OperationPhase::Terminating => {
+                tracing::info!(app = %name, "sync terminated");
+                self.count_sync(app, OperationPhase::Failed.as_str());
+                return Ok(finish(state, OperationPhase::Failed, "Operation terminated".into(), None));
+            }
             Some(state) => state,
             None => {
                 let state = OperationState {
                     operation: op.clone(),
-                    phase: "Running".into(),
+                    phase: OperationPhase::Running.to_string(),
                     message: None,
                     sync_result: None,
                     started_at: now(),
@@ -179,46 +333,15 @@ impl Controller {
             state.finished_at = None;
             state.sync_result = state.sync_result.map(|r| SyncOperationResult { resources: vec![], ..r });
         }
-        // A resumed operation keeps the commits it started with; a rollback brings its own source(s).
-        let pinned: Option<Vec<String>> = state.sync_result.as_ref().and_then(|r| {
-            if !r.revisions.is_empty() {
-                Some(r.revisions.clone())
-            } else {
-                (!r.revision.is_empty()).then(|| vec![r.revision.clone()])
+        let (target, sources) = match self.operation_target(app, &sync_op, &state, level, pass_target).await {
+            Ok((t, sources)) if t.errors.is_empty() => (t, sources),
+            Ok((t, _)) => {
+                let message = format!("ComparisonError: {}", t.errors.join("; "));
+                return Ok(finish(state, OperationPhase::Error, message, None));
             }
-        });
-        let requested: Option<Vec<String>> = if !sync_op.revisions.is_empty() {
-            Some(sync_op.revisions.clone())
-        } else {
-            sync_op.revision.clone().filter(|r| !r.is_empty()).map(|r| vec![r])
+            Err(e) => return Ok(finish(state, OperationPhase::Error, format!("ComparisonError: {e}"), None)),
         };
-        let target = match self.validate(app) {
-            Err(message) => Err(message),
-            Ok(sources) => {
-                let sources = if !sync_op.sources.is_empty() {
-                    sync_op.sources.clone()
-                } else if let Some(source) = &sync_op.source {
-                    vec![source.clone()]
-                } else {
-                    sources
-                };
-                let revisions = pinned.clone().or(requested);
-                self.target(app, &sources, revisions.as_deref(), level.max(Level::Refresh), true)
-                    .await
-                    .map(|t| (t, sources))
-            }
-        };
-        let (target, sources) = match target {
-            Ok((t, sources)) => (Ok(t), sources),
-            Err(e) => (Err(e), vec![]),
-        };
-        let target = match target {
-            Ok(t) if t.errors.is_empty() => t,
-            Ok(t) => {
-                return Ok(finish(state, "Error", format!("ComparisonError: {}", t.errors.join("; ")), None));
-            }
-            Err(message) => return Ok(finish(state, "Error", format!("ComparisonError: {message}"), None)),
-        };
+        let target: &Target = &target;
         let options = sync_options(app, Some(&sync_op));
         let automated = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref());
         if target.objects.iter().all(|d| berth_engine::sync::hooks::is_hook(&d.object))
@@ -227,22 +350,22 @@ impl Controller {
         {
             return Ok(finish(
                 state,
-                "Failed",
+                OperationPhase::Failed,
                 "Skipping sync: the source rendered no objects and allowEmpty is false".into(),
                 None,
             ));
         }
         if has_option(&options, "FailOnSharedResource=true")
-            && let Some(shared) = self.shared_resources(&name, &target).first()
+            && let Some(shared) = self.shared_resources(&name, target).first()
         {
             return Ok(finish(
                 state,
-                "Failed",
+                OperationPhase::Failed,
                 format!("FailOnSharedResource: {shared}; nothing was applied"),
                 None,
             ));
         }
-        let opts = self.sync_options_for(app, &sync_op, &options, &target);
+        let opts = self.sync_options_for(app, &sync_op, &options, target);
         let mut desired: Vec<serde_json::Value> = target.objects.iter().map(|d| d.object.clone()).collect();
         if has_option(&options, "RespectIgnoreDifferences=true") {
             let rules = self.settings().ignore_rules_for(app);
@@ -261,7 +384,12 @@ impl Controller {
                     live
                 };
                 if let Err(e) = normalize::respect_ignored(object, &live, &d.key, &rules) {
-                    return Ok(finish(state, "Error", format!("{}: {}: {e}", d.file, d.key), None));
+                    return Ok(finish(
+                        state,
+                        OperationPhase::Error,
+                        format!("{}: {}: {e}", d.file, d.key),
+                        None,
+                    ));
                 }
             }
         }
@@ -275,15 +403,8 @@ impl Controller {
         let records: Vec<sync::Record> =
             state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
         let world = OperationWorld::new(self, &name);
-        let mut execution = sync::run::Operation {
-            client: &self.client,
-            cache: &self.cache,
-            world: &world,
-            tasks: &tasks,
-            opts: &opts,
-            run_id: &run_id,
-            records,
-        };
+        let mut execution =
+            sync::run::Operation { world: &world, tasks: &tasks, opts: &opts, run_id: &run_id, records };
         let progress = execution.advance().await;
         let multi = !app.spec.sources.is_empty() || sources.len() > 1;
         let source = if multi { None } else { sources.first().cloned() };
@@ -321,8 +442,8 @@ impl Controller {
                     return Ok(state);
                 }
                 tracing::info!(app = %name, revision = %target.revision, %message, "sync failed");
-                self.count_sync(app, "Failed");
-                Ok(finish(state, "Failed", message, Some(result)))
+                self.count_sync(app, OperationPhase::Failed.as_str());
+                Ok(finish(state, OperationPhase::Failed, message, Some(result)))
             }
             sync::run::Progress::Succeeded(mut message) => {
                 if opts.prune && !refused.is_empty() {
@@ -340,8 +461,11 @@ impl Controller {
                     resources = result.resources.len(),
                     "sync finished"
                 );
-                self.count_sync(app, if opts.dry_run { "DryRun" } else { "Succeeded" });
-                let state = finish(state, "Succeeded", message, Some(result));
+                self.count_sync(
+                    app,
+                    if opts.dry_run { "DryRun" } else { OperationPhase::Succeeded.as_str() },
+                );
+                let state = finish(state, OperationPhase::Succeeded, message, Some(result));
                 if !opts.dry_run {
                     push_history(
                         &mut status.history,
@@ -453,7 +577,7 @@ impl Controller {
                 .metadata
                 .annotations
                 .as_ref()
-                .is_some_and(|a| a.contains_key("argocd.argoproj.io/deletion-approved")),
+                .is_some_and(|a| a.contains_key(annotations::DELETION_APPROVED)),
         }
     }
 
@@ -466,55 +590,7 @@ impl Controller {
             phase,
         );
     }
-
-    pub(crate) fn auto_sync_decision(
-        &self,
-        app: &Application,
-        target: &Target,
-        cmp: &Comparison,
-        status: &ApplicationStatus,
-        settings: &crate::Settings,
-    ) -> AutoSync {
-        let Some(automated) = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()) else {
-            return AutoSync::No;
-        };
-        if automated.enabled == Some(false) || cmp.sync_status != "OutOfSync" || !target.errors.is_empty() {
-            return AutoSync::No;
-        }
-        if target.objects.is_empty() && !automated.allow_empty.unwrap_or(false) {
-            return AutoSync::Blocked("Skipping sync attempt: auto-sync would delete every resource (the source rendered no objects) and allowEmpty is false".into());
-        }
-        let last = status.operation_state.as_ref();
-        let same_target = last.and_then(|s| s.sync_result.as_ref()).is_some_and(|r| {
-            r.revision == target.revision
-                && r.revisions == target.revisions
-                && (r.source.as_ref() == single_source(app) || r.sources == app.spec.sources)
-        });
-        if !same_target {
-            return AutoSync::Now { self_heal: false };
-        }
-        let last = last.expect("same_target implies a last operation");
-        if last.phase == "Failed" || last.phase == "Error" {
-            return AutoSync::No;
-        }
-        if !automated.self_heal.unwrap_or(false) {
-            return AutoSync::No;
-        }
-        if settings.self_heal_paused {
-            return AutoSync::Blocked(
-                "Self-heal is paused (argocd-cm berth.selfHeal.paused): drift is reported, not reverted"
-                    .into(),
-            );
-        }
-        let since_last = last.finished_at.as_ref().map(|t| {
-            let secs = k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second();
-            Duration::from_secs(secs.max(0) as u64)
-        });
-        match since_last {
-            Some(elapsed) if elapsed < self.config.self_heal_timeout => {
-                AutoSync::Later(self.config.self_heal_timeout - elapsed)
-            }
-            _ => AutoSync::Now { self_heal: true },
-        }
-    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,15 +3,16 @@
 //! time while they hold, history is bounded, and the summary lists images and external URLs.
 
 use berth_api::Application;
+use berth_api::annotations;
 use berth_api::application::{
     ApplicationCondition, ApplicationStatus, ApplicationSummary, ComparedTo, HealthStatus as AppHealth,
     Operation, RevisionHistory, SyncStatus,
 };
+use berth_api::codes::ConditionType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use std::collections::BTreeSet;
 
-use super::REFRESH_ANNOTATION;
 use super::compare::Comparison;
 use super::target::Target;
 use crate::{Controller, Error};
@@ -23,17 +24,20 @@ pub fn now() -> Time {
 }
 
 /// New conditions; one that was already present keeps its lastTransitionTime.
-pub fn merge_conditions(old: &[ApplicationCondition], new: Vec<(&str, String)>) -> Vec<ApplicationCondition> {
+pub fn merge_conditions(
+    old: &[ApplicationCondition],
+    new: Vec<(ConditionType, String)>,
+) -> Vec<ApplicationCondition> {
     let mut seen = BTreeSet::new();
     new.into_iter()
-        .filter(|(t, m)| seen.insert((t.to_string(), m.clone())))
+        .filter(|(t, m)| seen.insert((*t, m.clone())))
         .map(|(type_, message)| {
             let since = old
                 .iter()
-                .find(|c| c.type_ == type_ && c.message == message)
+                .find(|c| c.type_ == type_.as_str() && c.message == message)
                 .and_then(|c| c.last_transition_time.clone())
                 .unwrap_or_else(now);
-            ApplicationCondition { type_: type_.into(), message, last_transition_time: Some(since) }
+            ApplicationCondition { type_: type_.to_string(), message, last_transition_time: Some(since) }
         })
         .collect()
 }
@@ -108,7 +112,7 @@ impl Controller {
     ) {
         status.resources = cmp.resources.clone();
         status.sync = Some(SyncStatus {
-            status: cmp.sync_status.into(),
+            status: cmp.sync_status.to_string(),
             compared_to: Some(self.compared_to(app)),
             revision: Some(target.revision.clone()),
             revisions: target.revisions.clone(),
@@ -123,7 +127,7 @@ impl Controller {
                 .and_then(|h| h.last_transition_time.clone())
                 .or_else(|| Some(now())),
         });
-        status.source_type = Some(target.source_type.into());
+        status.source_type = Some(target.source_type.to_string());
         let desired: Vec<&serde_json::Value> = target.objects.iter().map(|d| &d.object).collect();
         status.summary = summary(desired.into_iter().chain(cmp.live.iter().map(|l| &**l)));
     }
@@ -152,8 +156,10 @@ impl Controller {
             { "op": "add", "path": "/status", "value": status }
         ]);
         if clear_refresh {
-            let path =
-                format!("/metadata/annotations/{}", REFRESH_ANNOTATION.replace('~', "~0").replace('/', "~1"));
+            let path = format!(
+                "/metadata/annotations/{}",
+                annotations::REFRESH.replace('~', "~0").replace('/', "~1")
+            );
             patch.as_array_mut().expect("an array").push(serde_json::json!({"op": "remove", "path": path}));
         }
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
@@ -273,8 +279,10 @@ mod tests {
             message: "boom".into(),
             last_transition_time: Some(Time(k8s_openapi::jiff::Timestamp::from_second(1).unwrap())),
         }];
-        let merged =
-            merge_conditions(&old, vec![("ComparisonError", "boom".into()), ("SyncError", "x".into())]);
+        let merged = merge_conditions(
+            &old,
+            vec![(ConditionType::ComparisonError, "boom".into()), (ConditionType::SyncError, "x".into())],
+        );
         assert_eq!(merged[0].last_transition_time, old[0].last_transition_time);
         assert_ne!(merged[1].last_transition_time, old[0].last_transition_time);
     }

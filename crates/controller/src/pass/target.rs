@@ -3,97 +3,84 @@
 
 use berth_api::Application;
 use berth_api::application::ApplicationSource;
+use berth_api::codes::ConditionType;
 use berth_engine::resource::{GroupKind, INSTALLATION_ANNOTATION, ResourceKey, TRACKING_ANNOTATION};
 use berth_engine::sync::{self};
 use berth_repo::git::CommitInfo;
+use berth_repo::paths::WatchedPaths;
 use berth_repo::render::{self, Manifest};
+use berth_repo::render::{Rendered, SourceType};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{IN_CLUSTER, app_sources, has_option, hash_of, refresh_annotation, sync_options};
 use crate::{Controller, Level, project};
 
-/// Rendered sources by (repository, commit, path, options): an unchanged app is never rendered again.
-/// Entries live as long as an application's current target uses them.
-#[derive(Default)]
-pub struct RenderCache {
-    entries: Mutex<HashMap<u64, std::sync::Weak<Rendered>>>,
+/// Why no target could be loaded; displayed as Argo CD words the condition.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum TargetError {
+    /// The spec cannot be acted on (no such project, a destination that is not configured…).
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("Failed to load target state: failed to resolve revision {revision:?}: {message}")]
+    Resolve { revision: String, message: String },
+    #[error("Failed to load target state: failed to fetch {sha}: {message}")]
+    Fetch { sha: String, message: String },
+    #[error("Failed to load target state: failed to check out {sha}: {message}")]
+    Checkout { sha: String, message: String },
+    /// The source's tool failed, or the render task stopped.
+    #[error("Failed to load target state: {0}")]
+    Render(String),
 }
 
-impl RenderCache {
-    pub(crate) fn get(&self, key: u64) -> Option<Arc<Rendered>> {
-        self.entries.lock().expect("render lock").get(&key).and_then(std::sync::Weak::upgrade)
-    }
-
-    pub(crate) fn insert(&self, key: u64, rendered: &Arc<Rendered>) {
-        let mut entries = self.entries.lock().expect("render lock");
-        if entries.len() % 256 == 255 {
-            entries.retain(|_, w| w.strong_count() > 0);
+impl TargetError {
+    /// The condition an Application carries while its target cannot be loaded.
+    pub(crate) fn condition(&self) -> ConditionType {
+        match self {
+            Self::InvalidSpec(_) => ConditionType::InvalidSpecError,
+            _ => ConditionType::ComparisonError,
         }
-        entries.insert(key, Arc::downgrade(rendered));
     }
-
-    pub(crate) fn remove(&self, key: u64) {
-        self.entries.lock().expect("render lock").remove(&key);
-    }
-}
-
-pub struct Rendered {
-    pub manifests: Result<Vec<Manifest>, String>,
-    pub commit: Option<CommitInfo>,
-    /// Argo CD's source type: Directory, Kustomize or Helm.
-    pub source_type: &'static str,
-    /// The repository paths the render read (a commit that touches none of them is not rendered again).
-    pub inputs: Vec<String>,
 }
 
 /// The desired state at one commit, ready to compare and apply.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) revision: String,
     /// Every source's commit (multiple sources only).
     pub(crate) revisions: Vec<String>,
-    pub(crate) source_type: &'static str,
+    pub(crate) source_type: SourceType,
     pub(crate) commit: Option<CommitInfo>,
     pub(crate) objects: Vec<Desired>,
     /// Errors that make this target unsafe to sync (render failed, unknown kind...).
     pub(crate) errors: Vec<String>,
-    pub(crate) warnings: Vec<(&'static str, String)>,
+    pub(crate) warnings: Vec<(ConditionType, String)>,
 }
 
+impl Target {
+    /// The commit of each source, as an operation pins them.
+    pub(crate) fn commits(&self) -> &[String] {
+        if self.revisions.is_empty() { std::slice::from_ref(&self.revision) } else { &self.revisions }
+    }
+}
+
+#[derive(Clone)]
 pub(crate) struct Desired {
     pub(crate) key: ResourceKey,
     pub(crate) file: String,
     pub(crate) object: serde_json::Value,
 }
 
-/// Argo CD's tool detection: an explicit `helm` / `kustomize` / `directory` wins, then Chart.yaml,
-/// then a kustomization file, else a directory of manifests.
-pub(crate) fn source_kind(source: &ApplicationSource, tree: &std::path::Path, path: &str) -> &'static str {
-    if source.chart.is_some() || source.helm.is_some() {
-        return "Helm";
-    }
-    if source.kustomize.is_some() {
-        return "Kustomize";
-    }
-    if source.directory.is_some() {
-        return "Directory";
-    }
-    let Ok(dir) = render::contained_path(tree, path) else { return "Directory" };
-    if render::helm::is_chart_dir(&dir) {
-        "Helm"
-    } else if render::kustomize::is_kustomization_dir(&dir) {
-        "Kustomize"
-    } else {
-        "Directory"
-    }
-}
-
 impl Controller {
     /// The source to render, or why the spec cannot be acted on.
     /// The sources to render (one, or `spec.sources`), or why the spec cannot be acted on.
-    pub(crate) fn validate(&self, app: &Application) -> Result<Vec<ApplicationSource>, String> {
+    pub(crate) fn validate(&self, app: &Application) -> Result<Vec<ApplicationSource>, TargetError> {
+        self.check_spec(app).map_err(TargetError::InvalidSpec)
+    }
+
+    fn check_spec(&self, app: &Application) -> Result<Vec<ApplicationSource>, String> {
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
         let Some(proj) = self.projects.get(&project_key) else {
@@ -156,8 +143,7 @@ impl Controller {
         revisions: Option<&[String]>,
         level: Level,
         sync: bool,
-    ) -> Result<Target, String> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+    ) -> Result<Target, TargetError> {
         let mut shas = Vec::new();
         for (i, source) in sources.iter().enumerate() {
             let explicit = revisions.and_then(|r| r.get(i)).filter(|r| !r.is_empty());
@@ -170,11 +156,12 @@ impl Controller {
                 self.git
                     .fetch(&source.repo_url, sha, &creds)
                     .await
-                    .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
-                let tree =
-                    self.git.tree(&source.repo_url, sha).await.map_err(|e| {
-                        format!("Failed to load target state: failed to check out {sha}: {e}")
-                    })?;
+                    .map_err(|e| TargetError::Fetch { sha: sha.clone(), message: e.to_string() })?;
+                let tree = self
+                    .git
+                    .tree(&source.repo_url, sha)
+                    .await
+                    .map_err(|e| TargetError::Checkout { sha: sha.clone(), message: e.to_string() })?;
                 refs.insert(r.to_string(), (sha.clone(), tree));
             }
         }
@@ -188,15 +175,14 @@ impl Controller {
                 continue;
             }
             let rendered = self.render(app, source, sha, level, &refs, single && revisions.is_none()).await?;
-            manifests.extend(rendered.manifests.clone()?);
+            manifests.extend(rendered.manifests.clone().map_err(TargetError::Render)?);
             commit = commit.or(rendered.commit.clone());
             source_type = source_type.or(Some(rendered.source_type));
         }
         let revision = shas.first().cloned().unwrap_or_default();
         let mut target = self.prepare(app, revision, commit, manifests).await;
         target.revisions = if app.spec.sources.is_empty() { vec![] } else { shas };
-        target.source_type = source_type.unwrap_or("Directory");
-        let _ = name;
+        target.source_type = source_type.unwrap_or(SourceType::Directory);
         Ok(target)
     }
 
@@ -208,7 +194,7 @@ impl Controller {
         revision: Option<&str>,
         level: Level,
         sync: bool,
-    ) -> Result<String, String> {
+    ) -> Result<String, TargetError> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let wanted = revision
             .map(str::to_string)
@@ -244,9 +230,8 @@ impl Controller {
                     "ls-remote",
                     asked.elapsed(),
                 );
-                let sha = resolved.map_err(|e| {
-                    format!("Failed to load target state: failed to resolve revision {wanted:?}: {e}")
-                })?;
+                let sha = resolved
+                    .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
                 tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
                 if revision.is_none() {
                     let mut memo = self.memo.lock().expect("memo lock");
@@ -269,7 +254,7 @@ impl Controller {
         level: Level,
         refs: &BTreeMap<String, (String, PathBuf)>,
         remember: bool,
-    ) -> Result<Arc<Rendered>, String> {
+    ) -> Result<Arc<Rendered>, TargetError> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let source_key = render_source_key(source);
         let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
@@ -316,7 +301,7 @@ impl Controller {
         single: bool,
         source_key: u64,
         cluster: Option<Arc<(String, Vec<String>)>>,
-    ) -> Result<Arc<Rendered>, String> {
+    ) -> Result<Arc<Rendered>, TargetError> {
         let name = app.metadata.name.clone().unwrap_or_default();
         let creds = self.creds_for(app, &source.repo_url);
         let mut ctx = render::ToolContext::new(
@@ -343,14 +328,19 @@ impl Controller {
                 render::helm::render_helm_chart(&url, &chart, &version, helm.as_ref(), &ctx, &helm_creds)
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("Failed to load target state: {e}"));
-            return Ok(Arc::new(Rendered { manifests, commit: None, source_type: "Helm", inputs: vec![] }));
+            .map_err(|e| TargetError::Render(format!("the render stopped: {e}")))?
+            .map_err(|e| e.to_string());
+            return Ok(Arc::new(Rendered {
+                manifests,
+                commit: None,
+                source_type: SourceType::Helm,
+                inputs: vec![],
+            }));
         }
         self.git
             .fetch(&source.repo_url, sha, &creds)
             .await
-            .map_err(|e| format!("Failed to load target state: failed to fetch {sha}: {e}"))?;
+            .map_err(|e| TargetError::Fetch { sha: sha.to_string(), message: e.to_string() })?;
         let commit = self.git.commit_info(&source.repo_url, sha).await.ok();
         let previous = {
             let memo = self.memo.lock().expect("memo lock");
@@ -364,51 +354,30 @@ impl Controller {
             && prev_sha != sha
             && prev.manifests.is_ok()
             && let Ok(changed) = self.git.changed_files(&source.repo_url, &prev_sha, sha).await
+            && !render_concerned(app, source, &prev.inputs, &changed)
         {
-            let watched = watched_paths(app, source, &prev.inputs);
-            if !changed.iter().any(|f| covers(&watched, f)) {
-                tracing::debug!(target: "berth::render", app = %name, from = %prev_sha, to = %sha, "reused: no input changed");
-                return Ok(Arc::new(Rendered {
-                    manifests: prev.manifests.clone(),
-                    commit,
-                    source_type: prev.source_type,
-                    inputs: prev.inputs.clone(),
-                }));
-            }
+            tracing::debug!(target: "berth::render", app = %name, from = %prev_sha, to = %sha, "reused: no input changed");
+            return Ok(Arc::new(Rendered {
+                manifests: prev.manifests.clone(),
+                commit,
+                source_type: prev.source_type,
+                inputs: prev.inputs.clone(),
+            }));
         }
         let tree = self
             .git
             .tree(&source.repo_url, sha)
             .await
-            .map_err(|e| format!("Failed to load target state: failed to check out {sha}: {e}"))?;
-        let path = source.path.clone().unwrap_or_default();
+            .map_err(|e| TargetError::Checkout { sha: sha.to_string(), message: e.to_string() })?;
         let source = source.clone();
         let render_started = Instant::now();
-        let (source_type, manifests, inputs) = tokio::task::spawn_blocking(move || {
-            let kind = source_kind(&source, &tree, &path);
-            let out = match kind {
-                "Helm" => render::helm::render_helm_path(&tree, &path, source.helm.as_ref(), &ctx),
-                "Kustomize" => {
-                    render::kustomize::render_kustomize(&tree, &path, source.kustomize.as_ref(), &ctx)
-                }
-                _ => render::render_directory(&tree, &path, source.directory.as_ref()),
-            };
-            let value_files: Vec<String> = source
-                .helm
-                .iter()
-                .flat_map(|h| &h.value_files)
-                .filter(|f| !f.starts_with('$'))
-                .cloned()
-                .collect();
-            let inputs =
-                if kind == "Directory" { vec![] } else { render::render_inputs(&tree, &path, &value_files) };
-            (kind, out, inputs)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        tracing::debug!(target: "berth::render", app = %name, sha, source_type, "rendered");
-        crate::metrics::global().rendered(source_type, render_started.elapsed());
-        let manifests = manifests.map_err(|e| format!("Failed to load target state: {e}"));
+        let (source_type, manifests, inputs) =
+            tokio::task::spawn_blocking(move || render::render_source(&source, &tree, &ctx))
+                .await
+                .map_err(|e| TargetError::Render(format!("the render stopped: {e}")))?;
+        tracing::debug!(target: "berth::render", app = %name, sha, %source_type, "rendered");
+        crate::metrics::global().rendered(source_type.as_str(), render_started.elapsed());
+        let manifests = manifests.map_err(|e| e.to_string());
         Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
     }
 
@@ -571,7 +540,7 @@ impl Controller {
             }
             if let Some(first) = seen.insert(key.clone(), m.file.clone()) {
                 warnings.push((
-                    "RepeatedResourceWarning",
+                    ConditionType::RepeatedResourceWarning,
                     format!(
                         "Resource {key} appeared 2 times among application resources ({first}, {})",
                         m.file
@@ -581,7 +550,15 @@ impl Controller {
             }
             objects.push(Desired { key, file: m.file, object });
         }
-        Target { revision, revisions: vec![], source_type: "Directory", commit, objects, errors, warnings }
+        Target {
+            revision,
+            revisions: vec![],
+            source_type: SourceType::Directory,
+            commit,
+            objects,
+            errors,
+            warnings,
+        }
     }
 }
 
@@ -593,58 +570,24 @@ pub(crate) fn render_source_key(source: &ApplicationSource) -> u64 {
     hash_of(&s)
 }
 
-pub(crate) const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
-
-/// The repository paths whose changes make the application render again: Argo CD's
-/// `manifest-generate-paths` annotation (`;`-separated; relative to the source path, or from the repository
-/// root with a leading `/`), else the source path and what its last render read.
-pub(crate) fn watched_paths(app: &Application, source: &ApplicationSource, inputs: &[String]) -> Vec<String> {
-    let base = source.path.clone().unwrap_or_default();
-    let annotation = app.metadata.annotations.as_ref().and_then(|a| a.get(MANIFEST_GENERATE_PATHS));
-    let Some(annotation) = annotation else {
-        // What the last render read (a Kustomize overlay's bases, a chart's value files), or the path.
-        let mut watched: Vec<String> = inputs.iter().map(|p| normalize_repo_path(p)).collect();
-        watched.push(normalize_repo_path(&base));
-        return watched;
-    };
-    annotation
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.strip_prefix('/') {
-            Some(root) => normalize_repo_path(root),
-            None => normalize_repo_path(&format!("{base}/{p}")),
-        })
-        .collect()
-}
-
-/// `a/./b/../c/` → `a/c`; the repository root is ``.
-pub(crate) fn normalize_repo_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
-/// Whether a changed file lies under one of the watched paths.
-pub(crate) fn covers(watched: &[String], file: &str) -> bool {
-    watched.iter().any(|p| {
-        p.is_empty() || file == p || file.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/'))
-    })
+/// Whether a commit that changed `changed` files concerns the application's render: one of them lies on a
+/// path it watches (`manifest-generate-paths`, globs included, or the source path and what its last
+/// render read). The one rule the webhook uses too ([`WatchedPaths`]).
+pub(crate) fn render_concerned(
+    app: &Application,
+    source: &ApplicationSource,
+    read_inputs: &[String],
+    changed: &[String],
+) -> bool {
+    let watched = WatchedPaths::for_source(app, source, read_inputs);
+    changed.iter().any(|file| watched.concerns(file))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) fn app(annotation: Option<&str>) -> (Application, ApplicationSource) {
+    fn app(annotation: Option<&str>) -> (Application, ApplicationSource) {
         let mut app: Application = serde_json::from_value(serde_json::json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
             "spec": {"destination": {"namespace": "web"}, "project": "default",
@@ -652,41 +595,42 @@ mod tests {
         }))
         .unwrap();
         if let Some(a) = annotation {
-            app.metadata.annotations = Some([(MANIFEST_GENERATE_PATHS.to_string(), a.to_string())].into());
+            app.metadata.annotations =
+                Some([(berth_api::annotations::MANIFEST_GENERATE_PATHS.to_string(), a.to_string())].into());
         }
         let source = app.spec.source.clone().unwrap();
         (app, source)
     }
 
+    fn changed(files: &[&str]) -> Vec<String> {
+        files.iter().map(|f| f.to_string()).collect()
+    }
+
     #[test]
-    pub(crate) fn the_source_path_is_watched_by_default() {
+    fn a_glob_in_manifest_generate_paths_renders_again_when_a_matching_file_changes() {
+        // The webhook refreshed such an app while the controller reused its previous render.
+        let (app, source) = app(Some("/charts/*.yaml"));
+        assert!(render_concerned(&app, &source, &[], &changed(&["charts/values.yaml"])));
+        assert!(!render_concerned(&app, &source, &[], &changed(&["charts/templates/x.txt", "docs/a.md"])));
+    }
+
+    #[test]
+    fn without_the_annotation_the_source_path_and_what_the_render_read_are_watched() {
         let (app, source) = app(None);
-        let watched = watched_paths(&app, &source, &[]);
-        assert_eq!(watched, ["apps/web/overlays/prod"]);
-        let with_base = watched_paths(&app, &source, &["apps/web/base".into()]);
-        assert!(covers(&with_base, "apps/web/base/deployment.yaml"), "a base the overlay read");
-        assert!(covers(&watched, "apps/web/overlays/prod/kustomization.yaml"));
-        assert!(
-            !covers(&watched, "apps/web/overlays/prod-eu/kustomization.yaml"),
-            "a sibling with a longer name"
-        );
-        assert!(!covers(&watched, "apps/api/deployment.yaml"));
+        let read = ["apps/web/base".to_string()];
+        assert!(render_concerned(&app, &source, &read, &changed(&["apps/web/base/deployment.yaml"])));
+        assert!(render_concerned(
+            &app,
+            &source,
+            &[],
+            &changed(&["apps/web/overlays/prod/kustomization.yaml"])
+        ));
+        assert!(!render_concerned(&app, &source, &[], &changed(&["apps/web/overlays/prod-eu/k.yaml"])));
+        assert!(!render_concerned(&app, &source, &read, &changed(&["apps/api/deployment.yaml"])));
     }
 
     #[test]
-    pub(crate) fn manifest_generate_paths_are_relative_to_the_source_or_absolute() {
-        let (annotated, source) = app(Some(".; ../../base ;/shared/values"));
-        let watched = watched_paths(&annotated, &source, &["ignored/when/annotated".into()]);
-        assert_eq!(watched, ["apps/web/overlays/prod", "apps/web/base", "shared/values"]);
-        assert!(covers(&watched, "apps/web/base/deployment.yaml"));
-        assert!(covers(&watched, "shared/values/common.yaml"));
-        assert!(!covers(&watched, "apps/web/overlays/staging/kustomization.yaml"));
-        let (root, source) = app(Some("/"));
-        assert!(covers(&watched_paths(&root, &source, &[]), "anything/at/all.yaml"));
-    }
-
-    #[test]
-    pub(crate) fn the_render_key_ignores_the_revision_but_not_the_options() {
+    fn the_render_key_ignores_the_revision_but_not_the_options() {
         let (_, source) = app(None);
         let mut moved = source.clone();
         moved.target_revision = Some("v2".into());

@@ -12,7 +12,6 @@ use kube::api::PropagationPolicy;
 use std::collections::HashSet;
 
 use crate::apply;
-use crate::cache::ClusterCache;
 use crate::resource::{GroupKind, ResourceKey};
 
 /// Argo CD's kind order within a wave; other kinds (and custom resources) come after these.
@@ -150,19 +149,18 @@ impl OutcomeStatus {
 
 /// Creates (or labels) the destination namespace for CreateNamespace=true; `None` when nothing was needed.
 pub(crate) async fn ensure_namespace(
-    client: &kube::Client,
-    cache: &ClusterCache,
+    world: &impl run::World,
     ns: &ManagedNamespace,
     dry_run: bool,
 ) -> Option<Record> {
     let key = ResourceKey::new("", "Namespace", "", &ns.name);
     let gk = GroupKind { group: String::new(), kind: "Namespace".into() };
     let record = |status, message| Record::resource(&key, "v1", hooks::Phase::Sync, status, message);
-    let info = match cache.kind(&gk).await {
+    let info = match world.kind(&gk).await {
         Ok(info) => info,
         Err(e) => return Some(record(OutcomeStatus::SyncFailed, e.to_string())),
     };
-    let exists = cache.ensure_watched(&gk).await.is_ok() && cache.get(&key).is_some();
+    let exists = world.exists(&key).await;
     if exists && ns.labels.is_empty() && ns.annotations.is_empty() {
         return None;
     }
@@ -174,7 +172,8 @@ pub(crate) async fn ensure_namespace(
         metadata["annotations"] = ns.annotations.clone().into();
     }
     let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata});
-    Some(match apply::apply(client, &info, &body, dry_run).await {
+    let mode = apply::ApplyMode { dry_run, ..Default::default() };
+    Some(match world.apply(&info, &body, mode).await {
         Ok(_) => record(OutcomeStatus::Synced, format!("namespace/{} serverside-applied", ns.name)),
         Err(e) => record(OutcomeStatus::SyncFailed, api_message(&e)),
     })

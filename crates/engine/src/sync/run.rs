@@ -6,6 +6,7 @@
 
 use kube::api::PropagationPolicy;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use super::hooks::{DeletePolicy, HOOK_RUN_ANNOTATION, Phase};
@@ -14,12 +15,13 @@ use super::{
     HookPhase, OutcomeStatus, Record, SyncOptions, api_message, describe, has_sync_option, is_not_found,
     version_of,
 };
-use crate::apply;
+use crate::apply::{self, ApplyMode};
 use crate::cache::{CacheError, ClusterCache, KindInfo};
 use crate::health::{Health, HealthStatus};
 use crate::resource::{GroupKind, ResourceKey};
 
-/// What the executor reads from and tells the controller.
+/// Everything the executor reads from and writes to the cluster, and tells the controller. The
+/// controller's world reads its cache and writes through [`ClusterWrites`]; unit tests script one in memory.
 pub trait World: Sync {
     /// The live object, including what this controller wrote a moment ago and the watch has not delivered.
     fn live(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>>;
@@ -29,6 +31,88 @@ pub trait World: Sync {
     fn health(&self, obj: &serde_json::Value) -> Option<Health>;
     /// An object the operation just wrote (read-your-writes until the watch has it).
     fn stored(&self, key: &ResourceKey, obj: Arc<serde_json::Value>);
+    /// How the cluster serves a kind, as discovery last said.
+    fn kind(&self, gk: &GroupKind) -> impl Future<Output = Result<KindInfo, CacheError>> + Send;
+    /// Asks discovery again: a CRD of this sync has just been established.
+    fn rediscover(&self) -> impl Future<Output = ()> + Send;
+    /// Whether the object is in the cluster (its kind is watched from then on).
+    fn exists(&self, key: &ResourceKey) -> impl Future<Output = bool> + Send;
+    /// Writes `obj` as `mode` says; returns what the server stored (or would store, in a dry run).
+    fn apply(
+        &self,
+        info: &KindInfo,
+        obj: &serde_json::Value,
+        mode: ApplyMode,
+    ) -> impl Future<Output = Result<serde_json::Value, kube::Error>> + Send;
+    /// Creates a hook (`generateName` honoured) and returns the stored object.
+    fn create(
+        &self,
+        info: &KindInfo,
+        obj: &serde_json::Value,
+    ) -> impl Future<Output = Result<serde_json::Value, kube::Error>> + Send;
+    /// Deletes an object; a missing one counts as deleted.
+    fn delete(
+        &self,
+        info: &KindInfo,
+        key: &ResourceKey,
+        propagation: PropagationPolicy,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send;
+}
+
+/// The cluster half of a [`World`]: kinds from the cache's discovery, writes through the API server. A
+/// controller's world delegates its [`World::kind`] … [`World::delete`] here.
+#[derive(Clone, Copy)]
+pub struct ClusterWrites<'a> {
+    pub client: &'a kube::Client,
+    pub cache: &'a ClusterCache,
+}
+
+impl ClusterWrites<'_> {
+    /// See [`World::kind`].
+    pub async fn kind(&self, gk: &GroupKind) -> Result<KindInfo, CacheError> {
+        self.cache.kind(gk).await
+    }
+
+    /// See [`World::rediscover`]; a failed discovery leaves the kind unknown, which the caller reports.
+    pub async fn rediscover(&self) {
+        let _ = self.cache.discover().await;
+    }
+
+    /// See [`World::exists`].
+    pub async fn exists(&self, key: &ResourceKey) -> bool {
+        self.cache.ensure_watched(&key.group_kind()).await.is_ok() && self.cache.get(key).is_some()
+    }
+
+    /// See [`World::apply`].
+    pub async fn apply(
+        &self,
+        info: &KindInfo,
+        obj: &serde_json::Value,
+        mode: ApplyMode,
+    ) -> Result<serde_json::Value, kube::Error> {
+        apply::apply_with(self.client, info, obj, mode).await
+    }
+
+    /// See [`World::create`].
+    pub async fn create(
+        &self,
+        info: &KindInfo,
+        obj: &serde_json::Value,
+    ) -> Result<serde_json::Value, kube::Error> {
+        apply::create(self.client, info, obj, false).await
+    }
+
+    /// See [`World::delete`].
+    pub async fn delete(
+        &self,
+        info: &KindInfo,
+        key: &ResourceKey,
+        propagation: PropagationPolicy,
+        dry_run: bool,
+    ) -> Result<(), kube::Error> {
+        apply::delete(self.client, info, key, propagation, dry_run).await
+    }
 }
 
 /// Where the operation stands after a pass.
@@ -51,10 +135,10 @@ enum Started {
     Waiting(String),
 }
 
-pub struct Operation<'a> {
-    pub client: &'a kube::Client,
-    pub cache: &'a ClusterCache,
-    pub world: &'a dyn World,
+/// One pass of an operation over its plan: built from the operation's record, advanced, and its
+/// `records` written back.
+pub struct Operation<'a, W: World> {
+    pub world: &'a W,
     pub tasks: &'a [Task],
     pub opts: &'a SyncOptions,
     /// Unique to this operation attempt; written on every hook it creates.
@@ -65,7 +149,7 @@ pub struct Operation<'a> {
 
 const RUNNING_PHASES: &[Phase] = &[Phase::PreSync, Phase::Sync, Phase::PostSync];
 
-impl Operation<'_> {
+impl<W: World> Operation<'_, W> {
     /// Takes the operation one step further.
     pub async fn advance(&mut self) -> Progress {
         self.refresh_hooks();
@@ -77,7 +161,7 @@ impl Operation<'_> {
         }
         if self.records.is_empty() {
             if let Some(ns) = &self.opts.create_namespace
-                && let Some(record) = super::ensure_namespace(self.client, self.cache, ns, false).await
+                && let Some(record) = super::ensure_namespace(self.world, ns, false).await
             {
                 self.records.push(record);
             }
@@ -312,7 +396,7 @@ impl Operation<'_> {
             match &task.action {
                 Action::Apply(object) => {
                     let mode = self.opts.mode_for(object);
-                    match apply::apply_with(self.client, &info, object, mode).await {
+                    match self.world.apply(&info, object, mode).await {
                         Ok(stored) => {
                             let verb = if mode.replace || !mode.validate {
                                 "replaced"
@@ -335,14 +419,10 @@ impl Operation<'_> {
                         // A hook of the same name from an earlier sync.
                         if delete_policies.contains(&DeletePolicy::BeforeHookCreation) {
                             if existing["metadata"]["deletionTimestamp"].is_null()
-                                && let Err(e) = apply::delete(
-                                    self.client,
-                                    &info,
-                                    &task.key,
-                                    PropagationPolicy::Background,
-                                    false,
-                                )
-                                .await
+                                && let Err(e) = self
+                                    .world
+                                    .delete(&info, &task.key, PropagationPolicy::Background, false)
+                                    .await
                             {
                                 self.record(task, &task.key, OutcomeStatus::SyncFailed, api_message(&e));
                                 continue;
@@ -362,7 +442,7 @@ impl Operation<'_> {
                     }
                     let mut body = object.clone();
                     body["metadata"]["annotations"][HOOK_RUN_ANNOTATION] = self.run_key(task).into();
-                    match apply::create(self.client, &info, &body, false).await {
+                    match self.world.create(&info, &body).await {
                         Ok(stored) => {
                             let key = ResourceKey::of(&stored).unwrap_or_else(|| task.key.clone());
                             self.world.stored(&key, Arc::new(stored));
@@ -404,7 +484,7 @@ impl Operation<'_> {
             );
         }
         let policy = self.opts.prune_propagation.clone().unwrap_or(PropagationPolicy::Foreground);
-        match apply::delete(self.client, info, key, policy, self.opts.dry_run).await {
+        match self.world.delete(info, key, policy, self.opts.dry_run).await {
             Ok(()) => (
                 OutcomeStatus::Pruned,
                 format!("{} pruned{}", describe(key), if self.opts.dry_run { " (dry run)" } else { "" }),
@@ -435,7 +515,7 @@ impl Operation<'_> {
 
     /// How the cluster serves a kind; a kind defined by a CRD of this sync is waited for.
     async fn kind_info(&self, gk: &GroupKind) -> Result<KindInfo, KindWait> {
-        match self.cache.kind(gk).await {
+        match self.world.kind(gk).await {
             Ok(info) => Ok(info),
             Err(e) => {
                 let Some(crd) = self.crd_in_sync(gk) else {
@@ -450,8 +530,8 @@ impl Operation<'_> {
                     return Err(KindWait::Crd(crd.name));
                 }
                 // Established: discovery now serves it.
-                let _ = self.cache.discover().await;
-                self.cache.kind(gk).await.map_err(|e| match e {
+                self.world.rediscover().await;
+                self.world.kind(gk).await.map_err(|e| match e {
                     CacheError::UnknownKind(_) => KindWait::Crd(crd.name.clone()),
                     other => KindWait::Unknown(other.to_string()),
                 })
@@ -483,7 +563,7 @@ impl Operation<'_> {
             if self.opts.verified.contains(&task.key) {
                 continue;
             }
-            let info = match self.cache.kind(&task.key.group_kind()).await {
+            let info = match self.world.kind(&task.key.group_kind()).await {
                 Ok(info) => info,
                 Err(e) => {
                     let skip = self.crd_in_sync(&task.key.group_kind()).is_some()
@@ -495,8 +575,8 @@ impl Operation<'_> {
                     continue;
                 }
             };
-            let mode = apply::ApplyMode { dry_run: true, ..self.opts.mode_for(object) };
-            match apply::apply_with(self.client, &info, object, mode).await {
+            let mode = ApplyMode { dry_run: true, ..self.opts.mode_for(object) };
+            match self.world.apply(&info, object, mode).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) && created_ns.contains(&task.key.namespace) => {}
                 // Force=true deletes and creates an object the server refuses to change in place.
@@ -523,13 +603,13 @@ impl Operation<'_> {
     /// A dry-run operation: every object is checked by the server, nothing is written, no hook runs.
     async fn dry_run_all(&mut self) -> Progress {
         if let Some(ns) = &self.opts.create_namespace
-            && let Some(record) = super::ensure_namespace(self.client, self.cache, ns, true).await
+            && let Some(record) = super::ensure_namespace(self.world, ns, true).await
         {
             self.records.push(record);
         }
         let created_ns = self.created_namespaces();
         for task in self.tasks.iter().filter(|t| !t.is_hook()) {
-            let info = match self.cache.kind(&task.key.group_kind()).await {
+            let info = match self.world.kind(&task.key.group_kind()).await {
                 Ok(info) => info,
                 Err(e) => {
                     self.record(task, &task.key, OutcomeStatus::SyncFailed, e.to_string());
@@ -538,8 +618,8 @@ impl Operation<'_> {
             };
             match &task.action {
                 Action::Apply(object) => {
-                    let mode = apply::ApplyMode { dry_run: true, ..self.opts.mode_for(object) };
-                    let (status, message) = match apply::apply_with(self.client, &info, object, mode).await {
+                    let mode = ApplyMode { dry_run: true, ..self.opts.mode_for(object) };
+                    let (status, message) = match self.world.apply(&info, object, mode).await {
                         Ok(_) => (
                             OutcomeStatus::Synced,
                             format!("{} serverside-applied (dry run)", describe(&task.key)),
@@ -589,9 +669,8 @@ impl Operation<'_> {
                 continue;
             }
             let Some(key) = ResourceKey::of(&live) else { continue };
-            if let Ok(info) = self.cache.kind(&key.group_kind()).await
-                && let Err(e) =
-                    apply::delete(self.client, &info, &key, PropagationPolicy::Background, false).await
+            if let Ok(info) = self.world.kind(&key.group_kind()).await
+                && let Err(e) = self.world.delete(&info, &key, PropagationPolicy::Background, false).await
             {
                 tracing::warn!(hook = %key, error = %api_message(&e), "could not delete a finished hook");
             }
@@ -605,7 +684,7 @@ enum KindWait {
 }
 
 /// A hook's outcome from its live object: a Job or Pod by its completion, anything else by its health.
-pub fn hook_outcome(world: &dyn World, live: &serde_json::Value) -> (HookPhase, String) {
+pub fn hook_outcome(world: &impl World, live: &serde_json::Value) -> (HookPhase, String) {
     if live["kind"] == "Pod" {
         return match live["status"]["phase"].as_str() {
             Some("Succeeded") => (HookPhase::Succeeded, "pod completed".into()),
@@ -632,3 +711,6 @@ fn short_hash(s: &str) -> String {
     let digest = Sha256::digest(s.as_bytes());
     digest[..5].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -107,7 +107,7 @@ fn read_manifests(path: &Path, in_repo: &str, out: &mut Vec<Manifest>) -> Result
         }
     } else {
         // The one reader with budgets (documents, nodes, aliases, nesting) for every YAML berth takes in.
-        super::parse_yaml_documents(&text, in_repo)?
+        super::yaml::parse_documents(&text, in_repo)?
     };
     for (index, doc) in docs.into_iter().enumerate() {
         push_object(doc, in_repo, index, out)?;
@@ -284,6 +284,19 @@ mod tests {
         let err = render_directory(r.path(), "app", None).unwrap_err().to_string();
         assert!(err.starts_with("app/bad.yaml: "), "{err}");
         assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn an_alias_bomb_or_deep_nesting_is_refused_naming_the_file() {
+        use crate::render::yaml::tests::{billion_laughs, nested};
+        for text in [billion_laughs(), nested(200, false)] {
+            let r = repo(&[("app/ok.yaml", CM), ("app/bomb.yaml", &text)]);
+            let err = render_directory(r.path(), "app", None).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::InvalidFile { file, .. } if file == "app/bomb.yaml"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use super::directory::push_object;
-use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
+use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool, yaml};
 use crate::validate;
 
 /// Largest chart (or set of local dependencies) copied to a scratch directory.
@@ -98,7 +98,7 @@ pub fn render_helm_chart(
     creds: &HelmCredentials,
 ) -> Result<Vec<Manifest>, RenderError> {
     let at = if version.is_empty() { String::new() } else { format!(" {version}") };
-    let shown = format!("chart {chart}{at} from {}", without_userinfo(repo_url));
+    let shown = format!("chart {chart}{at} from {}", crate::url::without_userinfo(repo_url));
     let scrub = |e| scrub_secrets(e, creds);
     validate::helm_repo_url("spec.source.repoURL", repo_url)?;
     validate::helm_chart_name("spec.source.chart", chart)?;
@@ -289,8 +289,7 @@ fn inline_values(h: &ApplicationSourceHelm, scratch: &Scratch) -> Result<Option<
         }
         (_, Some(values)) if !values.trim().is_empty() => {
             let invalid = |message: String| RenderError::InvalidFile { file: "helm.values".into(), message };
-            let parsed: serde_json::Value = serde_saphyr::from_str_with_options(values, yaml_options())
-                .map_err(|e| invalid(e.to_string()))?;
+            let parsed: serde_json::Value = yaml::parse_document(values, "helm.values")?;
             if !parsed.is_object() && !parsed.is_null() {
                 return Err(invalid("must be a mapping".into()));
             }
@@ -350,8 +349,7 @@ fn build_dependencies(
 ) -> Result<(), RenderError> {
     let chart_file = join_file(in_repo, "Chart.yaml");
     let text = read_limited(&chart.join("Chart.yaml"), &chart_file)?;
-    let parsed: ChartFile = serde_saphyr::from_str_with_options(&text, yaml_options())
-        .map_err(|e| RenderError::InvalidFile { file: chart_file.clone(), message: e.to_string() })?;
+    let parsed: ChartFile = yaml::parse_document(&text, &chart_file)?;
     let dependencies = parsed.dependencies.unwrap_or_default();
     if dependencies.iter().all(|d| vendored(&copy.join("charts"), &d.name)) {
         return Ok(());
@@ -554,9 +552,7 @@ fn parse_output(output: &[u8], chart_in_repo: Option<&str>) -> Result<Vec<Manife
             (None, Some(chart)) => if chart.is_empty() { "." } else { chart }.to_string(),
             (None, None) => "helm template".into(),
         };
-        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(chunk, yaml_options())
-            .map_err(|e| RenderError::InvalidFile { file: file.clone(), message: e.to_string() })?;
-        for (index, doc) in docs.into_iter().enumerate() {
+        for (index, doc) in yaml::parse_documents(chunk, &file)?.into_iter().enumerate() {
             push_object(doc, &file, index, &mut manifests)?;
         }
     }
@@ -577,21 +573,6 @@ fn split_documents(text: &str) -> Vec<&str> {
     }
     chunks.push(&text[start..]);
     chunks.into_iter().filter(|c| !c.trim().is_empty()).collect()
-}
-
-/// Limits for YAML from charts and templates: aliases may not multiply a small input into a huge one.
-fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_depth: 128,
-            max_aliases: 10_000,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 200_000,
-        },
-        // Argo CD's YAML reader keeps the last of duplicate keys; charts in the wild have them.
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
-    }
 }
 
 /// A scratch directory of one render under the work directory, removed when dropped.
@@ -764,16 +745,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `https://user:secret@host/x` → `https://host/x`: URLs in errors and logs carry no credentials.
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.into(),
-    }
-}
-
 /// Removes the password from whatever a failed helm run printed.
 fn scrub_secrets(err: RenderError, creds: &HelmCredentials) -> RenderError {
     let Some(password) = creds.password.as_deref().filter(|p| !p.is_empty()) else { return err };
@@ -846,6 +817,19 @@ mod tests {
     }
 
     #[test]
+    fn nesting_too_deep_in_the_output_is_refused_naming_the_template() {
+        let deep = format!(
+            "---\n# Source: web/templates/deep.yaml\napiVersion: v1\nkind: ConfigMap\ndata: {}\n",
+            crate::render::yaml::tests::nested(5_000, true)
+        );
+        let err = parse_output(deep.as_bytes(), Some("charts/web")).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::InvalidFile { file, .. } if file == "charts/web/templates/deep.yaml"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn exact_versions_are_cached_and_ranges_are_not() {
         for v in ["1.2.3", "v1.2.3", "1.2.3-rc.1+build.5"] {
             assert!(is_exact_version(v), "{v}");
@@ -853,11 +837,5 @@ mod tests {
         for v in ["", "1.x", "^1.2", "~1.2.0", ">=1.0 <2.0", "*", "1.2.*"] {
             assert!(!is_exact_version(v), "{v}");
         }
-    }
-
-    #[test]
-    fn urls_in_errors_lose_their_credentials() {
-        assert_eq!(without_userinfo("https://u:p@charts.example.com/x"), "https://charts.example.com/x");
-        assert_eq!(without_userinfo("registry.example.com/charts"), "registry.example.com/charts");
     }
 }

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
+use super::yaml::parse_documents;
 use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
 use crate::validate;
 
@@ -92,35 +93,6 @@ pub fn render_kustomize(
     }
     tracing::debug!(path, objects = out.len(), "kustomize build");
     Ok(out)
-}
-
-/// Largest total of documents, nodes and alias replays berth accepts in one YAML text: far above any real
-/// set of manifests, far below what an alias bomb or a document storm needs.
-const MAX_DOCUMENTS: usize = 20_000;
-const MAX_NODES: usize = 4_000_000;
-const MAX_ALIAS_REPLAYED_EVENTS: usize = 250_000;
-
-/// Parses a multi-document YAML (or JSON) text within fixed budgets; errors name `file`.
-/// Empty and `null` documents are dropped.
-pub fn parse_documents(text: &str, file: &str) -> Result<Vec<serde_json::Value>, RenderError> {
-    let limit = tool::MAX_OUTPUT_BYTES as u64;
-    if text.len() as u64 > limit {
-        return Err(RenderError::TooLarge { file: file.into(), size: text.len() as u64, limit });
-    }
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_documents: MAX_DOCUMENTS,
-            max_nodes: MAX_NODES,
-            max_events: 2 * MAX_NODES,
-            max_aliases: 10_000,
-            max_anchors: 10_000,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: MAX_ALIAS_REPLAYED_EVENTS,
-        },
-    };
-    serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| RenderError::InvalidFile { file: file.into(), message: e.to_string() })
 }
 
 /// Runs `kustomize` for one render: one deadline for all its commands, scratch paths hidden in errors.
@@ -546,54 +518,20 @@ mod tests {
     }
 
     #[test]
-    fn parse_documents_refuses_an_alias_bomb() {
-        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..10 {
-            let p = i - 1;
-            bomb.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
+    fn an_alias_bomb_or_deep_nesting_in_a_kustomization_is_refused_naming_it() {
+        use crate::render::yaml::tests::{billion_laughs, nested};
+        for text in [billion_laughs(), nested(5_000, true)] {
+            let root = tempfile::tempdir().unwrap();
+            let app = root.path().join("apps/web");
+            std::fs::create_dir_all(&app).unwrap();
+            std::fs::write(app.join("kustomization.yaml"), text).unwrap();
+            let root = root.path().canonicalize().unwrap();
+            let err = check_local_references(&root, &app, false).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::InvalidFile { file, .. } if file == "apps/web/kustomization.yaml"),
+                "{err}"
+            );
         }
-        let err = parse_documents(&bomb, "out.yaml").unwrap_err();
-        assert!(matches!(&err, RenderError::InvalidFile { file, .. } if file == "out.yaml"), "{err}");
-    }
-
-    #[test]
-    fn parse_documents_refuses_a_document_storm_and_a_huge_text() {
-        let storm = "---\na: 1\n".repeat(MAX_DOCUMENTS + 1);
-        assert!(matches!(parse_documents(&storm, "out.yaml"), Err(RenderError::InvalidFile { .. })));
-        let huge = " ".repeat(tool::MAX_OUTPUT_BYTES + 1);
-        assert!(matches!(parse_documents(&huge, "out.yaml"), Err(RenderError::TooLarge { .. })));
-    }
-
-    #[test]
-    fn parse_documents_reads_many_documents_and_skips_empty_ones() {
-        let docs = parse_documents("a: 1\n---\n---\nb: [x]\n", "f.yaml").unwrap();
-        assert_eq!(docs, [serde_json::json!({"a": 1}), serde_json::json!({"b": ["x"]})]);
-    }
-
-    /// Nesting `depth` levels deep (block or flow style), parsed on a thread with a Tokio worker's stack.
-    fn parse_nested(depth: usize, flow: bool) -> Result<usize, RenderError> {
-        let text = if flow {
-            format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth))
-        } else {
-            (0..depth).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>()
-                + &"  ".repeat(depth)
-                + "1\n"
-        };
-        let parse = move || parse_documents(&text, "crd.yaml").map(|d| d.len());
-        std::thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(parse).unwrap().join().unwrap()
-    }
-
-    #[test]
-    fn parse_documents_reads_crd_schema_nesting() {
-        assert_eq!(parse_nested(60, false), Ok(1));
-    }
-
-    #[test]
-    fn parse_documents_refuses_nesting_that_would_overflow_the_stack() {
-        assert!(matches!(parse_nested(5_000, false), Err(RenderError::InvalidFile { .. })));
-        assert!(matches!(parse_nested(5_000, true), Err(RenderError::InvalidFile { .. })));
     }
 
     #[test]

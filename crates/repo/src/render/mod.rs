@@ -7,14 +7,17 @@ pub mod helm;
 mod inputs;
 pub mod kustomize;
 pub mod sandbox;
+mod source;
 pub mod tool;
+pub mod yaml;
 
 pub use inputs::render_inputs;
+pub use source::{RenderCache, Rendered, SourceType, render_source};
 
 pub use directory::render_directory;
 /// Multi-document YAML or JSON read within fixed budgets (documents, nodes, aliases, nesting); what every
 /// tool's output and every manifest file goes through.
-pub use kustomize::parse_documents as parse_yaml_documents;
+pub use yaml::parse_documents as parse_yaml_documents;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};

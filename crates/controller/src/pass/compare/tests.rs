@@ -1,0 +1,123 @@
+use super::*;
+use crate::pass::target::Desired;
+
+fn desired(name: &str, wave: Option<&str>) -> Desired {
+    let mut object = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "web"}
+    });
+    if let Some(wave) = wave {
+        object["metadata"]["annotations"] = serde_json::json!({"argocd.argoproj.io/sync-wave": wave});
+    }
+    Desired { key: ResourceKey::new("apps", "Deployment", "web", name), file: format!("{name}.yaml"), object }
+}
+
+fn target(objects: Vec<Desired>) -> Target {
+    Target {
+        revision: "abc".into(),
+        revisions: vec![],
+        source_type: berth_repo::render::SourceType::Directory,
+        commit: None,
+        objects,
+        errors: vec![],
+        warnings: vec![],
+    }
+}
+
+fn live(name: &str, health: &str) -> Arc<serde_json::Value> {
+    Arc::new(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "web", "resourceVersion": "7"},
+        "health": health
+    }))
+}
+
+/// Health read from a test-only field, so the compare's rules are seen apart from health's.
+fn health_of(live: &serde_json::Value) -> Option<health::Health> {
+    let status = match live["health"].as_str()? {
+        "Healthy" => HealthStatus::Healthy,
+        "Progressing" => HealthStatus::Progressing,
+        _ => HealthStatus::Degraded,
+    };
+    Some(health::Health::new(status, ""))
+}
+
+fn code(c: &Comparison, name: &str) -> (String, Option<String>, Option<bool>) {
+    let r = c.resources.iter().find(|r| r.name.as_deref() == Some(name)).expect(name);
+    (r.status.clone().unwrap(), r.health.as_ref().and_then(|h| h.status.clone()), r.requires_pruning)
+}
+
+#[test]
+fn every_object_in_sync_makes_the_app_synced_and_its_health_the_worst_of_them() {
+    let t = target(vec![desired("a", None), desired("b", Some("2"))]);
+    let observed = vec![
+        Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) },
+        Observed { desired: &t.objects[1], live: Some(live("b", "Progressing")), in_sync: Ok(true) },
+    ];
+    let c = summarise(&t, observed, &[], health_of);
+    assert_eq!(c.sync_status, SyncCode::Synced);
+    assert_eq!(c.health, HealthStatus::Progressing);
+    assert_eq!(code(&c, "a"), ("Synced".into(), Some("Healthy".into()), None));
+    assert_eq!(c.resources.iter().find(|r| r.name.as_deref() == Some("b")).unwrap().sync_wave, Some(2));
+    assert_eq!(c.live.len(), 2);
+}
+
+#[test]
+fn a_missing_object_is_out_of_sync_and_missing() {
+    let t = target(vec![desired("a", None), desired("gone", None)]);
+    let observed = vec![
+        Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) },
+        Observed { desired: &t.objects[1], live: None, in_sync: Ok(false) },
+    ];
+    let c = summarise(&t, observed, &[], health_of);
+    assert_eq!(c.sync_status, SyncCode::OutOfSync);
+    assert_eq!(code(&c, "gone"), ("OutOfSync".into(), Some("Missing".into()), None));
+    assert_eq!(c.health, HealthStatus::Missing);
+}
+
+#[test]
+fn a_tracked_object_that_left_git_requires_pruning() {
+    let t = target(vec![desired("a", None)]);
+    let observed =
+        vec![Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) }];
+    let orphan = (ResourceKey::new("apps", "Deployment", "web", "old"), live("old", "Degraded"));
+    let c = summarise(&t, observed, &[orphan], health_of);
+    assert_eq!(c.sync_status, SyncCode::OutOfSync);
+    assert_eq!(code(&c, "old"), ("OutOfSync".into(), Some("Degraded".into()), Some(true)));
+    assert_eq!(c.health, HealthStatus::Healthy, "an orphan's health is shown but not the app's");
+}
+
+#[test]
+fn a_dry_run_that_fails_names_the_file_and_object_and_counts_as_out_of_sync() {
+    let t = target(vec![desired("a", None)]);
+    let observed = vec![Observed {
+        desired: &t.objects[0],
+        live: Some(live("a", "Healthy")),
+        in_sync: Err("admission webhook denied".into()),
+    }];
+    let c = summarise(&t, observed, &[], health_of);
+    assert_eq!(c.sync_status, SyncCode::OutOfSync);
+    assert_eq!(c.errors, ["a.yaml: Deployment.apps web/a: admission webhook denied"]);
+}
+
+#[test]
+fn a_target_with_errors_is_unknown_and_its_conditions_come_first() {
+    let mut t = target(vec![desired("a", None)]);
+    t.errors.push("b.yaml: Widget \"w\": no kind Widget".into());
+    t.warnings.push((ConditionType::RepeatedResourceWarning, "twice".into()));
+    let observed =
+        vec![Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) }];
+    let mut c = summarise(&t, observed, &[], health_of);
+    assert_eq!(c.sync_status, SyncCode::Unknown);
+    c.warnings.push("Deployment.apps web/a is part of application other".into());
+    c.refused.push("not permitted".into());
+    let kinds: Vec<ConditionType> = c.conditions(&t).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            ConditionType::ComparisonError,
+            ConditionType::RepeatedResourceWarning,
+            ConditionType::SharedResourceWarning,
+            ConditionType::ExcludedResourceWarning
+        ]
+    );
+}
