@@ -99,6 +99,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(home) if !home.is_empty() => PathBuf::from(home).join(".cache/berth/repo-cache"),
         _ => PathBuf::from("/tmp/berth/repo-cache"),
     });
+    // The controller fills it when it starts; the API server reads trees and diffs through it.
+    let view = berth_controller::ControllerView::default();
     let config = berth_controller::ControllerConfig {
         namespace: args.namespace,
         cache_dir,
@@ -110,6 +112,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
             .collect(),
+        view: view.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -120,6 +123,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         addr: std::net::SocketAddr::new(args.address, args.port),
         insecure: args.insecure,
         metrics_on_api_port: false,
+        controller: view,
     };
     let server =
         tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));

@@ -295,18 +295,20 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
 
     let cache = tempfile::tempdir().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let view = berth_controller::ControllerView::default();
     let config = berth_controller::ControllerConfig {
         namespace: ns.clone(),
         cache_dir: cache.path().to_path_buf(),
         workers: 2,
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
+        view: view.clone(),
     };
     let mut rx = stop_rx.clone();
     let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {
         let _ = rx.wait_for(|s| *s).await;
     }));
-    let server = start_server(&client, &ns).await;
+    let server = start_server_beside(&client, &ns, view).await;
     let host = server.address.clone();
     let cli = Cli::new();
     let password = admin_password(&client, &ns).await;

@@ -861,8 +861,9 @@ async fn the_http_surface_is_hardened() {
     let closed = tokio::time::timeout(DEADLINE, slow.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "a client that sent half its headers was kept for {DEADLINE:?}");
 
-    // A stream opened before logout ends after it.
-    let mut stream = http
+    // A stream opened before logout ends after it. A new connection: the pooled one idled through the
+    // slow client's wait, and the server closes idle connections at its header timeout.
+    let mut stream = reqwest::Client::new()
         .get(format!("{}/api/v1/stream/applications", estate.berth.base))
         .bearer_auth(&estate.bob.token)
         .send()

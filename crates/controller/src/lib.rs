@@ -11,7 +11,7 @@ mod pass;
 mod project;
 mod queue;
 mod retry;
-pub use view::ManagedResource;
+pub use view::{InfoItem, ManagedResource, NodeHealth, ParentRef, TreeNode, ViewError, resource_tree};
 pub mod rollback;
 pub mod settings;
 mod view;
@@ -45,6 +45,8 @@ pub struct ControllerConfig {
     /// The only namespaces berth manages (a namespaced install, with Roles there and no ClusterRole);
     /// empty: the whole cluster.
     pub namespaces: Vec<String>,
+    /// Filled with this controller when it starts, for the API server of the same process.
+    pub view: ControllerView,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,18 +62,28 @@ pub enum Error {
     Stale,
 }
 
-/// The controller's shared state; one per process.
-/// The controllers running in this process, by control namespace (the API server of `berth run` reads
-/// their targets and comparisons without asking git or rendering again).
-fn running() -> &'static Mutex<HashMap<String, std::sync::Weak<Controller>>> {
-    static RUNNING: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Weak<Controller>>>> =
-        std::sync::OnceLock::new();
-    RUNNING.get_or_init(Mutex::default)
+/// The controller as the API server sees it: what it reads (resource tree, managed resources, revision
+/// metadata) and asks (a refresh). Whoever runs both makes one, puts it in [`ControllerConfig::view`] and
+/// hands a clone to the server; the controller fills it when it starts. Never filled: no controller runs
+/// in this process, and the server answers what needs one with 503.
+#[derive(Clone, Default)]
+pub struct ControllerView(Arc<RwLock<std::sync::Weak<Controller>>>);
+
+impl ControllerView {
+    /// The running controller, if any.
+    pub fn get(&self) -> Option<Arc<Controller>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).upgrade()
+    }
+
+    fn fill(&self, controller: &Arc<Controller>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(controller);
+    }
 }
 
-/// The controller of `namespace` running in this process, if any.
-pub fn in_process(namespace: &str) -> Option<Arc<Controller>> {
-    running().lock().expect("registry lock").get(namespace).and_then(std::sync::Weak::upgrade)
+impl std::fmt::Debug for ControllerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.get().is_some() { "ControllerView(running)" } else { "ControllerView(empty)" })
+    }
 }
 
 /// A cluster's version (`1.36.3`) and the API versions it serves, as Helm's `.Capabilities` reads them;
@@ -160,10 +172,7 @@ impl Controller {
             seen: Mutex::default(),
             recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
         });
-        running()
-            .lock()
-            .expect("registry lock")
-            .insert(controller.config.namespace.clone(), Arc::downgrade(&controller));
+        controller.config.view.fill(&controller);
         controller.ensure_default_project().await;
         let ready = async { tokio::try_join!(apps.1, projects.1, secrets.1) };
         tokio::time::timeout(Duration::from_secs(60), ready)

@@ -1,4 +1,6 @@
-//! What the API reads of the controller: managed resources, revision metadata.
+//! What the API reads of the controller, from what the controller already holds (its cluster cache and
+//! owner index, its targets and compare verdicts, its health assessment with Lua): the resource tree,
+//! managed resources and manifests, revision metadata. Nothing here lists the cluster.
 
 use berth_engine::normalize::{self, IgnoreRule};
 use berth_engine::resource::ResourceKey;
@@ -6,7 +8,151 @@ use berth_engine::sync::{self};
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::pass::target::TargetError;
 use crate::{Controller, Level};
+
+/// Why the controller cannot answer for an application.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("application {0} not found")]
+    NotFound(String),
+    /// Its target cannot be loaded (the same message as its condition).
+    #[error("{0}")]
+    Target(String),
+    /// The revision asked about cannot be read.
+    #[error("{0}")]
+    Revision(String),
+}
+
+impl From<TargetError> for ViewError {
+    fn from(e: TargetError) -> Self {
+        ViewError::Target(e.to_string())
+    }
+}
+
+/// A node of an application's resource tree, as Argo CD's ApplicationTree lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeNode {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    pub parent_refs: Vec<ParentRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<NodeHealth>,
+    pub info: Vec<InfoItem>,
+    pub images: Vec<String>,
+}
+
+/// The owner a node hangs from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParentRef {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeHealth {
+    pub status: String,
+    pub message: String,
+}
+
+/// A line of a node's summary (`Ready 2/2`, a Pod's `Status Reason`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InfoItem {
+    pub name: String,
+    pub value: String,
+}
+
+/// The node for a live object; `health` is the controller's assessment (built-in or Lua).
+fn tree_node(
+    key: &ResourceKey,
+    obj: &serde_json::Value,
+    parents: Vec<ParentRef>,
+    health: Option<berth_engine::health::Health>,
+) -> TreeNode {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let version = berth_engine::resource::split_api_version(obj["apiVersion"].as_str().unwrap_or_default())
+        .1
+        .to_string();
+    let pod_spec = if key.kind == "Pod" { &obj["spec"] } else { &obj["spec"]["template"]["spec"] };
+    let images = pod_spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str().map(str::to_string))
+        .collect();
+    let mut info = Vec::new();
+    if matches!(key.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet") {
+        let ready = obj["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let wanted = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+        info.push(InfoItem { name: "Ready".into(), value: format!("{ready}/{wanted}") });
+    }
+    if key.kind == "Pod" {
+        let phase = obj["status"]["phase"].as_str().unwrap_or("Unknown");
+        info.push(InfoItem { name: "Status Reason".into(), value: phase.into() });
+    }
+    TreeNode {
+        group: key.group.clone(),
+        version,
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        uid: text(&obj["metadata"]["uid"]),
+        resource_version: text(&obj["metadata"]["resourceVersion"]),
+        created_at: obj["metadata"]["creationTimestamp"].as_str().map(str::to_string),
+        parent_refs: parents,
+        health: health.map(|h| NodeHealth { status: h.status.as_str().into(), message: h.message }),
+        info,
+        images,
+    }
+}
+
+/// The tree of `roots` (an application's objects) and everything they own, generation by generation,
+/// from an owner index (`children_of(uid)`): a plain function, tested without a cluster.
+pub fn resource_tree(
+    roots: Vec<(ResourceKey, std::sync::Arc<serde_json::Value>)>,
+    children_of: impl Fn(&str) -> Vec<(ResourceKey, std::sync::Arc<serde_json::Value>)>,
+    health_of: impl Fn(&serde_json::Value) -> Option<berth_engine::health::Health>,
+) -> Vec<TreeNode> {
+    let mut nodes = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut generation: Vec<(ResourceKey, std::sync::Arc<serde_json::Value>, Vec<ParentRef>)> =
+        roots.into_iter().map(|(k, o)| (k, o, vec![])).collect();
+    while !generation.is_empty() {
+        let mut next = Vec::new();
+        for (key, obj, parents) in generation {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            if !uid.is_empty() && !seen.insert(uid.clone()) {
+                continue;
+            }
+            if !uid.is_empty() {
+                let me = ParentRef {
+                    group: key.group.clone(),
+                    kind: key.kind.clone(),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    uid: uid.clone(),
+                };
+                for (child_key, child) in children_of(&uid) {
+                    next.push((child_key, child, vec![me.clone()]));
+                }
+            }
+            nodes.push(tree_node(&key, &obj, parents, health_of(&obj)));
+        }
+        generation = next;
+    }
+    nodes
+}
 
 /// One object of an application as Argo CD's managed-resources call shows it: the desired state, the live
 /// state, and both normalised the way the compare sees them (Secrets masked).
@@ -25,8 +171,17 @@ pub struct ManagedResource {
 }
 
 impl Controller {
-    /// The application's desired objects (its current target, from the render cache) and their live
-    /// counterparts, for the API's managed-resources and manifests.
+    /// The application's resource tree: the objects it tracks (those its project permits) and what they
+    /// own, from the cluster cache's owner index, each with the health its status uses.
+    pub fn resource_tree(&self, name: &str) -> Result<Vec<TreeNode>, ViewError> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
+        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let settings = self.settings();
+        let (mut roots, _) = self.permitted_tracked(&app);
+        roots.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(resource_tree(roots, |uid| self.cache.children(uid), |obj| settings.health(obj)))
+    }
+
     /// Author, date and message of a revision of the application's git source (`source_index` of
     /// `spec.sources`), for the API's `revisions/{revision}/metadata`. A branch or tag is resolved first.
     pub async fn revision_metadata(
@@ -34,17 +189,20 @@ impl Controller {
         name: &str,
         revision: &str,
         source_index: usize,
-    ) -> Result<berth_api::application::RevisionMetadata, String> {
+    ) -> Result<berth_api::application::RevisionMetadata, ViewError> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;
-        let sources = self.validate(&app).map_err(|e| e.to_string())?;
+        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let sources = self.validate(&app)?;
         let source = sources.get(source_index).ok_or_else(|| {
-            format!("source index {source_index} is out of range ({} sources)", sources.len())
+            ViewError::Revision(format!(
+                "source index {source_index} is out of range ({} sources)",
+                sources.len()
+            ))
         })?;
         if source.chart.is_some() {
-            return Err(format!(
+            return Err(ViewError::Revision(format!(
                 "revision {revision} is a chart version: only git sources have revision metadata"
-            ));
+            )));
         }
         let creds = self.creds_for(&app, &source.repo_url);
         let full_sha = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
@@ -54,13 +212,17 @@ impl Controller {
             self.git
                 .resolve(&source.repo_url, revision, &creds, Duration::from_secs(5))
                 .await
-                .map_err(|e| format!("cannot resolve revision {revision:?}: {e}"))?
+                .map_err(|e| ViewError::Revision(format!("cannot resolve revision {revision:?}: {e}")))?
         };
         self.git
             .fetch(&source.repo_url, &sha, &creds)
             .await
-            .map_err(|e| format!("cannot fetch {sha}: {e}"))?;
-        let info = self.git.commit_info(&source.repo_url, &sha).await.map_err(|e| format!("{sha}: {e}"))?;
+            .map_err(|e| ViewError::Revision(format!("cannot fetch {sha}: {e}")))?;
+        let info = self
+            .git
+            .commit_info(&source.repo_url, &sha)
+            .await
+            .map_err(|e| ViewError::Revision(format!("{sha}: {e}")))?;
         Ok(berth_api::application::RevisionMetadata {
             author: Some(info.author),
             date: Some(info.date),
@@ -69,12 +231,14 @@ impl Controller {
         })
     }
 
-    pub async fn managed_resources(&self, name: &str) -> Result<(String, Vec<ManagedResource>), String> {
+    /// The application's desired objects (its current target, from the render cache) and their live
+    /// counterparts, for the API's managed-resources and manifests. Only objects the last compare found
+    /// out of sync are dry-run again for their predicted state; an object in sync is predicted as it is.
+    pub async fn managed_resources(&self, name: &str) -> Result<(String, Vec<ManagedResource>), ViewError> {
         let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let app = self.apps.get(&key).ok_or_else(|| format!("application {name} not found"))?;
-        let sources = self.validate(&app).map_err(|e| e.to_string())?;
-        let target =
-            self.target(&app, &sources, None, Level::Compare, false).await.map_err(|e| e.to_string())?;
+        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let sources = self.validate(&app)?;
+        let target = self.target(&app, &sources, None, Level::Compare, false).await?;
         let settings = self.settings();
         let rules = settings.ignore_rules_for(&app);
         let mut out = Vec::new();
@@ -84,6 +248,7 @@ impl Controller {
             let hook = sync::hooks::is_hook(&d.object);
             let live = if hook { None } else { self.live_view(name, &d.key) };
             let predicted = match (&live, hook) {
+                (Some(live), false) if self.verified_in_sync(name, d, live) => Some((**live).clone()),
                 (Some(_), false) => match self.cache.kind(&d.key.group_kind()).await {
                     Ok(info) => berth_engine::apply::apply(&self.client, &info, &d.object, true).await.ok(),
                     Err(_) => None,
@@ -150,5 +315,66 @@ impl Controller {
             predicted_live_state: text(&predicted),
             hook,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_engine::health::{Health, HealthStatus};
+    use std::sync::Arc;
+
+    fn obj(kind: &str, name: &str, uid: &str, owner: Option<&str>) -> (ResourceKey, Arc<serde_json::Value>) {
+        let api = if kind == "Pod" { "v1" } else { "apps/v1" };
+        let group = if kind == "Pod" { "" } else { "apps" };
+        let mut o = serde_json::json!({"apiVersion": api, "kind": kind,
+            "metadata": {"name": name, "namespace": "web", "uid": uid, "resourceVersion": "3"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": "nginx:1.27"}]}}},
+            "status": {"readyReplicas": 1}});
+        if let Some(owner) = owner {
+            o["metadata"]["ownerReferences"] = serde_json::json!([{"uid": owner}]);
+        }
+        (ResourceKey::new(group, kind, "web", name), Arc::new(o))
+    }
+
+    #[test]
+    fn the_tree_hangs_each_owned_object_from_its_owner_with_the_controllers_health() {
+        let index = [obj("ReplicaSet", "web-1", "r1", Some("d1")), obj("Pod", "web-1-a", "p1", Some("r1"))];
+        let children_of = |uid: &str| {
+            index
+                .iter()
+                .filter(|(_, o)| o["metadata"]["ownerReferences"][0]["uid"] == uid)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        // A custom (Lua) verdict the built-in checks would not give: the tree shows the same as status.
+        let health_of = |o: &serde_json::Value| {
+            (o["kind"] == "Deployment").then(|| Health::new(HealthStatus::Degraded, "custom check"))
+        };
+        let nodes = resource_tree(vec![obj("Deployment", "web", "d1", None)], children_of, health_of);
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["web", "web-1", "web-1-a"]);
+        assert_eq!(nodes[0].health.as_ref().map(|h| h.status.as_str()), Some("Degraded"));
+        assert_eq!(nodes[0].health.as_ref().map(|h| h.message.as_str()), Some("custom check"));
+        assert_eq!(nodes[0].info[0].value, "1/2");
+        assert_eq!(nodes[0].images, ["nginx:1.27"]);
+        assert!(nodes[0].parent_refs.is_empty());
+        assert_eq!(nodes[1].parent_refs[0].uid, "d1");
+        assert_eq!(nodes[1].parent_refs[0].kind, "Deployment");
+        assert_eq!(nodes[2].parent_refs[0].name, "web-1");
+        assert_eq!(nodes[2].version, "v1");
+        assert_eq!(nodes[2].group, "");
+    }
+
+    #[test]
+    fn an_ownership_cycle_or_a_shared_child_is_listed_once() {
+        let a = obj("ReplicaSet", "a", "ua", Some("ub"));
+        let b = obj("ReplicaSet", "b", "ub", Some("ua"));
+        let all = [a.clone(), b.clone()];
+        let children_of = |uid: &str| {
+            all.iter().filter(|(_, o)| o["metadata"]["ownerReferences"][0]["uid"] == uid).cloned().collect()
+        };
+        let nodes = resource_tree(vec![a, b], children_of, |_| None);
+        assert_eq!(nodes.len(), 2);
     }
 }

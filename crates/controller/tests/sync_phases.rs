@@ -621,3 +621,74 @@ async fn a_lua_health_check_from_argocd_cm_decides_health_and_gates_the_next_wav
     assert!(Api::<Deployment>::namespaced(bench.client.clone(), &ns).get_opt("web").await.unwrap().is_some());
     bench.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_terminated_sync_stops_before_its_next_wave_and_is_recorded_as_failed() {
+    let mut bench = Bench::start("terminate").await;
+    let repo = GitRepo::new();
+    // Wave 0 never becomes healthy (its Pod fits no node), so the sync waits there until terminated.
+    repo.write(
+        "apps/stuck/deployment.yaml",
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+  annotations: {argocd.argoproj.io/sync-wave: \"0\"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {berth.dev/no-such-node: \"true\"}
+      containers: [{name: app, image: busybox}]
+",
+    );
+    repo.write(
+        "apps/stuck/after.yaml",
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after
+  annotations: {argocd.argoproj.io/sync-wave: \"1\"}
+data: {a: b}
+",
+    );
+    repo.commit("a wave that never gets healthy");
+    let ns = bench.dest_namespace("terminate");
+    ensure_namespace(&bench.client, &ns).await;
+    let name = unique("terminate");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "apps/stuck".into();
+    app["spec"]["syncPolicy"] = json!({});
+    bench.create_app(app).await;
+    bench.set_operation(&name, json!({"sync": {"revision": "HEAD"}})).await;
+    let deployments: Api<Deployment> = Api::namespaced(bench.client.clone(), &ns);
+    poll("wave 0 applied and the sync waiting on it", TIMEOUT, || async {
+        let app = bench.app(&name).await;
+        deployments.get_opt("stuck").await.unwrap().is_some() && phase(&app) == "Running"
+    })
+    .await;
+
+    // What the API server does on DELETE .../operation: only the phase, and only while Running.
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/status/operationState/phase", "value": "Running"},
+        {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"}
+    ]))
+    .unwrap();
+    bench.apps().patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await.unwrap();
+
+    let app = bench
+        .wait_app(&name, "the sync terminated", |a| phase(a) == "Failed" && a["operation"].is_null())
+        .await;
+    assert_eq!(app["status"]["operationState"]["message"], "Operation terminated");
+    assert!(app["status"]["operationState"]["finishedAt"].is_string());
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(bench.client.clone(), &ns);
+    assert!(maps.get_opt("after").await.unwrap().is_none(), "wave 1 was applied after the terminate");
+    // It stays terminated: later passes neither resume the sync nor apply wave 1.
+    bench.refresh(&name).await;
+    let app = bench.app(&name).await;
+    assert_eq!(phase(&app), "Failed");
+    assert!(maps.get_opt("after").await.unwrap().is_none());
+    bench.cleanup().await;
+}

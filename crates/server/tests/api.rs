@@ -409,3 +409,64 @@ async fn the_resource_tree_goes_from_the_deployment_through_its_replicaset_to_it
     let (status, _) = get_as(&resource("ConfigMap", "", "stray"), &admin).await;
     assert_eq!(status, 404);
 }
+
+/// The phase of `name`'s operation as the API server answers it now.
+async fn operation_phase(url: &str, token: &str) -> Option<String> {
+    get_as(url, token).await.1["status"]["operationState"]["phase"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn terminate_only_asks_the_controller_to_stop_a_running_operation() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("api-terminate");
+    ensure_namespace(&client, &ns).await;
+    berth_server::auth::bootstrap(&client, &ns).await.unwrap();
+    let server = start(&client, &ns).await;
+    let admin = token(&server.base, "admin", &admin_password(&client, &ns).await).await;
+    create_app(&client, &ns, "web", "default", "a").await;
+    let app_url = format!("{}/api/v1/applications/web", server.base);
+    let terminate_url = format!("{app_url}/operation");
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    // A controller's pass in progress, written as the controller writes it (no controller runs here).
+    let set_phase = |phase: &'static str| {
+        let apps = apps.clone();
+        async move {
+            let status = serde_json::json!({"status": {"operationState": {
+                "operation": {"sync": {"revision": "main"}}, "phase": phase,
+                "startedAt": "2026-01-01T00:00:00Z"}}});
+            apps.patch("web", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        }
+    };
+    set_phase("Running").await;
+    poll("the server to see the running operation", Duration::from_secs(30), || async {
+        operation_phase(&app_url, &admin).await.as_deref() == Some("Running")
+    })
+    .await;
+
+    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    // The server only asks: the phase is Terminating, and nothing of the result is written by it.
+    let stored = apps.get("web").await.unwrap();
+    let state = stored.status.unwrap().operation_state.unwrap();
+    assert_eq!(state.phase, "Terminating");
+    assert_eq!(state.finished_at, None);
+    assert_eq!(state.message, None);
+    poll("the API server to answer Terminating", Duration::from_secs(30), || async {
+        operation_phase(&app_url, &admin).await.as_deref() == Some("Terminating")
+    })
+    .await;
+    // Asking again before the controller acts is not an error.
+    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Finished operations are not in progress: 400 with InvalidArgument, as Argo CD answers.
+    set_phase("Succeeded").await;
+    poll("the server to see the finished operation", Duration::from_secs(30), || async {
+        operation_phase(&app_url, &admin).await.as_deref() == Some("Succeeded")
+    })
+    .await;
+    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(3)), "{body}");
+    assert_eq!(apps.get("web").await.unwrap().status.unwrap().operation_state.unwrap().phase, "Succeeded");
+}

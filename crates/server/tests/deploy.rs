@@ -59,12 +59,15 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
 
     let cache = tempfile::tempdir().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The server reads the controller of this process through the view they share, as in `berth run`.
+    let view = berth_controller::ControllerView::default();
     let config = berth_controller::ControllerConfig {
         namespace: ns.clone(),
         cache_dir: cache.path().to_path_buf(),
         workers: 4,
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
+        view: view.clone(),
     };
     let mut rx = stop_rx.clone();
     let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {
@@ -72,7 +75,8 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), &ns).await.unwrap());
+    let shared =
+        Arc::new(berth_server::api::Shared::start(client.clone(), &ns).await.unwrap().with_controller(view));
     let mut rx = stop_rx.clone();
     tokio::spawn(berth_server::api::serve_on(listener, shared, async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -329,6 +329,7 @@ async fn the_session_cookie_is_secure_over_https() {
         addr,
         insecure: false,
         metrics_on_api_port: false,
+        controller: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

@@ -38,6 +38,7 @@ async fn start(client: &kube::Client, namespace: &str, insecure: bool) -> Server
         addr,
         insecure,
         metrics_on_api_port: false,
+        controller: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

@@ -100,9 +100,19 @@ impl Drop for Server {
 }
 
 pub async fn start_server(client: &kube::Client, namespace: &str) -> Server {
+    start_server_beside(client, namespace, Default::default()).await
+}
+
+/// The API server reading trees and diffs from `controller` (the view a test's controller fills).
+pub async fn start_server_beside(
+    client: &kube::Client,
+    namespace: &str,
+    controller: berth_controller::ControllerView,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let shared = Arc::new(berth_server::api::Shared::start(client.clone(), namespace).await.unwrap());
+    let shared = berth_server::api::Shared::start(client.clone(), namespace).await.unwrap();
+    let shared = Arc::new(shared.with_controller(controller));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_on(listener, shared, async {
         let _ = rx.await;
@@ -119,6 +129,7 @@ pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server 
         addr,
         insecure: false,
         metrics_on_api_port: false,
+        controller: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

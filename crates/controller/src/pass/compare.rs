@@ -246,6 +246,15 @@ impl Controller {
         }
     }
 
+    /// Whether the last compare found `live` (this very resourceVersion) already what `d` asks for.
+    pub(crate) fn verified_in_sync(&self, app: &str, d: &Desired, live: &serde_json::Value) -> bool {
+        let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+        let memo = self.memo.lock().expect("memo lock");
+        memo.get(app)
+            .and_then(|m| m.verdicts.get(&d.key))
+            .is_some_and(|(h, r, _, in_sync)| *in_sync && r == rv && *h == hash_of(&d.object))
+    }
+
     /// Whether the live object already is what applying the desired one would make it: a server-side-apply
     /// dry run predicts the result (with every server default), and the two are compared without server
     /// fields and ignored differences. The verdict is kept until the object in git, in the cluster, or

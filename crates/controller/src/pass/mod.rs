@@ -10,7 +10,7 @@ mod compare;
 mod finalize;
 mod operate;
 pub(crate) mod status;
-mod target;
+pub(crate) mod target;
 
 use berth_repo::render::Rendered;
 

@@ -60,6 +60,20 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// A target of `objects` at `revision` with nothing to report, for tests of the stages after it.
+    #[cfg(test)]
+    pub(crate) fn of(revision: &str, objects: Vec<Desired>) -> Target {
+        Target {
+            revision: revision.into(),
+            revisions: vec![],
+            source_type: SourceType::Directory,
+            commit: None,
+            objects,
+            errors: vec![],
+            warnings: vec![],
+        }
+    }
+
     /// The commit of each source, as an operation pins them.
     pub(crate) fn commits(&self) -> &[String] {
         if self.revisions.is_empty() { std::slice::from_ref(&self.revision) } else { &self.revisions }

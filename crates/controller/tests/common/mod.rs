@@ -62,6 +62,7 @@ impl Bench {
             workers: 4,
             self_heal_timeout: Duration::ZERO,
             namespaces: Vec::new(),
+            view: Default::default(),
         };
         let client = self.client.clone();
         self.task = Some(tokio::spawn(async move {

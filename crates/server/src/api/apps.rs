@@ -1,10 +1,12 @@
 //! Reading and changing one Application: get (with `?refresh`), update, update of the spec, patch,
 //! revision metadata and events, with Argo CD's paths, shapes and RBAC checks.
 
-use super::{ApiError, Shared, app_object, authorized_app, kube_error};
+use super::query::ListQuery;
+use super::{ApiError, Caller, GrpcCode, Shared, kube_error};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use berth_api::Application;
+use axum::response::{IntoResponse, Response};
+use berth_api::{Application, finalizers};
 use kube::api::Api;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +24,10 @@ pub(super) struct GetQuery {
 /// (a hard refresh renders again too) and the answer is the Application after that, as Argo CD's.
 pub(super) async fn get_application(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<GetQuery>,
 ) -> Result<Json<Application>, ApiError> {
-    let caller = shared.caller(&headers)?;
     let app = authorized_app(&shared, &caller, &name, "get")?;
     let hard = match query.refresh.as_deref() {
         None | Some("") => return Ok(Json((*app).clone())),
@@ -40,7 +41,7 @@ pub(super) async fn get_application(
     // write, says the refresh is done.
     let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
     let level = if hard { "hard" } else { "normal" };
-    let patch = serde_json::json!({"metadata": {"annotations": {super::REFRESH_ANNOTATION: level}}});
+    let patch = serde_json::json!({"metadata": {"annotations": {berth_api::annotations::REFRESH: level}}});
     let patched = api
         .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
         .await
@@ -52,8 +53,11 @@ pub(super) async fn get_application(
     loop {
         if let Some(app) = shared.apps.get(&key) {
             let rv: u64 = app.metadata.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-            let pending =
-                app.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(super::REFRESH_ANNOTATION));
+            let pending = app
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(berth_api::annotations::REFRESH));
             if rv > written && !pending {
                 return Ok(Json((*app).clone()));
             }
@@ -63,14 +67,13 @@ pub(super) async fn get_application(
         match tokio::time::timeout_at(deadline, changes.recv()).await {
             Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
             Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
-                return Err(ApiError {
-                    status: axum::http::StatusCode::GATEWAY_TIMEOUT,
-                    code: 4,
-                    message: format!(
+                return Err(ApiError::new(
+                    GrpcCode::DeadlineExceeded,
+                    format!(
                         "application {name}: the controller did not finish the refresh within {}s",
                         REFRESH_WAIT.as_secs()
                     ),
-                });
+                ));
             }
         }
     }
@@ -149,24 +152,22 @@ pub(super) async fn replace_stored(
 /// `PUT /api/v1/applications/{name}`: the Application as sent (spec, labels, annotations, finalizers).
 pub(super) async fn update_application(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Query(_): Query<UpdateQuery>,
     Json(app): Json<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
-    let caller = shared.caller(&headers)?;
     replace(&shared, &caller, &name, app, false).await.map(Json)
 }
 
 /// `PUT /api/v1/applications/{name}/spec`: only the spec (what `berth app set` sends); answers the spec.
 pub(super) async fn update_spec(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Query(_): Query<UpdateQuery>,
     Json(spec): Json<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = shared.caller(&headers)?;
     let app = replace(&shared, &caller, &name, spec, true).await?;
     serde_json::to_value(app.spec).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -184,11 +185,10 @@ pub(super) struct PatchRequest {
 /// then written as an update (so the same RBAC checks hold, a project change included).
 pub(super) async fn patch_application(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Json(request): Json<PatchRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let caller = shared.caller(&headers)?;
     let stored = authorized_app(&shared, &caller, &name, "update")?;
     let mut doc = serde_json::to_value(&*stored).map_err(|e| ApiError::internal(e.to_string()))?;
     let patch: serde_json::Value = serde_json::from_str(&request.patch)
@@ -244,13 +244,12 @@ pub(super) struct MetadataQuery {
 /// app's git source.
 pub(super) async fn revision_metadata(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path((name, revision)): Path<(String, String)>,
     Query(query): Query<MetadataQuery>,
 ) -> Result<Json<berth_api::application::RevisionMetadata>, ApiError> {
-    let caller = shared.caller(&headers)?;
     authorized_app(&shared, &caller, &name, "get")?;
-    let controller = super::in_process_controller(&shared)?;
+    let controller = super::tree::in_process_controller(&shared)?;
     controller
         .revision_metadata(&name, &revision, query.source_index.unwrap_or(0))
         .await
@@ -270,12 +269,11 @@ pub(super) struct EventsQuery {
 /// `resourceNamespace`, `resourceName`, `resourceUID`, of one of its resources), newest last.
 pub(super) async fn events(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use k8s_openapi::api::core::v1::Event;
-    let caller = shared.caller(&headers)?;
     let app = authorized_app(&shared, &caller, &name, "get")?;
     let (namespace, fields) = match (&query.resource_name, &query.resource_uid) {
         (Some(resource), uid) => {
@@ -283,14 +281,15 @@ pub(super) async fn events(
             // The live object the app tracks under that name; its uid selects the Events (so another
             // object of the same name, or one the app only claims in status, shows nothing).
             let wanted_uid = uid.as_deref().filter(|u| !u.is_empty());
-            let tracked = super::tracked_objects(&shared, &app).await?.into_iter().find_map(|(_, live)| {
-                let meta = &live["metadata"];
-                let uid = meta["uid"].as_str()?;
-                (meta["name"].as_str() == Some(resource.as_str())
-                    && meta["namespace"].as_str().unwrap_or_default() == namespace
-                    && wanted_uid.is_none_or(|w| w == uid))
-                .then(|| uid.to_string())
-            });
+            let tracked =
+                super::tree::tracked_objects(&shared, &app).await?.into_iter().find_map(|(_, live)| {
+                    let meta = &live["metadata"];
+                    let uid = meta["uid"].as_str()?;
+                    (meta["name"].as_str() == Some(resource.as_str())
+                        && meta["namespace"].as_str().unwrap_or_default() == namespace
+                        && wanted_uid.is_none_or(|w| w == uid))
+                    .then(|| uid.to_string())
+                });
             let Some(uid) = tracked else {
                 return Err(ApiError::not_found(format!(
                     "{namespace}/{resource} is not a resource of application {name}"
@@ -340,11 +339,10 @@ pub(super) struct ResourceQuery {
 /// Anything else is 404, whatever exists in the cluster.
 pub(super) async fn resource(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<ResourceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = shared.caller(&headers)?;
     authorized_app(&shared, &caller, &name, "get")?;
     if query.kind.is_empty() || query.resource_name.is_empty() {
         return Err(ApiError::bad_request("kind and resourceName are required"));
@@ -368,6 +366,179 @@ pub(super) async fn resource(
     }
     super::members::mask(&mut value);
     Ok(Json(serde_json::json!({"manifest": value.to_string()})))
+}
+
+pub(crate) fn app_object(app: &Application) -> String {
+    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+    format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The application `name` if the caller may do `action` on it. An app that does not exist is refused
+/// exactly as one the caller may not see (403 `permission denied`), so names in other projects cannot be
+/// probed (Argo CD, GHSA-2q5c-qw9c-fmvq).
+pub(crate) fn authorized_app(
+    shared: &Shared,
+    caller: &crate::rbac::Subject,
+    name: &str,
+    action: &str,
+) -> Result<Arc<Application>, ApiError> {
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(&shared.namespace);
+    shared
+        .apps
+        .get(&key)
+        .filter(|app| shared.rbac.enforce(caller, "applications", action, &app_object(app)))
+        .ok_or_else(|| ApiError::forbidden("permission denied"))
+}
+
+/// `GET /api/v1/applications`: the apps the query selects and the caller may `get`, by name; with `limit`, a
+/// page of them, and `metadata.continue` (the next page's token) and `remainingItemCount` while more remain.
+pub(super) async fn list_applications(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        metadata: PageMetadata,
+        items: &'a [&'a Application],
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PageMetadata {
+        #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        remaining_item_count: Option<usize>,
+    }
+    let query = ListQuery::from_pairs(pairs)?;
+    let policy = shared.rbac.current();
+    let resolved = policy.resolve(&caller);
+    let apps = shared.apps.state();
+    let mut items: Vec<&Application> = apps
+        .iter()
+        .map(|a| &**a)
+        .filter(|a| query.after.as_ref().is_none_or(|after| a.metadata.name.as_ref() > Some(after)))
+        .filter(|a| query.matches(a))
+        .filter(|a| resolved.enforce("applications", "get", &app_object(a)))
+        .collect();
+    items.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let shown = query.limit.unwrap_or(items.len()).min(items.len());
+    let remaining = items.len() - shown;
+    let metadata = PageMetadata {
+        next: (remaining > 0).then(|| {
+            ListQuery::continue_token(items[shown - 1].metadata.name.as_deref().unwrap_or_default())
+        }),
+        remaining_item_count: (remaining > 0).then_some(remaining),
+    };
+    let body = serde_json::to_vec(&Page { metadata, items: &items[..shown] })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(super) struct CreateQuery {
+    upsert: Option<bool>,
+}
+
+/// `POST /api/v1/applications`: creates the Application in berth's namespace. `status` and `operation`
+/// from the request are dropped (operations start only through `/sync` and `/rollback`), as Argo CD does.
+/// `?upsert=true` over an existing app is an update: `update` on it as stored and on the app as sent, and
+/// `create` on the latter.
+pub(super) async fn create_application(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Query(query): Query<CreateQuery>,
+    Json(mut app): Json<serde_json::Value>,
+) -> Result<Json<Application>, ApiError> {
+    let Some(fields) = app.as_object_mut() else {
+        return Err(ApiError::bad_request("the Application: not a JSON object"));
+    };
+    fields.remove("status");
+    fields.remove("operation");
+    let name = app["metadata"]["name"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
+    let Some(name) = name else { return Err(ApiError::bad_request("metadata.name is required")) };
+    let project = app["spec"]["project"].as_str().filter(|p| !p.is_empty()).unwrap_or("default").to_string();
+    if !shared.rbac.enforce(&caller, "applications", "create", &format!("{project}/{name}")) {
+        return Err(ApiError::forbidden("permission denied"));
+    }
+    app["apiVersion"] = "argoproj.io/v1alpha1".into();
+    app["kind"] = "Application".into();
+    app["metadata"]["namespace"] = shared.namespace.clone().into();
+    // The typed form checks the shape (an error names the field); the JSON goes to the API server as sent.
+    serde_json::from_value::<Application>(app.clone())
+        .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    if query.upsert == Some(true) {
+        let typed: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+        if let Some(existing) = typed.get_opt(&name).await.map_err(kube_error)? {
+            let existing = Arc::new(existing);
+            if !shared.rbac.enforce(&caller, "applications", "update", &app_object(&existing))
+                || !shared.rbac.enforce(&caller, "applications", "update", &format!("{project}/{name}"))
+            {
+                return Err(ApiError::forbidden("permission denied"));
+            }
+            return replace_stored(&shared, &caller, existing, app, false).await.map(Json);
+        }
+    }
+    let resource = kube::api::ApiResource::erase::<Application>(&());
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(shared.client.clone(), &shared.namespace, &resource);
+    let object: kube::api::DynamicObject =
+        serde_json::from_value(app).map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    let stored = api.create(&kube::api::PostParams::default(), &object).await.map_err(kube_error)?;
+    let stored = serde_json::to_value(stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::from_value(stored).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(super) struct DeleteQuery {
+    cascade: Option<bool>,
+}
+
+/// `DELETE /api/v1/applications/{name}?cascade=true|false`: with cascade (the default) the app's
+/// resources go too (Argo CD's resources finalizer); without, they stay.
+pub(super) async fn delete_application(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let app = authorized_app(&shared, &caller, &name, "delete")?;
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let cascade = query.cascade.unwrap_or(true);
+    let mut finalizers: Vec<String> = app.metadata.finalizers.clone().unwrap_or_default();
+    let has = finalizers.iter().any(|f| finalizers::is_resources(f));
+    if cascade && !has {
+        finalizers.push(finalizers::RESOURCES.into());
+    } else if !cascade {
+        finalizers.retain(|f| !finalizers::is_resources(f));
+    }
+    if finalizers != app.metadata.finalizers.clone().unwrap_or_default() {
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .map_err(kube_error)?;
+    }
+    api.delete(&name, &Default::default()).await.map_err(kube_error)?;
+    Ok(Json(serde_json::json!({})))
+}
+
+/// `GET /api/v1/projects`: the AppProjects the caller may get.
+pub(super) async fn list_projects(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let api: Api<berth_api::AppProject> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let list = api.list(&Default::default()).await.map_err(kube_error)?;
+    let items: Vec<&berth_api::AppProject> = list
+        .items
+        .iter()
+        .filter(|p| {
+            shared.rbac.enforce(&caller, "projects", "get", p.metadata.name.as_deref().unwrap_or_default())
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
 }
 
 #[cfg(test)]

@@ -131,19 +131,18 @@ fn needs_session(request: &Request) -> bool {
 /// anonymous ones (401, before reading their body), and adds the framing headers to every answer.
 pub(crate) async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let settings = shared.http_settings();
-    let mut response = if needs_session(&request) && shared.caller(request.headers()).is_err() {
-        ApiError::unauthenticated("no session information").into_response()
-    } else if settings.refuses(&request) {
-        ApiError {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: 3,
-            message: "Invalid content type: state-changing requests must send Content-Type: application/json"
-                .into(),
-        }
-        .into_response()
-    } else {
-        next.run(request).await
-    };
+    let mut response =
+        if needs_session(&request) && super::session::authenticate(&shared, request.headers()).is_err() {
+            ApiError::unauthenticated("no session information").into_response()
+        } else if settings.refuses(&request) {
+            ApiError::bad_request(
+                "Invalid content type: state-changing requests must send Content-Type: application/json",
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .into_response()
+        } else {
+            next.run(request).await
+        };
     let headers = response.headers_mut();
     if let Some(value) = &settings.frame_options {
         headers.insert(header::X_FRAME_OPTIONS, value.clone());

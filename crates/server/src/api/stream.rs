@@ -8,7 +8,7 @@
 //! than resynced: the current state alone could not tell it what was deleted meanwhile, and Argo CD's clients
 //! watch again when a stream ends (and a new watch starts with the full list). The others never wait for it.
 
-use super::{ApiError, ListQuery, Shared, app_object};
+use super::{ApiError, Caller, ListQuery, Shared, app_object};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -170,12 +170,11 @@ impl ChangeFeed {
 /// `resourceVersion` and no `name` the current apps are not sent first; apps older than it never are.
 async fn stream_applications(
     State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
+    caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let caller = shared.caller(&headers)?;
     // The stream lasts as long as its token: a logout, a password change or a deleted token ends it.
-    let token = super::session_token(&headers).unwrap_or_default().to_string();
+    let Caller { subject: caller, token } = caller;
     let revocations = shared.sessions.revocations();
     let mut recheck = tokio::time::interval(TOKEN_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -12,15 +12,7 @@ fn desired(name: &str, wave: Option<&str>) -> Desired {
 }
 
 fn target(objects: Vec<Desired>) -> Target {
-    Target {
-        revision: "abc".into(),
-        revisions: vec![],
-        source_type: berth_repo::render::SourceType::Directory,
-        commit: None,
-        objects,
-        errors: vec![],
-        warnings: vec![],
-    }
+    Target::of("abc", objects)
 }
 
 fn live(name: &str, health: &str) -> Arc<serde_json::Value> {

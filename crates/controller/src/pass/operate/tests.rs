@@ -24,15 +24,7 @@ fn target(revision: &str, objects: usize) -> Target {
             object: serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"}),
         })
         .collect();
-    Target {
-        revision: revision.into(),
-        revisions: vec![],
-        source_type: berth_repo::render::SourceType::Directory,
-        commit: None,
-        objects,
-        errors: vec![],
-        warnings: vec![],
-    }
+    Target::of(revision, objects)
 }
 
 /// A status whose last sync was of `revision` from the app's source, finished `ago` seconds before `now`.

@@ -1,0 +1,86 @@
+//! Refresh requests from git pushes: `POST /api/webhook`, and how the server asks for a refresh.
+
+use super::{ApiError, GrpcCode, Shared};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use berth_api::Application;
+use kube::api::Api;
+use std::sync::Arc;
+
+/// `POST /api/webhook`: a git host's push; refreshes exactly the Applications it affects (in the controller's
+/// queue when it runs in this process, else with Argo CD's refresh annotation, as Argo CD's server does).
+/// A bad signature is 401 and refreshes nothing.
+pub(super) async fn webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(shared.client.clone(), &shared.namespace);
+    let data: std::collections::BTreeMap<String, String> = match secrets.get_opt("argocd-secret").await {
+        Ok(Some(secret)) => secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+        Ok(None) => Default::default(),
+        Err(e) => return Err(ApiError::internal(format!("reading argocd-secret: {e}"))),
+    };
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(shared.client.clone(), &shared.namespace);
+    let cm = maps.get_opt("argocd-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
+    let limit = crate::webhook::max_payload_bytes(&cm);
+    // Read through argocd-cm's limit: a larger payload is refused after that many bytes, not buffered whole.
+    let body = axum::body::to_bytes(body, limit.saturating_add(1)).await.map_err(|_| {
+        ApiError::bad_request(format!(
+            "webhook payload is larger than {limit} bytes (argocd-cm webhook.maxPayloadSizeMB)"
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    })?;
+    let event = match crate::webhook::parse(
+        &headers,
+        &body,
+        &crate::webhook::WebhookSecrets::from_secret_data(&data),
+        limit,
+    ) {
+        Ok(event) => event,
+        Err(crate::webhook::WebhookError::Ignored(what)) => {
+            return Ok(Json(serde_json::json!({"ignored": what})));
+        }
+        Err(e) => {
+            let status = e.status();
+            let code = if status == StatusCode::UNAUTHORIZED {
+                GrpcCode::Unauthenticated
+            } else {
+                GrpcCode::InvalidArgument
+            };
+            return Err(ApiError::new(code, e.to_string()).with_status(status));
+        }
+    };
+    let apps = shared.apps.state();
+    let names = crate::webhook::affected_apps(&event, apps.iter().map(|a| &**a));
+    tracing::info!(provider = %event.provider, revision = %event.revision, apps = names.len(), "webhook: refreshing");
+    for name in &names {
+        request_refresh(&shared, name, false).await;
+    }
+    Ok(Json(serde_json::json!({"refreshed": names})))
+}
+
+/// Refreshes an application: straight into the queue of the controller running in this process (no write
+/// to the Application), else through Argo CD's refresh annotation, which any controller acts on.
+async fn request_refresh(shared: &Shared, name: &str, hard: bool) {
+    if let Some(controller) = shared.controller.get() {
+        controller.request_refresh(name, hard);
+        return;
+    }
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let level = if hard { "hard" } else { "normal" };
+    let patch = serde_json::json!({"metadata": {"annotations": {berth_api::annotations::REFRESH: level}}});
+    if let Err(e) =
+        api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
+    {
+        tracing::warn!(app = %name, error = %e, "refresh request failed");
+    }
+}

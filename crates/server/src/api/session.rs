@@ -1,0 +1,147 @@
+//! Who is calling: sessions (login, logout, userinfo) and the [`Caller`] every authenticated handler takes.
+
+use super::{ApiError, Shared, harden};
+use crate::rbac::Subject;
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The authenticated caller of a request, as a handler takes it: the account behind the session token
+/// (`Authorization: Bearer …` or Argo CD's `argocd.token` cookie). A request without a valid one is
+/// refused with 401 before the handler runs. RBAC is asked with it as a [`Subject`] (`&caller` derefs).
+pub(crate) struct Caller {
+    pub subject: Subject,
+    /// The token the request carried: a stream checks it again while it lasts.
+    pub token: String,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Subject;
+    fn deref(&self) -> &Subject {
+        &self.subject
+    }
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, ApiError> {
+        authenticate(shared, &parts.headers)
+    }
+}
+
+/// The caller of a request with these headers, or 401 (`no session information`, `invalid session`).
+pub(crate) fn authenticate(shared: &Shared, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let token = session_token(headers).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
+    let claims = shared.sessions.verify(token).map_err(|_| ApiError::unauthenticated("invalid session"))?;
+    Ok(Caller { subject: Subject::user(claims.account), token: token.to_string() })
+}
+
+/// The token of a request: `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
+fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    bearer.or_else(|| {
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("argocd.token=")))
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/session`: a token for a local account (the admin's initial password is in
+/// argocd-initial-admin-secret). Also set as Argo CD's `argocd.token` cookie.
+pub(super) async fn login(
+    State(shared): State<Arc<Shared>>,
+    tls: Option<axum::Extension<harden::ServedOverTls>>,
+    Json(request): Json<LoginRequest>,
+) -> Response {
+    let outcome =
+        tokio::task::spawn_blocking(move || shared.sessions.login(&request.username, &request.password))
+            .await;
+    match outcome {
+        Ok(Ok(token)) => (
+            [(axum::http::header::SET_COOKIE, session_cookie(&token, tls.is_some()))],
+            Json(serde_json::json!({"token": token})),
+        )
+            .into_response(),
+        Ok(Err(e)) => ApiError::from_auth(&e).into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+/// Argo CD's `argocd.token` cookie: never readable by scripts, never sent from another site's page, and
+/// `Secure` when served over HTTPS so it never travels in clear. An empty token clears it.
+fn session_cookie(token: &str, over_tls: bool) -> String {
+    let expiry = if token.is_empty() { "; Max-Age=0" } else { "" };
+    let secure = if over_tls { "; Secure" } else { "" };
+    format!("argocd.token={token}; Path=/{expiry}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// `DELETE /api/v1/session`: the token stops working and the cookie is cleared (logout).
+pub(super) async fn logout(
+    State(shared): State<Arc<Shared>>,
+    tls: Option<axum::Extension<harden::ServedOverTls>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Some(claims) = session_token(&headers).and_then(|t| shared.sessions.verify(t).ok()) {
+        shared.sessions.revoke(&claims);
+    }
+    ([(axum::http::header::SET_COOKIE, session_cookie("", tls.is_some()))], Json(serde_json::json!({})))
+        .into_response()
+}
+
+pub(super) async fn userinfo(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Json<serde_json::Value> {
+    match authenticate(&shared, &headers) {
+        Ok(Caller { subject, .. }) => Json(
+            serde_json::json!({"loggedIn": true, "username": subject.name, "iss": "argocd", "groups": subject.groups}),
+        ),
+        Err(_) => Json(serde_json::json!({"loggedIn": false})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        pairs.iter().map(|(k, v)| (axum::http::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn the_token_comes_from_the_bearer_header_or_argo_cds_cookie() {
+        assert_eq!(session_token(&headers(&[("authorization", "Bearer abc ")])), Some("abc"));
+        assert_eq!(
+            session_token(&headers(&[("cookie", "theme=dark; argocd.token=xyz; other=1")])),
+            Some("xyz")
+        );
+        assert_eq!(
+            session_token(&headers(&[("authorization", "Bearer abc"), ("cookie", "argocd.token=xyz")])),
+            Some("abc")
+        );
+        assert_eq!(session_token(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(session_token(&headers(&[])), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_and_secure_over_tls() {
+        assert_eq!(session_cookie("t", false), "argocd.token=t; Path=/; HttpOnly; SameSite=Strict");
+        assert_eq!(session_cookie("t", true), "argocd.token=t; Path=/; HttpOnly; SameSite=Strict; Secure");
+        assert!(session_cookie("", false).contains("Max-Age=0"));
+    }
+}
