@@ -201,6 +201,17 @@ async fn a_signed_github_push_refreshes_exactly_the_apps_it_touches_and_a_forged
     assert!(refreshed(apps.get("touched").await.unwrap()));
     assert!(!refreshed(apps.get("other-path").await.unwrap()));
     assert!(!refreshed(apps.get("other-repo").await.unwrap()));
+
+    // A rotated secret is taken from argocd-secret's watch, without a restart: the old one stops working.
+    let rotated = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "argocd-secret", "namespace": ns},
+        "stringData": {"webhook.github.secret": "rotated-hook"}});
+    secrets.patch("argocd-secret", &PatchParams::apply("berth-test"), &Patch::Apply(&rotated)).await.unwrap();
+    poll("the rotated webhook secret taken", Duration::from_secs(30), || async {
+        post(sign("rotated-hook", &push)).await.unwrap().status().as_u16() == 200
+    })
+    .await;
+    assert_eq!(post(sign("s3cret-hook", &push)).await.unwrap().status().as_u16(), 401);
 }
 
 async fn send(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::status::{now, push_history};
-use super::target::{Target, TargetError};
+use super::target::{Desired, Target, TargetError};
 use super::{has_option, hash_of, option_value, single_source, sync_options};
 use crate::{Controller, Error, Level};
 
@@ -231,6 +231,85 @@ impl sync::run::World for OperationWorld<'_> {
         dry_run: bool,
     ) -> Result<(), kube::Error> {
         self.cluster.delete(info, key, propagation, dry_run).await
+    }
+}
+
+/// The engine's options for an operation: the spec's sync options with the operation's after them
+/// (`options`), its prune and dry-run flags, the resources it is limited to, and what the last compare
+/// verified (`verdict`: whether an object, as desired now, was found in sync; `None`: not compared).
+pub(crate) fn engine_options(
+    app: &Application,
+    sync_op: &SyncOperation,
+    options: &[String],
+    target: &Target,
+    verdict: impl Fn(&Desired) -> Option<bool>,
+) -> SyncOptions {
+    let dest_ns = app.spec.destination.namespace.clone().filter(|n| !n.is_empty());
+    let create_namespace = has_option(options, "CreateNamespace=true").then(|| {
+        let meta = app
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.managed_namespace_metadata.clone())
+            .unwrap_or_default();
+        ManagedNamespace {
+            name: dest_ns.clone().unwrap_or_else(|| "default".into()),
+            labels: meta.labels.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            annotations: meta.annotations.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        }
+    });
+    let only = (!sync_op.resources.is_empty()).then(|| {
+        sync_op
+            .resources
+            .iter()
+            .map(|r| {
+                let group = r.group.clone().unwrap_or_default();
+                let ns = r.namespace.clone().filter(|n| !n.is_empty());
+                let found = target.objects.iter().find(|d| {
+                    d.key.kind == r.kind
+                        && d.key.name == r.name
+                        && d.key.group == group
+                        && ns.as_ref().is_none_or(|n| *n == d.key.namespace)
+                });
+                found
+                    .map(|d| d.key.clone())
+                    .unwrap_or_else(|| ResourceKey::new(&group, &r.kind, &ns.unwrap_or_default(), &r.name))
+            })
+            .collect()
+    });
+    let out_of_sync_only = has_option(options, "ApplyOutOfSyncOnly=true");
+    let mut skip = HashSet::new();
+    let mut verified = HashSet::new();
+    for d in &target.objects {
+        if let Some(in_sync) = verdict(d) {
+            verified.insert(d.key.clone());
+            if in_sync && out_of_sync_only {
+                skip.insert(d.key.clone());
+            }
+        }
+    }
+    SyncOptions {
+        prune: sync_op.prune.unwrap_or(false),
+        dry_run: sync_op.dry_run.unwrap_or(false),
+        prune_last: has_option(options, "PruneLast=true"),
+        create_namespace,
+        only,
+        skip,
+        prune_propagation: match option_value(options, "PrunePropagationPolicy") {
+            Some("background") => Some(PropagationPolicy::Background),
+            Some("orphan") => Some(PropagationPolicy::Orphan),
+            _ => Some(PropagationPolicy::Foreground),
+        },
+        replace: has_option(options, "Replace=true"),
+        force: has_option(options, "Force=true"),
+        no_validate: has_option(options, "Validate=false"),
+        skip_dry_run_on_missing: has_option(options, "SkipDryRunOnMissingResource=true"),
+        verified,
+        prune_confirmed: app
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(annotations::DELETION_APPROVED)),
     }
 }
 
@@ -493,7 +572,7 @@ impl Controller {
         }
     }
 
-    /// The engine's options for this operation, from the spec's and the operation's sync options.
+    /// The engine's options for this operation ([`engine_options`]), with the verdicts of the last compare.
     pub(crate) fn sync_options_for(
         &self,
         app: &Application,
@@ -501,84 +580,13 @@ impl Controller {
         options: &[String],
         target: &Target,
     ) -> SyncOptions {
-        let name = app.metadata.name.clone().unwrap_or_default();
-        let dest_ns = app.spec.destination.namespace.clone().filter(|n| !n.is_empty());
-        let create_namespace = has_option(options, "CreateNamespace=true").then(|| {
-            let meta = app
-                .spec
-                .sync_policy
-                .as_ref()
-                .and_then(|p| p.managed_namespace_metadata.clone())
-                .unwrap_or_default();
-            ManagedNamespace {
-                name: dest_ns.clone().unwrap_or_else(|| "default".into()),
-                labels: meta.labels.into_iter().map(|(k, v)| (k, v.into())).collect(),
-                annotations: meta.annotations.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            }
-        });
-        let only = (!sync_op.resources.is_empty()).then(|| {
-            sync_op
-                .resources
-                .iter()
-                .map(|r| {
-                    let ns = r.namespace.clone().filter(|n| !n.is_empty());
-                    let found = target.objects.iter().find(|d| {
-                        d.key.kind == r.kind
-                            && d.key.name == r.name
-                            && d.key.group == r.group.clone().unwrap_or_default()
-                            && ns.as_ref().is_none_or(|n| *n == d.key.namespace)
-                    });
-                    found.map(|d| d.key.clone()).unwrap_or_else(|| {
-                        ResourceKey::new(
-                            &r.group.clone().unwrap_or_default(),
-                            &r.kind,
-                            &ns.unwrap_or_default(),
-                            &r.name,
-                        )
-                    })
-                })
-                .collect()
-        });
-        let (skip, verified) = {
-            let memo = self.memo.lock().expect("memo lock");
-            let verdicts = memo.get(&name).map(|m| &m.verdicts);
-            let mut skip = HashSet::new();
-            let mut verified = HashSet::new();
-            for d in &target.objects {
-                if let Some((h, _, _, in_sync)) = verdicts.and_then(|v| v.get(&d.key))
-                    && *h == hash_of(&d.object)
-                {
-                    verified.insert(d.key.clone());
-                    if *in_sync && has_option(options, "ApplyOutOfSyncOnly=true") {
-                        skip.insert(d.key.clone());
-                    }
-                }
-            }
-            (skip, verified)
-        };
-        SyncOptions {
-            prune: sync_op.prune.unwrap_or(false),
-            dry_run: sync_op.dry_run.unwrap_or(false),
-            prune_last: has_option(options, "PruneLast=true"),
-            create_namespace,
-            only,
-            skip,
-            prune_propagation: match option_value(options, "PrunePropagationPolicy") {
-                Some("background") => Some(PropagationPolicy::Background),
-                Some("orphan") => Some(PropagationPolicy::Orphan),
-                _ => Some(PropagationPolicy::Foreground),
-            },
-            replace: has_option(options, "Replace=true"),
-            force: has_option(options, "Force=true"),
-            no_validate: has_option(options, "Validate=false"),
-            skip_dry_run_on_missing: has_option(options, "SkipDryRunOnMissingResource=true"),
-            verified,
-            prune_confirmed: app
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(annotations::DELETION_APPROVED)),
-        }
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let memo = self.memo.lock().expect("memo lock");
+        let verdicts = memo.get(name).map(|m| &m.verdicts);
+        engine_options(app, sync_op, options, target, |d| {
+            let (h, _, _, in_sync) = verdicts?.get(&d.key)?;
+            (*h == hash_of(&d.object)).then_some(*in_sync)
+        })
     }
 
     pub(crate) fn count_sync(&self, app: &Application, phase: &str) {

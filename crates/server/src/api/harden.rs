@@ -43,6 +43,8 @@ pub struct HttpSettings {
     content_types: Vec<String>,
     /// argocd-cm `installationID`: objects another installation applied are none of this one's apps'.
     pub(crate) installation_id: String,
+    /// argocd-cm `webhook.maxPayloadSizeMB`, in bytes.
+    pub(crate) webhook_max_payload: usize,
 }
 
 impl Default for HttpSettings {
@@ -81,6 +83,7 @@ impl HttpSettings {
             ),
             content_types,
             installation_id: data.get("installationID").map(|v| v.trim().to_string()).unwrap_or_default(),
+            webhook_max_payload: crate::webhook::max_payload_bytes(data),
         }
     }
 

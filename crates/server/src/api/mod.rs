@@ -52,6 +52,8 @@ pub struct Shared {
     pub controller: berth_controller::ControllerView,
     /// argocd-cm's HTTP settings (framing headers, API content types), replaced when it changes.
     http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
+    /// argocd-secret's webhook secrets, replaced when it changes (never read per request).
+    webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
 }
 
 impl Shared {
@@ -78,6 +80,17 @@ impl Shared {
             .unwrap_or_default();
         let http =
             Arc::new(std::sync::RwLock::new(Arc::new(harden::HttpSettings::from_config_map(&argocd_cm))));
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+        // Read before serving: a webhook that arrived before the watch's first event must still be verified.
+        let argocd_secret = secrets
+            .get_opt(crate::auth::ARGOCD_SECRET)
+            .await
+            .map_err(|e| format!("{}: {e}", crate::auth::ARGOCD_SECRET))?
+            .map(|s| settings::string_data(&s))
+            .unwrap_or_default();
+        let webhook_secrets = Arc::new(std::sync::RwLock::new(Arc::new(
+            crate::webhook::WebhookSecrets::from_secret_data(&argocd_secret),
+        )));
         let (apps, events) = watch::watch_applications(client.clone(), namespace);
         let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
         let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
@@ -87,14 +100,30 @@ impl Shared {
             sessions.clone(),
             rbac.clone(),
             http.clone(),
+            webhook_secrets.clone(),
         ));
         let controller = Default::default();
-        Ok(Shared { apps, events, client, namespace: namespace.into(), sessions, rbac, controller, http })
+        Ok(Shared {
+            apps,
+            events,
+            client,
+            namespace: namespace.into(),
+            sessions,
+            rbac,
+            controller,
+            http,
+            webhook_secrets,
+        })
     }
 
     /// The same, reading what only a controller knows from `controller` (the one `berth run` starts).
     pub fn with_controller(self, controller: berth_controller::ControllerView) -> Shared {
         Shared { controller, ..self }
+    }
+
+    /// argocd-secret's webhook secrets now.
+    pub(crate) fn webhook_secrets(&self) -> Arc<crate::webhook::WebhookSecrets> {
+        self.webhook_secrets.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// argocd-cm's HTTP settings now.

@@ -16,22 +16,7 @@ pub(super) async fn webhook(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(shared.client.clone(), &shared.namespace);
-    let data: std::collections::BTreeMap<String, String> = match secrets.get_opt("argocd-secret").await {
-        Ok(Some(secret)) => secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect(),
-        Ok(None) => Default::default(),
-        Err(e) => return Err(ApiError::internal(format!("reading argocd-secret: {e}"))),
-    };
-    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(shared.client.clone(), &shared.namespace);
-    let cm = maps.get_opt("argocd-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
-    let limit = crate::webhook::max_payload_bytes(&cm);
+    let limit = shared.http_settings().webhook_max_payload;
     // Read through argocd-cm's limit: a larger payload is refused after that many bytes, not buffered whole.
     let body = axum::body::to_bytes(body, limit.saturating_add(1)).await.map_err(|_| {
         ApiError::bad_request(format!(
@@ -39,12 +24,7 @@ pub(super) async fn webhook(
         ))
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     })?;
-    let event = match crate::webhook::parse(
-        &headers,
-        &body,
-        &crate::webhook::WebhookSecrets::from_secret_data(&data),
-        limit,
-    ) {
+    let event = match crate::webhook::parse(&headers, &body, &shared.webhook_secrets(), limit) {
         Ok(event) => event,
         Err(crate::webhook::WebhookError::Ignored(what)) => {
             return Ok(Json(serde_json::json!({"ignored": what})));

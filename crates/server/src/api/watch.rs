@@ -17,6 +17,7 @@ pub(super) async fn watch_settings(
     sessions: Arc<crate::auth::SessionManager>,
     rbac: Arc<crate::rbac::LiveEnforcer>,
     http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
+    webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
 ) {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     let maps = watcher(Api::<ConfigMap>::namespaced(client.clone(), &namespace), watcher::Config::default())
@@ -40,9 +41,10 @@ pub(super) async fn watch_settings(
     .default_backoff()
     .filter_map(|e| async move {
         match e.ok()? {
-            watcher::Event::Apply(_) | watcher::Event::InitApply(_) | watcher::Event::Delete(_) => {
-                Some(("argocd-secret".to_string(), Default::default()))
+            watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => {
+                Some(("argocd-secret".to_string(), super::settings::string_data(&secret)))
             }
+            watcher::Event::Delete(_) => Some(("argocd-secret".to_string(), Default::default())),
             _ => None,
         }
     })
@@ -63,6 +65,10 @@ pub(super) async fn watch_settings(
                 seen.insert(name, data);
             }
             "argocd-cm" | "argocd-secret" => {
+                if name == "argocd-secret" {
+                    let secrets = crate::webhook::WebhookSecrets::from_secret_data(&data);
+                    *webhook_secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
+                }
                 if name == "argocd-cm" {
                     if seen.get(&name) == Some(&data) {
                         continue;

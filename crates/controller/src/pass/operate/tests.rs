@@ -182,3 +182,65 @@ fn finishing_an_operation_records_its_phase_message_and_time() {
     assert!(done.finished_at.is_some());
     assert_eq!(done.sync_result.map(|r| r.revision).as_deref(), Some("a"), "the result so far is kept");
 }
+
+fn sync_op(json: serde_json::Value) -> SyncOperation {
+    serde_json::from_value(json).unwrap()
+}
+
+fn opts(list: &[&str]) -> Vec<String> {
+    list.iter().map(|o| o.to_string()).collect()
+}
+
+#[test]
+fn sync_options_read_as_argo_cd_reads_them() {
+    let mut app = app(serde_json::json!({}));
+    app.spec.sync_policy.as_mut().unwrap().managed_namespace_metadata =
+        Some(serde_json::from_value(serde_json::json!({"labels": {"team": "web"}})).unwrap());
+    let t = target("a", 1);
+    let options =
+        opts(&["CreateNamespace=true", "PruneLast=true", "PrunePropagationPolicy=orphan", " Replace=true "]);
+    let o = engine_options(&app, &sync_op(serde_json::json!({"prune": true})), &options, &t, |_| None);
+    assert!(o.prune && o.prune_last && o.replace && !o.force && !o.dry_run);
+    assert_eq!(o.prune_propagation, Some(PropagationPolicy::Orphan));
+    let ns = o.create_namespace.expect("CreateNamespace=true");
+    assert_eq!(ns.name, "web");
+    assert_eq!(ns.labels.get("team").and_then(|v| v.as_str()), Some("web"));
+    let plain = engine_options(&app, &sync_op(serde_json::json!({})), &[], &t, |_| None);
+    assert!(!plain.prune && plain.create_namespace.is_none() && plain.only.is_none());
+    assert_eq!(plain.prune_propagation, Some(PropagationPolicy::Foreground), "Argo CD's default");
+    assert!(!plain.prune_confirmed);
+}
+
+#[test]
+fn a_later_option_wins_and_the_deletion_approval_is_an_annotation() {
+    let mut app = app(serde_json::json!({}));
+    let t = target("a", 0);
+    let options = opts(&["PrunePropagationPolicy=orphan", "PrunePropagationPolicy=background"]);
+    let o = engine_options(&app, &sync_op(serde_json::json!({})), &options, &t, |_| None);
+    assert_eq!(o.prune_propagation, Some(PropagationPolicy::Background), "the operation's option comes last");
+    app.metadata.annotations = Some([(annotations::DELETION_APPROVED.to_string(), String::new())].into());
+    assert!(engine_options(&app, &sync_op(serde_json::json!({})), &[], &t, |_| None).prune_confirmed);
+}
+
+#[test]
+fn a_partial_sync_names_the_rendered_object_and_apply_out_of_sync_only_skips_verified_ones() {
+    let app = app(serde_json::json!({}));
+    let t = target("a", 2);
+    let op = sync_op(serde_json::json!({"resources": [{"kind": "ConfigMap", "name": "cm-1"},
+        {"group": "apps", "kind": "Deployment", "name": "gone", "namespace": "x"}]}));
+    let o = engine_options(&app, &op, &opts(&["ApplyOutOfSyncOnly=true"]), &t, |d| {
+        (d.key.name == "cm-0").then_some(true)
+    });
+    let only = o.only.expect("a resource subset");
+    assert!(
+        only.contains(&ResourceKey::new("", "ConfigMap", "web", "cm-1")),
+        "the namespace comes from the render"
+    );
+    assert!(only.contains(&ResourceKey::new("apps", "Deployment", "x", "gone")));
+    assert_eq!(only.len(), 2);
+    assert_eq!(o.skip.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["cm-0"]);
+    assert!(o.verified.contains(&ResourceKey::new("", "ConfigMap", "web", "cm-0")));
+    assert!(!o.verified.contains(&ResourceKey::new("", "ConfigMap", "web", "cm-1")), "never compared");
+    let all = engine_options(&app, &op, &[], &t, |_| Some(true));
+    assert!(all.skip.is_empty(), "without ApplyOutOfSyncOnly nothing is skipped");
+}

@@ -16,6 +16,8 @@ mod clusters;
 mod repositories;
 mod secrets;
 
+pub(super) use secrets::string_data;
+
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(

@@ -38,7 +38,7 @@ pub(super) async fn typed_secrets(shared: &Shared, kind: &str) -> Result<Vec<Sec
 }
 
 /// A Secret's data as text (Argo CD's keys are all text).
-pub(super) fn string_data(secret: &Secret) -> BTreeMap<String, String> {
+pub(in crate::api) fn string_data(secret: &Secret) -> BTreeMap<String, String> {
     secret
         .data
         .iter()
