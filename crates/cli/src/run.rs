@@ -101,6 +101,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
     });
     // The controller fills it when it starts; the API server reads trees and diffs through it.
     let view = berth_controller::ControllerView::default();
+    // argocd-cm, argocd-rbac-cm, argocd-ssh-known-hosts-cm and argocd-secret: one watch each, for both.
+    let settings = berth_controller::SettingsSource::start(client.clone(), &args.namespace)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("the configuration objects")?;
     let config = berth_controller::ControllerConfig {
         namespace: args.namespace,
         cache_dir,
@@ -113,6 +118,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .filter(|n| !n.is_empty())
             .collect(),
         view: view.clone(),
+        settings: Some(settings.clone()),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -124,6 +130,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         insecure: args.insecure,
         metrics_on_api_port: false,
         controller: view,
+        settings: Some(settings),
     };
     let server =
         tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));

@@ -303,6 +303,7 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
         view: view.clone(),
+        settings: None,
     };
     let mut rx = stop_rx.clone();
     let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {

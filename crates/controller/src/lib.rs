@@ -14,13 +14,14 @@ mod retry;
 pub use view::{InfoItem, ManagedResource, NodeHealth, ParentRef, TreeNode, ViewError, resource_tree};
 pub mod rollback;
 pub mod settings;
+pub mod settings_source;
 mod view;
 
 use berth_api::{AppProject, Application};
 use berth_engine::cache::{ClusterCache, ObjectEvent};
 use berth_repo::git::GitCache;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use queue::Level;
 pub use settings::Settings;
+pub use settings_source::SettingsSource;
 
 /// How `berth run` configures the controller.
 #[derive(Clone, Debug)]
@@ -47,6 +49,9 @@ pub struct ControllerConfig {
     pub namespaces: Vec<String>,
     /// Filled with this controller when it starts, for the API server of the same process.
     pub view: ControllerView,
+    /// argocd-cm and argocd-ssh-known-hosts-cm as the process watches them (shared with the API server);
+    /// `None`: the controller starts a source of its own.
+    pub settings: Option<SettingsSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,13 @@ impl std::fmt::Debug for ControllerView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.get().is_some() { "ControllerView(running)" } else { "ControllerView(empty)" })
     }
+}
+
+/// What of the configuration objects the controller last took (`None`: nothing yet).
+#[derive(Default)]
+struct TakenSettings {
+    argocd_cm: Option<settings_source::Data>,
+    known_hosts: Option<Option<String>>,
 }
 
 /// A cluster's version (`1.36.3`) and the API versions it serves, as Helm's `.Capabilities` reads them;
@@ -180,12 +192,17 @@ impl Controller {
             .map_err(|_| Error::NotReady("no initial list within 60s".into()))?
             .map_err(|e| Error::NotReady(e.to_string()))?;
 
-        controller.load_settings().await;
+        let source = match controller.config.settings.clone() {
+            Some(source) => source,
+            None => SettingsSource::start(client.clone(), &ns).await.map_err(Error::NotReady)?,
+        };
+        // Settings as they are now, before the first reconcile; then every change.
+        let updates = source.subscribe();
+        let mut taken = TakenSettings::default();
+        controller.take_settings(&source.current(), &mut taken);
 
         let mut tasks = tokio::task::JoinSet::new();
-        // argocd-cm: settings are re-read on every change.
-        tasks.spawn(controller.clone().watch_settings());
-        tasks.spawn(controller.clone().watch_known_hosts());
+        tasks.spawn(controller.clone().follow_settings(updates, taken));
         let c = controller.clone();
         tasks.spawn(async move {
             while config_rx.recv().await.is_some() {
@@ -250,11 +267,38 @@ impl Controller {
         self.settings.read().expect("settings lock").clone()
     }
 
-    /// argocd-cm as it is now, before the first reconcile (the watch keeps it current afterwards).
-    async fn load_settings(&self) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        if let Ok(Some(cm)) = api.get_opt("argocd-cm").await {
-            self.set_settings(Settings::from_config_map(&cm.data.unwrap_or_default()));
+    /// Takes what changed of argocd-cm (the settings) and argocd-ssh-known-hosts-cm (the SSH hosts git
+    /// trusts without `insecure`; a change refreshes every application).
+    fn take_settings(&self, objects: &settings_source::ConfigObjects, taken: &mut TakenSettings) {
+        let argocd_cm = objects.config_map(settings_source::ARGOCD_CM);
+        if taken.argocd_cm.as_ref() != Some(argocd_cm) {
+            self.set_settings(Settings::from_config_map(argocd_cm));
+            taken.argocd_cm = Some(argocd_cm.clone());
+        }
+        let known_hosts =
+            objects.config_map(settings_source::SSH_KNOWN_HOSTS_CM).get("ssh_known_hosts").cloned();
+        if taken.known_hosts.as_ref() != Some(&known_hosts) {
+            match self.git.set_known_hosts(known_hosts.as_deref()) {
+                Ok(()) => {
+                    if taken.known_hosts.replace(known_hosts).is_some() {
+                        self.requeue_all(Level::Refresh);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "argocd-ssh-known-hosts-cm: cannot write the known hosts file")
+                }
+            }
+        }
+    }
+
+    async fn follow_settings(
+        self: Arc<Self>,
+        mut updates: tokio::sync::watch::Receiver<Arc<settings_source::ConfigObjects>>,
+        mut taken: TakenSettings,
+    ) {
+        while updates.changed().await.is_ok() {
+            let objects = updates.borrow_and_update().clone();
+            self.take_settings(&objects, &mut taken);
         }
     }
 
@@ -280,49 +324,6 @@ impl Controller {
             if let Some(name) = &app.metadata.name {
                 self.queue.push(name, level);
             }
-        }
-    }
-
-    async fn watch_settings(self: Arc<Self>) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let config = watcher::Config::default().fields("metadata.name=argocd-cm");
-        let mut stream = watcher(api, config).default_backoff().boxed();
-        while let Some(event) = stream.next().await {
-            let data = match event {
-                Ok(watcher::Event::Apply(cm)) | Ok(watcher::Event::InitApply(cm)) => {
-                    cm.data.unwrap_or_default()
-                }
-                Ok(watcher::Event::Delete(_)) => Default::default(),
-                _ => continue,
-            };
-            self.set_settings(Settings::from_config_map(&data));
-        }
-    }
-
-    /// Argo CD's `argocd-ssh-known-hosts-cm` (`ssh_known_hosts`): the SSH hosts git trusts without
-    /// `insecure`. A change refreshes every application.
-    async fn watch_known_hosts(self: Arc<Self>) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let config = watcher::Config::default().fields("metadata.name=argocd-ssh-known-hosts-cm");
-        let mut stream = watcher(api, config).default_backoff().boxed();
-        let mut current: Option<String> = None;
-        while let Some(event) = stream.next().await {
-            let text = match event {
-                Ok(watcher::Event::Apply(cm)) | Ok(watcher::Event::InitApply(cm)) => {
-                    cm.data.and_then(|mut d| d.remove("ssh_known_hosts"))
-                }
-                Ok(watcher::Event::Delete(_)) => None,
-                _ => continue,
-            };
-            if text == current {
-                continue;
-            }
-            if let Err(e) = self.git.set_known_hosts(text.as_deref()) {
-                tracing::warn!(error = %e, "argocd-ssh-known-hosts-cm: cannot write the known hosts file");
-                continue;
-            }
-            current = text;
-            self.requeue_all(Level::Refresh);
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 /// The Secret an operator puts a certificate in (type kubernetes.io/tls).
 pub const SERVER_TLS_SECRET: &str = "argocd-server-tls";
 /// Where the generated certificate is kept.
-const ARGOCD_SECRET: &str = "argocd-secret";
+use berth_controller::settings_source::ARGOCD_SECRET;
 
 /// A certificate and its key, PEM-encoded, and where they came from (for the log, never the key).
 #[derive(Clone)]

@@ -68,6 +68,7 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
         view: view.clone(),
+        settings: None,
     };
     let mut rx = stop_rx.clone();
     let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {

@@ -330,6 +330,7 @@ async fn the_session_cookie_is_secure_over_https() {
         insecure: false,
         metrics_on_api_port: false,
         controller: Default::default(),
+        settings: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

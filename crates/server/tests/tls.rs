@@ -39,6 +39,7 @@ async fn start(client: &kube::Client, namespace: &str, insecure: bool) -> Server
         insecure,
         metrics_on_api_port: false,
         controller: Default::default(),
+        settings: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

@@ -130,6 +130,7 @@ pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server 
         insecure: false,
         metrics_on_api_port: false,
         controller: Default::default(),
+        settings: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(berth_server::api::serve_listener(client.clone(), config, listener, async {

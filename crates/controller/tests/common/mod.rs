@@ -63,6 +63,7 @@ impl Bench {
             self_heal_timeout: Duration::ZERO,
             namespaces: Vec::new(),
             view: Default::default(),
+            settings: None,
         };
         let client = self.client.clone();
         self.task = Some(tokio::spawn(async move {

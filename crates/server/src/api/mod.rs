@@ -9,7 +9,8 @@ use axum::Json;
 use axum::Router;
 use axum::routing::get;
 use berth_api::Application;
-use kube::api::Api;
+use berth_controller::SettingsSource;
+use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM};
 use kube::runtime::reflector;
 use std::sync::Arc;
 
@@ -58,49 +59,51 @@ pub struct Shared {
 
 impl Shared {
     /// Bootstraps the admin account (generating its initial password on the first start), reads
-    /// argocd-rbac-cm, and starts watching the Applications.
+    /// argocd-rbac-cm, and starts watching the Applications and the configuration objects.
     pub async fn start(client: kube::Client, namespace: &str) -> Result<Shared, String> {
+        let settings = SettingsSource::start(client.clone(), namespace).await?;
+        Shared::start_with(client, namespace, settings).await
+    }
+
+    /// [`Shared::start`] with the configuration objects of `settings` (the source `berth run` shares with
+    /// its controller, so each object is watched once in the process).
+    pub async fn start_with(
+        client: kube::Client,
+        namespace: &str,
+        settings: SettingsSource,
+    ) -> Result<Shared, String> {
         let boot = crate::auth::bootstrap(&client, namespace).await.map_err(|e| format!("accounts: {e}"))?;
         if boot.generated_admin_password {
             tracing::info!(
                 "generated the admin password: kubectl -n {namespace} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d"
             );
         }
-        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
-        let rbac_cm =
-            maps.get_opt("argocd-rbac-cm").await.ok().flatten().and_then(|c| c.data).unwrap_or_default();
-        let rbac =
-            crate::rbac::Enforcer::from_config_map(&rbac_cm).map_err(|e| format!("argocd-rbac-cm: {e}"))?;
-        let argocd_cm = maps
-            .get_opt(crate::auth::ARGOCD_CM)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.data)
-            .unwrap_or_default();
-        let http =
-            Arc::new(std::sync::RwLock::new(Arc::new(harden::HttpSettings::from_config_map(&argocd_cm))));
-        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
-        // Read before serving: a webhook that arrived before the watch's first event must still be verified.
-        let argocd_secret = secrets
-            .get_opt(crate::auth::ARGOCD_SECRET)
-            .await
-            .map_err(|e| format!("{}: {e}", crate::auth::ARGOCD_SECRET))?
-            .map(|s| settings::string_data(&s))
-            .unwrap_or_default();
+        // Subscribed before reading, so no change between the two is missed.
+        let updates = settings.subscribe();
+        let objects = settings.current();
+        let rbac = crate::rbac::Enforcer::from_config_map(objects.config_map(ARGOCD_RBAC_CM))
+            .map_err(|e| format!("{ARGOCD_RBAC_CM}: {e}"))?;
+        let http = Arc::new(std::sync::RwLock::new(Arc::new(harden::HttpSettings::from_config_map(
+            objects.config_map(ARGOCD_CM),
+        ))));
         let webhook_secrets = Arc::new(std::sync::RwLock::new(Arc::new(
-            crate::webhook::WebhookSecrets::from_secret_data(&argocd_secret),
+            crate::webhook::WebhookSecrets::from_secret_data(objects.argocd_secret()),
         )));
         let (apps, events) = watch::watch_applications(client.clone(), namespace);
         let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
         let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
-        tokio::spawn(watch::watch_settings(
+        let followed = watch::Settings {
+            sessions: sessions.clone(),
+            rbac: rbac.clone(),
+            http: http.clone(),
+            webhook_secrets: webhook_secrets.clone(),
+        };
+        tokio::spawn(watch::follow_settings(
             client.clone(),
             namespace.to_string(),
-            sessions.clone(),
-            rbac.clone(),
-            http.clone(),
-            webhook_secrets.clone(),
+            updates,
+            objects,
+            followed,
         ));
         let controller = Default::default();
         Ok(Shared {

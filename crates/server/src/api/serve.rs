@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// The controller of this process (`berth run` hands the one it gives the controller); left empty, the
     /// routes that need a controller answer 503.
     pub controller: berth_controller::ControllerView,
+    /// The configuration objects as the process watches them (shared with the controller); `None`: the
+    /// server starts a source of its own.
+    pub settings: Option<berth_controller::SettingsSource>,
 }
 
 /// `GET /metrics` alone, for the metrics listener.
@@ -65,7 +68,11 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Shared::start(client.clone(), &config.namespace).await.map_err(std::io::Error::other)?;
+    let shared = match config.settings.clone() {
+        Some(settings) => Shared::start_with(client.clone(), &config.namespace, settings).await,
+        None => Shared::start(client.clone(), &config.namespace).await,
+    };
+    let shared = shared.map_err(std::io::Error::other)?;
     let shared = Arc::new(shared.with_controller(config.controller.clone()));
     let mut app = router(shared);
     if config.metrics_on_api_port {

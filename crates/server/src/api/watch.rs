@@ -3,88 +3,58 @@
 
 use super::{harden, stream};
 use berth_api::Application;
+use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM, ConfigObjects};
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::sync::Arc;
 
 /// Follows argocd-rbac-cm (the policy), argocd-cm and argocd-secret (accounts, passwords, tokens, the
-/// signing key): a change applies to the next request without a restart. A policy that does not load is
-/// logged with its error and the last good one stays.
-pub(super) async fn watch_settings(
+/// signing key, webhook secrets) through the process's [`SettingsSource`]: a change applies to the next
+/// request without a restart. A policy that does not load is logged with its error and the last good one
+/// stays. `seen` is what the server took at its start.
+pub(super) async fn follow_settings(
     client: kube::Client,
     namespace: String,
-    sessions: Arc<crate::auth::SessionManager>,
-    rbac: Arc<crate::rbac::LiveEnforcer>,
-    http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
-    webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
+    mut updates: tokio::sync::watch::Receiver<Arc<ConfigObjects>>,
+    mut seen: Arc<ConfigObjects>,
+    settings: Settings,
 ) {
-    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-    let maps = watcher(Api::<ConfigMap>::namespaced(client.clone(), &namespace), watcher::Config::default())
-        .default_backoff()
-        .filter_map(|e| async move {
-            match e.ok()? {
-                watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
-                    Some((cm.metadata.name.unwrap_or_default(), cm.data.unwrap_or_default()))
-                }
-                watcher::Event::Delete(cm) => {
-                    Some((cm.metadata.name.unwrap_or_default(), Default::default()))
-                }
-                _ => None,
+    while updates.changed().await.is_ok() {
+        let now = updates.borrow_and_update().clone();
+        let changed = |name: &str| now.config_map(name) != seen.config_map(name);
+        if changed(ARGOCD_RBAC_CM) {
+            match settings.rbac.reload(now.config_map(ARGOCD_RBAC_CM)) {
+                Ok(()) => tracing::info!("argocd-rbac-cm: policy reloaded"),
+                Err(e) => tracing::warn!("argocd-rbac-cm: {e}; the previous policy stays in force"),
             }
-        })
-        .boxed();
-    let secrets = watcher(
-        Api::<Secret>::namespaced(client.clone(), &namespace),
-        watcher::Config::default().fields("metadata.name=argocd-secret"),
-    )
-    .default_backoff()
-    .filter_map(|e| async move {
-        match e.ok()? {
-            watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) => {
-                Some(("argocd-secret".to_string(), super::settings::string_data(&secret)))
-            }
-            watcher::Event::Delete(_) => Some(("argocd-secret".to_string(), Default::default())),
-            _ => None,
         }
-    })
-    .boxed();
-    let mut changes = futures::stream::select(maps, secrets);
-    let mut seen: std::collections::HashMap<String, std::collections::BTreeMap<String, String>> =
-        Default::default();
-    while let Some((name, data)) = changes.next().await {
-        match name.as_str() {
-            "argocd-rbac-cm" => {
-                if seen.get(&name) == Some(&data) {
-                    continue;
-                }
-                match rbac.reload(&data) {
-                    Ok(()) => tracing::info!("argocd-rbac-cm: policy reloaded"),
-                    Err(e) => tracing::warn!("argocd-rbac-cm: {e}; the previous policy stays in force"),
-                }
-                seen.insert(name, data);
-            }
-            "argocd-cm" | "argocd-secret" => {
-                if name == "argocd-secret" {
-                    let secrets = crate::webhook::WebhookSecrets::from_secret_data(&data);
-                    *webhook_secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
-                }
-                if name == "argocd-cm" {
-                    if seen.get(&name) == Some(&data) {
-                        continue;
-                    }
-                    *http.write().unwrap_or_else(|e| e.into_inner()) =
-                        Arc::new(harden::HttpSettings::from_config_map(&data));
-                    seen.insert(name, data);
-                }
-                match crate::auth::load(&client, &namespace).await {
-                    Ok((key, accounts)) => sessions.replace(key, accounts),
-                    Err(e) => tracing::warn!("accounts: {e}; the previous accounts stay in force"),
-                }
-            }
-            _ => {}
+        let cm_changed = changed(ARGOCD_CM);
+        let secret_changed = now.argocd_secret() != seen.argocd_secret();
+        if cm_changed {
+            *settings.http.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(harden::HttpSettings::from_config_map(now.config_map(ARGOCD_CM)));
         }
+        if secret_changed {
+            let secrets = crate::webhook::WebhookSecrets::from_secret_data(now.argocd_secret());
+            *settings.webhook_secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
+        }
+        if cm_changed || secret_changed {
+            match crate::auth::load(&client, &namespace).await {
+                Ok((key, accounts)) => settings.sessions.replace(key, accounts),
+                Err(e) => tracing::warn!("accounts: {e}; the previous accounts stay in force"),
+            }
+        }
+        seen = now;
     }
+}
+
+/// What [`follow_settings`] keeps current.
+pub(super) struct Settings {
+    pub(super) sessions: Arc<crate::auth::SessionManager>,
+    pub(super) rbac: Arc<crate::rbac::LiveEnforcer>,
+    pub(super) http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
+    pub(super) webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
 }
 
 /// The Applications of `namespace`, kept by a watch (the store fills in the background), and each change

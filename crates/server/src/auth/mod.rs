@@ -45,10 +45,9 @@ pub use session::{Claims, IssuedToken, SecretKey, SessionManager};
 
 use std::time::Duration;
 
-/// The Secret holding password hashes, API token lists and the token signing key.
-pub const ARGOCD_SECRET: &str = "argocd-secret";
-/// The ConfigMap declaring the local accounts.
-pub const ARGOCD_CM: &str = "argocd-cm";
+/// The Secret holding password hashes, API token lists and the token signing key; the ConfigMap declaring
+/// the local accounts.
+pub use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_SECRET};
 /// The Secret holding the admin's generated initial password in clear, key `password`.
 pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
 /// The built-in account.

@@ -16,8 +16,6 @@ mod clusters;
 mod repositories;
 mod secrets;
 
-pub(super) use secrets::string_data;
-
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(

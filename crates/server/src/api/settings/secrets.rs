@@ -38,14 +38,7 @@ pub(super) async fn typed_secrets(shared: &Shared, kind: &str) -> Result<Vec<Sec
 }
 
 /// A Secret's data as text (Argo CD's keys are all text).
-pub(in crate::api) fn string_data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
-}
+pub(in crate::api) use berth_controller::settings_source::secret_text as string_data;
 
 pub(super) fn secret_name(secret: &Secret) -> &str {
     secret.metadata.name.as_deref().unwrap_or_default()
