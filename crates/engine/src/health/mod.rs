@@ -1,6 +1,7 @@
-//! Health assessment with Argo CD's statuses, messages and order; one module a kind. Kinds without an
-//! assessment have no health and do not count towards the application's. [`HealthOverrides`] adds the
-//! Lua scripts of argocd-cm in front of the built-in checks.
+//! Health assessment with Argo CD's statuses, messages and order; one module a kind, and in `known` one a
+//! family of well-known custom kinds (cert-manager, Argo Rollouts, Crossplane, Flux ...), checked after the
+//! core kinds as Argo CD checks the ones it ships. Kinds without an assessment have no health and do not count
+//! towards the application's. [`HealthOverrides`] adds the Lua scripts of argocd-cm in front of all of them.
 //!
 //! ```
 //! use berth_engine::health::{self, HealthStatus};
@@ -15,6 +16,7 @@ mod deployment;
 mod hpa;
 mod ingress;
 mod job;
+mod known;
 pub mod lua;
 mod pod;
 mod pvc;
@@ -116,11 +118,12 @@ fn pending_deletion(obj: &serde_json::Value) -> Option<Health> {
         .then(|| Health::new(HealthStatus::Progressing, "Pending deletion"))
 }
 
-/// The built-in check for the object's group and kind.
+/// The built-in check for the object's group and kind: a core kind's, else a well-known custom kind's.
 fn built_in(obj: &serde_json::Value) -> Option<Health> {
     let (group, version) =
         obj["apiVersion"].as_str().map(crate::resource::split_api_version).unwrap_or_default();
-    Some(match (group, obj["kind"].as_str().unwrap_or_default()) {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    Some(match (group, kind) {
         ("apps", "Deployment") => deployment::assess(obj),
         ("apps", "StatefulSet") => statefulset::assess(obj),
         ("apps", "DaemonSet") => daemonset::assess(obj),
@@ -133,7 +136,7 @@ fn built_in(obj: &serde_json::Value) -> Option<Health> {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::assess(obj, version),
         ("apiregistration.k8s.io", "APIService") => apiservice::assess(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::assess(obj),
-        _ => return None,
+        _ => return known::assess(group, kind, obj),
     })
 }
 
@@ -209,6 +212,42 @@ mod tests {
         hook["metadata"]["finalizers"] = json!([HOOK_FINALIZER]);
         hook["status"]["phase"] = json!("Succeeded");
         assert_eq!(assess(&hook).map(|h| h.status), Some(HealthStatus::Healthy));
+    }
+
+    #[test]
+    fn well_known_custom_kinds_are_assessed_after_the_core_kinds() {
+        let certificate =
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}});
+        assert_eq!(
+            assess(&certificate),
+            Some(Health::new(HealthStatus::Progressing, "Waiting for certificate"))
+        );
+        let mut deleting = certificate.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert_eq!(assess(&deleting), Some(Health::new(HealthStatus::Progressing, "Pending deletion")));
+        let mut ignored = certificate;
+        ignored["metadata"]["annotations"] = json!({IGNORE_HEALTHCHECK_ANNOTATION: "true"});
+        assert_eq!(assess(&ignored), None);
+    }
+
+    #[test]
+    fn argocd_cm_scripts_win_over_well_known_checks() {
+        let mut overrides = HealthOverrides::default();
+        overrides
+            .insert(
+                "cert-manager.io/Certificate",
+                r#"return {status = "Healthy", message = "custom"}"#,
+                false,
+            )
+            .unwrap();
+        let certificate =
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}});
+        assert_eq!(overrides.assess(&certificate), Some(Health::new(HealthStatus::Healthy, "custom")));
+        let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "i"}});
+        assert_eq!(
+            overrides.assess(&issuer),
+            Some(Health::new(HealthStatus::Progressing, "Initializing issuer"))
+        );
     }
 
     #[test]
