@@ -11,3 +11,17 @@ pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-
 
 /// Present (any value): the objects waiting on `Prune=confirm` or `Delete=confirm` may be deleted.
 pub const DELETION_APPROVED: &str = "argocd.argoproj.io/deletion-approved";
+
+/// A field manager whose client-side-apply (`Update`) fields berth's server-side apply takes over, in
+/// place of `kubectl-client-side-apply`; see `berth_engine::managed_fields`.
+pub const CLIENT_SIDE_APPLY_MIGRATION_MANAGER: &str =
+    "argocd.argoproj.io/client-side-apply-migration-manager";
+
+/// `"true"`: the controller leaves the Application alone: no refresh, no compare, no sync, no status
+/// write (deletion still runs), as Argo CD's `skip-reconcile` does for apps another tool manages.
+pub const SKIP_RECONCILE: &str = "argocd.argoproj.io/skip-reconcile";
+
+/// Whether the Application asks to be skipped ([`SKIP_RECONCILE`] is `"true"`).
+pub fn skips_reconcile(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    annotations.and_then(|a| a.get(SKIP_RECONCILE)).is_some_and(|v| v.trim() == "true")
+}

@@ -15,6 +15,7 @@ pub mod application;
 pub mod applicationset;
 pub mod codes;
 pub mod crd;
+pub mod destination;
 pub mod finalizers;
 pub mod project;
 pub mod schema;

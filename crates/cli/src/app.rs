@@ -123,6 +123,8 @@ enum AppCommand {
     },
     /// Stop the running operation.
     TerminateOp { name: String },
+    /// List and run resource actions (restart, pause, scale, custom ones).
+    Actions(crate::app_actions::ActionsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +319,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         },
         AppCommand::Set(args) => crate::app_set::run(client, args).await?,
+        AppCommand::Actions(args) => crate::app_actions::run(client, args).await?,
         AppCommand::TerminateOp { name } => {
             client.terminate_operation(&name).await?;
             println!("Application '{name}' operation terminating");

@@ -471,7 +471,13 @@ impl SyncProgress {
         ordered.sort_by_key(|(phase, wave, _)| (phase_order(phase), *wave));
         let mut lines = Vec::new();
         for (phase, wave, r) in ordered {
-            let status = r.hook_phase.as_deref().or(r.status.as_deref()).unwrap_or_default();
+            // Argo CD records a hook phase on every result; a plain resource is shown by its sync status.
+            let status = if r.hook_type.is_some() {
+                r.hook_phase.as_deref().or(r.status.as_deref())
+            } else {
+                r.status.as_deref()
+            }
+            .unwrap_or_default();
             let message = r.message.as_deref().unwrap_or_default();
             let object = match (r.group.as_str(), r.namespace.as_str()) {
                 ("", "") => format!("{}/{}", r.kind, r.name),

@@ -147,7 +147,7 @@ impl Client {
         &self.base
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -305,6 +305,19 @@ impl Client {
         Ok(list.items)
     }
 
+    /// `GET /api/v1/projects/{name}`.
+    pub async fn get_project(&self, name: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/projects/{}", Self::path_segment(name));
+        self.call(Method::GET, &path, &[], None).await
+    }
+
+    /// `PUT /api/v1/projects/{name}` (Argo CD's `{project}`): replaces the spec, refused when the project
+    /// changed since `project` was read; answers the stored project.
+    pub async fn update_project(&self, name: &str, project: &Value) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/projects/{}", Self::path_segment(name));
+        self.call(Method::PUT, &path, &[], Some(&serde_json::json!({"project": project}))).await
+    }
+
     /// A call under `/api/v1/applications/{name}`, where a 404 means the application does not exist and a 403
     /// that it does not exist or the caller may not do this.
     async fn app_call<T: DeserializeOwned>(
@@ -320,8 +333,11 @@ impl Client {
             Err(ClientError::Api { status: 404, .. }) => {
                 Err(ClientError::ApplicationNotFound(name.to_string()))
             }
-            // The server answers a missing application as a forbidden one, so names cannot be probed.
-            Err(ClientError::PermissionDenied(_)) => Err(ClientError::ApplicationDenied(name.to_string())),
+            // The server answers a missing application as a forbidden one, so names cannot be probed; a
+            // refusal with its own reason (a sync window) keeps it.
+            Err(ClientError::PermissionDenied(message)) if message == "permission denied" => {
+                Err(ClientError::ApplicationDenied(name.to_string()))
+            }
             other => other,
         }
     }

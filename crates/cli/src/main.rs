@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod account;
 mod admin;
 mod app;
+mod app_actions;
 mod app_set;
 mod app_view;
 mod client;

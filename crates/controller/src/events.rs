@@ -1,5 +1,5 @@
-//! Kubernetes Events on Applications, as Argo CD's controller records them: an operation started and
-//! completed, and the sync and health status moving. `kubectl describe application`, the API's
+//! Kubernetes Events on Applications, as Argo CD records them: an operation started (which Argo CD's API
+//! server reports) and completed, and the sync and health status moving. `kubectl describe application`, the API's
 //! `.../events` and the UI read them.
 
 use berth_api::Application;
@@ -7,7 +7,10 @@ use berth_api::application::ApplicationStatus;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-/// What changed between two statuses of one application, as (warning?, reason, note).
+/// What changed between two statuses of one application, as (warning?, reason, note), in Argo CD's words:
+/// `<user> initiated sync to <revision>` (`partial sync` for a resource subset, `rollback to <id>` for a
+/// rollback) when an operation starts, `Sync operation to <revision> succeeded` or `… failed: <message>`
+/// when it ends.
 pub fn between(
     old: Option<&ApplicationStatus>,
     new: &ApplicationStatus,
@@ -16,36 +19,43 @@ pub fn between(
     let old_op = old.and_then(|s| s.operation_state.as_ref());
     if let Some(op) = &new.operation_state {
         let same = old_op.is_some_and(|o| o.started_at == op.started_at && o.operation == op.operation);
-        let revision = op
-            .sync_result
-            .as_ref()
-            .map(|r| r.revision.clone())
-            .filter(|r| !r.is_empty())
-            .or_else(|| op.operation.sync.as_ref().and_then(|s| s.revision.clone()))
-            .unwrap_or_else(|| "HEAD".into());
+        let sync = op.operation.sync.as_ref();
+        let partial = sync.is_some_and(|s| !s.resources.is_empty());
         let who = op.operation.initiated_by.as_ref();
         if op.phase == "Running" && !same {
+            let revision = op
+                .sync_result
+                .as_ref()
+                .map(|r| r.revision.clone())
+                .filter(|r| !r.is_empty())
+                .or_else(|| sync.and_then(|s| s.revision.clone()))
+                .unwrap_or_else(|| "HEAD".into());
+            let what = match crate::rollback::rolled_back_to(&op.operation, &new.history) {
+                Some(id) => format!("rollback to {id}"),
+                None if partial => format!("partial sync to {revision}"),
+                None => format!("sync to {revision}"),
+            };
             let note = match who {
                 Some(i) if i.automated == Some(true) => format!("Initiated automated sync to '{revision}'"),
-                Some(i) if i.username.is_some() => {
-                    format!("{} initiated sync to {revision}", i.username.as_deref().unwrap_or_default())
+                Some(i) => {
+                    let user = i.username.as_deref().filter(|u| !u.is_empty()).unwrap_or("Unknown user");
+                    format!("{user} initiated {what}")
                 }
-                _ => format!("Initiated sync to {revision}"),
+                None => format!("Initiated {what}"),
             };
             out.push((false, "OperationStarted", note));
         }
         let was_running = !same || old_op.is_some_and(|o| o.phase == "Running");
         if op.phase != "Running" && was_running {
-            let message = op.message.as_deref().unwrap_or_default();
-            match op.phase.as_str() {
-                "Succeeded" => {
-                    out.push((false, "OperationCompleted", format!("Sync operation to {revision} succeeded")))
-                }
-                phase => out.push((
-                    true,
-                    "OperationCompleted",
-                    format!("Sync operation to {revision} {}: {message}", phase.to_lowercase()),
-                )),
+            let mut note = if partial { "Partial sync operation" } else { "Sync operation" }.to_string();
+            if let Some(result) = &op.sync_result {
+                note.push_str(&format!(" to {}", result.revision));
+            }
+            if op.phase == "Succeeded" {
+                out.push((false, "OperationCompleted", format!("{note} succeeded")));
+            } else {
+                let message = op.message.as_deref().unwrap_or_default();
+                out.push((true, "OperationCompleted", format!("{note} failed: {message}")));
             }
         }
     }
@@ -107,7 +117,10 @@ pub fn reporter() -> Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::application::{HealthStatus, Operation, OperationInitiator, OperationState, SyncStatus};
+    use berth_api::application::{
+        HealthStatus, Operation, OperationInitiator, OperationState, SyncOperation, SyncOperationResource,
+        SyncOperationResult, SyncStatus,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn status(sync: &str, health: &str, phase: Option<&str>) -> ApplicationStatus {
@@ -144,7 +157,7 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                "Sync operation to HEAD succeeded",
+                "Sync operation succeeded",
                 "Updated sync status: OutOfSync -> Synced",
                 "Updated health status: Missing -> Healthy"
             ]
@@ -154,6 +167,47 @@ mod tests {
         let failed = status("OutOfSync", "Missing", Some("Failed"));
         let events = between(Some(&running), &failed);
         assert!(events[0].0, "a failure is a Warning");
-        assert!(events[0].2.ends_with("failed: one or more objects failed to apply"), "{:?}", events[0]);
+        assert_eq!(events[0].2, "Sync operation failed: one or more objects failed to apply");
+        let mut errored = status("OutOfSync", "Missing", Some("Error"));
+        errored.operation_state.as_mut().unwrap().sync_result =
+            Some(SyncOperationResult { revision: "abc".into(), ..Default::default() });
+        let events = between(Some(&running), &errored);
+        assert_eq!(events[0].2, "Sync operation to abc failed: one or more objects failed to apply");
+    }
+
+    #[test]
+    fn a_rollback_start_is_reported_as_a_rollback_and_a_subset_as_a_partial_sync() {
+        let idle = status("Synced", "Healthy", None);
+        let mut app: berth_api::Application = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"destination": {}, "project": "default",
+                     "source": {"repoURL": "https://example.com/r.git", "path": "web"}},
+            "status": {"history": [
+                {"id": 3, "revision": "aaa", "deployedAt": "2026-01-01T00:00:00Z",
+                 "source": {"repoURL": "https://example.com/r.git", "path": "web"}},
+                {"id": 4, "revision": "bbb", "deployedAt": "2026-01-02T00:00:00Z",
+                 "source": {"repoURL": "https://example.com/r.git", "path": "web"}}]}
+        }))
+        .unwrap();
+        let operation = crate::rollback::rollback_operation(&app, 3, false, false, "alice").unwrap();
+        let mut rolling = status("Synced", "Healthy", Some("Running"));
+        rolling.history = app.status.take().unwrap().history;
+        rolling.operation_state.as_mut().unwrap().operation = operation;
+        let events = between(Some(&idle), &rolling);
+        assert_eq!(events, vec![(false, "OperationStarted", "alice initiated rollback to 3".to_string())]);
+
+        let mut partial = status("Synced", "Healthy", Some("Running"));
+        partial.operation_state.as_mut().unwrap().operation.sync = Some(SyncOperation {
+            resources: vec![SyncOperationResource {
+                kind: "ConfigMap".into(),
+                name: "a".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(between(Some(&idle), &partial)[0].2, "admin initiated partial sync to HEAD");
+        let mut done = partial.clone();
+        done.operation_state.as_mut().unwrap().phase = "Succeeded".into();
+        assert_eq!(between(Some(&partial), &done)[0].2, "Partial sync operation succeeded");
     }
 }

@@ -6,16 +6,19 @@
 
 mod credentials;
 pub mod events;
+pub mod exclusions;
 pub mod metrics;
 mod pass;
-mod project;
+pub mod project;
 mod queue;
 mod retry;
 pub use view::{InfoItem, ManagedResource, NodeHealth, ParentRef, TreeNode, ViewError, resource_tree};
 pub mod rollback;
 pub mod settings;
+pub mod settings_keys;
 pub mod settings_source;
 mod view;
+pub mod windows;
 
 use berth_api::{AppProject, Application};
 use berth_engine::cache::{ClusterCache, ObjectEvent};
@@ -306,7 +309,7 @@ impl Controller {
         for w in &settings.warnings {
             tracing::warn!(warning = %w, "argocd-cm");
         }
-        self.cache.set_installation_id(&settings.installation_id);
+        self.cache.set_tracking(&settings.tracking);
         self.git.set_allow_file_urls(settings.allow_file_urls);
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);

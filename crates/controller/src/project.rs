@@ -15,7 +15,7 @@ use std::fmt::Write;
 
 /// Argo CD's globs: `*` alone matches anything. In repository URLs (`path_like`) `*` stops at `/` and
 /// `/**` crosses it; elsewhere `*` matches any text. A pattern that does not parse matches nothing.
-fn glob_match(pattern: &str, value: &str, path_like: bool) -> bool {
+pub(crate) fn glob_match(pattern: &str, value: &str, path_like: bool) -> bool {
     if pattern == "*" || pattern == value {
         return true;
     }

@@ -26,12 +26,18 @@ pub struct Settings {
     /// Lua health checks (`resource.customizations.health.<group>_<kind>` with
     /// `resource.customizations.useOpenLibs.<group>_<kind>`, and `health.lua` in `resource.customizations`).
     pub health_overrides: Arc<HealthOverrides>,
-    /// `installationID`: written on every object berth applies (`argocd.argoproj.io/installation-id`), and
-    /// objects with another id (or none, when set) are not this installation's, whatever their tracking id.
-    pub installation_id: String,
+    /// How objects are tied to their application: `application.resourceTrackingMethod`,
+    /// `application.instanceLabelKey` and `installationID` (written on every object berth applies;
+    /// objects with another id, or none when set, are not this installation's).
+    pub tracking: berth_engine::tracking::Tracking,
+    /// `resource.exclusions` / `resource.inclusions`: kinds berth leaves alone.
+    pub resource_filter: crate::exclusions::ResourceFilter,
     /// Whether repository URLs may be `file://` (`berth.repositories.allowFileURLs: "true"`, berth's own key,
     /// off by default: a path on berth's disk is no tenant's to read).
     pub allow_file_urls: bool,
+    /// `kustomize.buildOptions`, `kustomize.buildOptions.<version>` and `kustomize.path.<version>`: the
+    /// binary and build options of each Kustomize render (options berth does not run are warnings).
+    pub kustomize: Arc<berth_repo::render::kustomize::KustomizeSettings>,
     /// Problems found while reading the settings, reported on every application.
     pub warnings: Vec<String>,
 }
@@ -44,8 +50,10 @@ impl Default for Settings {
             ignore_rules: Vec::new(),
             self_heal_paused: false,
             health_overrides: Arc::default(),
-            installation_id: String::new(),
+            tracking: berth_engine::tracking::Tracking::default(),
+            resource_filter: crate::exclusions::ResourceFilter::default(),
             allow_file_urls: false,
+            kustomize: Arc::default(),
             warnings: Vec::new(),
         }
     }
@@ -93,7 +101,10 @@ impl Settings {
         s.self_heal_paused = data.get("berth.selfHeal.paused").is_some_and(|v| v.trim() == "true");
         s.allow_file_urls =
             data.get(berth_repo::validate::ALLOW_FILE_URLS_KEY).is_some_and(|v| v.trim() == "true");
-        s.installation_id = data.get("installationID").map(|v| v.trim().to_string()).unwrap_or_default();
+        s.tracking = berth_engine::tracking::Tracking::from_argocd_cm(data, &mut s.warnings);
+        s.resource_filter = crate::exclusions::ResourceFilter::from_argocd_cm(data, &mut s.warnings);
+        s.kustomize =
+            Arc::new(berth_repo::render::kustomize::KustomizeSettings::from_argocd_cm(data, &mut s.warnings));
         for (key, value) in data {
             let Some(group_kind) = key.strip_prefix(IGNORE_PREFIX) else { continue };
             let spec: IgnoreSpec = match serde_saphyr::from_str(value) {
@@ -242,6 +253,23 @@ mod tests {
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn kustomize_build_options_are_read_and_refused_options_are_warnings_naming_key_and_option() {
+        use berth_repo::render::kustomize::LoadRestrictor;
+        let s = Settings::from_config_map(&data(&[(
+            "kustomize.buildOptions",
+            "--load-restrictor LoadRestrictionsNone --enable-helm",
+        )]));
+        assert_eq!(s.kustomize.build_options.load_restrictor, LoadRestrictor::None);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].starts_with("argocd-cm kustomize.buildOptions: \"--enable-helm\""),
+            "{:?}",
+            s.warnings
+        );
+        assert_ne!(s, Settings::default(), "a change of build options is a change of settings");
     }
 
     #[test]

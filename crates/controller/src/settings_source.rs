@@ -6,7 +6,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,7 @@ impl SettingsSource {
             let mut current = ConfigObjects::default();
             let mut listed = 0;
             let mut listed_tx = Some(listed_tx);
+            let mut reported = BTreeSet::new();
             while let Some(change) = changes.next().await {
                 match change {
                     Change::Map(name, data) => {
@@ -128,6 +129,12 @@ impl SettingsSource {
                     Change::Listed => listed += 1,
                 }
                 if listed >= 2 {
+                    for key in newly_unsupported(current.config_map(ARGOCD_CM), &mut reported) {
+                        tracing::warn!(
+                            key = %key,
+                            "argocd-cm: berth does not support this key; it has no effect (listed in /api/v1/settings)"
+                        );
+                    }
                     if let Some(ready) = listed_tx.take() {
                         let _ = ready.send(());
                     }
@@ -163,6 +170,15 @@ impl SettingsSource {
     }
 }
 
+/// The keys of argocd-cm berth does not read (see [`crate::settings_keys`]) that are not in `reported` yet;
+/// they are added to it, so each is logged once per process: at the first read, or when it first appears.
+fn newly_unsupported(argocd_cm: &Data, reported: &mut BTreeSet<String>) -> Vec<String> {
+    crate::settings_keys::unsupported(argocd_cm)
+        .into_iter()
+        .filter(|key| reported.insert(key.clone()))
+        .collect()
+}
+
 /// A Secret's data as text (Argo CD's keys are all text; a value that is not UTF-8 reads lossily).
 pub fn secret_text(secret: &Secret) -> Data {
     secret
@@ -171,4 +187,22 @@ pub fn secret_text(secret: &Secret) -> Data {
         .flatten()
         .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unsupported_key_is_reported_once_when_first_seen() {
+        let mut reported = BTreeSet::new();
+        let mut cm: Data = [("dex.config", ""), ("timeout.reconciliation", "3m"), ("ui.cssurl", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(newly_unsupported(&cm, &mut reported), ["dex.config", "ui.cssurl"]);
+        assert!(newly_unsupported(&cm, &mut reported).is_empty(), "already logged");
+        cm.insert("users.session.duration".into(), "1h".into());
+        assert_eq!(newly_unsupported(&cm, &mut reported), ["users.session.duration"]);
+    }
 }

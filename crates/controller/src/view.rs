@@ -241,6 +241,7 @@ impl Controller {
         let target = self.target(&app, &sources, None, Level::Compare, false).await?;
         let settings = self.settings();
         let rules = settings.ignore_rules_for(&app);
+        let client_side = crate::pass::client_side_managers(&app, &crate::pass::sync_options(&app, None));
         let mut out = Vec::new();
         let mut keys: HashSet<ResourceKey> = HashSet::new();
         for d in &target.objects {
@@ -250,7 +251,14 @@ impl Controller {
             let predicted = match (&live, hook) {
                 (Some(live), false) if self.verified_in_sync(name, d, live) => Some((**live).clone()),
                 (Some(_), false) => match self.cache.kind(&d.key.group_kind()).await {
-                    Ok(info) => berth_engine::apply::apply(&self.client, &info, &d.object, true).await.ok(),
+                    Ok(info) => {
+                        let mode = berth_engine::apply::ApplyMode {
+                            dry_run: true,
+                            client_side: client_side.clone(),
+                            ..Default::default()
+                        };
+                        berth_engine::apply::apply_with(&self.client, &info, &d.object, mode).await.ok()
+                    }
                     Err(_) => None,
                 },
                 _ => None,

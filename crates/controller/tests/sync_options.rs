@@ -28,6 +28,24 @@ fn results(app: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Each result as `Kind name Status message`.
+fn messages(app: &serde_json::Value) -> Vec<String> {
+    app["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["kind"].as_str().unwrap(),
+                r["name"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 fn config_map(name: &str, options: &str, extra: &str) -> String {
     let annotations = if options.is_empty() {
         String::new()
@@ -78,11 +96,16 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     bench.wait_app(&name, "compared", |a| sync_status(a) == "OutOfSync").await;
     let cms: Api<ConfigMap> = Api::namespaced(bench.client.clone(), &ns);
 
-    // Strict validation (as kubectl's): an unknown field fails the sync before anything is written.
+    // Strict validation (as kubectl's): an unknown field fails the sync before anything is written, in
+    // the words Argo CD shows for it.
     let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Failed");
     let message = app["status"]["operationState"]["message"].as_str().unwrap();
-    assert!(message.contains("configmap/strict") && message.contains(".spec"), "{message}");
+    assert!(message.starts_with("one or more objects failed to apply (dry run)"), "{message}");
+    assert!(
+        message.contains("configmap/strict: ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"spec\""),
+        "{message}"
+    );
     assert!(cms.get_opt("plain").await.unwrap().is_none(), "nothing was written");
 
     // Validate=false on the object lets the server drop the field.
@@ -91,6 +114,12 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     bench.refreshed(&name).await;
     let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
     assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
+    let created = messages(&app);
+    for written in
+        ["ConfigMap plain Synced configmap/plain created", "Job task Synced job.batch/task created"]
+    {
+        assert!(created.contains(&written.to_string()), "{created:?}");
+    }
     let replaced = cms.get("replaced").await.unwrap();
     let managers: Vec<(String, String)> = replaced
         .metadata
@@ -118,22 +147,32 @@ async fn sync_options_change_how_objects_are_written_and_pruned() {
     repo.remove("app/confirm.yaml");
     repo.commit("new job image; keep and confirm leave git");
     bench.refreshed(&name).await;
-    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
-    assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
+    // Prune=confirm holds the stage of its prune, as Argo CD does, until the Application approves.
+    bench.set_operation(&name, json!({"sync": {"prune": true}})).await;
+    bench
+        .wait_app(&name, "the confirmation asked for", |a| {
+            phase(a) == "Running"
+                && a["status"]["operationState"]["message"]
+                    == "Waiting for pruning confirmation of v1/ConfigMap/confirm"
+        })
+        .await;
+    assert_eq!(jobs.get("task").await.unwrap().metadata.uid, old_uid, "nothing of the stage ran");
+    assert!(cms.get_opt("confirm").await.unwrap().is_some());
+    let approve = json!({"metadata": {"annotations": {"argocd.argoproj.io/deletion-approved": "2026-11-26T00:00:00Z"}}});
+    bench.apps().patch(&name, &PatchParams::default(), &Patch::Merge(&approve)).await.unwrap();
+    let app = bench
+        .wait_app(&name, "the sync finished", |a| phase(a) == "Succeeded" && a["operation"].is_null())
+        .await;
     let written = results(&app);
     assert!(written.contains(&"Job task Synced".to_string()), "{written:?}");
     assert!(!written.iter().any(|r| r.starts_with("ConfigMap plain")), "in sync, not written: {written:?}");
     let job = jobs.get("task").await.unwrap();
     assert_ne!(job.metadata.uid, old_uid, "Force re-created the Job");
     assert_eq!(job.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("busybox:2"));
-    // Prune=false is never pruned; Prune=confirm waits for the approval annotation.
-    assert!(written.contains(&"ConfigMap keep PruneSkipped".to_string()), "{written:?}");
-    assert!(written.contains(&"ConfigMap confirm PruneSkipped".to_string()), "{written:?}");
-    assert!(cms.get_opt("keep").await.unwrap().is_some() && cms.get_opt("confirm").await.unwrap().is_some());
-    let approve = json!({"metadata": {"annotations": {"argocd.argoproj.io/deletion-approved": "2026-11-26T00:00:00Z"}}});
-    bench.apps().patch(&name, &PatchParams::default(), &Patch::Merge(&approve)).await.unwrap();
-    let app = bench.operate(&name, json!({"sync": {"prune": true}})).await;
-    assert!(results(&app).contains(&"ConfigMap confirm Pruned".to_string()), "{:?}", results(&app));
+    // Prune=false is never pruned, in Argo CD's words; the approved one is.
+    let messages = messages(&app);
+    assert!(messages.contains(&"ConfigMap keep PruneSkipped ignored (no prune)".to_string()), "{messages:?}");
+    assert!(messages.contains(&"ConfigMap confirm Pruned pruned".to_string()), "{messages:?}");
     poll("confirm to be pruned", TIMEOUT, || async { cms.get_opt("confirm").await.unwrap().is_none() }).await;
     assert!(cms.get_opt("keep").await.unwrap().is_some());
     bench.cleanup().await;

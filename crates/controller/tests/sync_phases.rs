@@ -692,3 +692,107 @@ data: {a: b}
     assert!(maps.get_opt("after").await.unwrap().is_none());
     bench.cleanup().await;
 }
+
+/// The sync result of `name`, by kind and name.
+fn result<'a>(app: &'a serde_json::Value, kind: &str, name: &str) -> &'a serde_json::Value {
+    app["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind && r["name"] == name)
+        .unwrap_or_else(|| panic!("no result for {kind} {name}: {}", app["status"]["operationState"]))
+}
+
+#[tokio::test]
+async fn what_an_earlier_wave_creates_passes_the_dry_run_and_results_read_as_argo_cds() {
+    let mut bench = Bench::start("earlier").await;
+    let ns = bench.dest_namespace("earlier");
+    let fresh = bench.dest_namespace("fresh");
+    ensure_namespace(&bench.client, &ns).await;
+    let repo = GitRepo::new();
+    // The API server refuses the Pod's dry run (its ServiceAccount is missing) and the ConfigMap's (its
+    // Namespace is missing); both come from an earlier wave or kind of this sync.
+    repo.write(
+        "app/runner.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: runner\n  annotations: {argocd.argoproj.io/sync-wave: \"0\"}\n",
+    );
+    repo.write(
+        "app/pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: task\n  annotations: {argocd.argoproj.io/sync-wave: \"1\"}\n\
+         spec:\n  serviceAccountName: runner\n  restartPolicy: Never\n  containers:\n  - name: run\n    image: busybox:1.36\n",
+    );
+    repo.write("app/fresh.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {fresh}\n"));
+    repo.write(
+        "app/settings.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {fresh}\ndata: {{a: b}}\n"),
+    );
+    repo.commit("a pod, its service account, a namespace and what lives in it");
+    let name = unique("earlier");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({});
+    bench.create_app(app).await;
+    bench.wait_app(&name, "compared", |a| sync_status(a) == "OutOfSync").await;
+
+    let app = bench.operate(&name, json!({"sync": {}})).await;
+    assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
+    let pod = result(&app, "Pod", "task");
+    assert_eq!(pod["message"], "pod/task created");
+    assert_eq!(pod["images"], json!(["busybox:1.36"]));
+    assert_eq!(result(&app, "ServiceAccount", "runner")["message"], "serviceaccount/runner created");
+    assert_eq!(result(&app, "Namespace", &fresh)["message"], format!("namespace/{fresh} created"));
+    assert_eq!(result(&app, "ConfigMap", "settings")["message"], "configmap/settings created");
+    // Again, with nothing changed in git: unchanged.
+    let app = bench.operate(&name, json!({"sync": {}})).await;
+    assert_eq!(phase(&app), "Succeeded", "{}", app["status"]["operationState"]["message"]);
+    assert_eq!(result(&app, "ServiceAccount", "runner")["message"], "serviceaccount/runner unchanged");
+    assert_eq!(result(&app, "ConfigMap", "settings")["message"], "configmap/settings unchanged");
+    bench.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_application_deleted_while_its_sync_runs_deletes_nothing_until_the_sync_is_terminated() {
+    let mut bench = Bench::start("delrun").await;
+    let repo = GitRepo::new();
+    repo.write("app/kept.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata: {a: b}\n");
+    repo.commit("first");
+    let ns = bench.dest_namespace("delrun");
+    ensure_namespace(&bench.client, &ns).await;
+    let name = unique("delrun");
+    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    app["spec"]["source"]["path"] = "app".into();
+    app["spec"]["syncPolicy"] = json!({});
+    app["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
+    bench.create_app(app).await;
+    let app = bench.operate(&name, json!({"sync": {"revision": "HEAD"}})).await;
+    assert_eq!(phase(&app), "Succeeded");
+    // The next sync waits on a PreSync hook that never finishes (a suspended Job).
+    repo.write("app/gate.yaml", &job("gate", "    argocd.argoproj.io/hook: PreSync", "  suspend: true"));
+    repo.commit("gated");
+    bench.set_operation(&name, json!({"sync": {"revision": "HEAD"}})).await;
+    bench
+        .wait_app(&name, "waiting on the gate", |a| {
+            phase(a) == "Running"
+                && a["status"]["operationState"]["message"].as_str().unwrap_or_default().contains("gate")
+        })
+        .await;
+    bench.apps().delete(&name, &Default::default()).await.unwrap();
+    // A pass has run on the deleted Application (it handled this refresh) and deleted nothing.
+    bench.refreshed(&name).await;
+    let app = bench.app(&name).await;
+    assert_eq!(phase(&app), "Running", "{}", app["status"]["operationState"]);
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(bench.client.clone(), &ns);
+    assert!(maps.get_opt("kept").await.unwrap().is_some(), "deleted while the sync was running");
+    // Terminated (what DELETE .../operation does): the sync ends, then the deletion goes on.
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/status/operationState/phase", "value": "Running"},
+        {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"}
+    ]))
+    .unwrap();
+    bench.apps().patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await.unwrap();
+    poll("the app and its objects gone", TIMEOUT, || async {
+        bench.apps().get_opt(&name).await.unwrap().is_none() && maps.get_opt("kept").await.unwrap().is_none()
+    })
+    .await;
+    bench.cleanup().await;
+}

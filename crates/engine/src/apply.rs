@@ -4,6 +4,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use std::time::Duration;
 
 use crate::cache::KindInfo;
+use crate::managed_fields::{self, ClientSideManagers};
 use crate::resource::ResourceKey;
 
 /// The field manager berth applies with. It is Argo CD's, so a cluster moving from Argo CD (with
@@ -30,7 +31,7 @@ pub async fn apply(
 }
 
 /// How an object is written: Argo CD's sync options that change the apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyMode {
     pub dry_run: bool,
     /// `Validate=false` turns the server's strict field validation off (the write is then an update).
@@ -39,11 +40,20 @@ pub struct ApplyMode {
     pub replace: bool,
     /// `Force=true`: when the write is refused (an immutable field changed), delete and create again.
     pub force: bool,
+    /// The client-side-apply managers whose fields a server-side apply takes over (see
+    /// [`managed_fields`]): a dry run predicts their leftovers gone, a write moves them to berth.
+    pub client_side: ClientSideManagers,
 }
 
 impl Default for ApplyMode {
     fn default() -> Self {
-        ApplyMode { dry_run: false, validate: true, replace: false, force: false }
+        ApplyMode {
+            dry_run: false,
+            validate: true,
+            replace: false,
+            force: false,
+            client_side: ClientSideManagers::default(),
+        }
     }
 }
 
@@ -61,13 +71,7 @@ pub async fn apply_with(
     let first = if mode.replace || !mode.validate {
         replace(client, info, &key, obj, mode.dry_run).await
     } else {
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
-        params.dry_run = mode.dry_run;
-        params = params.validation_strict();
-        api(client, info, &key.namespace)
-            .patch(&key.name, &params, &Patch::Apply(obj))
-            .await
-            .map(|o| to_value(o, info))
+        server_side_apply(client, info, &key, obj, &mode).await
     };
     match first {
         Err(kube::Error::Api(e)) if mode.force && !mode.dry_run && (e.code == 422 || e.code == 409) => {
@@ -75,6 +79,43 @@ pub async fn apply_with(
         }
         other => other,
     }
+}
+
+/// Server-side apply. When the stored object has fields that only a client-side-apply entry owns (an
+/// object Argo CD or kubectl wrote client-side, and git dropped them since), their ownership moves to
+/// berth's entry and the apply runs again, which removes them; a dry run predicts them gone instead.
+/// An object without such fields costs one request.
+async fn server_side_apply(
+    client: &kube::Client,
+    info: &KindInfo,
+    key: &ResourceKey,
+    obj: &serde_json::Value,
+    mode: &ApplyMode,
+) -> Result<serde_json::Value, kube::Error> {
+    let api = api(client, info, &key.namespace);
+    let mut params = PatchParams::apply(FIELD_MANAGER).force().validation_strict();
+    params.dry_run = mode.dry_run;
+    let mut stored = with_kind(api.patch(&key.name, &params, &Patch::Apply(obj)).await?, info);
+    let left = managed_fields::leftovers(&stored, &mode.client_side);
+    if !managed_fields::is_empty(&left) {
+        if mode.dry_run {
+            managed_fields::remove_fields(&mut stored, &left);
+        } else if let Some(fields) = managed_fields::migrate(&stored, &mode.client_side, FIELD_MANAGER) {
+            // The resourceVersion makes the move conditional: a concurrent write fails it (409) rather
+            // than being overwritten with stale ownership.
+            let moved = serde_json::json!({"metadata": {
+                "resourceVersion": stored["metadata"]["resourceVersion"],
+                "managedFields": fields,
+            }});
+            let params_move = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            api.patch(&key.name, &params_move, &Patch::Merge(&moved)).await?;
+            stored = with_kind(api.patch(&key.name, &params, &Patch::Apply(obj)).await?, info);
+        }
+    }
+    if let Some(meta) = stored["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
+    Ok(stored)
 }
 
 async fn replace(
@@ -129,13 +170,19 @@ pub async fn create(
 }
 
 fn to_value(obj: DynamicObject, info: &KindInfo) -> serde_json::Value {
+    let mut value = with_kind(obj, info);
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
+    value
+}
+
+/// The object as JSON with its apiVersion and kind (a DynamicObject may lack them), managedFields kept.
+fn with_kind(obj: DynamicObject, info: &KindInfo) -> serde_json::Value {
     let mut value = serde_json::to_value(obj).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), info.resource.api_version.clone().into());
         map.insert("kind".into(), info.resource.kind.clone().into());
-    }
-    if let Some(meta) = value["metadata"].as_object_mut() {
-        meta.remove("managedFields");
     }
     value
 }
@@ -147,14 +194,7 @@ pub async fn get(
     key: &ResourceKey,
 ) -> Result<Option<serde_json::Value>, kube::Error> {
     let found = api(client, info, &key.namespace).get_opt(&key.name).await?;
-    Ok(found.map(|obj| {
-        let mut value = serde_json::to_value(obj).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("apiVersion".into(), info.resource.api_version.clone().into());
-            map.insert("kind".into(), info.resource.kind.clone().into());
-        }
-        value
-    }))
+    Ok(found.map(|obj| with_kind(obj, info)))
 }
 
 /// Deletes an object; a missing object counts as deleted.

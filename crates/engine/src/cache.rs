@@ -14,7 +14,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::resource::{GroupKind, ResourceKey, TrackingId};
+use crate::resource::{GroupKind, ResourceKey};
+use crate::tracking::Tracking;
 
 /// How the API server serves a kind.
 #[derive(Clone, Debug)]
@@ -55,8 +56,8 @@ struct State {
     by_app: HashMap<String, HashSet<ResourceKey>>,
     /// Owner uid → the objects whose ownerReferences name it (ReplicaSets of a Deployment, its Pods...).
     children: HashMap<String, HashSet<ResourceKey>>,
-    /// argocd-cm `installationID` ("" when unset): objects another installation applied are not ours.
-    installation_id: String,
+    /// How objects name their application (argocd-cm tracking method, label key, installationID).
+    tracking: Tracking,
 }
 
 impl State {
@@ -139,20 +140,19 @@ impl ClusterCache {
         Ok(())
     }
 
-    /// Sets argocd-cm's `installationID` ("" for none): only objects applied with the same id (the
-    /// `argocd.argoproj.io/installation-id` annotation, absent for none) belong to this installation's apps.
-    /// A change re-indexes the objects already cached; returns whether it changed.
-    pub fn set_installation_id(&self, id: &str) -> bool {
+    /// Sets how objects name their application (argocd-cm's tracking method, instance label key and
+    /// `installationID`). A change re-indexes the objects already cached; returns whether it changed.
+    pub fn set_tracking(&self, tracking: &Tracking) -> bool {
         let mut state = self.state.write().expect("cache lock");
-        if state.installation_id == id {
+        if state.tracking == *tracking {
             return false;
         }
-        state.installation_id = id.to_string();
+        state.tracking = tracking.clone();
         let mut by_app: HashMap<String, HashSet<ResourceKey>> = HashMap::new();
         for objects in state.objects.values() {
             for obj in objects.values() {
                 let Some(key) = ResourceKey::of(obj) else { continue };
-                if let Some(app) = tracked_app(obj, &key, id) {
+                if let Some(app) = tracking.app_of(obj, &key) {
                     by_app.entry(app).or_default().insert(key);
                 }
             }
@@ -332,7 +332,7 @@ impl ClusterCache {
         state.objects.get(&key.group_kind())?.get(&(key.namespace.clone(), key.name.clone())).cloned()
     }
 
-    /// Every live object whose tracking id names `app`.
+    /// Every live object that names `app` as its application (see [`Tracking`]).
     pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
         let state = self.state.read().expect("cache lock");
         state.by_app.get(app).map(|keys| state.lookup(keys)).unwrap_or_default()
@@ -343,25 +343,6 @@ impl ClusterCache {
         let state = self.state.read().expect("cache lock");
         state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
-}
-
-/// The application an object's tracking id names, if the id is this object's own (a copied annotation
-/// does not count). A hook created with `generateName` carries the id of its template (the prefix).
-fn tracked_app(obj: &serde_json::Value, key: &ResourceKey, installation_id: &str) -> Option<String> {
-    let theirs =
-        obj["metadata"]["annotations"][crate::resource::INSTALLATION_ANNOTATION].as_str().unwrap_or_default();
-    if theirs != installation_id {
-        return None;
-    }
-    let t = TrackingId::of(obj)?;
-    let generated = obj["metadata"]["generateName"].as_str().is_some_and(|prefix| {
-        t.key.name == prefix
-            && key.name.starts_with(prefix)
-            && t.key.group == key.group
-            && t.key.kind == key.kind
-            && t.key.namespace == key.namespace
-    });
-    (t.key == *key || generated).then_some(t.app)
 }
 
 /// The namespace one watch of a namespaced install covers, and how many of the kind's watches have not
@@ -397,8 +378,8 @@ fn index_change(
     for uid in new.map(owner_uids).unwrap_or_default() {
         state.children.entry(uid).or_default().insert(key.clone());
     }
-    let old_app = old.and_then(|o| tracked_app(o, &key, &state.installation_id));
-    let new_app = new.and_then(|o| tracked_app(o, &key, &state.installation_id));
+    let old_app = old.and_then(|o| state.tracking.app_of(o, &key));
+    let new_app = new.and_then(|o| state.tracking.app_of(o, &key));
     if let Some(app) = &old_app
         && new_app.as_ref() != Some(app)
         && let Some(set) = state.by_app.get_mut(app)
@@ -508,7 +489,8 @@ mod tests {
     #[test]
     fn objects_of_another_installation_are_never_an_apps() {
         // Two installations on one cluster, each with an app called web: each sees only its own objects.
-        let mut ours = State { installation_id: "blue".into(), ..Default::default() };
+        let blue_install = Tracking { installation_id: "blue".into(), ..Tracking::default() };
+        let mut ours = State { tracking: blue_install, ..Default::default() };
         let mut theirs = State::default();
         let mut blue = pod("a", None, Some("web"));
         blue["metadata"]["annotations"][crate::resource::INSTALLATION_ANNOTATION] = "blue".into();

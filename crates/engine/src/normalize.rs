@@ -7,6 +7,17 @@ use crate::resource::ResourceKey;
 const NOISE_ANNOTATIONS: &[&str] =
     &["deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"];
 
+/// `argocd.argoproj.io/compare-options` on an object: comma-separated options of its comparison
+/// (`IgnoreExtraneous`: the object being in the cluster and not in git does not make its app OutOfSync).
+pub const COMPARE_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/compare-options";
+
+/// Whether an object's compare-options annotation holds `option` (e.g. `IgnoreExtraneous`).
+pub fn has_compare_option(obj: &serde_json::Value, option: &str) -> bool {
+    obj["metadata"]["annotations"][COMPARE_OPTIONS_ANNOTATION]
+        .as_str()
+        .is_some_and(|v| v.split(',').any(|o| o.trim().eq_ignore_ascii_case(option)))
+}
+
 /// Removes server-owned fields: status, managedFields, resourceVersion, uid, generation, creationTimestamp,
 /// selfLink, and annotations the server or kubectl add.
 pub fn strip_server_fields(obj: &mut serde_json::Value) {
@@ -82,7 +93,7 @@ pub fn apply_ignore_rules(
             for entry in live["metadata"]["managedFields"].as_array().into_iter().flatten() {
                 let manager = entry["manager"].as_str().unwrap_or_default();
                 if rule.managed_fields_managers.iter().any(|m| m == manager) {
-                    remove_owned_fields(target, &entry["fieldsV1"]);
+                    crate::managed_fields::remove_fields(target, &entry["fieldsV1"]);
                 }
             }
         }
@@ -179,48 +190,6 @@ pub fn remove_pointer(target: &mut serde_json::Value, pointer: &str) {
             }
         }
         _ => {}
-    }
-}
-
-/// Removes from `target` the fields a managedFields `fieldsV1` set names (`f:` fields, `k:` keyed list
-/// items, `v:` set values).
-fn remove_owned_fields(target: &mut serde_json::Value, fields: &serde_json::Value) {
-    let Some(set) = fields.as_object() else { return };
-    for (selector, children) in set {
-        if selector == "." {
-            continue;
-        }
-        let is_leaf =
-            children.as_object().is_none_or(|c| c.is_empty() || (c.len() == 1 && c.contains_key(".")));
-        if let Some(field) = selector.strip_prefix("f:") {
-            if let Some(map) = target.as_object_mut() {
-                if is_leaf {
-                    map.remove(field);
-                } else if let Some(child) = map.get_mut(field) {
-                    remove_owned_fields(child, children);
-                }
-            }
-        } else if let Some(item_key) = selector.strip_prefix("k:") {
-            let Ok(wanted) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(item_key)
-            else {
-                continue;
-            };
-            if let Some(items) = target.as_array_mut() {
-                let matches = |item: &serde_json::Value| {
-                    wanted.iter().all(|(k, v)| item.get(k).is_some_and(|x| x == v))
-                };
-                if is_leaf {
-                    items.retain(|i| !matches(i));
-                } else if let Some(item) = items.iter_mut().find(|i| matches(i)) {
-                    remove_owned_fields(item, children);
-                }
-            }
-        } else if let Some(value) = selector.strip_prefix("v:")
-            && let (Ok(v), Some(items)) =
-                (serde_json::from_str::<serde_json::Value>(value), target.as_array_mut())
-        {
-            items.retain(|i| i != &v);
-        }
     }
 }
 

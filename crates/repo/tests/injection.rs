@@ -352,3 +352,68 @@ fn kustomize_edit_values_that_start_with_a_dash_stay_values() {
         .unwrap();
     assert_eq!(m[0].object["metadata"]["name"], "cm-x");
 }
+
+/// argocd-cm build options that would make kustomize run code, as an admin might copy them from an
+/// Argo CD install, or as a hostile value would try to smuggle them in.
+const HOSTILE_BUILD_OPTIONS: &[&str] = &[
+    "--enable-alpha-plugins --enable-exec",
+    "--enable-exec=true",
+    "--enable-helm --helm-command /bin/sh",
+    "--helm-command=/tmp/pwn --enable-helm",
+    "--load-restrictor LoadRestrictionsNone --enable-exec",
+    "--load-restrictor=--enable-exec",
+    "--load-restrictor --enable-exec",
+    "-e PWN=1 --mount type=bind,src=/,dst=/host --network --as-current-user",
+    "-o /tmp/pwned.yaml",
+    "build /etc --stack-trace",
+];
+
+#[test]
+fn no_build_option_from_argocd_cm_becomes_a_flag_that_runs_code() {
+    use berth_repo::render::kustomize::BuildOptions;
+    for text in HOSTILE_BUILD_OPTIONS {
+        let options = BuildOptions::parse("kustomize.buildOptions", text);
+        let args = options.args();
+        assert_eq!(args.len(), 1, "{text}: {args:?}");
+        assert!(
+            args[0] == "--load-restrictor=LoadRestrictionsNone"
+                || args[0] == "--load-restrictor=LoadRestrictionsRootOnly",
+            "{text}: {args:?}"
+        );
+        assert!(!options.refused.is_empty(), "{text}: something must be refused, by name");
+    }
+}
+
+#[test]
+fn an_exec_function_stays_unrun_when_argocd_cm_asks_for_plugins_and_exec() {
+    use berth_repo::render::kustomize::KustomizeSettings;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mark = marker(tmp.path());
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("apps/evil");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("kustomization.yaml"), "generators:\n  - pwn.yaml\n").unwrap();
+    std::fs::write(
+        dir.join("pwn.yaml"),
+        "apiVersion: example.com/v1\nkind: Pwn\nmetadata:\n  name: pwn\n  annotations:\n    \
+         config.kubernetes.io/function: |\n      exec:\n        path: ./pwn.sh\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("pwn.sh"), format!("#!/bin/sh\ntouch {}\n", mark.display())).unwrap();
+    std::fs::set_permissions(dir.join("pwn.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut ctx = kustomize_ctx(work.path(), false);
+    let data = [("kustomize.buildOptions".to_string(), HOSTILE_BUILD_OPTIONS[0].to_string())].into();
+    let mut warnings = Vec::new();
+    ctx.kustomize_settings = std::sync::Arc::new(KustomizeSettings::from_argocd_cm(&data, &mut warnings));
+    assert_eq!(warnings.len(), 2, "both options are refused by name: {warnings:?}");
+    match render_kustomize(repo.path(), "apps/evil", None, &ctx) {
+        Err(RenderError::Tool { message, .. }) => {
+            assert!(message.contains("\"--enable-alpha-plugins\" is not passed"), "{message}");
+            assert!(message.contains("\"--enable-exec\" is not passed"), "{message}");
+        }
+        other => panic!("expected kustomize to refuse the external generator, got {other:?}"),
+    }
+    assert!(!mark.exists(), "kustomize ran the repository's exec function");
+}

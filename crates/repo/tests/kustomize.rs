@@ -6,7 +6,7 @@ mod common;
 use berth_api::application::{
     ApplicationSourceKustomize, KustomizePatch, KustomizeReplica, KustomizeSelector,
 };
-use berth_repo::render::kustomize::{is_kustomization_dir, render_kustomize};
+use berth_repo::render::kustomize::{KustomizeSettings, is_kustomization_dir, render_kustomize};
 use berth_repo::render::{Manifest, RenderError, ToolContext};
 use common::names;
 use std::collections::BTreeMap;
@@ -670,4 +670,179 @@ fn is_kustomization_dir_knows_the_three_file_names() {
     }
     write(dir.path(), &[("plain/deployment.yaml", DEPLOYMENT)]);
     assert!(!is_kustomization_dir(&dir.path().join("plain")));
+}
+
+// argocd-cm's Kustomize settings: build options and versions.
+
+/// A context with argocd-cm's Kustomize keys `pairs` read as the controller reads them.
+fn ctx_with_settings(work_dir: &Path, pairs: &[(&str, &str)]) -> ToolContext {
+    let data = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut ctx = ctx(work_dir);
+    ctx.kustomize_settings = std::sync::Arc::new(KustomizeSettings::from_argocd_cm(&data, &mut Vec::new()));
+    ctx
+}
+
+const NO_RESTRICTIONS: (&str, &str) = ("kustomize.buildOptions", "--load-restrictor LoadRestrictionsNone");
+
+/// An overlay whose generator reads a file of the repository outside its own folder.
+fn shared_config_repo() -> tempfile::TempDir {
+    let repo = seed_repo();
+    write(
+        repo.path(),
+        &[
+            ("shared/app.properties", "color=blue\n"),
+            (
+                "apps/web/overlays/shared/kustomization.yaml",
+                "resources:\n  - ../../base\nconfigMapGenerator:\n  - name: settings\n    files:\n      - ../../../../shared/app.properties\n",
+            ),
+        ],
+    );
+    repo
+}
+
+#[test]
+fn load_restrictions_none_from_argocd_cm_lets_a_kustomization_load_files_of_the_repository() {
+    let repo = shared_config_repo();
+    let work = tempfile::tempdir().unwrap();
+    let path = "apps/web/overlays/shared";
+    // Kustomize's default refuses the file; argocd-cm's build option allows it, as in Argo CD.
+    match render_kustomize(repo.path(), path, None, &ctx(work.path())) {
+        Err(RenderError::Tool { message, .. }) => {
+            assert!(message.contains("is not in or below"), "{message}")
+        }
+        other => panic!("expected the default load restrictor to refuse, got {other:?}"),
+    }
+    let m = render_kustomize(repo.path(), path, None, &ctx_with_settings(work.path(), &[NO_RESTRICTIONS]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = m.iter().find(|m| m.object["kind"] == "ConfigMap").expect("the generated ConfigMap");
+    assert_eq!(config.object["data"]["app.properties"], "color=blue\n");
+}
+
+#[test]
+fn load_restrictions_none_still_refuses_files_outside_the_repository_exist_or_not() {
+    let repo = seed_repo();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "token").unwrap();
+    let secret = outside.path().join("secret.txt");
+    let work = tempfile::tempdir().unwrap();
+    let settings = ctx_with_settings(work.path(), &[NO_RESTRICTIONS]);
+    for (field, entry) in [
+        ("files", secret.display().to_string()),
+        ("files", format!("token={}", secret.display())),
+        ("files", "/etc/hosts".to_string()),
+        ("files", "/no/such/file".to_string()),
+        ("envs", "../../../../../../../../etc/hosts".to_string()),
+    ] {
+        write(
+            repo.path(),
+            &[(
+                "apps/web/overlays/peek/kustomization.yaml",
+                &format!("configMapGenerator:\n  - name: peek\n    {field}:\n      - {entry}\n"),
+            )],
+        );
+        match render_kustomize(repo.path(), "apps/web/overlays/peek", None, &settings) {
+            Err(RenderError::InvalidFile { file, message }) => {
+                assert_eq!(file, "apps/web/overlays/peek/kustomization.yaml");
+                assert!(message.contains(field) && message.contains("leaves the repository"), "{message}");
+            }
+            other => panic!("{field} {entry}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn load_restrictions_none_refuses_a_transformer_configuration_that_names_an_outside_file() {
+    let repo = seed_repo();
+    write(
+        repo.path(),
+        &[
+            (
+                "apps/web/overlays/sneaky/kustomization.yaml",
+                "resources:\n  - ../../base\ntransformers:\n  - patch.yaml\n",
+            ),
+            (
+                "apps/web/overlays/sneaky/patch.yaml",
+                "apiVersion: builtin\nkind: PatchTransformer\nmetadata:\n  name: sneak\npath: /etc/hosts\n",
+            ),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let settings = ctx_with_settings(work.path(), &[NO_RESTRICTIONS]);
+    match render_kustomize(repo.path(), "apps/web/overlays/sneaky", None, &settings) {
+        Err(RenderError::InvalidFile { file, message }) => {
+            assert_eq!(file, "apps/web/overlays/sneaky/patch.yaml");
+            assert!(message.contains("/etc/hosts"), "{message}");
+        }
+        other => panic!("expected the transformer configuration to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_build_option_is_named_in_the_error_of_a_build_that_needs_it() {
+    let repo = seed_repo();
+    write(
+        repo.path(),
+        &[(
+            "apps/web/overlays/chart/kustomization.yaml",
+            "helmCharts:\n  - name: web\n    repo: https://charts.example.com\n    version: 1.0.0\n",
+        )],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let settings = ctx_with_settings(work.path(), &[("kustomize.buildOptions", "--enable-helm")]);
+    match render_kustomize(repo.path(), "apps/web/overlays/chart", None, &settings) {
+        Err(RenderError::Tool { message, .. }) => {
+            assert!(
+                message.contains("argocd-cm kustomize.buildOptions: \"--enable-helm\" is not passed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected kustomize to fail without --enable-helm, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_application_version_picks_the_binary_and_build_options_argocd_cm_names_for_it() {
+    let repo = seed_repo();
+    let bin = tempfile::tempdir().unwrap();
+    // The version's binary prints the arguments of `build` as a ConfigMap (and accepts `edit`).
+    let fake = fake_kustomize(
+        bin.path(),
+        "[ \"$1\" = build ] || exit 0\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: v9\\ndata:\\n  args: \"%s\"\\n' \"$*\"",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let fake = fake.display().to_string();
+    let ctx = ctx_with_settings(
+        work.path(),
+        &[
+            NO_RESTRICTIONS,
+            ("kustomize.path.v9.0.0", &fake),
+            ("kustomize.buildOptions.v9.0.0", "--load-restrictor=LoadRestrictionsRootOnly --enable-exec"),
+        ],
+    );
+    let options = ApplicationSourceKustomize { version: Some("v9.0.0".into()), ..Default::default() };
+    let mut rendered = None;
+    for _ in 0..20 {
+        match render_kustomize(repo.path(), PROD, Some(&options), &ctx) {
+            Err(RenderError::Tool { message, .. }) if message.contains("Text file busy") => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => {
+                rendered = Some(other);
+                break;
+            }
+        }
+    }
+    let m = rendered.expect("the fake kustomize stayed busy").unwrap_or_else(|e| panic!("{e}"));
+    let args = object(&m, "ConfigMap", "v9")["data"]["args"].as_str().unwrap().to_string();
+    assert!(args.starts_with("build --load-restrictor=LoadRestrictionsRootOnly -- "), "{args}");
+    assert!(!args.contains("enable-exec"), "a refused option reached the binary: {args}");
+
+    let unknown = ApplicationSourceKustomize { version: Some("v1.0.0".into()), ..Default::default() };
+    match render_kustomize(repo.path(), PROD, Some(&unknown), &ctx) {
+        Err(RenderError::Tool { message, .. }) => {
+            assert!(message.starts_with("spec.source.kustomize.version: "), "{message}");
+            assert!(message.contains("kustomize.path.v1.0.0"), "{message}");
+        }
+        other => panic!("expected an unregistered version to fail, got {other:?}"),
+    }
 }

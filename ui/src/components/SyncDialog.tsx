@@ -235,7 +235,7 @@ export function OperationPanel({ app, canSync, onClose }: { app: Application; ca
                     <td>{r.kind}</td>
                     <td>{r.namespace ? `${r.namespace}/${r.name}` : r.name}</td>
                     <td>
-                      <PhaseIcon phase={r.hookPhase ?? r.status} size={14} />
+                      <PhaseIcon phase={(r.hookType ? r.hookPhase : undefined) ?? r.status} size={14} />
                     </td>
                     <td class="wrap">{r.message}</td>
                   </tr>

@@ -5,6 +5,7 @@ use berth_api::Application;
 use berth_api::application::{HealthStatus as AppHealth, ResourceStatus};
 use berth_api::codes::{ConditionType, SyncCode};
 use berth_engine::health::{self, HealthStatus};
+use berth_engine::managed_fields::ClientSideManagers;
 use berth_engine::normalize::{self, IgnoreRule};
 use berth_engine::resource::{GroupKind, ResourceKey};
 use berth_engine::sync::{self};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::target::{Desired, Target};
-use super::{has_option, hash_of, sync_options};
+use super::{client_side_managers, has_option, hash_of, sync_options};
 use crate::Controller;
 
 /// What the compare found: each object's sync status and health, the app's sync status and health, and
@@ -96,7 +97,10 @@ pub(crate) fn summarise(
         resources.push(resource_status(&d.key, &version_of(&d.object), code, health, None, wave));
     }
     for (key, live) in orphans {
-        out_of_sync += 1;
+        // IgnoreExtraneous: an object made outside git (by a tool, say) is shown, not counted.
+        if !normalize::has_compare_option(live, "IgnoreExtraneous") {
+            out_of_sync += 1;
+        }
         resources.push(resource_status(
             key,
             &version_of(live),
@@ -124,6 +128,51 @@ pub(crate) fn summarise(
         warnings: vec![],
         refused: vec![],
         live: live_objects,
+    }
+}
+
+/// The health when there is no target to compare with (a comparison error): each resource of the last
+/// comparison takes its live object's current health (Missing when it is gone, unless it was only
+/// waiting to be pruned), and the app the worst of them, as Argo CD keeps assessing health then.
+pub(crate) fn health_without_target(
+    resources: &mut [ResourceStatus],
+    tracked: &[(ResourceKey, Arc<serde_json::Value>)],
+    health_of: impl Fn(&serde_json::Value) -> Option<health::Health>,
+) -> HealthStatus {
+    let mut healths = Vec::new();
+    for r in resources.iter_mut() {
+        let key = ResourceKey::new(
+            r.group.as_deref().unwrap_or_default(),
+            r.kind.as_deref().unwrap_or_default(),
+            r.namespace.as_deref().unwrap_or_default(),
+            r.name.as_deref().unwrap_or_default(),
+        );
+        let health = match tracked.iter().find(|(k, _)| *k == key) {
+            Some((_, live)) => health_of(live),
+            None if r.requires_pruning == Some(true) => None,
+            None => Some(health::Health::new(HealthStatus::Missing, "")),
+        };
+        if let Some(h) = &health {
+            healths.push(h.status);
+        }
+        r.health = health.map(|h| AppHealth {
+            status: Some(h.status.as_str().into()),
+            message: (!h.message.is_empty()).then_some(h.message),
+            last_transition_time: None,
+        });
+    }
+    health::worst(&healths)
+}
+
+/// The app's health record: the transition time moves only when the status changes.
+pub(crate) fn app_health(previous: Option<&AppHealth>, health: HealthStatus) -> AppHealth {
+    AppHealth {
+        status: Some(health.as_str().into()),
+        message: None,
+        last_transition_time: previous
+            .filter(|h| h.status.as_deref() == Some(health.as_str()))
+            .and_then(|h| h.last_transition_time.clone())
+            .or_else(|| Some(super::status::now())),
     }
 }
 
@@ -182,7 +231,9 @@ impl Controller {
         let ignore = &settings.ignore_rules_for(app);
         let app_name = app.metadata.name.clone().unwrap_or_default();
         let mut errors = Vec::new();
-        let validate = !has_option(&sync_options(app, None), "Validate=false");
+        let options = sync_options(app, None);
+        let validate = !has_option(&options, "Validate=false");
+        let client_side = client_side_managers(app, &options);
         // Watch the desired kinds and every kind in the last inventory (status.resources), so objects that
         // left git are still seen after a restart.
         let mut kinds: BTreeSet<GroupKind> = target.objects.iter().map(|d| d.key.group_kind()).collect();
@@ -212,7 +263,7 @@ impl Controller {
         for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
             let live = self.live_view(&app_name, &d.key);
             let in_sync = match &live {
-                Some(live) => self.in_sync(&app_name, d, live, ignore, validate).await,
+                Some(live) => self.in_sync(&app_name, d, live, ignore, validate, &client_side).await,
                 None => Ok(false),
             };
             observed.push(Observed { desired: d, live, in_sync });
@@ -266,10 +317,11 @@ impl Controller {
         live: &serde_json::Value,
         ignore: &[IgnoreRule],
         validate: bool,
+        client_side: &ClientSideManagers,
     ) -> Result<bool, String> {
         let desired_hash = hash_of(&d.object);
         let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
-        let rules_hash = hash_of(&format!("{rules:?} validate={validate}"));
+        let rules_hash = hash_of(&format!("{rules:?} validate={validate} {client_side:?}"));
         let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
         if let Some((h, r, rh, verdict)) =
             self.memo.lock().expect("memo lock").get(app).and_then(|m| m.verdicts.get(&d.key))
@@ -283,6 +335,7 @@ impl Controller {
         let mode = berth_engine::apply::ApplyMode {
             dry_run: true,
             validate: validate && !sync::has_sync_option(&d.object, "Validate=false"),
+            client_side: client_side.clone(),
             ..Default::default()
         };
         let predicted = berth_engine::apply::apply_with(&self.client, &info, &d.object, mode)
@@ -317,12 +370,13 @@ impl Controller {
 
     /// Desired objects that another Application tracks (Argo CD's SharedResourceWarning).
     pub(crate) fn shared_resources(&self, app: &str, target: &Target) -> Vec<String> {
+        let tracking = self.settings().tracking.clone();
         target
             .objects
             .iter()
             .filter_map(|d| {
                 let live = self.cache.get(&d.key)?;
-                let owner = berth_engine::resource::TrackingId::of(&live)?.app;
+                let owner = tracking.app_of(&live, &d.key)?;
                 (owner != app).then(|| format!("{} is part of application {owner}", d.key))
             })
             .collect()

@@ -21,6 +21,7 @@ use berth_api::application::{
     SyncStatus,
 };
 use berth_api::codes::{ConditionType, OperationPhase, SyncCode};
+use berth_engine::managed_fields::ClientSideManagers;
 use berth_engine::resource::ResourceKey;
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
@@ -29,11 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{Controller, Error, Level, credentials, project};
-use operate::AutoSync;
+use operate::{AutoSync, WindowGate};
 use status::same_ignoring_time;
 use status::{merge_conditions, now};
 
-pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+pub(crate) const IN_CLUSTER: &str = berth_api::destination::IN_CLUSTER_SERVER;
+
+/// How soon an application a sync window holds back is looked at again.
+const WINDOW_RECHECK: Duration = Duration::from_secs(30);
 
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
@@ -110,6 +114,20 @@ pub(crate) fn has_option(options: &[String], wanted: &str) -> bool {
     options.iter().any(|o| o.trim().eq_ignore_ascii_case(wanted))
 }
 
+/// The client-side-apply managers whose fields berth's apply takes over for `app`: Argo CD's
+/// `ClientSideApplyMigration=false` sync option and migration-manager annotation decide.
+pub(crate) fn client_side_managers(app: &Application, options: &[String]) -> ClientSideManagers {
+    let custom = app
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::CLIENT_SIDE_APPLY_MIGRATION_MANAGER));
+    ClientSideManagers::for_app(
+        !has_option(options, "ClientSideApplyMigration=false"),
+        custom.map(String::as_str),
+    )
+}
+
 pub(crate) fn option_value<'a>(options: &'a [String], key: &str) -> Option<&'a str> {
     options.iter().rev().find_map(|o| o.trim().strip_prefix(key)?.strip_prefix('='))
 }
@@ -182,8 +200,19 @@ impl Controller {
         };
         // A refresh requested while this app was queued for something lesser (a watch event) is this pass's.
         let level = if explicit { level.max(Level::Refresh) } else { level };
-        if app.metadata.deletion_timestamp.is_some() {
+        // An operation under way when the Application is deleted ends (or is terminated) first, as in
+        // Argo CD; the passes meanwhile carry it on, and start nothing new.
+        let operating = app
+            .status
+            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
+            .is_some_and(|s| !OperationPhase::of(s).is_completed());
+        if app.metadata.deletion_timestamp.is_some() && !operating {
             return self.finalize(&app).await;
+        }
+        if annotations::skips_reconcile(app.metadata.annotations.as_ref()) {
+            tracing::debug!(app = name, "skip-reconcile is set: not reconciled");
+            return Ok(());
         }
         let settings = self.settings();
         let annotation = refresh_annotation(&app).map(str::to_string);
@@ -203,6 +232,12 @@ impl Controller {
         let comparison = match &target {
             Err(e) => {
                 pass.conditions.push((e.condition(), e.to_string()));
+                // Health does not depend on git: it is still assessed from the live objects.
+                let tracked = self.permitted_tracked(&app).0;
+                let health = compare::health_without_target(&mut pass.status.resources, &tracked, |l| {
+                    settings.health(l)
+                });
+                pass.status.health = Some(compare::app_health(pass.status.health.as_ref(), health));
                 pass.status.sync = Some(SyncStatus {
                     status: SyncCode::Unknown.to_string(),
                     compared_to: Some(self.compared_to(&app)),
@@ -239,6 +274,21 @@ impl Controller {
         level: Level,
     ) -> Result<(), Error> {
         let name = app.metadata.name.as_deref().unwrap_or_default();
+        if app.metadata.deletion_timestamp.is_some() {
+            // Being deleted: only the operation under way goes on, to its end or its termination.
+            let Some(op) = pass
+                .status
+                .operation_state
+                .as_ref()
+                .filter(|s| !OperationPhase::of(s).is_completed())
+                .map(|s| s.operation.clone())
+            else {
+                return Ok(());
+            };
+            let state = self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, target).await?;
+            pass.operation_ran(state, app.operation.clone().filter(|o| *o == op));
+            return Ok(());
+        }
         // An automatic sync still running (its operation lives only in status) continues first.
         let running_auto = pass
             .status
@@ -246,8 +296,27 @@ impl Controller {
             .as_ref()
             .filter(|s| !OperationPhase::of(s).is_completed() && app.operation.is_none())
             .map(|s| s.operation.clone());
+        let windows = self.window_state(app);
         if let Some(op) = app.operation.clone().or(running_auto) {
-            let state = self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, target).await?;
+            let running = pass
+                .status
+                .operation_state
+                .as_ref()
+                .filter(|s| !OperationPhase::of(s).is_completed() && s.operation == op);
+            let state = match operate::window_gate(&op, running, &windows) {
+                WindowGate::Open => {
+                    self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, target).await?
+                }
+                WindowGate::Refused(state) => {
+                    tracing::info!(app = name, reason = ?windows.reason, "sync refused by a sync window");
+                    self.count_sync(app, OperationPhase::Failed.as_str());
+                    state
+                }
+                WindowGate::Held(state) => {
+                    self.requeue_after(name, WINDOW_RECHECK);
+                    state
+                }
+            };
             pass.operation_ran(state, app.operation.is_some().then_some(op));
             return Ok(());
         }
@@ -257,13 +326,20 @@ impl Controller {
             target,
             cmp.sync_status,
             &pass.status,
+            &windows,
             settings.self_heal_paused,
             self.config.self_heal_timeout,
             k8s_openapi::jiff::Timestamp::now(),
         );
         match decision {
             AutoSync::No => {}
-            AutoSync::Blocked(message) => pass.conditions.push((ConditionType::SyncError, message)),
+            AutoSync::Blocked(message) => {
+                // Nothing else brings the app back when a window closes: look again a little later.
+                if !windows.can_sync_auto {
+                    self.requeue_after(name, WINDOW_RECHECK);
+                }
+                pass.conditions.push((ConditionType::SyncError, message))
+            }
             AutoSync::Later(after) => self.requeue_after(name, after),
             AutoSync::Now { self_heal } => {
                 let automated =
@@ -390,6 +466,17 @@ impl Controller {
         credentials::for_url(url, &app.spec.project, self.secrets.state().iter().map(|s| &**s))
     }
 
+    /// What `app`'s project's sync windows allow now ([`crate::windows::state`]); none when the project
+    /// does not exist (the spec check refuses such an app).
+    pub(crate) fn window_state(&self, app: &Application) -> crate::windows::WindowState {
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let proj = self
+            .projects
+            .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
+        let windows = proj.as_ref().map(|p| p.spec.sync_windows.as_slice()).unwrap_or_default();
+        crate::windows::state(windows, app, k8s_openapi::jiff::Timestamp::now())
+    }
+
     /// The live objects `app` tracks that its project permits, and why each other one is refused
     /// ([`project::permitted_live`]): the one filter before comparing, pruning and cascade deleting.
     pub(crate) fn permitted_tracked(
@@ -401,7 +488,10 @@ impl Controller {
         let proj = self
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
-        let tracked = self.cache.tracked_by(&name);
+        let filter = self.settings().resource_filter.clone();
+        let mut tracked = self.cache.tracked_by(&name);
+        // An excluded kind is left alone: never compared, never pruned.
+        tracked.retain(|(key, _)| !filter.excludes(&key.group, &key.kind, IN_CLUSTER));
         project::permitted_live(project, proj.as_ref().map(|p| &p.spec), tracked, IN_CLUSTER, "in-cluster")
     }
 

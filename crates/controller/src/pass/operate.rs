@@ -14,13 +14,14 @@ use berth_engine::resource::ResourceKey;
 use berth_engine::sync::{self, ManagedNamespace, OutcomeStatus, SyncOptions};
 use kube::api::PropagationPolicy;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::status::{now, push_history};
 use super::target::{Desired, Target, TargetError};
-use super::{has_option, hash_of, option_value, single_source, sync_options};
+use super::{client_side_managers, has_option, hash_of, option_value, single_source, sync_options};
+use crate::windows::WindowState;
 use crate::{Controller, Error, Level};
 
 /// Whether an Application in need of a sync gets one without being asked.
@@ -37,9 +38,32 @@ pub(crate) enum AutoSync {
 }
 
 /// Argo CD's auto-sync rules as a plain function of the app, its target and compare result, its
-/// status, the self-heal settings and the time: a new target syncs at once; the same target again only
-/// to heal drift, never after it failed, and not within `self_heal_timeout` of the last sync.
+/// status, its project's sync windows, the self-heal settings and the time: a new target syncs at once;
+/// the same target again only to heal drift, never after it failed, and not within `self_heal_timeout`
+/// of the last sync; and neither while a sync window blocks automatic syncs.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn auto_sync_decision(
+    app: &Application,
+    target: &Target,
+    sync_status: SyncCode,
+    status: &ApplicationStatus,
+    windows: &WindowState,
+    self_heal_paused: bool,
+    self_heal_timeout: Duration,
+    now: k8s_openapi::jiff::Timestamp,
+) -> AutoSync {
+    match wanted_auto_sync(app, target, sync_status, status, self_heal_paused, self_heal_timeout, now) {
+        AutoSync::Now { .. } | AutoSync::Later(_) if !windows.can_sync_auto => AutoSync::Blocked(format!(
+            "Skipping auto-sync: {}: {}",
+            crate::windows::BLOCKED.trim_start_matches("cannot sync: "),
+            windows.reason.as_deref().unwrap_or("no window allows it now")
+        )),
+        decision => decision,
+    }
+}
+
+/// The auto-sync rules before the sync windows have their say.
+fn wanted_auto_sync(
     app: &Application,
     target: &Target,
     sync_status: SyncCode,
@@ -84,6 +108,54 @@ pub(crate) fn auto_sync_decision(
     }
 }
 
+/// What a project's sync windows make of an operation this pass would run or go on with.
+#[derive(Debug, PartialEq)]
+pub(crate) enum WindowGate {
+    /// It may start, or take its next step.
+    Open,
+    /// A new operation is refused before anything is applied: it ends with this state (Failed).
+    Refused(OperationState),
+    /// One already under way stays Running as it is, with this state, until the windows let it go on.
+    Held(OperationState),
+}
+
+/// The sync windows' say on `op` (`running`: its state when it is already under way). As Argo CD checks
+/// the windows before each step of a sync: one already running is held, Running, its message saying why,
+/// and goes on once they allow it (its retries wait too); a new one is refused, as the API refuses it, so
+/// an operation written with kubectl cannot slip through. A requested termination always goes through.
+/// An operation auto-sync did not start is manual.
+pub(crate) fn window_gate(
+    op: &Operation,
+    running: Option<&OperationState>,
+    windows: &WindowState,
+) -> WindowGate {
+    let manual = op.initiated_by.as_ref().and_then(|i| i.automated) != Some(true);
+    let Some(refusal) = windows.refusal(manual) else { return WindowGate::Open };
+    match running {
+        Some(state) if OperationPhase::of(state) == OperationPhase::Terminating => WindowGate::Open,
+        Some(state) => {
+            let mut held = state.clone();
+            let reason = windows.reason.as_deref().unwrap_or("no window allows it now");
+            held.message = Some(format!("Sync operation blocked by sync window: {reason}"));
+            WindowGate::Held(held)
+        }
+        None => WindowGate::Refused(finish(started(op), OperationPhase::Failed, refusal, None)),
+    }
+}
+
+/// An operation that starts now: Running, nothing done yet.
+fn started(op: &Operation) -> OperationState {
+    OperationState {
+        operation: op.clone(),
+        phase: OperationPhase::Running.to_string(),
+        message: None,
+        sync_result: None,
+        started_at: now(),
+        finished_at: None,
+        retry_count: None,
+    }
+}
+
 pub(crate) fn finish(
     mut state: OperationState,
     phase: OperationPhase,
@@ -117,6 +189,7 @@ pub(crate) fn record_from(r: &ResourceResult) -> Option<sync::Record> {
         status: OutcomeStatus::parse(r.status.as_deref().unwrap_or_default())?,
         hook_phase: r.hook_phase.as_deref().and_then(sync::HookPhase::parse),
         message: r.message.clone().unwrap_or_default(),
+        images: r.images.clone(),
     })
 }
 
@@ -132,7 +205,7 @@ pub(crate) fn result_from(r: &sync::Record) -> ResourceResult {
         hook_type: r.hook.then(|| r.phase.as_str().to_string()),
         hook_phase: r.hook_phase.map(|p| p.as_str().to_string()),
         sync_phase: Some(r.phase.as_str().into()),
-        ..Default::default()
+        images: r.images.clone(),
     }
 }
 
@@ -242,7 +315,7 @@ pub(crate) fn engine_options(
     sync_op: &SyncOperation,
     options: &[String],
     target: &Target,
-    verdict: impl Fn(&Desired) -> Option<bool>,
+    verdict: impl Fn(&Desired) -> Option<(bool, String)>,
 ) -> SyncOptions {
     let dest_ns = app.spec.destination.namespace.clone().filter(|n| !n.is_empty());
     let create_namespace = has_option(options, "CreateNamespace=true").then(|| {
@@ -280,11 +353,14 @@ pub(crate) fn engine_options(
     let out_of_sync_only = has_option(options, "ApplyOutOfSyncOnly=true");
     let mut skip = HashSet::new();
     let mut verified = HashSet::new();
+    let mut in_sync_at = HashMap::new();
     for d in &target.objects {
-        if let Some(in_sync) = verdict(d) {
+        if let Some((in_sync, rv)) = verdict(d) {
             verified.insert(d.key.clone());
             if in_sync && out_of_sync_only {
                 skip.insert(d.key.clone());
+            } else if in_sync {
+                in_sync_at.insert(d.key.clone(), rv);
             }
         }
     }
@@ -310,6 +386,9 @@ pub(crate) fn engine_options(
             .annotations
             .as_ref()
             .is_some_and(|a| a.contains_key(annotations::DELETION_APPROVED)),
+        client_side: client_side_managers(app, options),
+        server_side: has_option(options, "ServerSideApply=true"),
+        in_sync: in_sync_at,
     }
 }
 
@@ -385,15 +464,7 @@ impl Controller {
             }
             Some(state) => state,
             None => {
-                let state = OperationState {
-                    operation: op.clone(),
-                    phase: OperationPhase::Running.to_string(),
-                    message: None,
-                    sync_result: None,
-                    started_at: now(),
-                    finished_at: None,
-                    retry_count: None,
-                };
+                let state = started(op);
                 status.operation_state = Some(state.clone());
                 // Recorded before anything is applied; if the copy was stale, nothing has happened yet.
                 self.write_status(&name, rv, status).await?;
@@ -477,7 +548,9 @@ impl Controller {
         for kind in target.objects.iter().map(|d| d.key.group_kind()).collect::<BTreeSet<_>>() {
             let _ = self.cache.ensure_watched(&kind).await;
         }
-        let tasks = sync::plan::tasks(&desired, &tracked, &opts);
+        let mut tasks = sync::plan::tasks(&desired, &tracked, &opts);
+        // Hooks with neither name nor generateName get Argo CD's name, the same on every pass of this run.
+        sync::plan::name_hooks(&mut tasks, &target.revision, state.started_at.0.as_second());
         let run_id = run_id(&state);
         let records: Vec<sync::Record> =
             state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
@@ -584,8 +657,8 @@ impl Controller {
         let memo = self.memo.lock().expect("memo lock");
         let verdicts = memo.get(name).map(|m| &m.verdicts);
         engine_options(app, sync_op, options, target, |d| {
-            let (h, _, _, in_sync) = verdicts?.get(&d.key)?;
-            (*h == hash_of(&d.object)).then_some(*in_sync)
+            let (h, rv, _, in_sync) = verdicts?.get(&d.key)?;
+            (*h == hash_of(&d.object)).then(|| (*in_sync, rv.clone()))
         })
     }
 

@@ -4,7 +4,7 @@
 use berth_api::Application;
 use berth_api::application::ApplicationSource;
 use berth_api::codes::ConditionType;
-use berth_engine::resource::{GroupKind, INSTALLATION_ANNOTATION, ResourceKey, TRACKING_ANNOTATION};
+use berth_engine::resource::{GroupKind, ResourceKey};
 use berth_engine::sync::{self};
 use berth_repo::git::CommitInfo;
 use berth_repo::paths::WatchedPaths;
@@ -270,7 +270,7 @@ impl Controller {
         remember: bool,
     ) -> Result<Arc<Rendered>, TargetError> {
         let name = app.metadata.name.clone().unwrap_or_default();
-        let source_key = render_source_key(source);
+        let source_key = render_key_of_source(source, &self.settings().kustomize);
         let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
         let tools = self.tool_versions().await;
         // Helm reads the release name, namespace and cluster versions: sources that may be charts key on them.
@@ -328,6 +328,7 @@ impl Controller {
             ctx.api_versions = versions.1.clone();
         }
         ctx.refs = refs.iter().map(|(k, (_, tree))| (k.clone(), tree.clone())).collect();
+        ctx.kustomize_settings = self.settings().kustomize.clone();
         if let Some(chart) = source.chart.clone() {
             // A chart from a Helm repository (HTTP or OCI).
             ctx.network = true;
@@ -442,7 +443,7 @@ impl Controller {
         (versions, hash)
     }
 
-    /// Namespaces set on namespaced objects that have none, the tracking annotation added, unknown kinds
+    /// Namespaces set on namespaced objects that have none, the tracking annotation or label added, unknown kinds
     /// and duplicates reported.
     pub(crate) async fn prepare(
         &self,
@@ -452,7 +453,8 @@ impl Controller {
         manifests: Vec<Manifest>,
     ) -> Target {
         let app_name = app.metadata.name.clone().unwrap_or_default();
-        let installation_id = self.settings().installation_id.clone();
+        let settings = self.settings();
+        let tracking = &settings.tracking;
         let dest_ns = app
             .spec
             .destination
@@ -490,6 +492,17 @@ impl Controller {
                 group: berth_engine::resource::split_api_version(&api_version).0.into(),
                 kind: kind.clone(),
             };
+            if settings.resource_filter.excludes(&gk.group, &kind, IN_CLUSTER) {
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                warnings.push((
+                    ConditionType::ExcludedResourceWarning,
+                    format!(
+                        "{}: {kind} {name:?} is not applied: argocd-cm resource.exclusions/resource.inclusions exclude its kind",
+                        m.file
+                    ),
+                ));
+                continue;
+            }
             let namespaced = match self.cache.kind(&gk).await {
                 Ok(info) => info.namespaced,
                 Err(_) if crd_kinds.contains_key(&gk) => crd_kinds[&gk],
@@ -541,16 +554,9 @@ impl Controller {
                 ));
                 continue;
             };
-            let annotations = object["metadata"]
-                .as_object_mut()
-                .expect("metadata")
-                .entry("annotations")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(a) = annotations.as_object_mut() {
-                a.insert(TRACKING_ANNOTATION.into(), key.tracking_id(&app_name).into());
-                if !installation_id.is_empty() {
-                    a.insert(INSTALLATION_ANNOTATION.into(), installation_id.clone().into());
-                }
+            if let Err(e) = tracking.mark(&mut object, &key, &app_name) {
+                errors.push(format!("{}: {key}: {e}", m.file));
+                continue;
             }
             if let Some(first) = seen.insert(key.clone(), m.file.clone()) {
                 warnings.push((
@@ -582,6 +588,16 @@ pub(crate) fn render_source_key(source: &ApplicationSource) -> u64 {
     s.target_revision = None;
     s.repo_url = berth_repo::url::normalize(&source.repo_url);
     hash_of(&s)
+}
+
+/// [`render_source_key`] with argocd-cm's Kustomize binaries and build options for a source that may be
+/// Kustomize: a change of them renders such sources again.
+pub(crate) fn render_key_of_source(
+    source: &ApplicationSource,
+    kustomize: &berth_repo::render::kustomize::KustomizeSettings,
+) -> u64 {
+    let maybe_kustomize = source.chart.is_none() && source.helm.is_none() && source.directory.is_none();
+    if maybe_kustomize { hash_of(&(render_source_key(source), kustomize)) } else { render_source_key(source) }
 }
 
 /// Whether a commit that changed `changed` files concerns the application's render: one of them lies on a
@@ -652,5 +668,25 @@ mod tests {
         let mut other = source.clone();
         other.path = Some("apps/web/overlays/staging".into());
         assert_ne!(render_source_key(&source), render_source_key(&other));
+    }
+
+    #[test]
+    fn the_render_key_of_a_kustomize_source_changes_with_argocd_cms_build_options() {
+        use berth_repo::render::kustomize::KustomizeSettings;
+        let (_, source) = app(None);
+        let settings = |options: &str| {
+            let data = [("kustomize.buildOptions".to_string(), options.to_string())].into();
+            KustomizeSettings::from_argocd_cm(&data, &mut Vec::new())
+        };
+        let none = settings("--load-restrictor LoadRestrictionsNone");
+        assert_ne!(render_key_of_source(&source, &none), render_key_of_source(&source, &settings("")));
+        assert_eq!(render_key_of_source(&source, &none), render_key_of_source(&source, &none.clone()));
+        let mut directory = source.clone();
+        directory.directory = Some(Default::default());
+        assert_eq!(
+            render_key_of_source(&directory, &none),
+            render_key_of_source(&directory, &settings("")),
+            "a directory source does not render again"
+        );
     }
 }

@@ -108,6 +108,14 @@ pub struct SyncOptions {
     pub verified: HashSet<ResourceKey>,
     /// Prune=confirm objects may be pruned (the Application carries argocd.argoproj.io/deletion-approved).
     pub prune_confirmed: bool,
+    /// The client-side-apply managers whose fields berth's apply takes over (ClientSideApplyMigration).
+    pub client_side: crate::managed_fields::ClientSideManagers,
+    /// `ServerSideApply=true` for the whole app: results say `serverside-applied`, as Argo CD's.
+    pub server_side: bool,
+    /// Objects the compare found already equal to git, with the resourceVersion it saw: while the live
+    /// object still has it, the sync does not write it (`unchanged`), so taking over an estate or syncing
+    /// an app in sync writes nothing.
+    pub in_sync: std::collections::HashMap<ResourceKey, String>,
 }
 
 impl SyncOptions {
@@ -118,6 +126,7 @@ impl SyncOptions {
             validate: !(self.no_validate || has_sync_option(obj, "Validate=false")),
             replace: self.replace || has_sync_option(obj, "Replace=true"),
             force: self.force || has_sync_option(obj, "Force=true"),
+            client_side: self.client_side.clone(),
         }
     }
 }
@@ -148,6 +157,7 @@ impl OutcomeStatus {
 }
 
 /// Creates (or labels) the destination namespace for CreateNamespace=true; `None` when nothing was needed.
+/// As in Argo CD, its result belongs to the PreSync phase and says what the write did to it.
 pub(crate) async fn ensure_namespace(
     world: &impl run::World,
     ns: &ManagedNamespace,
@@ -155,13 +165,16 @@ pub(crate) async fn ensure_namespace(
 ) -> Option<Record> {
     let key = ResourceKey::new("", "Namespace", "", &ns.name);
     let gk = GroupKind { group: String::new(), kind: "Namespace".into() };
-    let record = |status, message| Record::resource(&key, "v1", hooks::Phase::Sync, status, message);
+    let record = |status, message| Record {
+        hook_phase: Some(run::resource_phase(status, dry_run)),
+        ..Record::resource(&key, "v1", hooks::Phase::PreSync, status, message)
+    };
     let info = match world.kind(&gk).await {
         Ok(info) => info,
         Err(e) => return Some(record(OutcomeStatus::SyncFailed, e.to_string())),
     };
-    let exists = world.exists(&key).await;
-    if exists && ns.labels.is_empty() && ns.annotations.is_empty() {
+    let before = if world.exists(&key).await { world.live(&key) } else { None };
+    if before.is_some() && ns.labels.is_empty() && ns.annotations.is_empty() {
         return None;
     }
     let mut metadata = serde_json::json!({"name": ns.name});
@@ -173,8 +186,11 @@ pub(crate) async fn ensure_namespace(
     }
     let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata});
     let mode = apply::ApplyMode { dry_run, ..Default::default() };
-    Some(match world.apply(&info, &body, mode).await {
-        Ok(_) => record(OutcomeStatus::Synced, format!("namespace/{} serverside-applied", ns.name)),
+    Some(match world.apply(&info, &body, mode.clone()).await {
+        Ok(stored) => {
+            let message = run::applied_message(&key, before.as_deref(), &stored, &mode, false);
+            record(OutcomeStatus::Synced, message)
+        }
         Err(e) => record(OutcomeStatus::SyncFailed, api_message(&e)),
     })
 }
@@ -190,6 +206,8 @@ pub struct Record {
     pub status: OutcomeStatus,
     pub hook_phase: Option<HookPhase>,
     pub message: String,
+    /// The container images of the object (Argo CD's `images` of a ResourceResult).
+    pub images: Vec<String>,
 }
 
 impl Record {
@@ -208,6 +226,7 @@ impl Record {
             status,
             hook_phase: None,
             message,
+            images: Vec::new(),
         }
     }
 
@@ -253,10 +272,6 @@ pub fn describe(key: &ResourceKey) -> String {
     } else {
         format!("{kind}.{}/{}", key.group, key.name)
     }
-}
-
-pub(crate) fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// The API server's own message (it names the field), without the HTTP wrapping.

@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use super::hooks::{self, DeletePolicy, HookKind, Phase};
 use super::{SyncOptions, has_sync_option, kind_rank, sync_wave};
-use crate::resource::ResourceKey;
+use crate::resource::{ResourceKey, TRACKING_ANNOTATION, TrackingId};
 
 /// One unit of work.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
     pub phase: Phase,
     pub wave: i64,
-    /// For a `generateName` hook, `name` is the generateName prefix.
+    /// For a `generateName` hook, `name` is the generateName prefix; a hook with neither name nor
+    /// generateName carries the name the sync gives it.
     pub key: ResourceKey,
     pub action: Action,
 }
@@ -22,7 +23,30 @@ pub struct Task {
 pub enum Action {
     Apply(serde_json::Value),
     Prune(Arc<serde_json::Value>),
-    Hook { object: serde_json::Value, delete_policies: Vec<DeletePolicy>, generate_name: bool },
+    Hook { object: serde_json::Value, delete_policies: Vec<DeletePolicy>, name: HookName },
+}
+
+/// Where a hook's name comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookName {
+    /// `metadata.name`, as written.
+    Given,
+    /// `metadata.generateName`: the API server completes it when the hook is created.
+    Generated,
+    /// Neither: the sync names it, as Argo CD does (see [`name_hooks`]).
+    Assigned,
+}
+
+impl HookName {
+    fn of(obj: &serde_json::Value) -> HookName {
+        if ResourceKey::of(obj).is_some() {
+            HookName::Given
+        } else if obj["metadata"]["generateName"].as_str().is_some_and(|n| !n.is_empty()) {
+            HookName::Generated
+        } else {
+            HookName::Assigned
+        }
+    }
 }
 
 impl Task {
@@ -48,16 +72,74 @@ impl Task {
     fn order(&self) -> (Phase, i64, usize, String, String) {
         (self.phase, self.wave, kind_rank(&self.key.kind), self.key.namespace.clone(), self.key.name.clone())
     }
+
+    /// Whether this task runs before `other` in the sync (an earlier phase, wave, kind or name).
+    pub fn runs_before(&self, other: &Task) -> bool {
+        self.order() < other.order()
+    }
+
+    /// Gives an assigned-name hook its name, in its key, its object and the tracking id on the object.
+    fn rename(&mut self, name: &str) {
+        let Action::Hook { object, .. } = &mut self.action else { return };
+        self.key.name = name.to_string();
+        object["metadata"]["name"] = name.into();
+        let tracking =
+            object.pointer_mut(&format!("/metadata/annotations/{}", TRACKING_ANNOTATION.replace('/', "~1")));
+        if let Some(tracking) = tracking
+            && let Some(id) = tracking.as_str().and_then(TrackingId::parse)
+        {
+            *tracking = self.key.tracking_id(&id.app).into();
+        }
+    }
 }
 
-/// The key of a desired object; a `generateName` hook is keyed by its prefix.
+/// The key of a desired object. A `generateName` hook is keyed by its prefix; a hook with neither name nor
+/// generateName by its phases (`presync-postsync`), until the sync names it (see [`name_hooks`]).
 pub fn desired_key(obj: &serde_json::Value) -> Option<ResourceKey> {
-    ResourceKey::of(obj).or_else(|| {
-        let prefix = obj["metadata"]["generateName"].as_str().filter(|n| !n.is_empty())?;
-        let mut named = obj.clone();
-        named["metadata"]["name"] = prefix.into();
-        ResourceKey::of(&named)
-    })
+    let name = match (HookName::of(obj), hooks::hook_kind(obj)) {
+        (HookName::Given, _) => return ResourceKey::of(obj),
+        (HookName::Generated, _) => obj["metadata"]["generateName"].as_str()?.to_string(),
+        (HookName::Assigned, HookKind::Hook(phases)) => {
+            phases.iter().map(|p| p.as_str().to_lowercase()).collect::<Vec<_>>().join("-")
+        }
+        (HookName::Assigned, _) => return None,
+    };
+    let mut named = obj.clone();
+    named["metadata"]["name"] = name.into();
+    ResourceKey::of(&named)
+}
+
+/// Names the hooks that have neither name nor generateName as Argo CD does: the first 7 characters of the
+/// revision (all of it when shorter than 8), the phase and the operation's start in Unix seconds, joined by
+/// `-` and lower-cased (`4f9e2b1-presync-1733000000`). Until this runs a plan calls them by their phase.
+pub fn name_hooks(tasks: &mut [Task], revision: &str, started_at: i64) {
+    let revision = if revision.len() >= 8 { revision.get(..7).unwrap_or(revision) } else { revision };
+    for task in tasks {
+        if matches!(task.action, Action::Hook { name: HookName::Assigned, .. }) {
+            let name = [revision, task.phase.as_str(), &started_at.to_string()]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("-")
+                .to_lowercase();
+            task.rename(&name);
+        }
+    }
+}
+
+/// A hook's task for one phase; an assigned-name hook is called by the phase until [`name_hooks`] runs.
+fn hook_task(obj: &serde_json::Value, key: &ResourceKey, phase: Phase) -> Task {
+    let name = HookName::of(obj);
+    let mut task = Task {
+        phase,
+        wave: hook_wave(obj),
+        key: key.clone(),
+        action: Action::Hook { object: obj.clone(), delete_policies: hooks::delete_policies(obj), name },
+    };
+    if name == HookName::Assigned {
+        task.rename(&phase.as_str().to_lowercase());
+    }
+    task
 }
 
 fn hook_wave(obj: &serde_json::Value) -> i64 {
@@ -101,18 +183,8 @@ pub fn tasks(
                 if opts.only.is_some() {
                     continue;
                 }
-                let generate_name = ResourceKey::of(obj).is_none();
                 for phase in phases.into_iter().filter(|p| *p <= Phase::SyncFail) {
-                    out.push(Task {
-                        phase,
-                        wave: hook_wave(obj),
-                        key: key.clone(),
-                        action: Action::Hook {
-                            object: obj.clone(),
-                            delete_policies: hooks::delete_policies(obj),
-                            generate_name,
-                        },
-                    });
+                    out.push(hook_task(obj, &key, phase));
                 }
             }
         }
@@ -154,16 +226,7 @@ pub fn deletion_hooks(desired: &[serde_json::Value], phase: Phase) -> Vec<Task> 
             if !phases.contains(&phase) {
                 return None;
             }
-            Some(Task {
-                phase,
-                wave: hook_wave(obj),
-                key: desired_key(obj)?,
-                action: Action::Hook {
-                    object: obj.clone(),
-                    delete_policies: hooks::delete_policies(obj),
-                    generate_name: ResourceKey::of(obj).is_none(),
-                },
-            })
+            Some(hook_task(obj, &desired_key(obj)?, phase))
         })
         .collect();
     out.sort_by_key(Task::order);
@@ -316,12 +379,55 @@ mod tests {
         let tasks = tasks(&[hook], &tracked, &SyncOptions { prune: true, ..Default::default() });
         assert_eq!(names(&tasks), ["PreSync 0 hook Job/migrate-"]);
         match &tasks[0].action {
-            Action::Hook { generate_name, delete_policies, .. } => {
-                assert!(generate_name);
+            Action::Hook { name, delete_policies, .. } => {
+                assert_eq!(*name, HookName::Generated);
                 assert_eq!(delete_policies, &[DeletePolicy::HookSucceeded]);
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unnamed_hook_is_keyed_by_its_phases_and_named_per_phase_as_argo_cd_names_it() {
+        let mut hook = obj("Pod", "", json!({"argocd.argoproj.io/hook": "PreSync,PostSync"}));
+        hook["metadata"].as_object_mut().unwrap().remove("name");
+        assert_eq!(desired_key(&hook).unwrap().name, "presync-postsync");
+        assert_eq!(desired_key(&obj("Pod", "", json!({}))), None, "only a hook may go without a name");
+
+        let mut tasks = tasks(&[hook], &[], &SyncOptions::default());
+        assert_eq!(names(&tasks), ["PreSync 0 hook Pod/presync", "PostSync 0 hook Pod/postsync"]);
+        name_hooks(&mut tasks, "0123456789abcdef", 1_733_000_000);
+        assert_eq!(
+            names(&tasks),
+            [
+                "PreSync 0 hook Pod/0123456-presync-1733000000",
+                "PostSync 0 hook Pod/0123456-postsync-1733000000"
+            ]
+        );
+        assert_eq!(tasks[0].object()["metadata"]["name"], "0123456-presync-1733000000");
+        let annotations = tasks[0].object()["metadata"]["annotations"].as_object().unwrap();
+        assert!(!annotations.contains_key(TRACKING_ANNOTATION), "an untracked hook stays untracked");
+        // A revision shorter than 8 characters is kept whole (a chart version, say).
+        let mut hook = obj("Job", "", json!({"argocd.argoproj.io/hook": "Sync"}));
+        hook["metadata"].as_object_mut().unwrap().remove("name");
+        let mut tasks = tasks_of(&[hook]);
+        name_hooks(&mut tasks, "V1.2.0", 5);
+        assert_eq!(tasks[0].key.name, "v1.2.0-sync-5");
+    }
+
+    #[test]
+    fn named_and_generate_name_hooks_keep_their_names() {
+        let named = obj("Job", "migrate", json!({"argocd.argoproj.io/hook": "PreSync"}));
+        let mut generated = obj("Job", "", json!({"argocd.argoproj.io/hook": "PreSync"}));
+        generated["metadata"].as_object_mut().unwrap().remove("name");
+        generated["metadata"]["generateName"] = json!("seed-");
+        let mut tasks = tasks_of(&[named, generated]);
+        name_hooks(&mut tasks, "0123456789abcdef", 1);
+        assert_eq!(names(&tasks), ["PreSync 0 hook Job/migrate", "PreSync 0 hook Job/seed-"]);
+    }
+
+    fn tasks_of(desired: &[serde_json::Value]) -> Vec<Task> {
+        tasks(desired, &[], &SyncOptions::default())
     }
 
     #[test]

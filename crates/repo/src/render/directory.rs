@@ -139,14 +139,7 @@ pub(super) fn push_object(
                 }
                 return Ok(());
             }
-            let name = doc["metadata"]["name"].as_str().unwrap_or_default();
-            let generate_name = doc["metadata"]["generateName"].as_str().unwrap_or_default();
-            if name.is_empty() && generate_name.is_empty() {
-                return Err(invalid(format!(
-                    "document {} ({kind}): field metadata.name is missing",
-                    index + 1
-                )));
-            }
+            // A missing name is the controller's to refuse: a hook may have none (Argo CD names it).
             out.push(Manifest { file: file.into(), object: doc });
             Ok(())
         }
@@ -300,17 +293,17 @@ mod tests {
     }
 
     #[test]
-    fn a_document_without_kind_or_name_names_the_field() {
+    fn a_document_without_kind_names_the_field_and_one_without_name_is_left_to_the_controller() {
         let r = repo(&[("app/x.yaml", "apiVersion: v1\nmetadata: {name: a}\n")]);
         assert_eq!(
             render_directory(r.path(), "app", None).unwrap_err().to_string(),
             "app/x.yaml: document 1: field kind is missing"
         );
-        let r = repo(&[("app/x.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")]);
-        assert_eq!(
-            render_directory(r.path(), "app", None).unwrap_err().to_string(),
-            "app/x.yaml: document 1 (ConfigMap): field metadata.name is missing"
-        );
+        // An unnamed hook is valid (Argo CD names it at sync); the controller refuses an unnamed object.
+        let hook =
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {annotations: {argocd.argoproj.io/hook: PreSync}}\n";
+        let r = repo(&[("app/x.yaml", hook)]);
+        assert_eq!(render_directory(r.path(), "app", None).unwrap().len(), 1);
     }
 
     #[test]

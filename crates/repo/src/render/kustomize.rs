@@ -1,6 +1,7 @@
 //! Kustomize sources, rendered as Argo CD does: the repository is copied into a scratch directory, the
 //! Application's `kustomize` options are written into the copy with the real `kustomize edit`, and
-//! `kustomize build` prints the objects. The checked-out tree is shared and is never written to.
+//! `kustomize build` prints the objects. The checked-out tree is shared and is never written to. argocd-cm's
+//! Kustomize settings ([`KustomizeSettings`]) pick the binary and the build options berth runs confined.
 //!
 //! ```no_run
 //! # use berth_repo::render::{ToolContext, kustomize::render_kustomize};
@@ -19,6 +20,12 @@ use super::yaml::parse_documents;
 use super::{MAX_FILE_BYTES, Manifest, RenderError, ToolContext, contained_path, tool};
 use crate::validate;
 
+mod build_options;
+pub use build_options::{
+    BUILD_OPTIONS_KEY, BuildOptions, KustomizeSettings, KustomizeVersion, LEGACY_VERSION_PATH_PREFIX,
+    LoadRestrictor, RefusedOption, VERSION_BUILD_OPTIONS_PREFIX, VERSION_PATH_PREFIX,
+};
+
 /// The names Kustomize looks for, in its order.
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -27,8 +34,10 @@ pub fn is_kustomization_dir(dir: &Path) -> bool {
     kustomization_file(dir).is_some()
 }
 
-/// Renders the kustomization at `path` inside the checked-out `repo_root` with the Application's options.
-/// Objects name the kustomization file (e.g. `apps/web/overlays/production/kustomization.yaml`).
+/// Renders the kustomization at `path` inside the checked-out `repo_root` with the Application's options,
+/// with the binary and build options argocd-cm gives the Application's `version` (see
+/// [`KustomizeSettings`]). Objects name the kustomization file (e.g.
+/// `apps/web/overlays/production/kustomization.yaml`).
 pub fn render_kustomize(
     repo_root: &Path,
     path: &str,
@@ -36,6 +45,11 @@ pub fn render_kustomize(
     ctx: &ToolContext,
 ) -> Result<Vec<Manifest>, RenderError> {
     let deadline = Instant::now() + ctx.timeout;
+    let version = options.and_then(|o| o.version.as_deref());
+    let (binary, build_options) = ctx
+        .kustomize_settings
+        .select(version, &ctx.kustomize)
+        .map_err(|message| RenderError::Tool { tool: "kustomize".into(), path: path.into(), message })?;
     let root =
         repo_root.canonicalize().map_err(|e| RenderError::Io { file: ".".into(), message: e.to_string() })?;
     let app_dir = contained_path(&root, if path.is_empty() { "." } else { path })?;
@@ -46,7 +60,8 @@ pub fn render_kustomize(
     let components = options.map(|o| o.components.clone()).unwrap_or_default();
     copy_inputs(&root, &copy_root, &rel, &components)?;
     let work = copy_root.join(&rel);
-    let kustomize = Kustomize { ctx, path, env: build_env(ctx, path), deadline, copy_root: &copy_root };
+    let kustomize =
+        Kustomize { ctx, binary, path, env: build_env(ctx, path), deadline, copy_root: &copy_root };
 
     // Before any `kustomize edit` runs, and again after the edits (which add the Application's components).
     check_local_references(&copy_root, &work, ctx.network)?;
@@ -65,14 +80,20 @@ pub fn render_kustomize(
         edited?;
     }
     check_local_references(&copy_root, &work, ctx.network)?;
+    if build_options.load_restrictor == LoadRestrictor::None {
+        check_loaded_files(&copy_root, &work)?;
+    }
 
-    let args = vec![
-        "build".to_string(),
-        "--load-restrictor=LoadRestrictionsRootOnly".into(),
-        "--".into(),
-        work.to_string_lossy().into_owned(),
-    ];
-    let output = kustomize.run(&args, &scratch.path)?;
+    let mut args = vec!["build".to_string()];
+    args.extend(build_options.args());
+    args.extend(["--".into(), work.to_string_lossy().into_owned()]);
+    // A build that fails says which of the admin's options berth left out (a likely cause).
+    let output = kustomize.run(&args, &scratch.path).map_err(|e| match e {
+        RenderError::Tool { tool, path, message } => {
+            RenderError::Tool { tool, path, message: message + &build_options.refusal_note() }
+        }
+        other => other,
+    })?;
     let file = in_repo(&rel, kustomization_file(&work).unwrap_or(KUSTOMIZATION_FILES[0]));
     let text = String::from_utf8(output).map_err(|_| RenderError::InvalidFile {
         file: file.clone(),
@@ -98,6 +119,8 @@ pub fn render_kustomize(
 /// Runs `kustomize` for one render: one deadline for all its commands, scratch paths hidden in errors.
 struct Kustomize<'a> {
     ctx: &'a ToolContext,
+    /// The binary of the Application's Kustomize version.
+    binary: &'a Path,
     path: &'a str,
     env: Vec<(String, String)>,
     deadline: Instant,
@@ -108,17 +131,15 @@ impl Kustomize<'_> {
     fn run(&self, args: &[String], dir: &Path) -> Result<Vec<u8>, RenderError> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let ctx = ToolContext { timeout: remaining, ..self.ctx.clone() };
-        tool::run(&ctx, "kustomize", &self.ctx.kustomize, args, dir, self.path, &self.env).map_err(
-            |e| match e {
-                RenderError::Timeout { tool, path, .. } => {
-                    RenderError::Timeout { tool, path, seconds: self.ctx.timeout.as_secs() }
-                }
-                RenderError::Tool { tool, path, message } => {
-                    RenderError::Tool { tool, path, message: self.clean(&message) }
-                }
-                other => other,
-            },
-        )
+        tool::run(&ctx, "kustomize", self.binary, args, dir, self.path, &self.env).map_err(|e| match e {
+            RenderError::Timeout { tool, path, .. } => {
+                RenderError::Timeout { tool, path, seconds: self.ctx.timeout.as_secs() }
+            }
+            RenderError::Tool { tool, path, message } => {
+                RenderError::Tool { tool, path, message: self.clean(&message) }
+            }
+            other => other,
+        })
     }
 
     fn edit(
@@ -298,6 +319,147 @@ fn check_local_references(copy_root: &Path, start: &Path, network: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// Keys whose strings kustomize loads as files or folders, in kustomizations and in the configurations of
+/// its built-in generators and transformers (`files` entries may be `key=path`).
+const FILE_KEYS: &[&str] = &[
+    "resources",
+    "bases",
+    "components",
+    "generators",
+    "transformers",
+    "validators",
+    "crds",
+    "configurations",
+    "patchesStrategicMerge",
+    "path",
+    "paths",
+    "files",
+    "envs",
+    "env",
+    "valuesFile",
+    "additionalValuesFiles",
+    "chartHome",
+    "configHome",
+];
+/// Keys whose values are data, never paths (a chart's inline values, generated literals).
+const DATA_KEYS: &[&str] = &["valuesInline", "literals"];
+/// Keys that name generator, transformer and validator configurations (files, or folders that build them).
+const PLUGIN_KEYS: &[&str] = &["generators", "transformers", "validators"];
+
+/// With `LoadRestrictionsNone` kustomize loads any path a kustomization names, so every one must stay in
+/// the render's copy of the repository: an absolute path or a `..` that climbs out is refused, whether or
+/// not it exists (the refusal tells nothing about berth's disk). The configurations of generators and
+/// transformers load paths relative to a kustomization higher up: theirs may not climb at all.
+fn check_loaded_files(copy_root: &Path, start: &Path) -> Result<(), RenderError> {
+    let mut seen = HashSet::new();
+    // (folder, whether its resources are generator or transformer configurations)
+    let mut queue = vec![(start.to_path_buf(), false)];
+    while let Some((dir, plugins)) = queue.pop() {
+        let Ok(dir) = dir.canonicalize() else { continue };
+        if !seen.insert((dir.clone(), plugins)) {
+            continue;
+        }
+        let Some(name) = kustomization_file(&dir) else { continue };
+        let rel = dir.strip_prefix(copy_root).unwrap_or(Path::new("")).to_path_buf();
+        let file = in_repo(&rel, name);
+        let text = read_small(&dir.join(name), &file)?;
+        let Some(doc) = parse_documents(&text, &file)?.into_iter().next() else { continue };
+        let mut references = Vec::new();
+        file_references(&doc, &mut references);
+        for (key, entry) in references {
+            if validate::kustomize_remote(entry, dir.join(entry).symlink_metadata().is_ok()).is_some() {
+                // Remote bases are [`check_local_references`]'s to judge.
+                continue;
+            }
+            let target = normalize(&dir.join(entry));
+            if !target.starts_with(copy_root) {
+                return Err(RenderError::InvalidFile {
+                    file,
+                    message: format!(
+                        "{key} entry {entry:?} leaves the repository (kustomize.buildOptions allows \
+                         LoadRestrictionsNone, and berth keeps every load inside the repository)"
+                    ),
+                });
+            }
+            let plugin = PLUGIN_KEYS.contains(&key) || (plugins && key == "resources");
+            if target.is_dir() {
+                queue.push((target, plugin));
+            } else if plugin && target.is_file() {
+                check_plugin_configuration(copy_root, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The paths a generator or transformer configuration file names may be neither absolute nor climb.
+fn check_plugin_configuration(copy_root: &Path, path: &Path) -> Result<(), RenderError> {
+    let file = path.strip_prefix(copy_root).unwrap_or(path).to_string_lossy().into_owned();
+    let text = read_small(path, &file)?;
+    for doc in parse_documents(&text, &file)? {
+        let mut references = Vec::new();
+        file_references(&doc, &mut references);
+        for (key, entry) in references {
+            if validate::kustomize_remote(entry, false).is_some() {
+                continue;
+            }
+            let mut depth = 0i64;
+            let climbs = Path::new(entry).is_absolute()
+                || Path::new(entry).components().any(|c| {
+                    depth += match c {
+                        Component::ParentDir => -1,
+                        Component::Normal(_) => 1,
+                        _ => 0,
+                    };
+                    depth < 0
+                });
+            if climbs {
+                return Err(RenderError::InvalidFile {
+                    file,
+                    message: format!(
+                        "{key} entry {entry:?} may leave the repository (kustomize.buildOptions allows \
+                         LoadRestrictionsNone; a generator or transformer configuration may not name \
+                         absolute paths or climb with ..)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The strings under [`FILE_KEYS`] anywhere in `doc` (not under [`DATA_KEYS`]), with their key; a
+/// `files` entry `name=path` gives its path. Multi-line strings are inline content, not paths.
+fn file_references<'a>(doc: &'a serde_json::Value, out: &mut Vec<(&'a str, &'a str)>) {
+    fn strings<'a>(key: &'a str, value: &'a serde_json::Value, out: &mut Vec<(&'a str, &'a str)>) {
+        match value {
+            serde_json::Value::String(s) if !s.contains('\n') && !s.trim().is_empty() => {
+                let path = if key == "files" { s.split_once('=').map_or(s.as_str(), |(_, p)| p) } else { s };
+                out.push((key, path.trim()));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| strings(key, item, out)),
+            serde_json::Value::Object(_) => file_references(value, out),
+            _ => {}
+        }
+    }
+    match doc {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if DATA_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
+                if FILE_KEYS.contains(&key.as_str()) {
+                    strings(key, value, out);
+                } else {
+                    file_references(value, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| file_references(item, out)),
+        _ => {}
+    }
 }
 
 /// Copies what the kustomization at `rel` reads (its folder, and the bases, components and files its

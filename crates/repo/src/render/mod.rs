@@ -21,6 +21,7 @@ pub use yaml::parse_documents as parse_yaml_documents;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a Helm or Kustomize render needs besides the source itself.
@@ -36,9 +37,11 @@ pub struct ToolContext {
     pub api_versions: Vec<String>,
     /// Longest a tool may run.
     pub timeout: Duration,
-    /// The `helm` and `kustomize` binaries.
+    /// The `helm` and `kustomize` binaries (`kustomize`: the default version's).
     pub helm: PathBuf,
     pub kustomize: PathBuf,
+    /// argocd-cm's Kustomize versions and build options; an Application's `kustomize.version` picks one.
+    pub kustomize_settings: Arc<kustomize::KustomizeSettings>,
     /// Where per-render scratch directories and downloaded charts go.
     pub work_dir: PathBuf,
     /// Multiple sources: the `ref` name of a source (written `$name/…` in value files) → its tree root.
@@ -48,7 +51,8 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
-    /// Binaries from `PATH`, a 90 s limit (Argo CD's default exec timeout), no network.
+    /// Binaries from `PATH`, a 90 s limit (Argo CD's default exec timeout), no network, no argocd-cm
+    /// Kustomize settings.
     pub fn new(app_name: &str, namespace: &str, work_dir: PathBuf) -> Self {
         ToolContext {
             app_name: app_name.into(),
@@ -58,6 +62,7 @@ impl ToolContext {
             timeout: Duration::from_secs(90),
             helm: PathBuf::from("helm"),
             kustomize: PathBuf::from("kustomize"),
+            kustomize_settings: Arc::default(),
             work_dir,
             refs: BTreeMap::new(),
             network: false,

@@ -99,7 +99,8 @@ pub struct Rendered {
 }
 
 /// Rendered sources by a key the caller derives from everything a render depends on (repository, commit,
-/// path, options, tool versions, credentials): an unchanged app is never rendered again. An entry lives
+/// path, options, tool versions, credentials, and for sources that may be Kustomize the
+/// [`ToolContext::kustomize_settings`]): an unchanged app is never rendered again. An entry lives
 /// as long as someone (an application's current target) holds its render.
 #[derive(Default)]
 pub struct RenderCache {

@@ -360,8 +360,8 @@ pub(super) async fn resource(
     let mut value = super::members::get(&shared.client, &kind, namespace, &query.resource_name)
         .await?
         .ok_or_else(not_found)?;
-    let installation_id = shared.http_settings().installation_id.clone();
-    if !super::members::belongs(&shared.client, &name, &installation_id, &value).await? {
+    let tracking = shared.http_settings().tracking.clone();
+    if !super::members::belongs(&shared.client, &name, &tracking, &value).await? {
         return Err(not_found());
     }
     super::members::mask(&mut value);

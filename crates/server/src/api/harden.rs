@@ -41,8 +41,8 @@ pub struct HttpSettings {
     content_security_policy: Option<HeaderValue>,
     /// Lower-case media types; empty means any.
     content_types: Vec<String>,
-    /// argocd-cm `installationID`: objects another installation applied are none of this one's apps'.
-    pub(crate) installation_id: String,
+    /// How objects name their application (argocd-cm tracking method, instance label, `installationID`).
+    pub(crate) tracking: berth_engine::tracking::Tracking,
     /// argocd-cm `webhook.maxPayloadSizeMB`, in bytes.
     pub(crate) webhook_max_payload: usize,
 }
@@ -82,7 +82,7 @@ impl HttpSettings {
                 DEFAULT_CONTENT_SECURITY_POLICY,
             ),
             content_types,
-            installation_id: data.get("installationID").map(|v| v.trim().to_string()).unwrap_or_default(),
+            tracking: berth_engine::tracking::Tracking::from_argocd_cm(data, &mut Vec::new()),
             webhook_max_payload: crate::webhook::max_payload_bytes(data),
         }
     }

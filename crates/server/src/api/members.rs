@@ -4,6 +4,8 @@
 //! kind is resolved case-exactly through discovery, so `secret` is not a way around masking `Secret`.
 
 use super::ApiError;
+use berth_engine::resource::ResourceKey;
+use berth_engine::tracking::Tracking;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::{ApiCapabilities, Scope};
 
@@ -75,24 +77,11 @@ pub(crate) async fn get(
     Ok(Some(value))
 }
 
-/// Does `object`'s tracking id name application `app` and this very object, applied by this installation
-/// (argocd-cm `installationID`)? A tracking id copied onto another object (another kind, namespace or name)
-/// does not count, as in Argo CD and the controller's cache; a hook made from `generateName` is tracked
-/// under its prefix.
-pub(crate) fn tracked_by(object: &serde_json::Value, app: &str, installation_id: &str) -> bool {
-    use berth_engine::resource::{INSTALLATION_ANNOTATION, ResourceKey, TrackingId};
-    let annotations = &object["metadata"]["annotations"];
-    if annotations[INSTALLATION_ANNOTATION].as_str().unwrap_or_default() != installation_id {
-        return false;
-    }
-    let (Some(key), Some(tracking)) = (ResourceKey::of(object), TrackingId::of(object)) else { return false };
-    let generated = object["metadata"]["generateName"].as_str().is_some_and(|prefix| {
-        tracking.key.name == prefix
-            && key.name.starts_with(prefix)
-            && (&tracking.key.group, &tracking.key.kind, &tracking.key.namespace)
-                == (&key.group, &key.kind, &key.namespace)
-    });
-    tracking.app == app && (tracking.key == key || generated)
+/// Does `object` belong to application `app` by this installation's tracking (see
+/// `berth_engine::tracking::Tracking::app_of`: a copied tracking id does not count, a hook made from
+/// `generateName` is tracked under its prefix)?
+pub(crate) fn tracked_by(object: &serde_json::Value, app: &str, tracking: &Tracking) -> bool {
+    ResourceKey::of(object).and_then(|key| tracking.app_of(object, &key)).is_some_and(|a| a == app)
 }
 
 /// Does `object` belong to `app`: tracked by it, or owned (through at most [`OWNER_DEPTH`] owners, each
@@ -100,13 +89,13 @@ pub(crate) fn tracked_by(object: &serde_json::Value, app: &str, installation_id:
 pub(crate) async fn belongs(
     client: &kube::Client,
     app: &str,
-    installation_id: &str,
+    tracking: &Tracking,
     object: &serde_json::Value,
 ) -> Result<bool, ApiError> {
     let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
     let mut current = object.clone();
     for _ in 0..=OWNER_DEPTH {
-        if tracked_by(&current, app, installation_id) {
+        if tracked_by(&current, app, tracking) {
             return Ok(true);
         }
         let Some(owner) = current["metadata"]["ownerReferences"]
@@ -172,27 +161,6 @@ mod tests {
             }},
             "data": {"k": "c2VjcmV0"}, "stringData": {"s": "secret"},
         })
-    }
-
-    #[test]
-    fn only_a_tracking_id_naming_the_app_and_the_object_itself_counts() {
-        assert!(tracked_by(&secret("web:/Secret:team-a/creds"), "web", ""));
-        assert!(!tracked_by(&secret("web:/Secret:team-a/creds"), "other", ""));
-        // Copied from another object: another namespace, name or kind.
-        assert!(!tracked_by(&secret("web:/Secret:team-b/creds"), "web", ""));
-        assert!(!tracked_by(&secret("web:/Secret:team-a/other"), "web", ""));
-        assert!(!tracked_by(&secret("web:/ConfigMap:team-a/creds"), "web", ""));
-        assert!(!tracked_by(&serde_json::json!({"apiVersion": "v1", "kind": "Secret"}), "web", ""));
-        // Applied by another installation on the same cluster.
-        assert!(!tracked_by(&secret("web:/Secret:team-a/creds"), "web", "other-install"));
-    }
-
-    #[test]
-    fn a_hook_from_generate_name_is_tracked_under_its_prefix() {
-        let hook = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "migrate-x7k2p", "generateName": "migrate-", "namespace": "web",
-                         "annotations": {berth_engine::resource::TRACKING_ANNOTATION: "web:batch/Job:web/migrate-"}}});
-        assert!(tracked_by(&hook, "web", ""));
     }
 
     #[test]

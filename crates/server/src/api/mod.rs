@@ -3,7 +3,8 @@
 //!
 //! One file a concern: `serve` (listeners, TLS, metrics), `session` (who calls: `Caller`), `apps` (one
 //! Application's CRUD), `operations` (sync, rollback, terminate), `tree` (resource tree, managed resources,
-//! manifests), `refresh` (git webhooks), `settings` (repositories, clusters, accounts), `stream`, `watch`.
+//! manifests), `refresh` (git webhooks), `settings` (repositories, clusters, accounts), `stream`, `watch`,
+//! `projects` (one AppProject), `windows` (sync windows).
 
 use axum::Json;
 use axum::Router;
@@ -14,11 +15,14 @@ use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM};
 use kube::runtime::reflector;
 use std::sync::Arc;
 
+mod actions;
 mod apps;
+mod badge;
 mod error;
 pub mod harden;
 mod members;
 mod operations;
+mod projects;
 mod query;
 mod refresh;
 mod serve;
@@ -27,6 +31,7 @@ mod settings;
 mod stream;
 mod tree;
 mod watch;
+mod windows;
 
 pub(crate) use apps::{app_object, authorized_app};
 pub(crate) use error::kube_error;
@@ -165,6 +170,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(apps::revision_metadata))
         .route("/api/v1/applications/{name}/events", get(apps::events))
         .route("/api/v1/applications/{name}/resource", get(apps::resource))
+        .route(
+            "/api/v1/applications/{name}/resource/actions",
+            get(actions::list_actions).post(actions::run_action_v1),
+        )
+        .route("/api/v1/applications/{name}/resource/actions/v2", axum::routing::post(actions::run_action))
         .route("/api/v1/applications/{name}/sync", axum::routing::post(operations::sync_application))
         .route("/api/v1/applications/{name}/resource-tree", get(tree::resource_tree))
         .route("/api/v1/applications/{name}/managed-resources", get(tree::managed_resources))
@@ -174,8 +184,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/applications/{name}/operation",
             axum::routing::delete(operations::terminate_operation),
         )
+        .route("/api/v1/applications/{name}/syncwindows", get(windows::application_sync_windows))
         .route("/api/v1/projects", get(apps::list_projects))
+        .route("/api/v1/projects/{name}", get(projects::get_project).put(projects::update_project))
         .route("/api/webhook", axum::routing::post(refresh::webhook))
+        .route("/api/badge", get(badge::badge))
         .merge(settings::routes())
         .merge(stream::routes())
         .fallback(crate::ui::serve)

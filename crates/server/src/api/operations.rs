@@ -58,6 +58,7 @@ pub(super) async fn sync_application(
     body: axum::body::Bytes,
 ) -> Result<Json<Application>, ApiError> {
     let app = authorized_app(&shared, &caller, &name, "sync")?;
+    super::windows::refuse_if_blocked(&shared, &app).await?;
     // Bodyless is a plain sync (the CLI, and the UI with only the JSON content type).
     let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequest::default()
@@ -106,6 +107,8 @@ pub(super) async fn rollback_application(
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<Application>, ApiError> {
     let app = authorized_app(&shared, &caller, &name, "sync")?;
+    // A rollback is a sync: the controller would refuse it in a blocking window, so the API does first.
+    super::windows::refuse_if_blocked(&shared, &app).await?;
     let operation = berth_controller::rollback::rollback_operation(
         &app,
         request.id,

@@ -10,11 +10,26 @@ use std::sync::Arc;
 
 /// The authenticated caller of a request, as a handler takes it: the account behind the session token
 /// (`Authorization: Bearer …` or Argo CD's `argocd.token` cookie). A request without a valid one is
-/// refused with 401 before the handler runs. RBAC is asked with it as a [`Subject`] (`&caller` derefs).
+/// refused with 401 before the handler runs, unless argocd-cm `users.anonymous.enabled` is `"true"`: then
+/// it is the anonymous caller, whom RBAC gives `policy.default` only. RBAC is asked with it as a
+/// [`Subject`] (`&caller` derefs).
 pub(crate) struct Caller {
     pub subject: Subject,
-    /// The token the request carried: a stream checks it again while it lasts.
+    /// The token the request carried: a stream checks it again while it lasts. Empty for the anonymous
+    /// caller.
     pub token: String,
+}
+
+impl Caller {
+    /// The caller without a session (a name and groups no policy line can match).
+    fn anonymous() -> Caller {
+        Caller { subject: Subject::anonymous(), token: String::new() }
+    }
+
+    /// Whether this is the anonymous caller rather than a session's.
+    pub fn is_anonymous(&self) -> bool {
+        self.token.is_empty()
+    }
 }
 
 impl std::ops::Deref for Caller {
@@ -32,11 +47,21 @@ impl FromRequestParts<Arc<Shared>> for Caller {
     }
 }
 
-/// The caller of a request with these headers, or 401 (`no session information`, `invalid session`).
+/// The caller of a request with these headers, or 401 (`no session information`, `invalid session`). With
+/// anonymous access on, a request whose session is missing or does not verify is the anonymous caller, as
+/// in Argo CD; nothing of a token that failed to verify is ever used (GHSA-r642-gv9p-2wjj).
 pub(crate) fn authenticate(shared: &Shared, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
-    let token = session_token(headers).ok_or_else(|| ApiError::unauthenticated("no session information"))?;
-    let claims = shared.sessions.verify(token).map_err(|_| ApiError::unauthenticated("invalid session"))?;
-    Ok(Caller { subject: Subject::user(claims.account), token: token.to_string() })
+    let verified = match session_token(headers) {
+        None => Err(ApiError::unauthenticated("no session information")),
+        Some(token) => match shared.sessions.verify(token) {
+            Ok(claims) => Ok(Caller { subject: Subject::user(claims.account), token: token.to_string() }),
+            Err(_) => Err(ApiError::unauthenticated("invalid session")),
+        },
+    };
+    match verified {
+        Err(_) if shared.sessions.accounts().server.anonymous_enabled => Ok(Caller::anonymous()),
+        other => other,
+    }
 }
 
 /// The token of a request: `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
@@ -103,11 +128,14 @@ pub(super) async fn logout(
         .into_response()
 }
 
+/// `GET /api/v1/session/userinfo`: who the session is. The anonymous caller is not logged in (Argo CD
+/// answers the same), whatever RBAC lets it read.
 pub(super) async fn userinfo(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
 ) -> Json<serde_json::Value> {
     match authenticate(&shared, &headers) {
+        Ok(caller) if caller.is_anonymous() => Json(serde_json::json!({"loggedIn": false})),
         Ok(Caller { subject, .. }) => Json(
             serde_json::json!({"loggedIn": true, "username": subject.name, "iss": "argocd", "groups": subject.groups}),
         ),

@@ -272,7 +272,12 @@ impl Watcher {
 
     /// Does the stream's token still verify? When not, the stream ends (the client logs in and watches again).
     fn token_valid(&self) -> bool {
-        let valid = self.shared.sessions.verify(&self.token).is_ok();
+        // An anonymous stream (users.anonymous.enabled) lasts as long as anonymous access stays on.
+        let valid = if self.token.is_empty() {
+            self.shared.sessions.accounts().server.anonymous_enabled
+        } else {
+            self.shared.sessions.verify(&self.token).is_ok()
+        };
         if !valid {
             tracing::info!(user = %self.caller.name, "stream: the session ended; closing the watch");
         }

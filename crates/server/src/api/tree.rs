@@ -36,7 +36,7 @@ pub(crate) async fn tracked_objects(
     app: &Application,
 ) -> Result<Vec<(members::Kind, serde_json::Value)>, ApiError> {
     let name = app.metadata.name.as_deref().unwrap_or_default();
-    let installation_id = shared.http_settings().installation_id.clone();
+    let tracking = shared.http_settings().tracking.clone();
     let mut kinds: std::collections::HashMap<(String, String, String), Option<members::Kind>> =
         Default::default();
     let mut found = Vec::new();
@@ -56,7 +56,7 @@ pub(crate) async fn tracked_objects(
         let Some(resolved) = resolved else { continue };
         let namespace = if resolved.namespaced { r.namespace.as_deref().unwrap_or_default() } else { "" };
         let Some(live) = members::get(&shared.client, &resolved, namespace, object).await? else { continue };
-        if members::tracked_by(&live, name, &installation_id) {
+        if members::tracked_by(&live, name, &tracking) {
             found.push((resolved, live));
         }
     }

@@ -150,6 +150,8 @@ fn secret_key(account: &str, field: &str) -> String {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Accounts {
     accounts: BTreeMap<String, Account>,
+    /// The rest of argocd-cm the server reads (anonymous access, status badge), from the same snapshot.
+    pub server: super::ServerSettings,
     /// Values that could not be read (the key is named, a secret value never is); their defaults are kept.
     pub warnings: Vec<String>,
 }
@@ -200,7 +202,7 @@ impl Accounts {
         for account in accounts.values_mut() {
             read_credentials(account, secret, &mut warnings);
         }
-        Accounts { accounts, warnings }
+        Accounts { accounts, server: super::ServerSettings::from_config_map(config), warnings }
     }
 
     pub fn get(&self, name: &str) -> Option<&Account> {

@@ -5,7 +5,8 @@
 //! The parts, each in its own module:
 //! - [`bootstrap`] runs once at start: it writes `server.secretkey` and the admin's initial password
 //!   (plain text in Secret `argocd-initial-admin-secret`, key `password`) when they are missing.
-//! - [`Accounts`] is the snapshot of argocd-cm and argocd-secret that logins and tokens are checked against.
+//! - [`Accounts`] is the snapshot of argocd-cm and argocd-secret that logins and tokens are checked against;
+//!   it carries [`ServerSettings`], the rest of argocd-cm the server reads (anonymous access, status badge).
 //! - [`SessionManager`] is pure (no cluster): login with rate limiting, token issue and verification,
 //!   revocation. Feed it fresh [`Accounts`] with [`SessionManager::replace`] when either object changes.
 //! - [`update_password`], [`set_password`], [`add_api_token`] and [`delete_api_token`] write argocd-secret.
@@ -33,6 +34,7 @@ mod bootstrap;
 mod clock;
 mod limiter;
 mod password;
+mod server_settings;
 mod session;
 
 pub use accounts::{Account, Accounts, ApiToken, Capability};
@@ -41,6 +43,9 @@ pub use bootstrap::{Bootstrap, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limiter::LoginLimits;
 pub use password::PASSWORD_HASH_COST;
+pub use server_settings::{
+    ANONYMOUS_ENABLED_KEY, STATUS_BADGE_ENABLED_KEY, STATUS_BADGE_URL_KEY, ServerSettings,
+};
 pub use session::{Claims, IssuedToken, SecretKey, SessionManager};
 
 use std::time::Duration;

@@ -113,3 +113,49 @@ fn a_target_with_errors_is_unknown_and_its_conditions_come_first() {
         ]
     );
 }
+
+#[test]
+fn an_extraneous_object_marked_ignore_extraneous_is_shown_but_leaves_the_app_synced() {
+    let t = target(vec![desired("a", None)]);
+    let observed =
+        vec![Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) }];
+    let mut made_by_a_tool = (*live("generated", "Healthy")).clone();
+    made_by_a_tool["metadata"]["annotations"] =
+        serde_json::json!({"argocd.argoproj.io/compare-options": "ServerSideDiff=true, IgnoreExtraneous"});
+    let orphans = [(ResourceKey::new("apps", "Deployment", "web", "generated"), Arc::new(made_by_a_tool))];
+    let c = summarise(&t, observed, &orphans, health_of);
+    assert_eq!(c.sync_status, SyncCode::Synced);
+    assert_eq!(code(&c, "generated"), ("OutOfSync".into(), Some("Healthy".into()), Some(true)));
+    // Without the option the same orphan makes the app OutOfSync.
+    let observed =
+        vec![Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) }];
+    let plain = [(ResourceKey::new("apps", "Deployment", "web", "generated"), live("generated", "Healthy"))];
+    assert_eq!(summarise(&t, observed, &plain, health_of).sync_status, SyncCode::OutOfSync);
+}
+
+#[test]
+fn without_a_target_health_is_still_assessed_from_the_live_objects() {
+    let t = target(vec![desired("a", None), desired("b", None)]);
+    let observed = vec![
+        Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) },
+        Observed { desired: &t.objects[1], live: Some(live("b", "Healthy")), in_sync: Ok(true) },
+    ];
+    let mut resources = summarise(&t, observed, &[], health_of).resources;
+    // The repository became unreachable; meanwhile a went bad and b was deleted.
+    let tracked = [(ResourceKey::new("apps", "Deployment", "web", "a"), live("a", "Degraded"))];
+    let health = health_without_target(&mut resources, &tracked, health_of);
+    assert_eq!(health, HealthStatus::Degraded, "the worst of Degraded and Missing");
+    let of = |name: &str| {
+        resources
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
+            .unwrap()
+            .health
+            .clone()
+            .unwrap()
+            .status
+            .unwrap()
+    };
+    assert_eq!(of("a"), "Degraded");
+    assert_eq!(of("b"), "Missing");
+}

@@ -54,6 +54,20 @@ fn synced(
     }
 }
 
+/// No sync window applies.
+fn open() -> WindowState {
+    WindowState { can_sync_auto: true, can_sync_manual: true, ..Default::default() }
+}
+
+/// A deny window (index 0, every minute for an hour) is active; with `manual_sync`, manual syncs pass.
+fn frozen(manual_sync: bool) -> WindowState {
+    let window: berth_api::project::SyncWindow = serde_json::from_value(serde_json::json!({
+        "kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["*"], "manualSync": manual_sync
+    }))
+    .unwrap();
+    crate::windows::state(&[window], &app(serde_json::json!({})), Timestamp::now())
+}
+
 fn decide(
     app: &Application,
     target: &Target,
@@ -61,7 +75,7 @@ fn decide(
     status: &ApplicationStatus,
     now: Timestamp,
 ) -> AutoSync {
-    auto_sync_decision(app, target, code, status, false, TIMEOUT, now)
+    auto_sync_decision(app, target, code, status, &open(), false, TIMEOUT, now)
 }
 
 #[test]
@@ -159,9 +173,11 @@ fn self_heal_waits_out_its_timeout_and_honours_the_pause() {
         AutoSync::Later(Duration::from_secs(3))
     );
     let old = synced(&heal, "a", OperationPhase::Succeeded, now, 600);
-    let paused = auto_sync_decision(&heal, &target("a", 1), SyncCode::OutOfSync, &old, true, TIMEOUT, now);
+    let paused =
+        auto_sync_decision(&heal, &target("a", 1), SyncCode::OutOfSync, &old, &open(), true, TIMEOUT, now);
     assert!(matches!(paused, AutoSync::Blocked(m) if m.contains("berth.selfHeal.paused")));
-    let moved = auto_sync_decision(&heal, &target("b", 1), SyncCode::OutOfSync, &old, true, TIMEOUT, now);
+    let moved =
+        auto_sync_decision(&heal, &target("b", 1), SyncCode::OutOfSync, &old, &open(), true, TIMEOUT, now);
     assert_eq!(moved, AutoSync::Now { self_heal: false }, "the pause holds drift, not new commits");
 }
 
@@ -229,7 +245,7 @@ fn a_partial_sync_names_the_rendered_object_and_apply_out_of_sync_only_skips_ver
     let op = sync_op(serde_json::json!({"resources": [{"kind": "ConfigMap", "name": "cm-1"},
         {"group": "apps", "kind": "Deployment", "name": "gone", "namespace": "x"}]}));
     let o = engine_options(&app, &op, &opts(&["ApplyOutOfSyncOnly=true"]), &t, |d| {
-        (d.key.name == "cm-0").then_some(true)
+        (d.key.name == "cm-0").then(|| (true, "7".to_string()))
     });
     let only = o.only.expect("a resource subset");
     assert!(
@@ -241,6 +257,158 @@ fn a_partial_sync_names_the_rendered_object_and_apply_out_of_sync_only_skips_ver
     assert_eq!(o.skip.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["cm-0"]);
     assert!(o.verified.contains(&ResourceKey::new("", "ConfigMap", "web", "cm-0")));
     assert!(!o.verified.contains(&ResourceKey::new("", "ConfigMap", "web", "cm-1")), "never compared");
-    let all = engine_options(&app, &op, &[], &t, |_| Some(true));
+    let all = engine_options(&app, &op, &[], &t, |_| Some((true, "7".to_string())));
     assert!(all.skip.is_empty(), "without ApplyOutOfSyncOnly nothing is skipped");
+    assert_eq!(all.in_sync.len(), t.objects.len(), "but what is in sync at its version is not written");
+    assert!(all.in_sync.values().all(|rv| rv == "7"));
+}
+
+#[test]
+fn an_active_deny_window_blocks_auto_sync_and_self_heal_naming_the_window() {
+    let now = Timestamp::now();
+    let auto = app(serde_json::json!({}));
+    let none = ApplicationStatus::default();
+    let blocked = auto_sync_decision(
+        &auto,
+        &target("a", 1),
+        SyncCode::OutOfSync,
+        &none,
+        &frozen(true),
+        false,
+        TIMEOUT,
+        now,
+    );
+    let AutoSync::Blocked(message) = blocked else { panic!("{blocked:?}") };
+    assert_eq!(
+        message,
+        "Skipping auto-sync: blocked by sync window: deny window 0 ('* * * * *' for 1h, UTC) is active; \
+         manual syncs are allowed"
+    );
+    let heal = app(serde_json::json!({"selfHeal": true}));
+    let drifted = synced(&heal, "a", OperationPhase::Succeeded, now, 600);
+    let healing = auto_sync_decision(
+        &heal,
+        &target("a", 1),
+        SyncCode::OutOfSync,
+        &drifted,
+        &frozen(false),
+        false,
+        TIMEOUT,
+        now,
+    );
+    assert!(
+        matches!(healing, AutoSync::Blocked(m) if m.contains("deny window 0")),
+        "self-heal is an auto-sync"
+    );
+    let waiting = synced(&heal, "a", OperationPhase::Succeeded, now, 2);
+    let later = auto_sync_decision(
+        &heal,
+        &target("a", 1),
+        SyncCode::OutOfSync,
+        &waiting,
+        &frozen(false),
+        false,
+        TIMEOUT,
+        now,
+    );
+    assert!(matches!(later, AutoSync::Blocked(_)), "{later:?}");
+}
+
+#[test]
+fn a_window_says_nothing_when_no_sync_is_due() {
+    let now = Timestamp::now();
+    let auto = app(serde_json::json!({}));
+    let none = ApplicationStatus::default();
+    let decide =
+        |code| auto_sync_decision(&auto, &target("a", 1), code, &none, &frozen(false), false, TIMEOUT, now);
+    assert_eq!(decide(SyncCode::Synced), AutoSync::No, "no condition while in sync");
+    let mut manual = auto.clone();
+    manual.spec.sync_policy = None;
+    let decision = auto_sync_decision(
+        &manual,
+        &target("a", 1),
+        SyncCode::OutOfSync,
+        &none,
+        &frozen(false),
+        false,
+        TIMEOUT,
+        now,
+    );
+    assert_eq!(decision, AutoSync::No);
+}
+
+fn requested(automated: bool) -> Operation {
+    Operation {
+        sync: Some(SyncOperation::default()),
+        initiated_by: Some(berth_api::application::OperationInitiator {
+            username: (!automated).then(|| "admin".into()),
+            automated: automated.then_some(true),
+        }),
+        ..Default::default()
+    }
+}
+
+fn running(op: &Operation, phase: OperationPhase) -> OperationState {
+    OperationState {
+        operation: op.clone(),
+        phase: phase.to_string(),
+        message: Some("waiting for wave 1".into()),
+        sync_result: Some(SyncOperationResult { revision: "a".into(), ..Default::default() }),
+        started_at: now(),
+        finished_at: None,
+        retry_count: None,
+    }
+}
+
+#[test]
+fn a_new_sync_in_a_deny_window_is_refused_before_anything_is_applied() {
+    let op = requested(false);
+    let WindowGate::Refused(state) = window_gate(&op, None, &frozen(false)) else { panic!("not refused") };
+    assert_eq!(state.phase, "Failed");
+    assert_eq!(
+        state.message.as_deref(),
+        Some("cannot sync: blocked by sync window: deny window 0 ('* * * * *' for 1h, UTC) is active")
+    );
+    assert!(state.sync_result.is_none() && state.finished_at.is_some());
+    assert_eq!(state.operation, op, "the refused operation is recorded");
+    assert_eq!(window_gate(&op, None, &open()), WindowGate::Open);
+}
+
+#[test]
+fn manual_sync_lets_a_person_through_a_deny_window_but_not_auto_sync() {
+    assert_eq!(window_gate(&requested(false), None, &frozen(true)), WindowGate::Open);
+    let auto = requested(true);
+    assert!(matches!(window_gate(&auto, None, &frozen(true)), WindowGate::Refused(_)));
+    let untold = Operation { sync: Some(SyncOperation::default()), ..Default::default() };
+    assert_eq!(
+        window_gate(&untold, None, &frozen(true)),
+        WindowGate::Open,
+        "no initiator: manual, as in Argo CD"
+    );
+}
+
+#[test]
+fn a_sync_under_way_when_a_window_opens_is_held_running_and_terminate_goes_through() {
+    let op = requested(true);
+    let under_way = running(&op, OperationPhase::Running);
+    let WindowGate::Held(held) = window_gate(&op, Some(&under_way), &frozen(true)) else {
+        panic!("not held")
+    };
+    assert_eq!(held.phase, "Running", "it goes on once the window allows it");
+    assert!(
+        held.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Sync operation blocked by sync window: deny window 0"))
+    );
+    assert_eq!(held.sync_result, under_way.sync_result, "what it did so far is kept");
+    let mut retrying = under_way.clone();
+    retrying.retry_count = Some(2);
+    retrying.finished_at = Some(now());
+    let WindowGate::Held(held) = window_gate(&op, Some(&retrying), &frozen(false)) else {
+        panic!("retry not held")
+    };
+    assert_eq!(held.retry_count, Some(2), "a retry waits for the window too");
+    let stopping = running(&op, OperationPhase::Terminating);
+    assert_eq!(window_gate(&op, Some(&stopping), &frozen(false)), WindowGate::Open);
+    assert_eq!(window_gate(&op, Some(&under_way), &open()), WindowGate::Open);
 }

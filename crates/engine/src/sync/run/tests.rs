@@ -19,9 +19,18 @@ struct ScriptedWorld {
     writes: Mutex<Vec<String>>,
     /// Health by object name; objects not named here are Healthy.
     health: Mutex<HashMap<String, Health>>,
+    /// Objects (by name) that have no health at all, as a ConfigMap.
+    without_health: HashSet<String>,
     /// Applies (not dry runs) the API server refuses, by object name.
     refused: HashMap<String, String>,
+    /// Dry runs (and applies) the API server refuses, by object name: (code, message).
+    refused_always: HashMap<String, (u16, String)>,
     unknown_kinds: HashSet<String>,
+    /// Refuse as the API server's admission does: an object whose Namespace is missing (404), a Pod whose
+    /// ServiceAccount is missing (403).
+    admission: bool,
+    /// The last resourceVersion handed out.
+    version: Mutex<u64>,
 }
 
 impl ScriptedWorld {
@@ -56,6 +65,51 @@ impl ScriptedWorld {
     fn write(&self, verb: &str, key: &ResourceKey) {
         self.writes.lock().unwrap().push(format!("{verb} {}", describe(key)));
     }
+
+    /// What the API server's admission would refuse `obj` for, with `admission` on.
+    fn admission_refusal(&self, obj: &Value) -> Option<kube::Error> {
+        if !self.admission {
+            return None;
+        }
+        let objects = self.objects.lock().unwrap();
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+        if !ns.is_empty() && !objects.contains_key(&ResourceKey::new("", "Namespace", "", ns)) {
+            return Some(api_error(404, "NotFound", &format!("namespaces \"{ns}\" not found")));
+        }
+        let sa = obj["spec"]["serviceAccountName"].as_str()?;
+        if obj["kind"] == "Pod" && !objects.contains_key(&ResourceKey::new("", "ServiceAccount", ns, sa)) {
+            let pod = obj["metadata"]["name"].as_str().unwrap_or_default();
+            let message = format!(
+                "pods \"{pod}\" is forbidden: error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+            );
+            return Some(api_error(403, "Forbidden", &message));
+        }
+        None
+    }
+
+    /// `obj` as the server stores it: a new resourceVersion when its content changed.
+    fn versioned(&self, key: &ResourceKey, obj: &Value) -> Value {
+        let mut stored = obj.clone();
+        let existing = self.objects.lock().unwrap().get(key).cloned();
+        let unchanged = existing.as_ref().is_some_and(|e| {
+            let mut e = e.clone();
+            e["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+            e == *obj
+        });
+        stored["metadata"]["resourceVersion"] = match existing {
+            Some(e) if unchanged => e["metadata"]["resourceVersion"].clone(),
+            _ => {
+                let mut version = self.version.lock().unwrap();
+                *version += 1;
+                version.to_string().into()
+            }
+        };
+        stored
+    }
+}
+
+fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+    kube::Error::Api(Status::failure(message, reason).with_code(code).boxed())
 }
 
 impl World for ScriptedWorld {
@@ -71,6 +125,9 @@ impl World for ScriptedWorld {
 
     fn health(&self, obj: &Value) -> Option<Health> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        if self.without_health.contains(name) {
+            return None;
+        }
         let scripted = self.health.lock().unwrap().get(name).cloned();
         Some(scripted.unwrap_or(Health::new(HealthStatus::Healthy, "")))
     }
@@ -96,15 +153,22 @@ impl World for ScriptedWorld {
     async fn apply(&self, _: &KindInfo, obj: &Value, mode: ApplyMode) -> Result<Value, kube::Error> {
         let key = ResourceKey::of(obj).unwrap();
         self.write(if mode.dry_run { "dry-run" } else { "apply" }, &key);
+        if let Some((code, message)) = self.refused_always.get(&key.name) {
+            return Err(api_error(*code, "Invalid", message));
+        }
+        if let Some(refusal) = self.admission_refusal(obj) {
+            return Err(refusal);
+        }
         if !mode.dry_run
             && let Some(message) = self.refused.get(&key.name)
         {
-            return Err(kube::Error::Api(Status::failure(message, "Invalid").with_code(422).boxed()));
+            return Err(api_error(422, "Invalid", message));
         }
+        let stored = self.versioned(&key, obj);
         if !mode.dry_run {
-            self.objects.lock().unwrap().insert(key, obj.clone());
+            self.objects.lock().unwrap().insert(key, stored.clone());
         }
-        Ok(obj.clone())
+        Ok(stored)
     }
 
     async fn create(&self, _: &KindInfo, obj: &Value) -> Result<Value, kube::Error> {
@@ -114,6 +178,7 @@ impl World for ScriptedWorld {
         }
         let key = ResourceKey::of(&stored).unwrap();
         self.write("create", &key);
+        let stored = self.versioned(&key, &stored);
         self.objects.lock().unwrap().insert(key, stored.clone());
         Ok(stored)
     }
@@ -188,6 +253,12 @@ impl<'a> Driver<'a> {
         progress
     }
 
+    /// Names the unnamed hooks as an operation of `revision` started at `started_at` does.
+    fn named(mut self, revision: &str, started_at: i64) -> Self {
+        crate::sync::plan::name_hooks(&mut self.tasks, revision, started_at);
+        self
+    }
+
     fn record(&self, name: &str) -> &Record {
         self.records.iter().find(|r| r.key.name == name).unwrap_or_else(|| panic!("no record of {name}"))
     }
@@ -199,9 +270,9 @@ fn waves_apply_in_order_and_a_later_wave_waits_until_the_earlier_is_healthy() {
     let desired = [object("ConfigMap", "web", wave(1)), object("Deployment", "db", wave(0))];
     let mut op = Driver::new(&world, &desired, SyncOptions::default());
 
-    assert_eq!(op.pass(), Progress::Running("waiting for healthy state of deployment.apps/db".into()));
+    assert_eq!(op.pass(), Progress::Running("waiting for healthy state of apps/Deployment/db".into()));
     assert_eq!(world.changes(), ["apply deployment.apps/db"]);
-    assert_eq!(op.pass(), Progress::Running("waiting for healthy state of deployment.apps/db".into()));
+    assert_eq!(op.pass(), Progress::Running("waiting for healthy state of apps/Deployment/db".into()));
     assert_eq!(world.changes(), ["apply deployment.apps/db"], "nothing of wave 1 while wave 0 is unhealthy");
 
     world.set_health("db", HealthStatus::Healthy, "");
@@ -226,7 +297,15 @@ fn a_degraded_resource_fails_the_operation_before_the_next_wave() {
     let world = ScriptedWorld::where_health("db", HealthStatus::Degraded, "CrashLoopBackOff");
     let desired = [object("Deployment", "db", wave(0)), object("ConfigMap", "web", wave(1))];
     let mut op = Driver::new(&world, &desired, SyncOptions::default());
-    assert_eq!(op.pass(), Progress::Failed("deployment.apps/db is Degraded: CrashLoopBackOff".into()));
+    assert_eq!(
+        op.pass(),
+        Progress::Failed(
+            "one or more synchronization tasks completed unsuccessfully, reason: deployment.apps/db is Degraded: CrashLoopBackOff"
+                .into()
+        )
+    );
+    assert_eq!(op.record("db").hook_phase, Some(HookPhase::Failed));
+    assert_eq!(op.record("db").message, "CrashLoopBackOff", "the health message, as Argo CD records it");
     assert_eq!(world.changes(), ["apply deployment.apps/db"]);
 }
 
@@ -249,7 +328,7 @@ fn a_running_presync_hook_holds_back_the_sync_phase() {
     let world = ScriptedWorld::where_health("migrate", HealthStatus::Progressing, "job running");
     let desired = [object("ConfigMap", "web", json!({})), hook("PreSync", "migrate")];
     let mut op = Driver::new(&world, &desired, SyncOptions::default());
-    assert_eq!(op.pass(), Progress::Running("waiting for completion of hook job.batch/migrate".into()));
+    assert_eq!(op.pass(), Progress::Running("waiting for completion of hook batch/Job/migrate".into()));
     assert_eq!(world.changes(), ["create job.batch/migrate"]);
 }
 
@@ -347,7 +426,7 @@ fn without_prune_an_object_that_left_git_is_kept() {
     assert!(matches!(op.pass(), Progress::Succeeded(_)));
     assert!(world.changes().is_empty(), "{:?}", world.changes());
     assert_eq!(op.record("old").status, OutcomeStatus::PruneSkipped);
-    assert_eq!(op.record("old").message, "ignored (requires pruning; prune is disabled)");
+    assert_eq!(op.record("old").message, "ignored (requires pruning)");
 }
 
 #[test]
@@ -360,7 +439,8 @@ fn a_dry_run_changes_nothing_and_runs_no_hook() {
     assert_eq!(op.pass(), Progress::Succeeded("successfully synced (dry run)".into()));
     assert_eq!(world.writes(), ["dry-run delete configmap/old", "dry-run configmap/web"]);
     assert!(world.changes().iter().all(|w| w.starts_with("dry-run")));
-    assert_eq!(op.record("old").message, "configmap/old pruned (dry run)");
+    assert_eq!(op.record("old").message, "pruned (dry run)");
+    assert_eq!(op.record("web").message, "configmap/web created (dry run)");
     assert!(world.live(&ResourceKey::new("", "ConfigMap", "web", "old")).is_some());
 }
 
@@ -436,12 +516,7 @@ fn a_named_hook_left_from_an_earlier_sync_is_replaced_only_with_before_hook_crea
     earlier["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"] = json!("BeforeHookCreation");
     let world = ScriptedWorld::with_live(std::slice::from_ref(&earlier));
     let mut op = Driver::new(&world, std::slice::from_ref(&earlier), SyncOptions::default());
-    assert_eq!(
-        op.pass(),
-        Progress::Running(
-            "waiting for the earlier job.batch/migrate to be deleted (BeforeHookCreation)".into()
-        )
-    );
+    assert_eq!(op.pass(), Progress::Running("waiting for deletion of hook batch/Job/migrate".into()));
     assert!(matches!(op.pass(), Progress::Succeeded(_)));
     assert_eq!(world.changes(), ["delete job.batch/migrate", "create job.batch/migrate"]);
 
@@ -485,4 +560,292 @@ fn deletion_hooks_run_stage_by_stage_and_report_a_failure() {
     };
     assert!(message.contains("job.batch/cleanup"), "{message}");
     assert_eq!(world.changes(), ["create job.batch/cleanup"], "the later wave waits for the failed one");
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+#[test]
+fn apply_results_say_created_configured_or_unchanged_as_kubectl_does() {
+    let world = ScriptedWorld::default();
+    let desired = [object("Deployment", "web", json!({})), object("ConfigMap", "settings", json!({}))];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(op.record("web").message, "deployment.apps/web created");
+    assert_eq!(op.record("settings").message, "configmap/settings created");
+
+    let mut changed = desired.clone();
+    changed[1]["data"] = json!({"level": "debug"});
+    let mut op = Driver::new(&world, &changed, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(op.record("web").message, "deployment.apps/web unchanged");
+    assert_eq!(op.record("settings").message, "configmap/settings configured");
+}
+
+#[test]
+fn server_side_apply_and_replace_are_named_as_argo_cd_names_them() {
+    let existing =
+        object("ConfigMap", "replaced", json!({"argocd.argoproj.io/sync-options": "Replace=true"}));
+    let world = ScriptedWorld::with_live(std::slice::from_ref(&existing));
+    let desired = [
+        object("ConfigMap", "ssa", json!({"argocd.argoproj.io/sync-options": "ServerSideApply=true"})),
+        existing,
+        object("ConfigMap", "new", json!({"argocd.argoproj.io/sync-options": "Replace=true"})),
+    ];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(op.record("ssa").message, "configmap/ssa serverside-applied");
+    assert_eq!(op.record("replaced").message, "configmap/replaced replaced");
+    assert_eq!(op.record("new").message, "configmap/new created", "Replace creates what is missing");
+}
+
+#[test]
+fn prunes_are_worded_as_argo_cd_words_them() {
+    let old = object("ConfigMap", "old", json!({}));
+    let kept = object("ConfigMap", "kept", json!({"argocd.argoproj.io/sync-options": "Prune=false"}));
+    let world = ScriptedWorld::with_live(&[old.clone(), kept.clone()]);
+    let opts = SyncOptions { prune: true, ..Default::default() };
+    let mut op = Driver::with_tracked(&world, &[], &[old, kept], opts);
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(
+        (op.record("old").status, op.record("old").message.as_str()),
+        (OutcomeStatus::Pruned, "pruned")
+    );
+    assert_eq!(
+        (op.record("kept").status, op.record("kept").message.as_str()),
+        (OutcomeStatus::PruneSkipped, "ignored (no prune)")
+    );
+    assert_eq!(world.changes(), ["delete configmap/old"]);
+}
+
+#[test]
+fn prune_confirm_holds_its_stage_until_the_application_approves() {
+    let confirm = object("ConfigMap", "confirm", json!({"argocd.argoproj.io/sync-options": "Prune=confirm"}));
+    let world = ScriptedWorld::with_live(std::slice::from_ref(&confirm));
+    let desired = [object("ConfigMap", "web", json!({}))];
+    let opts = SyncOptions { prune: true, ..Default::default() };
+    let mut op = Driver::with_tracked(&world, &desired, std::slice::from_ref(&confirm), opts);
+    let waiting = Progress::Running("Waiting for pruning confirmation of v1/ConfigMap/confirm".into());
+    assert_eq!(op.pass(), waiting);
+    assert_eq!(op.pass(), waiting, "it waits as long as the Application does not approve");
+    assert!(world.changes().is_empty(), "nothing of the stage ran: {:?}", world.changes());
+
+    op.opts.prune_confirmed = true;
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["delete configmap/confirm", "apply configmap/web"]);
+    assert_eq!(op.record("confirm").message, "pruned");
+}
+
+#[test]
+fn a_hook_result_keeps_created_until_its_health_says_more() {
+    let mut world = ScriptedWorld::where_health(
+        "broken",
+        HealthStatus::Degraded,
+        "container \"main\" failed with exit code 1",
+    );
+    world.without_health.insert("marker".into());
+    let pod = |name: &str, phase: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "web", "annotations": {"argocd.argoproj.io/hook": phase}},
+               "spec": {"containers": [{"name": "main", "image": "alpine:3"}]}})
+    };
+    let marker = object("ConfigMap", "marker", json!({"argocd.argoproj.io/hook": "PreSync"}));
+    let desired =
+        [pod("hook", "PreSync"), marker, pod("broken", "SyncFail"), object("ConfigMap", "web", json!({}))];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    let hook = op.record("hook");
+    assert_eq!((hook.hook_phase, hook.message.as_str()), (Some(HookPhase::Succeeded), "pod/hook created"));
+    assert_eq!(op.record("marker").message, "marker created", "no health: the name and created");
+
+    world.refused.insert("web".into(), "spec: Invalid value".into());
+    world.objects.lock().unwrap().clear();
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Failed(_)));
+    let broken = op.record("broken");
+    assert_eq!(broken.hook_phase, Some(HookPhase::Failed));
+    assert_eq!(broken.message, "container \"main\" failed with exit code 1");
+}
+
+#[test]
+fn a_hook_deleted_while_it_runs_fails_in_argo_cds_words() {
+    let world = ScriptedWorld::where_health("migrate", HealthStatus::Progressing, "job running");
+    let mut op = Driver::new(&world, &[hook("PreSync", "migrate")], SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Running(_)));
+    world.objects.lock().unwrap().clear();
+    assert!(matches!(op.pass(), Progress::Failed(_)));
+    let record = op.record("migrate");
+    assert_eq!(record.status, OutcomeStatus::SyncFailed);
+    assert_eq!(record.message, "Resource batch/Job/migrate is missing, it might have been deleted");
+}
+
+#[test]
+fn images_are_the_containers_of_a_pod_a_template_or_a_cron_jobs_template() {
+    let containers = json!([{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "envoy:2"}]);
+    let init = json!([{"name": "init", "image": "busybox"}]);
+    let pod = json!({"kind": "Pod", "spec": {"containers": containers, "initContainers": init}});
+    let deployment =
+        json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": containers}}}});
+    let cron = json!({"kind": "CronJob",
+                      "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": containers}}}}}});
+    for obj in [pod, deployment, cron] {
+        assert_eq!(images_of(&obj), ["nginx:1", "envoy:2"], "{obj}");
+    }
+    assert!(images_of(&json!({"kind": "ConfigMap", "data": {}})).is_empty());
+}
+
+#[test]
+fn results_carry_the_images_of_their_objects() {
+    let world = ScriptedWorld::default();
+    let mut web = object("Deployment", "web", json!({}));
+    web["spec"] = json!({"template": {"spec": {"containers": [{"name": "web", "image": "myorg/web:v2"}]}}});
+    let mut op =
+        Driver::new(&world, &[web, object("ConfigMap", "settings", json!({}))], SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(op.record("web").images, ["myorg/web:v2"]);
+    assert!(op.record("settings").images.is_empty());
+}
+
+#[test]
+fn a_resource_is_running_until_its_stage_settles_then_succeeded() {
+    let world = ScriptedWorld::where_health("db", HealthStatus::Progressing, "rolling out");
+    let desired = [object("Deployment", "db", wave(0)), object("ConfigMap", "web", wave(1))];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Running(_)));
+    assert_eq!(op.record("db").hook_phase, Some(HookPhase::Running));
+    world.set_health("db", HealthStatus::Healthy, "");
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(op.record("db").hook_phase, Some(HookPhase::Succeeded));
+    assert_eq!(op.record("db").message, "deployment.apps/db created", "an empty health message keeps it");
+    assert_eq!(op.record("web").hook_phase, Some(HookPhase::Running), "the last stage is not waited for");
+}
+
+#[test]
+fn an_unnamed_hook_is_named_as_argo_cd_names_it() {
+    let world = ScriptedWorld::default();
+    let mut job = hook("PreSync,PostSync", "");
+    job["metadata"].as_object_mut().unwrap().remove("name");
+    job["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] =
+        json!("web:batch/Job:web/presync-postsync");
+    let mut op = Driver::new(&world, &[job], SyncOptions::default()).named("4F9E2B1C0FFEE", 1733000000);
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(
+        world.changes(),
+        ["create job.batch/4f9e2b1-presync-1733000000", "create job.batch/4f9e2b1-postsync-1733000000"]
+    );
+    let created = world.live(&ResourceKey::new("batch", "Job", "web", "4f9e2b1-presync-1733000000")).unwrap();
+    assert_eq!(
+        created["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        "web:batch/Job:web/4f9e2b1-presync-1733000000",
+        "tracked under the name it has"
+    );
+    assert_eq!(op.record("4f9e2b1-postsync-1733000000").phase, Phase::PostSync);
+    assert_eq!(op.pass(), Progress::Succeeded("successfully synced (all tasks run)".into()));
+    assert_eq!(world.changes().len(), 2, "a later pass creates no second run");
+}
+
+#[test]
+fn the_dry_run_leaves_to_the_apply_what_an_earlier_wave_creates() {
+    let world = ScriptedWorld { admission: true, ..Default::default() };
+    world.stored(&ResourceKey::new("", "Namespace", "", "web"), Arc::new(namespace("web")));
+    let mut pod = object("Pod", "job", wave(1));
+    pod["spec"] =
+        json!({"serviceAccountName": "runner", "containers": [{"name": "main", "image": "alpine"}]});
+    let mut in_fresh = object("ConfigMap", "settings", json!({}));
+    in_fresh["metadata"]["namespace"] = json!("fresh");
+    let desired = [object("ServiceAccount", "runner", wave(0)), pod, namespace("fresh"), in_fresh];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert_eq!(op.pass(), Progress::Succeeded("successfully synced (all tasks run)".into()));
+    assert_eq!(
+        world.changes(),
+        ["apply namespace/fresh", "apply serviceaccount/runner", "apply configmap/settings", "apply pod/job"]
+    );
+}
+
+#[test]
+fn a_dry_run_refusal_no_earlier_task_explains_fails_before_anything_is_written() {
+    // The ServiceAccount comes a wave later than its Pod: the Pod would fail at its apply too.
+    let world = ScriptedWorld { admission: true, ..Default::default() };
+    world.stored(&ResourceKey::new("", "Namespace", "", "web"), Arc::new(namespace("web")));
+    let mut pod = object("Pod", "job", wave(0));
+    pod["spec"] =
+        json!({"serviceAccountName": "runner", "containers": [{"name": "main", "image": "alpine"}]});
+    let desired = [pod, object("ServiceAccount", "runner", wave(1)), hook("SyncFail", "alert")];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    let Progress::Failed(message) = op.pass() else { panic!("the dry run refuses the Pod") };
+    assert!(
+        message.starts_with("one or more objects failed to apply (dry run), reason: pod/job: "),
+        "{message}"
+    );
+    assert!(message.ends_with("serviceaccount \"runner\" not found"), "{message}");
+    assert!(world.changes().is_empty(), "nothing written, no SyncFail hook: {:?}", world.changes());
+
+    // An invalid field is refused by the dry run whatever comes before it.
+    let mut world = ScriptedWorld::default();
+    world.refused_always.insert("web".into(), (422, "spec.replicas: Invalid value: -1".into()));
+    let desired = [object("Namespace", "fresh", wave(0)), object("Deployment", "web", wave(1))];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert_eq!(
+        op.pass(),
+        Progress::Failed(
+            "one or more objects failed to apply (dry run), reason: deployment.apps/web: spec.replicas: Invalid value: -1"
+                .into()
+        )
+    );
+    assert!(world.changes().is_empty(), "{:?}", world.changes());
+    assert_eq!(op.pass(), op.pass(), "a failed dry run stays failed");
+    assert!(world.changes().is_empty(), "{:?}", world.changes());
+}
+
+#[test]
+fn an_unknown_field_is_refused_in_argo_cds_words() {
+    let mut world = ScriptedWorld::default();
+    let refusal = "failed to create typed patch object (web/web; apps/v1, Kind=Deployment): \
+        .spec.template.spec.containers[name=\"web\"].imagePullPolicyy: field not declared in schema";
+    world.refused_always.insert("web".into(), (500, refusal.into()));
+    let mut web = object("Deployment", "web", json!({}));
+    web["spec"] = json!({"template": {"spec": {"containers": [
+        {"name": "side", "image": "envoy"}, {"name": "web", "image": "nginx", "imagePullPolicyy": "Always"}]}}});
+    let mut op = Driver::new(&world, &[web], SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Failed(_)));
+    assert_eq!(
+        op.record("web").message,
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: \
+         unknown field \"spec.template.spec.containers[1].imagePullPolicyy\""
+    );
+}
+
+#[test]
+fn schema_paths_become_manifest_paths_for_every_kind_of_list_selector() {
+    let obj = json!({"apiVersion": "v1", "kind": "Service", "spec": {
+        "ports": [{"port": 80, "protocol": "UDP"}, {"port": 80, "protocol": "TCP", "nam": "http"}],
+        "finalizers": ["a", "b"]}});
+    let message = "errors:\n  .spec.ports[port=80,protocol=\"TCP\"].nam: field not declared in schema\n  \
+        .spec.finalizers[=\"b\"].x: field not declared in schema\n  .spec.extra[name=\"gone\"].y: field not declared in schema";
+    assert_eq!(
+        unknown_fields_message(message, &obj).unwrap(),
+        "Service in version \"v1\" cannot be handled as a Service: strict decoding error: \
+         unknown field \"spec.ports[1].nam\", unknown field \"spec.finalizers[1].x\", \
+         unknown field \"spec.extra[name=\\\"gone\\\"].y\""
+    );
+    assert_eq!(unknown_fields_message("spec.replicas: Invalid value: -1", &obj), None);
+}
+
+#[test]
+fn the_managed_namespace_is_a_presync_result_unless_the_sync_applies_it_itself() {
+    let world = ScriptedWorld::default();
+    let ns = crate::sync::ManagedNamespace { name: "web".into(), ..Default::default() };
+    let opts = SyncOptions { create_namespace: Some(ns.clone()), ..Default::default() };
+    let mut op = Driver::new(&world, &[object("ConfigMap", "settings", json!({}))], opts);
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    let record = op.record("web");
+    assert_eq!((record.phase, record.message.as_str()), (Phase::PreSync, "namespace/web created"));
+
+    let world = ScriptedWorld::default();
+    let opts = SyncOptions { create_namespace: Some(ns), ..Default::default() };
+    let mut op = Driver::new(&world, &[namespace("web")], opts);
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["apply namespace/web"], "applied once, as the sync's own Namespace");
+    assert_eq!(op.record("web").phase, Phase::Sync);
 }

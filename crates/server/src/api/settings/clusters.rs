@@ -8,15 +8,12 @@ use crate::api::{ApiError, Caller, Shared};
 use crate::rbac::resources::CLUSTERS;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use berth_api::destination::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use berth_api::secret_type;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// The cluster berth runs in, always a destination, as in Argo CD.
-const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
-const IN_CLUSTER_NAME: &str = "in-cluster";
 
 /// The keys of a cluster Secret that Argo CD owns.
 const CLUSTER_KEYS: &[&str] =

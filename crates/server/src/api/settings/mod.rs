@@ -1,4 +1,5 @@
-//! Repositories, clusters and accounts: Argo CD's settings endpoints.
+//! Repositories, clusters and accounts: Argo CD's settings endpoints; and `GET /api/v1/settings`
+//! ([`server_settings`]).
 //!
 //! Repositories and clusters live where Argo CD keeps them, in Secrets of the control namespace labelled
 //! `argocd.argoproj.io/secret-type: repository|cluster`, with Argo CD's keys ([`secrets`] serves both);
@@ -15,9 +16,11 @@ mod accounts;
 mod clusters;
 mod repositories;
 mod secrets;
+mod server_settings;
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/api/v1/settings", get(server_settings::get_settings))
         .route(
             "/api/v1/repositories",
             get(repositories::list_repositories).post(repositories::create_repository),
