@@ -151,21 +151,28 @@ fn union_into(into: &mut Map<String, Value>, from: &Map<String, Value>) {
     }
 }
 
-/// The part of `set` that `kept` does not reach. A node `kept` does not have at all is left whole (a
-/// leaf), so removing it removes the field or list item with everything under it; a node `kept` has
-/// is kept, and only its children that `kept` lacks are left.
+/// The part of `set` that `kept` does not reach, down to its leaves: a field `kept` does not own goes, a
+/// list item (`k:`, `v:`, `i:`) `kept` does not have at all goes whole, and a struct or map is entered, so
+/// what nobody owns in it (server defaults, `metadata.name`) stays.
 fn only_in(set: &Map<String, Value>, kept: Option<&Map<String, Value>>) -> Map<String, Value> {
     let mut out = Map::new();
     for (selector, children) in set {
         if selector == "." {
             continue;
         }
-        match kept.and_then(|k| k.get(selector)).and_then(Value::as_object) {
-            None => {
+        let kept_children = kept.and_then(|k| k.get(selector)).and_then(Value::as_object);
+        let children = children.as_object().filter(|c| !c.is_empty());
+        let item = !selector.starts_with("f:");
+        match (children, kept_children) {
+            (None, Some(_)) => {}
+            (None, None) => {
                 out.insert(selector.clone(), Value::Object(Map::new()));
             }
-            Some(kept_children) => {
-                let below = children.as_object().map(|c| only_in(c, Some(kept_children))).unwrap_or_default();
+            (Some(_), None) if item => {
+                out.insert(selector.clone(), Value::Object(Map::new()));
+            }
+            (Some(children), kept_children) => {
+                let below = only_in(children, kept_children);
                 if !below.is_empty() {
                     out.insert(selector.clone(), Value::Object(below));
                 }

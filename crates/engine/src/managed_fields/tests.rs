@@ -38,7 +38,7 @@ fn fields_only_the_client_side_entry_owns_are_the_leftovers() {
         left,
         json!({"f:metadata": {"f:labels": {"f:stale": {}}},
                "f:spec": {"f:template": {"f:spec": {"f:containers": {
-                   "k:{\"name\":\"web\"}": {"f:env": {}},
+                   "k:{\"name\":\"web\"}": {"f:env": {"k:{\"name\":\"LOG\"}": {}}},
                    "k:{\"name\":\"sidecar\"}": {}}}}}})
     );
 }
@@ -49,10 +49,28 @@ fn removing_the_leftovers_predicts_what_the_apply_after_the_move_leaves() {
     let left = leftovers(&obj, &ClientSideManagers::default());
     remove_fields(&mut obj, &left);
     assert_eq!(obj["metadata"]["labels"], json!({"app": "web"}));
-    assert_eq!(obj["spec"]["template"]["spec"]["containers"], json!([{"name": "web", "image": "web:2"}]));
+    assert_eq!(
+        obj["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "web", "image": "web:2", "env": []}])
+    );
     // Another manager's field and the last-applied record stay.
     assert_eq!(obj["spec"]["replicas"], 3);
     assert!(obj["metadata"]["annotations"][LAST_APPLIED].is_string());
+}
+
+#[test]
+fn a_struct_no_other_entry_owns_is_entered_not_removed_whole() {
+    // berth's entry owns nothing under metadata here: only the label goes, never metadata itself.
+    let obj = json!({"metadata": {"name": "a", "labels": {"stale": "x"}, "managedFields": [
+        {"manager": "argocd-controller", "operation": "Update",
+         "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:stale": {}}}, "f:data": {"f:a": {}}}},
+        {"manager": "argocd-controller", "operation": "Apply", "fieldsV1": {"f:data": {"f:a": {}}}}]}});
+    let left = leftovers(&obj, &ClientSideManagers::default());
+    assert_eq!(left, json!({"f:metadata": {"f:labels": {"f:stale": {}}}}));
+    let mut after = obj.clone();
+    remove_fields(&mut after, &left);
+    assert_eq!(after["metadata"]["name"], "a");
+    assert_eq!(after["metadata"]["labels"], json!({}));
 }
 
 #[test]
