@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// ClusterRole, as Argo CD's namespace-install; cluster-scoped kinds and other namespaces are refused.
     #[arg(long, env = "BERTH_MANAGED_NAMESPACES", value_delimiter = ',')]
     pub managed_namespaces: Vec<String>,
+    /// Namespaces besides `--namespace` whose Applications are reconciled (comma-separated shell globs,
+    /// `*` for all), as Argo CD's `--application-namespaces`; unset: argocd-cmd-params-cm
+    /// `application.namespaces`. Their AppProject must list the namespace in `sourceNamespaces`.
+    #[arg(long, env = "BERTH_APPLICATION_NAMESPACES", value_delimiter = ',')]
+    pub application_namespaces: Vec<String>,
     /// Run the Application controller in this process (`--controller=false` serves only the API, as a
     /// separate argocd-server would; the benchmark of the API uses it).
     #[arg(long, env = "BERTH_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -117,6 +122,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
             .collect(),
+        application_namespaces: args.application_namespaces.clone(),
         view: view.clone(),
         settings: Some(settings.clone()),
     };

@@ -40,6 +40,7 @@ async fn actions_of_a_synced_deployment_are_listed_and_run() {
         workers: 2,
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
+        application_namespaces: Vec::new(),
         view: view.clone(),
         settings: None,
     };

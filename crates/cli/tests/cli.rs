@@ -302,6 +302,7 @@ async fn sync_wait_history_rollback_and_delete_with_the_controller_running() {
         workers: 2,
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
+        application_namespaces: Vec::new(),
         view: view.clone(),
         settings: None,
     };

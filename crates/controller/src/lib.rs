@@ -7,6 +7,7 @@
 mod credentials;
 pub mod events;
 pub mod exclusions;
+pub mod instance;
 pub mod metrics;
 mod pass;
 pub mod project;
@@ -23,7 +24,7 @@ pub mod windows;
 use berth_api::{AppProject, Application};
 use berth_engine::cache::{ClusterCache, ObjectEvent};
 use berth_repo::git::GitCache;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -50,6 +51,9 @@ pub struct ControllerConfig {
     /// The only namespaces berth manages (a namespaced install, with Roles there and no ClusterRole);
     /// empty: the whole cluster.
     pub namespaces: Vec<String>,
+    /// Namespaces besides `namespace` whose Applications are reconciled (`--application-namespaces`,
+    /// shell globs); empty: argocd-cmd-params-cm `application.namespaces` decides, read once at start.
+    pub application_namespaces: Vec<String>,
     /// Filled with this controller when it starts, for the API server of the same process.
     pub view: ControllerView,
     /// argocd-cm and argocd-ssh-known-hosts-cm as the process watches them (shared with the API server);
@@ -113,7 +117,9 @@ struct ClusterInfo {
 pub struct Controller {
     client: kube::Client,
     config: ControllerConfig,
+    /// The Applications of the control namespace and of [`Self::app_namespaces`].
     apps: reflector::Store<Application>,
+    app_namespaces: instance::ApplicationNamespaces,
     projects: reflector::Store<AppProject>,
     secrets: reflector::Store<Secret>,
     settings: RwLock<Arc<Settings>>,
@@ -144,20 +150,31 @@ impl Controller {
 
         // Application changes reach the queue from the same stream that fills the store, so a reconcile
         // never looks for an Application the store has not seen yet.
+        let app_namespaces = application_namespaces(&client, &config).await;
         let (app_tx, mut app_rx) = tokio::sync::mpsc::unbounded_channel::<Application>();
-        let apps = spawn_reflector(
-            Api::<Application>::namespaced(client.clone(), &ns),
-            watcher::Config::default(),
-            move |app: &Application| {
+        // Applications outside the control namespace need a cluster-wide watch (the patterns are globs);
+        // those of namespaces not allowed never reach the store.
+        let (app_api, admitted) = if app_namespaces.is_empty() {
+            (Api::<Application>::namespaced(client.clone(), &ns), None)
+        } else {
+            let (control, allowed) = (ns.clone(), app_namespaces.clone());
+            let admit = move |app: &Application| {
+                let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+                namespace == control || allowed.allows(namespace)
+            };
+            (Api::<Application>::all(client.clone()), Some(admit))
+        };
+        let apps =
+            spawn_reflector(app_api, watcher::Config::default(), admitted, move |app: &Application| {
                 let _ = app_tx.send(app.clone());
-            },
-        );
+            });
         // A project or repository secret that changes may change every application's verdict.
         let (config_tx, mut config_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let projects_tx = config_tx.clone();
         let projects = spawn_reflector(
             Api::<AppProject>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
+            None::<fn(&AppProject) -> bool>,
             move |_| {
                 let _ = projects_tx.send(());
             },
@@ -166,6 +183,7 @@ impl Controller {
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default()
                 .labels(&format!("{} in (repository,repo-creds)", berth_api::secret_type::LABEL)),
+            None::<fn(&Secret) -> bool>,
             move |_| {
                 let _ = config_tx.send(());
             },
@@ -175,6 +193,7 @@ impl Controller {
             client: client.clone(),
             config,
             apps: apps.0,
+            app_namespaces,
             projects: projects.0,
             secrets: secrets.0,
             settings: RwLock::new(Arc::new(Settings::default())),
@@ -240,7 +259,7 @@ impl Controller {
                 }
             });
         }
-        tracing::info!(namespace = %controller.config.namespace, workers = controller.config.workers, "controller started");
+        tracing::info!(namespace = %controller.config.namespace, application_namespaces = ?controller.app_namespaces.patterns(), workers = controller.config.workers, "controller started");
         shutdown.await;
         tracing::info!("shutting down: finishing reconciles in flight");
         controller.queue.close();
@@ -264,6 +283,26 @@ impl Controller {
         if let Err(e) = api.patch("default", &PatchParams::apply("berth"), &Patch::Apply(&body)).await {
             tracing::warn!(error = %e, "could not create the default AppProject");
         }
+    }
+
+    /// The name `app` goes by in the queue, the memo and its objects' tracking ([`instance::instance_name`]).
+    pub(crate) fn instance_of(&self, app: &Application) -> String {
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+        instance::instance_name(namespace, name, &self.config.namespace)
+    }
+
+    /// The Application an instance name stands for, as the watch last delivered it.
+    pub(crate) fn application(&self, instance: &str) -> Option<Arc<Application>> {
+        let (namespace, name) = instance::split_instance(instance);
+        let namespace = namespace.unwrap_or(&self.config.namespace);
+        self.apps.get(&reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    /// The Applications API of the namespace `instance` lives in, and its name there.
+    pub(crate) fn application_api<'a>(&self, instance: &'a str) -> (Api<Application>, &'a str) {
+        let (namespace, name) = instance::split_instance(instance);
+        (Api::namespaced(self.client.clone(), namespace.unwrap_or(&self.config.namespace)), name)
     }
 
     fn settings(&self) -> Arc<Settings> {
@@ -324,14 +363,12 @@ impl Controller {
 
     fn requeue_all(&self, level: Level) {
         for app in self.apps.state() {
-            if let Some(name) = &app.metadata.name {
-                self.queue.push(name, level);
-            }
+            self.queue.push(&self.instance_of(&app), level);
         }
     }
 
     fn application_changed(&self, app: &Application) {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let fingerprint = pass::fingerprint(app);
         let changed =
             self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
@@ -392,11 +429,42 @@ impl Controller {
     }
 }
 
+/// The namespaces besides the control namespace to take Applications from: the flag's, else
+/// argocd-cmd-params-cm's (read once: Argo CD too needs a restart to take a change).
+async fn application_namespaces(
+    client: &kube::Client,
+    config: &ControllerConfig,
+) -> instance::ApplicationNamespaces {
+    let from_flag = instance::ApplicationNamespaces::of(&config.application_namespaces);
+    let allowed = if from_flag.is_empty() {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), &config.namespace);
+        match api.get_opt(instance::CMD_PARAMS_CM).await {
+            Ok(cm) => cm
+                .and_then(|cm| cm.data?.get(instance::APPLICATION_NAMESPACES_KEY).cloned())
+                .map(|list| instance::ApplicationNamespaces::parse(&list))
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read {}: Applications only in {}", instance::CMD_PARAMS_CM, config.namespace);
+                Default::default()
+            }
+        }
+    } else {
+        from_flag
+    };
+    for pattern in allowed.unsupported() {
+        tracing::warn!(%pattern, "application namespaces: regular expressions are not supported; the entry matches nothing");
+    }
+    allowed
+}
+
 /// Starts a reflector and returns its store and a future that resolves once the initial list is in;
-/// `on_change` sees every object added, changed or deleted, after the store has it.
+/// only objects `admit` lets through (all, for `None`) reach the store, and `on_change` sees every one
+/// added, changed or deleted, after the store has it.
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
+    admit: Option<impl Fn(&K) -> bool + Send + 'static>,
     on_change: impl Fn(&K) + Send + 'static,
 ) -> (reflector::Store<K>, impl std::future::Future<Output = Result<(), reflector::store::WriterDropped>>)
 where
@@ -404,7 +472,17 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, config)).default_backoff().touched_objects();
+    let events = watcher(api, config).try_filter(move |event| {
+        let admitted = match (&admit, event) {
+            (
+                Some(admit),
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj),
+            ) => admit(obj),
+            _ => true,
+        };
+        futures::future::ready(admitted)
+    });
+    let stream = reflector(writer, events).default_backoff().touched_objects();
     tokio::spawn(async move {
         stream
             .for_each(move |obj| {

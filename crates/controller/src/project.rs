@@ -109,6 +109,26 @@ fn show_destination(d: &ProjectDestination) -> String {
     format!("{{{}}}", shown.join(", "))
 }
 
+/// Whether `project` (an AppProject's `spec.sourceNamespaces`) lets an Application in `namespace` use it;
+/// the refusal as Argo CD words it. The control namespace may use every project.
+pub fn source_namespace_check(
+    app_name: &str,
+    namespace: &str,
+    control_namespace: &str,
+    project_name: &str,
+    source_namespaces: &[String],
+) -> Result<(), String> {
+    if namespace.is_empty()
+        || namespace == control_namespace
+        || source_namespaces.iter().any(|p| glob_match(p, namespace, false))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "application '{app_name}' in namespace '{namespace}' is not permitted to use project '{project_name}'"
+    ))
+}
+
 /// The first entry of `list` that names this object's group and kind (and name, when the entry has one).
 fn listed<'a>(list: &'a [GroupKind], group: &str, kind: &str, name: &str) -> Option<&'a GroupKind> {
     list.iter().find(|gk| {
@@ -278,6 +298,17 @@ mod tests {
     }
 
     // sourceRepos
+
+    #[test]
+    fn a_project_must_list_an_outside_namespace_in_source_namespaces() {
+        let listed = vec!["team-*".to_string()];
+        assert_eq!(source_namespace_check("web", "team-a", "argocd", "p", &listed), Ok(()));
+        assert_eq!(source_namespace_check("web", "argocd", "argocd", "p", &[]), Ok(()));
+        assert_eq!(
+            source_namespace_check("web", "other", "argocd", "p", &listed),
+            Err("application 'web' in namespace 'other' is not permitted to use project 'p'".into())
+        );
+    }
 
     #[test]
     fn the_seeds_dev_team_may_use_only_its_repo() {

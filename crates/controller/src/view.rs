@@ -174,8 +174,7 @@ impl Controller {
     /// The application's resource tree: the objects it tracks (those its project permits) and what they
     /// own, from the cluster cache's owner index, each with the health its status uses.
     pub fn resource_tree(&self, name: &str) -> Result<Vec<TreeNode>, ViewError> {
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let app = self.application(name).ok_or_else(|| ViewError::NotFound(name.into()))?;
         let settings = self.settings();
         let (mut roots, _) = self.permitted_tracked(&app);
         roots.sort_by(|a, b| a.0.cmp(&b.0));
@@ -190,8 +189,7 @@ impl Controller {
         revision: &str,
         source_index: usize,
     ) -> Result<berth_api::application::RevisionMetadata, ViewError> {
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let app = self.application(name).ok_or_else(|| ViewError::NotFound(name.into()))?;
         let sources = self.validate(&app)?;
         let source = sources.get(source_index).ok_or_else(|| {
             ViewError::Revision(format!(
@@ -235,8 +233,7 @@ impl Controller {
     /// counterparts, for the API's managed-resources and manifests. Only objects the last compare found
     /// out of sync are dry-run again for their predicted state; an object in sync is predicted as it is.
     pub async fn managed_resources(&self, name: &str) -> Result<(String, Vec<ManagedResource>), ViewError> {
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let app = self.apps.get(&key).ok_or_else(|| ViewError::NotFound(name.into()))?;
+        let app = self.application(name).ok_or_else(|| ViewError::NotFound(name.into()))?;
         let sources = self.validate(&app)?;
         let target = self.target(&app, &sources, None, Level::Compare, false).await?;
         let settings = self.settings();

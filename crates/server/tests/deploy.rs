@@ -67,6 +67,7 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
         workers: 4,
         self_heal_timeout: Duration::ZERO,
         namespaces: Vec::new(),
+        application_namespaces: Vec::new(),
         view: view.clone(),
         settings: None,
     };

@@ -229,7 +229,7 @@ impl Controller {
         settings: &crate::Settings,
     ) -> Comparison {
         let ignore = &settings.ignore_rules_for(app);
-        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let app_name = self.instance_of(app);
         let mut errors = Vec::new();
         let options = sync_options(app, None);
         let validate = !has_option(&options, "Validate=false");

@@ -3,7 +3,7 @@
 use berth_api::Application;
 use berth_engine::resource::GroupKind;
 use berth_engine::sync::{self, SyncOptions};
-use kube::api::{Api, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Patch, PatchParams, PropagationPolicy};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -17,7 +17,13 @@ impl Controller {
     /// tracked object (resources-finalizer, foreground or background), then PostDelete hooks
     /// (post-delete-finalizer); each finalizer is removed when its step is done.
     pub(crate) async fn finalize(&self, app: &Application) -> Result<(), Error> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
+        // An application its project does not accept from its namespace deletes nothing (Argo CD leaves it
+        // waiting on its finalizers until the project lists the namespace).
+        if let Err(refusal) = self.check_source_namespace(app) {
+            tracing::warn!(app = %name, %refusal, "deletion waits: the project does not accept this namespace");
+            return Ok(());
+        }
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         let has = |f: &str| finalizers.iter().any(|x| x == f);
         if has(finalizers::PRE_DELETE) {
@@ -79,7 +85,7 @@ impl Controller {
         phase: sync::hooks::Phase,
         finalizer: &str,
     ) -> Result<(), Error> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         match self.deletion_hooks(app, phase).await {
             sync::run::Progress::Succeeded(_) => self.remove_finalizer(&name, finalizer).await,
             sync::run::Progress::Running(message) | sync::run::Progress::Failed(message) => {
@@ -97,7 +103,7 @@ impl Controller {
         app: &Application,
         phase: sync::hooks::Phase,
     ) -> sync::run::Progress {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let target = match self.validate(app) {
             Ok(sources) => self.target(app, &sources, None, Level::Compare, false).await,
             Err(e) => Err(e),
@@ -127,8 +133,8 @@ impl Controller {
     }
 
     pub(crate) async fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<(), Error> {
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        let current = api.get(name).await?;
+        let (api, app_name) = self.application_api(name);
+        let current = api.get(app_name).await?;
         let remaining: Vec<String> =
             current.metadata.finalizers.unwrap_or_default().into_iter().filter(|f| f != finalizer).collect();
         let patch = serde_json::json!([
@@ -136,7 +142,7 @@ impl Controller {
             { "op": "replace", "path": "/metadata/finalizers", "value": remaining }
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
-        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+        match api.patch(app_name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 422 || e.code == 409 => {
@@ -170,12 +176,12 @@ impl Controller {
         if wanted.is_empty() {
             return Ok(None);
         }
-        let name = app.metadata.name.clone().unwrap_or_default();
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let name = self.instance_of(app);
+        let (api, app_name) = self.application_api(&name);
         let mut finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         finalizers.extend(wanted.iter().map(|f| f.to_string()));
         let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
-        let stored = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let stored = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         self.remember_write(&name, &stored);
         Ok(stored.metadata.resource_version)
     }

@@ -23,7 +23,7 @@ use berth_api::application::{
 use berth_api::codes::{ConditionType, OperationPhase, SyncCode};
 use berth_engine::managed_fields::ClientSideManagers;
 use berth_engine::resource::ResourceKey;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -176,8 +176,7 @@ impl PassState {
 
 impl Controller {
     pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-        let Some(app) = self.apps.get(&key) else {
+        let Some(app) = self.application(name) else {
             // Deleted: forget it, so a new Application of the same name starts fresh.
             self.memo.lock().expect("memo lock").remove(name);
             self.seen.lock().expect("seen lock").remove(name);
@@ -273,7 +272,7 @@ impl Controller {
         pass: &mut PassState,
         level: Level,
     ) -> Result<(), Error> {
-        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let name = &self.instance_of(app);
         if app.metadata.deletion_timestamp.is_some() {
             // Being deleted: only the operation under way goes on, to its end or its termination.
             let Some(op) = pass
@@ -396,8 +395,8 @@ impl Controller {
                 // berth is the only writer of status, so write it onto the fresh copy, keeping a
                 // termination the API server requested meanwhile for the next pass to carry out.
                 Err(Error::Stale) if ran_operation => {
-                    let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
-                    let fresh = api.get(name).await?;
+                    let (api, app_name) = self.application_api(name);
+                    let fresh = api.get(app_name).await?;
                     rv = fresh.metadata.resource_version.clone().unwrap_or_default();
                     let terminating = fresh
                         .status
@@ -420,9 +419,9 @@ impl Controller {
             self.clear_operation(name, &op).await?;
         }
         if refresh_asked && !refresh_cleared {
-            let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+            let (api, app_name) = self.application_api(name);
             let patch = serde_json::json!({"metadata": {"annotations": {(annotations::REFRESH): null}}});
-            let stored = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let stored = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             self.remember_write(name, &stored);
         }
         Ok(())
@@ -483,7 +482,7 @@ impl Controller {
         &self,
         app: &Application,
     ) -> (Vec<(ResourceKey, Arc<serde_json::Value>)>, Vec<String>) {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         let proj = self
             .projects

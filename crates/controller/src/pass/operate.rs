@@ -449,7 +449,7 @@ impl Controller {
         level: Level,
         pass_target: Option<&Target>,
     ) -> Result<OperationState, Error> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let sync_op = op.sync.clone().unwrap_or_default();
         let resumed = status
             .operation_state
@@ -653,9 +653,9 @@ impl Controller {
         options: &[String],
         target: &Target,
     ) -> SyncOptions {
-        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let name = self.instance_of(app);
         let memo = self.memo.lock().expect("memo lock");
-        let verdicts = memo.get(name).map(|m| &m.verdicts);
+        let verdicts = memo.get(&name).map(|m| &m.verdicts);
         engine_options(app, sync_op, options, target, |d| {
             let (h, rv, _, in_sync) = verdicts?.get(&d.key)?;
             (*h == hash_of(&d.object)).then(|| (*in_sync, rv.clone()))
@@ -666,7 +666,7 @@ impl Controller {
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         crate::metrics::global().synced(
             app.metadata.name.as_deref().unwrap_or_default(),
-            &self.config.namespace,
+            app.metadata.namespace.as_deref().unwrap_or(&self.config.namespace),
             project,
             phase,
         );

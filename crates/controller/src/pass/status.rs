@@ -10,7 +10,7 @@ use berth_api::application::{
 };
 use berth_api::codes::ConditionType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use std::collections::BTreeSet;
 
 use super::compare::Comparison;
@@ -150,7 +150,7 @@ impl Controller {
         status: &ApplicationStatus,
         clear_refresh: bool,
     ) -> Result<(), Error> {
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let (api, app_name) = self.application_api(name);
         let mut patch = serde_json::json!([
             { "op": "test", "path": "/metadata/resourceVersion", "value": rv },
             { "op": "add", "path": "/status", "value": status }
@@ -163,7 +163,7 @@ impl Controller {
             patch.as_array_mut().expect("an array").push(serde_json::json!({"op": "remove", "path": path}));
         }
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
-        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+        match api.patch(app_name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {
                 self.remember_write(name, &stored);
                 self.report(name, &stored, status);
@@ -199,10 +199,7 @@ impl Controller {
             let mut memo = self.memo.lock().expect("memo lock");
             memo.entry(name.to_string()).or_default().reported.replace(summary)
         };
-        let previous = previous.or_else(|| {
-            let key = kube::runtime::reflector::ObjectRef::new(name).within(&self.config.namespace);
-            self.apps.get(&key).and_then(|a| a.status.clone())
-        });
+        let previous = previous.or_else(|| self.application(name).and_then(|a| a.status.clone()));
         crate::events::publish(&self.recorder, stored, crate::events::between(previous.as_ref(), status));
     }
 
@@ -215,13 +212,13 @@ impl Controller {
 
     /// Removes the operation that was run, unless someone replaced it meanwhile.
     pub(crate) async fn clear_operation(&self, name: &str, op: &Operation) -> Result<(), Error> {
-        let api: Api<Application> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let (api, app_name) = self.application_api(name);
         let patch = serde_json::json!([
             { "op": "test", "path": "/operation", "value": op },
             { "op": "remove", "path": "/operation" }
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
-        match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+        match api.patch(app_name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {
                 self.remember_write(name, &stored);
                 Ok(())

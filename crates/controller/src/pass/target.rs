@@ -24,6 +24,10 @@ pub(crate) enum TargetError {
     /// The spec cannot be acted on (no such project, a destination that is not configured…).
     #[error("{0}")]
     InvalidSpec(String),
+    /// The Application lives outside the control namespace and its project does not list that namespace
+    /// in `sourceNamespaces`: nothing of it is acted on.
+    #[error("{0}")]
+    ProjectNotPermitted(String),
     #[error("Failed to load target state: failed to resolve revision {revision:?}: {message}")]
     Resolve { revision: String, message: String },
     #[error("Failed to load target state: failed to fetch {sha}: {message}")]
@@ -40,6 +44,8 @@ impl TargetError {
     pub(crate) fn condition(&self) -> ConditionType {
         match self {
             Self::InvalidSpec(_) => ConditionType::InvalidSpecError,
+            // Argo CD reports a project the application may not use as an UnknownError.
+            Self::ProjectNotPermitted(_) => ConditionType::UnknownError,
             _ => ConditionType::ComparisonError,
         }
     }
@@ -91,7 +97,23 @@ impl Controller {
     /// The source to render, or why the spec cannot be acted on.
     /// The sources to render (one, or `spec.sources`), or why the spec cannot be acted on.
     pub(crate) fn validate(&self, app: &Application) -> Result<Vec<ApplicationSource>, TargetError> {
+        self.check_source_namespace(app).map_err(TargetError::ProjectNotPermitted)?;
         self.check_spec(app).map_err(TargetError::InvalidSpec)
+    }
+
+    /// Whether the application's project accepts Applications from its namespace (a project that does
+    /// not exist is the spec check's to report).
+    pub(crate) fn check_source_namespace(&self, app: &Application) -> Result<(), String> {
+        let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+        let project_key = kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace);
+        let Some(proj) = self.projects.get(&project_key) else { return Ok(()) };
+        project::source_namespace_check(
+            app.metadata.name.as_deref().unwrap_or_default(),
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            &self.config.namespace,
+            project,
+            &proj.spec.source_namespaces,
+        )
     }
 
     fn check_spec(&self, app: &Application) -> Result<Vec<ApplicationSource>, String> {
@@ -209,7 +231,7 @@ impl Controller {
         level: Level,
         sync: bool,
     ) -> Result<String, TargetError> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let wanted = revision
             .map(str::to_string)
             .unwrap_or_else(|| source.target_revision.clone().unwrap_or_default());
@@ -269,7 +291,7 @@ impl Controller {
         refs: &BTreeMap<String, (String, PathBuf)>,
         remember: bool,
     ) -> Result<Arc<Rendered>, TargetError> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let source_key = render_key_of_source(source, &self.settings().kustomize);
         let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
         let tools = self.tool_versions().await;
@@ -316,10 +338,11 @@ impl Controller {
         source_key: u64,
         cluster: Option<Arc<(String, Vec<String>)>>,
     ) -> Result<Arc<Rendered>, TargetError> {
-        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = self.instance_of(app);
         let creds = self.creds_for(app, &source.repo_url);
+        // Helm's release name is the Application's own name, wherever it lives.
         let mut ctx = render::ToolContext::new(
-            &name,
+            app.metadata.name.as_deref().unwrap_or_default(),
             app.spec.destination.namespace.as_deref().unwrap_or_default(),
             self.config.cache_dir.join("render"),
         );
@@ -452,7 +475,7 @@ impl Controller {
         commit: Option<CommitInfo>,
         manifests: Vec<Manifest>,
     ) -> Target {
-        let app_name = app.metadata.name.clone().unwrap_or_default();
+        let app_name = self.instance_of(app);
         let settings = self.settings();
         let tracking = &settings.tracking;
         let dest_ns = app

@@ -19,6 +19,8 @@ pub struct Bench {
     task: Option<tokio::task::JoinHandle<()>>,
     pub cache_dir: tempfile::TempDir,
     pub namespaces: Vec<String>,
+    /// `--application-namespaces` of the next [`Bench::start_controller`].
+    pub application_namespaces: Vec<String>,
 }
 
 impl Bench {
@@ -49,6 +51,7 @@ impl Bench {
             task: None,
             cache_dir: tempfile::tempdir().unwrap(),
             namespaces: vec![namespace],
+            application_namespaces: Vec::new(),
         };
         bench.start_controller();
         bench
@@ -62,6 +65,7 @@ impl Bench {
             workers: 4,
             self_heal_timeout: Duration::ZERO,
             namespaces: Vec::new(),
+            application_namespaces: self.application_namespaces.clone(),
             view: Default::default(),
             settings: None,
         };
