@@ -349,7 +349,12 @@ fn list_output(items: &[Value], output: Option<Output>) -> Result<String> {
 
 /// The resources of `app get`: the tree with health when the server has it, else the flat table.
 async fn resources_view(client: &Client, app: &Application) -> String {
-    match client.resource_tree(app_view::name(app)).await {
+    // Qualified by its namespace, so an app outside the control namespace is found too.
+    let name = match app.metadata.namespace.as_deref() {
+        Some(namespace) if !namespace.is_empty() => format!("{namespace}/{}", app_view::name(app)),
+        _ => app_view::name(app).to_string(),
+    };
+    match client.resource_tree(&name).await {
         Ok(tree) if !tree.nodes.is_empty() => app_view::resource_tree(app, &tree),
         Ok(_) | Err(ClientError::Unsupported { .. }) => app_view::resources_table(app),
         Err(e) => {

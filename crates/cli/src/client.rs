@@ -273,7 +273,8 @@ impl Client {
         prune: bool,
         dry_run: bool,
     ) -> Result<Value, ClientError> {
-        let body = serde_json::json!({"name": name, "id": id, "prune": prune, "dryRun": dry_run});
+        let (_, plain) = split_app_name(name);
+        let body = serde_json::json!({"name": plain, "id": id, "prune": prune, "dryRun": dry_run});
         self.app_call(name, Method::POST, "/rollback", &[], Some(&body)).await
     }
 
@@ -319,7 +320,8 @@ impl Client {
     }
 
     /// A call under `/api/v1/applications/{name}`, where a 404 means the application does not exist and a 403
-    /// that it does not exist or the caller may not do this.
+    /// that it does not exist or the caller may not do this. `name` may be `<namespace>/<name>`, Argo CD's
+    /// form for an application outside the control namespace: the namespace goes as `appNamespace`.
     async fn app_call<T: DeserializeOwned>(
         &self,
         name: &str,
@@ -328,8 +330,13 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<T, ClientError> {
-        let path = format!("/api/v1/applications/{name}{suffix}");
-        match self.call(method, &path, query, body).await {
+        let (namespace, plain) = split_app_name(name);
+        let path = format!("/api/v1/applications/{}{suffix}", Self::path_segment(plain));
+        let mut query = query.to_vec();
+        if let Some(namespace) = namespace {
+            query.push(("appNamespace", namespace.to_string()));
+        }
+        match self.call(method, &path, &query, body).await {
             Err(ClientError::Api { status: 404, .. }) => {
                 Err(ClientError::ApplicationNotFound(name.to_string()))
             }
@@ -455,6 +462,16 @@ impl Client {
                 _ => format!("%{b:02X}"),
             })
             .collect()
+    }
+}
+
+/// An application's name as the CLI takes it, `[<namespace>/]<name>`: the namespace (none: the server's
+/// control namespace) and the name.
+fn split_app_name(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((namespace, plain)) if !namespace.is_empty() => (Some(namespace), plain),
+        Some((_, plain)) => (None, plain),
+        None => (None, name),
     }
 }
 
@@ -807,6 +824,13 @@ mod tests {
         );
         assert!("Deployment:web".parse::<SyncResource>().is_err());
         assert!("apps::web".parse::<SyncResource>().is_err());
+    }
+
+    #[test]
+    fn a_namespace_before_a_slash_is_the_apps_namespace() {
+        assert_eq!(split_app_name("web"), (None, "web"));
+        assert_eq!(split_app_name("team-a/web"), (Some("team-a"), "web"));
+        assert_eq!(split_app_name("/web"), (None, "web"));
     }
 
     #[test]

@@ -138,8 +138,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         controller: view,
         settings: Some(settings),
     };
-    let server =
-        tokio::spawn(berth_server::api::serve(client.clone(), server_config, stopped(stop_rx.clone())));
+    // The API serves the Applications the controller reconciles: the same flag, the same fallback.
+    let app_namespaces = berth_controller::instance::ApplicationNamespaces::of(&args.application_namespaces);
+    let server = tokio::spawn(berth_server::api::serve_for(
+        client.clone(),
+        server_config,
+        app_namespaces,
+        stopped(stop_rx.clone()),
+    ));
     if args.metrics_port != 0 {
         let addr = std::net::SocketAddr::new(args.metrics_address.unwrap_or(args.address), args.metrics_port);
         let metrics = berth_server::api::serve_metrics(addr, stopped(stop_rx.clone()));

@@ -1,5 +1,6 @@
 //! Reading and changing one Application: get (with `?refresh`), update, update of the spec, patch,
-//! revision metadata and events, with Argo CD's paths, shapes and RBAC checks.
+//! revision metadata and events, with Argo CD's paths, shapes and RBAC checks. Each route about one app takes
+//! Argo CD's `?appNamespace=` for an app outside the control namespace.
 
 use super::query::ListQuery;
 use super::{ApiError, Caller, GrpcCode, Shared, kube_error};
@@ -18,17 +19,29 @@ const REFRESH_WAIT: Duration = Duration::from_secs(60);
 #[serde(default)]
 pub(super) struct GetQuery {
     refresh: Option<String>,
+    #[serde(rename = "appNamespace")]
+    app_namespace: Option<String>,
 }
 
-/// `GET /api/v1/applications/{name}[?refresh=normal|hard]`: with `refresh`, the controller compares again
-/// (a hard refresh renders again too) and the answer is the Application after that, as Argo CD's.
+/// Argo CD's `appNamespace` parameter: the namespace of the Application a route is about; absent or
+/// empty, the control namespace.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct AppNamespaceQuery {
+    pub(crate) app_namespace: Option<String>,
+}
+
+/// `GET /api/v1/applications/{name}[?refresh=normal|hard][&appNamespace=]`: with `refresh`, the controller
+/// compares again (a hard refresh renders again too) and the answer is the Application after that, as
+/// Argo CD's.
 pub(super) async fn get_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<GetQuery>,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
+    let namespace = shared.app_namespace(query.app_namespace.as_deref()).to_string();
     let hard = match query.refresh.as_deref() {
         None | Some("") => return Ok(Json((*app).clone())),
         Some("normal") | Some("true") => false,
@@ -39,7 +52,7 @@ pub(super) async fn get_application(
     };
     // Through the annotation even with the controller in process: its removal, in the controller's status
     // write, says the refresh is done.
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), &namespace);
     let level = if hard { "hard" } else { "normal" };
     let patch = serde_json::json!({"metadata": {"annotations": {berth_api::annotations::REFRESH: level}}});
     let patched = api
@@ -48,7 +61,7 @@ pub(super) async fn get_application(
         .map_err(kube_error)?;
     let written: u64 = patched.metadata.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
-    let key = kube::runtime::reflector::ObjectRef::new(&name).within(&shared.namespace);
+    let key = kube::runtime::reflector::ObjectRef::new(&name).within(&namespace);
     let mut changes = shared.events.subscribe();
     loop {
         if let Some(app) = shared.apps.get(&key) {
@@ -85,6 +98,8 @@ pub(super) struct UpdateQuery {
     /// Argo CD's `validate`; berth validates on every write, so it is accepted and ignored.
     #[allow(dead_code)]
     validate: Option<bool>,
+    #[serde(rename = "appNamespace")]
+    app_namespace: Option<String>,
 }
 
 /// Replaces the spec (and labels, annotations, finalizers) of the stored Application with `wanted`'s, keeping
@@ -92,11 +107,12 @@ pub(super) struct UpdateQuery {
 async fn replace(
     shared: &Shared,
     caller: &crate::rbac::Subject,
+    namespace: Option<&str>,
     name: &str,
     wanted: serde_json::Value,
     only_spec: bool,
 ) -> Result<Application, ApiError> {
-    let stored = authorized_app(shared, caller, name, "update")?;
+    let stored = authorized_app_in(shared, caller, namespace, name, "update")?;
     replace_stored(shared, caller, stored, wanted, only_spec).await
 }
 
@@ -135,13 +151,14 @@ pub(super) async fn replace_stored(
     let typed: Application = serde_json::from_value(next.clone())
         .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
     if typed.spec.project != stored.spec.project
-        && !shared.rbac.enforce(caller, "applications", "update", &app_object(&typed))
+        && !shared.rbac.enforce(caller, "applications", "update", &shared.app_object(&typed))
     {
         return Err(ApiError::forbidden("permission denied"));
     }
     let resource = kube::api::ApiResource::erase::<Application>(&());
+    let namespace = stored.metadata.namespace.as_deref().unwrap_or(&shared.namespace);
     let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(shared.client.clone(), &shared.namespace, &resource);
+        Api::namespaced_with(shared.client.clone(), namespace, &resource);
     let object: kube::api::DynamicObject =
         serde_json::from_value(next).map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
     let written = api.replace(name, &kube::api::PostParams::default(), &object).await.map_err(kube_error)?;
@@ -154,10 +171,10 @@ pub(super) async fn update_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(_): Query<UpdateQuery>,
+    Query(query): Query<UpdateQuery>,
     Json(app): Json<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
-    replace(&shared, &caller, &name, app, false).await.map(Json)
+    replace(&shared, &caller, query.app_namespace.as_deref(), &name, app, false).await.map(Json)
 }
 
 /// `PUT /api/v1/applications/{name}/spec`: only the spec (what `berth app set` sends); answers the spec.
@@ -165,10 +182,10 @@ pub(super) async fn update_spec(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(_): Query<UpdateQuery>,
+    Query(query): Query<UpdateQuery>,
     Json(spec): Json<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = replace(&shared, &caller, &name, spec, true).await?;
+    let app = replace(&shared, &caller, query.app_namespace.as_deref(), &name, spec, true).await?;
     serde_json::to_value(app.spec).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -187,9 +204,11 @@ pub(super) async fn patch_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
     Json(request): Json<PatchRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let stored = authorized_app(&shared, &caller, &name, "update")?;
+    let namespace = at.app_namespace.as_deref();
+    let stored = authorized_app_in(&shared, &caller, namespace, &name, "update")?;
     let mut doc = serde_json::to_value(&*stored).map_err(|e| ApiError::internal(e.to_string()))?;
     let patch: serde_json::Value = serde_json::from_str(&request.patch)
         .map_err(|e| ApiError::bad_request(format!("patch: not JSON: {e}")))?;
@@ -213,7 +232,7 @@ pub(super) async fn patch_application(
     }
     // The resourceVersion read is the one written against: a concurrent change is a conflict, not lost.
     doc["metadata"]["resourceVersion"] = stored.metadata.resource_version.clone().unwrap_or_default().into();
-    replace(&shared, &caller, &name, doc, false).await.map(Json)
+    replace(&shared, &caller, namespace, &name, doc, false).await.map(Json)
 }
 
 /// Does a JSON patch (a list of operations) or a merge patch (an object) reach `/operation` or `/status`?
@@ -238,6 +257,7 @@ fn touches_operation_or_status(patch: &serde_json::Value) -> bool {
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct MetadataQuery {
     source_index: Option<usize>,
+    app_namespace: Option<String>,
 }
 
 /// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`: author, date, message of a commit of the
@@ -248,10 +268,10 @@ pub(super) async fn revision_metadata(
     Path((name, revision)): Path<(String, String)>,
     Query(query): Query<MetadataQuery>,
 ) -> Result<Json<berth_api::application::RevisionMetadata>, ApiError> {
-    authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
     let controller = super::tree::in_process_controller(&shared)?;
     controller
-        .revision_metadata(&name, &revision, query.source_index.unwrap_or(0))
+        .revision_metadata(&shared.instance_of(&app), &revision, query.source_index.unwrap_or(0))
         .await
         .map(Json)
         .map_err(|m| ApiError::not_found(format!("revision {revision}: {m}")))
@@ -260,6 +280,7 @@ pub(super) async fn revision_metadata(
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct EventsQuery {
+    app_namespace: Option<String>,
     resource_namespace: Option<String>,
     resource_name: Option<String>,
     resource_uid: Option<String>,
@@ -274,7 +295,7 @@ pub(super) async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use k8s_openapi::api::core::v1::Event;
-    let app = authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
     let (namespace, fields) = match (&query.resource_name, &query.resource_uid) {
         (Some(resource), uid) => {
             let namespace = query.resource_namespace.clone().unwrap_or_default();
@@ -302,7 +323,7 @@ pub(super) async fn events(
             if let Some(uid) = app.metadata.uid.as_deref() {
                 fields.push_str(&format!(",involvedObject.uid={uid}"));
             }
-            (shared.namespace.clone(), fields)
+            (shared.app_namespace(query.app_namespace.as_deref()).to_string(), fields)
         }
     };
     let api: Api<Event> = if namespace.is_empty() {
@@ -325,6 +346,7 @@ pub(super) async fn events(
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct ResourceQuery {
+    app_namespace: Option<String>,
     namespace: String,
     resource_name: String,
     group: String,
@@ -343,7 +365,7 @@ pub(super) async fn resource(
     Path(name): Path<String>,
     Query(query): Query<ResourceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
     if query.kind.is_empty() || query.resource_name.is_empty() {
         return Err(ApiError::bad_request("kind and resourceName are required"));
     }
@@ -361,16 +383,25 @@ pub(super) async fn resource(
         .await?
         .ok_or_else(not_found)?;
     let tracking = shared.http_settings().tracking.clone();
-    if !super::members::belongs(&shared.client, &name, &tracking, &value).await? {
+    if !super::members::belongs(&shared.client, &shared.instance_of(&app), &tracking, &value).await? {
         return Err(not_found());
     }
     super::members::mask(&mut value);
     Ok(Json(serde_json::json!({"manifest": value.to_string()})))
 }
 
+/// The RBAC object of an Application of the control namespace; [`app_object_in`] knows the others.
 pub(crate) fn app_object(app: &Application) -> String {
     let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
     format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The RBAC object of `app` for a server whose control namespace is `control`: `<project>/<name>` there,
+/// `<project>/<namespace>/<name>` elsewhere, as in Argo CD.
+pub(crate) fn app_object_in(control: &str, app: &Application) -> String {
+    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+    let namespace = app.metadata.namespace.as_deref().filter(|ns| *ns != control);
+    crate::rbac::app_object(project, namespace, app.metadata.name.as_deref().unwrap_or_default())
 }
 
 /// The application `name` if the caller may do `action` on it. An app that does not exist is refused
@@ -382,16 +413,29 @@ pub(crate) fn authorized_app(
     name: &str,
     action: &str,
 ) -> Result<Arc<Application>, ApiError> {
-    let key = kube::runtime::reflector::ObjectRef::new(name).within(&shared.namespace);
+    authorized_app_in(shared, caller, None, name, action)
+}
+
+/// [`authorized_app`] for the Application `name` of `namespace` (`?appNamespace=`; `None` or empty: the
+/// control namespace). A namespace whose Applications are not served is refused as a missing app.
+pub(crate) fn authorized_app_in(
+    shared: &Shared,
+    caller: &crate::rbac::Subject,
+    namespace: Option<&str>,
+    name: &str,
+    action: &str,
+) -> Result<Arc<Application>, ApiError> {
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(shared.app_namespace(namespace));
     shared
         .apps
         .get(&key)
-        .filter(|app| shared.rbac.enforce(caller, "applications", action, &app_object(app)))
+        .filter(|app| shared.rbac.enforce(caller, "applications", action, &shared.app_object(app)))
         .ok_or_else(|| ApiError::forbidden("permission denied"))
 }
 
-/// `GET /api/v1/applications`: the apps the query selects and the caller may `get`, by name; with `limit`, a
-/// page of them, and `metadata.continue` (the next page's token) and `remainingItemCount` while more remain.
+/// `GET /api/v1/applications`: the apps the query selects and the caller may `get`, by name, of the control
+/// namespace and of every namespace served (or only of `appNamespace`); with `limit`, a page of them, and
+/// `metadata.continue` (the next page's token) and `remainingItemCount` while more remain.
 pub(super) async fn list_applications(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
@@ -410,6 +454,8 @@ pub(super) async fn list_applications(
         #[serde(skip_serializing_if = "Option::is_none")]
         remaining_item_count: Option<usize>,
     }
+    let app_namespace =
+        pairs.iter().find(|(k, v)| k == "appNamespace" && !v.is_empty()).map(|(_, v)| v.clone());
     let query = ListQuery::from_pairs(pairs)?;
     let policy = shared.rbac.current();
     let resolved = policy.resolve(&caller);
@@ -418,10 +464,13 @@ pub(super) async fn list_applications(
         .iter()
         .map(|a| &**a)
         .filter(|a| query.after.as_ref().is_none_or(|after| a.metadata.name.as_ref() > Some(after)))
+        .filter(|a| app_namespace.is_none() || a.metadata.namespace == app_namespace)
         .filter(|a| query.matches(a))
-        .filter(|a| resolved.enforce("applications", "get", &app_object(a)))
+        .filter(|a| resolved.enforce("applications", "get", &shared.app_object(a)))
         .collect();
-    items.sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    items.sort_unstable_by(|a, b| {
+        (&a.metadata.name, &a.metadata.namespace).cmp(&(&b.metadata.name, &b.metadata.namespace))
+    });
     let shown = query.limit.unwrap_or(items.len()).min(items.len());
     let remaining = items.len() - shown;
     let metadata = PageMetadata {
@@ -494,9 +543,11 @@ pub(super) async fn create_application(
 #[serde(default)]
 pub(super) struct DeleteQuery {
     cascade: Option<bool>,
+    #[serde(rename = "appNamespace")]
+    app_namespace: Option<String>,
 }
 
-/// `DELETE /api/v1/applications/{name}?cascade=true|false`: with cascade (the default) the app's
+/// `DELETE /api/v1/applications/{name}?cascade=true|false[&appNamespace=]`: with cascade (the default) the app's
 /// resources go too (Argo CD's resources finalizer); without, they stay.
 pub(super) async fn delete_application(
     State(shared): State<Arc<Shared>>,
@@ -504,8 +555,9 @@ pub(super) async fn delete_application(
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "delete")?;
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "delete")?;
+    let api: Api<Application> =
+        Api::namespaced(shared.client.clone(), shared.app_namespace(query.app_namespace.as_deref()));
     let cascade = query.cascade.unwrap_or(true);
     let mut finalizers: Vec<String> = app.metadata.finalizers.clone().unwrap_or_default();
     let has = finalizers.iter().any(|f| finalizers::is_resources(f));
@@ -544,6 +596,35 @@ pub(super) async fn list_projects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn app(namespace: &str, name: &str, project: &str) -> Application {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"project": project, "destination": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn apps_outside_the_control_namespace_are_rbac_objects_with_their_namespace() {
+        assert_eq!(app_object_in("argocd", &app("argocd", "web", "shop")), "shop/web");
+        assert_eq!(app_object_in("argocd", &app("team-a", "web", "shop")), "shop/team-a/web");
+        assert_eq!(app_object_in("argocd", &app("team-a", "web", "")), "default/team-a/web");
+        let rbac = crate::rbac::Enforcer::from_config(
+            "p, alice, applications, get, shop/team-a/*, allow\np, bob, applications, get, shop/*, allow",
+            None,
+            None,
+            true,
+        )
+        .unwrap();
+        let (alice, bob) = (crate::rbac::Subject::user("alice"), crate::rbac::Subject::user("bob"));
+        let outside = app_object_in("argocd", &app("team-a", "web", "shop"));
+        let inside = app_object_in("argocd", &app("argocd", "web", "shop"));
+        assert!(rbac.enforce(&alice, "applications", "get", &outside));
+        assert!(!rbac.enforce(&alice, "applications", "get", &inside));
+        assert!(rbac.enforce(&bob, "applications", "get", &outside));
+        assert!(rbac.enforce(&bob, "applications", "get", &inside));
+    }
 
     #[test]
     fn patches_that_reach_operation_or_status_are_recognised() {

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use berth_api::Application;
 use berth_controller::SettingsSource;
+use berth_controller::instance::ApplicationNamespaces;
 use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM};
 use kube::runtime::reflector;
 use std::sync::Arc;
@@ -33,13 +34,13 @@ mod tree;
 mod watch;
 mod windows;
 
-pub(crate) use apps::{app_object, authorized_app};
+pub(crate) use apps::{AppNamespaceQuery, authorized_app, authorized_app_in};
 pub(crate) use error::kube_error;
 pub use error::{ApiError, GrpcCode};
 pub use query::ListQuery;
 pub use serve::{
-    ServerConfig, metrics_router, serve, serve_listener, serve_metrics, serve_metrics_on, serve_on,
-    serve_tls_on,
+    ServerConfig, metrics_router, serve, serve_for, serve_listener, serve_metrics, serve_metrics_on,
+    serve_on, serve_tls_on,
 };
 pub(crate) use session::Caller;
 
@@ -60,6 +61,9 @@ pub struct Shared {
     http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
     /// argocd-secret's webhook secrets, replaced when it changes (never read per request).
     webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
+    /// The namespaces besides `namespace` whose Applications `apps` holds and the routes serve
+    /// (`?appNamespace=`); empty: only `namespace`.
+    pub application_namespaces: ApplicationNamespaces,
 }
 
 impl Shared {
@@ -76,6 +80,18 @@ impl Shared {
         client: kube::Client,
         namespace: &str,
         settings: SettingsSource,
+    ) -> Result<Shared, String> {
+        Shared::start_for(client, namespace, settings, ApplicationNamespaces::default()).await
+    }
+
+    /// [`Shared::start_with`] serving also the Applications of the namespaces `application_namespaces`
+    /// allows (`berth run --application-namespaces`); empty, argocd-cmd-params-cm `application.namespaces`
+    /// decides, as for the controller.
+    pub async fn start_for(
+        client: kube::Client,
+        namespace: &str,
+        settings: SettingsSource,
+        application_namespaces: ApplicationNamespaces,
     ) -> Result<Shared, String> {
         let boot = crate::auth::bootstrap(&client, namespace).await.map_err(|e| format!("accounts: {e}"))?;
         if boot.generated_admin_password {
@@ -94,7 +110,10 @@ impl Shared {
         let webhook_secrets = Arc::new(std::sync::RwLock::new(Arc::new(
             crate::webhook::WebhookSecrets::from_secret_data(objects.argocd_secret()),
         )));
-        let (apps, events) = watch::watch_applications(client.clone(), namespace);
+        let application_namespaces =
+            watch::application_namespaces(&client, namespace, application_namespaces).await;
+        let (apps, events) =
+            watch::watch_applications(client.clone(), namespace, application_namespaces.clone());
         let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
         let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
         let followed = watch::Settings {
@@ -121,6 +140,7 @@ impl Shared {
             controller,
             http,
             webhook_secrets,
+            application_namespaces,
         })
     }
 
@@ -132,6 +152,26 @@ impl Shared {
     /// argocd-secret's webhook secrets now.
     pub(crate) fn webhook_secrets(&self) -> Arc<crate::webhook::WebhookSecrets> {
         self.webhook_secrets.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The namespace an `?appNamespace=` names: the control namespace when it is absent or empty.
+    pub(crate) fn app_namespace<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
+        requested.filter(|ns| !ns.is_empty()).unwrap_or(&self.namespace)
+    }
+
+    /// The RBAC object of `app`: `<project>/<name>` in the control namespace, `<project>/<namespace>/<name>`
+    /// elsewhere, as in Argo CD.
+    pub(crate) fn app_object(&self, app: &Application) -> String {
+        apps::app_object_in(&self.namespace, app)
+    }
+
+    /// The name the controller of this process knows `app` by ([`berth_controller::instance::instance_name`]).
+    pub(crate) fn instance_of(&self, app: &Application) -> String {
+        berth_controller::instance::instance_name(
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            app.metadata.name.as_deref().unwrap_or_default(),
+            &self.namespace,
+        )
     }
 
     /// argocd-cm's HTTP settings now.

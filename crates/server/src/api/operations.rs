@@ -1,9 +1,9 @@
 //! Operations on an Application: sync, rollback and terminate. The server only requests them (it writes
 //! `operation`, or asks a running one to stop); the controller runs them and writes their state.
 
-use super::{ApiError, Caller, Shared, authorized_app, kube_error};
+use super::{ApiError, AppNamespaceQuery, Caller, Shared, authorized_app_in, kube_error};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use berth_api::Application;
 use berth_api::codes::OperationPhase;
 use kube::api::Api;
@@ -21,13 +21,18 @@ async fn start_operation(
         return Err(ApiError::failed_precondition("another operation is already in progress"));
     }
     let name = app.metadata.name.clone().unwrap_or_default();
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let api: Api<Application> = application_api(shared, app);
     let patch = serde_json::json!({"operation": operation});
     let stored = api
         .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
         .await
         .map_err(kube_error)?;
     Ok(Json(stored))
+}
+
+/// The Applications API of the namespace `app` lives in.
+fn application_api(shared: &Shared, app: &Application) -> Api<Application> {
+    Api::namespaced(shared.client.clone(), app.metadata.namespace.as_deref().unwrap_or(&shared.namespace))
 }
 
 /// Argo CD's ApplicationSyncRequest (the fields berth acts on).
@@ -50,14 +55,15 @@ pub(super) struct SyncOptionsItems {
     items: Vec<String>,
 }
 
-/// `POST /api/v1/applications/{name}/sync`.
+/// `POST /api/v1/applications/{name}/sync[?appNamespace=]`.
 pub(super) async fn sync_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
     super::windows::refuse_if_blocked(&shared, &app).await?;
     // Bodyless is a plain sync (the CLI, and the UI with only the JSON content type).
     let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -99,14 +105,16 @@ pub(super) struct RollbackRequest {
     dry_run: Option<bool>,
 }
 
-/// `POST /api/v1/applications/{name}/rollback`: a sync to a history entry; refused with auto-sync on.
+/// `POST /api/v1/applications/{name}/rollback[?appNamespace=]`: a sync to a history entry; refused with
+/// auto-sync on.
 pub(super) async fn rollback_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
     // A rollback is a sync: the controller would refuse it in a blocking window, so the API does first.
     super::windows::refuse_if_blocked(&shared, &app).await?;
     let operation = berth_controller::rollback::rollback_operation(
@@ -126,7 +134,7 @@ fn operation_phase(app: &Application) -> Option<OperationPhase> {
     app.status.as_ref().and_then(|s| s.operation_state.as_ref()).and_then(|s| OperationPhase::parse(&s.phase))
 }
 
-/// `DELETE /api/v1/applications/{name}/operation`: asks the running operation to stop. As Argo CD's server,
+/// `DELETE /api/v1/applications/{name}/operation[?appNamespace=]`: asks the running operation to stop. As Argo CD's server,
 /// this only sets `status.operationState.phase` to `Terminating`: the controller, the one writer of an
 /// operation's state, stops the operation and records it Failed ("Operation terminated"). The write is
 /// guarded by the phase still being `Running`, so a pass that finished meanwhile is never reopened. Without
@@ -135,8 +143,9 @@ pub(super) async fn terminate_operation(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
     let no_operation = || ApiError::bad_request("no operation is in progress");
     match operation_phase(&app) {
         Some(OperationPhase::Running) => {}
@@ -144,7 +153,7 @@ pub(super) async fn terminate_operation(
         Some(OperationPhase::Terminating) => return Ok(Json(serde_json::json!({}))),
         _ => return Err(no_operation()),
     }
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let api: Api<Application> = application_api(&shared, &app);
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
         {"op": "test", "path": "/status/operationState/phase", "value": OperationPhase::Running.as_str()},
         {"op": "replace", "path": "/status/operationState/phase", "value": OperationPhase::Terminating.as_str()},

@@ -5,6 +5,7 @@ use super::{ApiError, Shared, harden, router};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use berth_controller::instance::ApplicationNamespaces;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -57,8 +58,19 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_for(client, config, ApplicationNamespaces::default(), shutdown).await
+}
+
+/// [`serve`], serving also the Applications of the namespaces `application_namespaces` allows (`berth run
+/// --application-namespaces`; empty: argocd-cmd-params-cm decides, see [`Shared::start_for`]).
+pub async fn serve_for(
+    client: kube::Client,
+    config: ServerConfig,
+    application_namespaces: ApplicationNamespaces,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    serve_listener(client, config, listener, shutdown).await
+    serve_listener_for(client, config, application_namespaces, listener, shutdown).await
 }
 
 /// `serve` on a listener bound by the caller (`config.addr` is not used).
@@ -68,11 +80,25 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = match config.settings.clone() {
-        Some(settings) => Shared::start_with(client.clone(), &config.namespace, settings).await,
-        None => Shared::start(client.clone(), &config.namespace).await,
+    serve_listener_for(client, config, ApplicationNamespaces::default(), listener, shutdown).await
+}
+
+async fn serve_listener_for(
+    client: kube::Client,
+    config: ServerConfig,
+    application_namespaces: ApplicationNamespaces,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let settings = match config.settings.clone() {
+        Some(settings) => settings,
+        None => berth_controller::SettingsSource::start(client.clone(), &config.namespace)
+            .await
+            .map_err(std::io::Error::other)?,
     };
-    let shared = shared.map_err(std::io::Error::other)?;
+    let shared = Shared::start_for(client.clone(), &config.namespace, settings, application_namespaces)
+        .await
+        .map_err(std::io::Error::other)?;
     let shared = Arc::new(shared.with_controller(config.controller.clone()));
     let mut app = router(shared);
     if config.metrics_on_api_port {

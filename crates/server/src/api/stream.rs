@@ -8,7 +8,7 @@
 //! than resynced: the current state alone could not tell it what was deleted meanwhile, and Argo CD's clients
 //! watch again when a stream ends (and a new watch starts with the full list). The others never wait for it.
 
-use super::{ApiError, Caller, ListQuery, Shared, app_object};
+use super::{ApiError, Caller, ListQuery, Shared};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -290,7 +290,9 @@ impl Watcher {
         let rbac = policy.resolve(&self.caller);
         let mut chunk = Vec::new();
         for app in self.initial.by_ref() {
-            if !self.query.is_older(&app) && rbac.enforce("applications", "get", &app_object(&app)) {
+            if !self.query.is_older(&app)
+                && rbac.enforce("applications", "get", &self.shared.app_object(&app))
+            {
                 write_event(&mut chunk, EventType::Added, &app);
                 if chunk.len() >= CHUNK_BYTES {
                     break;
@@ -304,7 +306,7 @@ impl Watcher {
     fn permits(&self, app: &Application) -> bool {
         self.query.matches(app)
             && !self.query.is_older(app)
-            && self.shared.rbac.enforce(&self.caller, "applications", "get", &app_object(app))
+            && self.shared.rbac.enforce(&self.caller, "applications", "get", &self.shared.app_object(app))
     }
 }
 

@@ -1,9 +1,9 @@
 //! What an Application manages, as the UI and `berth app diff` read it: the resource tree, the managed
 //! resources and the rendered manifests.
 
-use super::{ApiError, Caller, GrpcCode, Shared, authorized_app, members};
+use super::{ApiError, AppNamespaceQuery, Caller, GrpcCode, Shared, authorized_app_in, members};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use berth_api::Application;
 use berth_engine::resource::ResourceKey;
 use kube::api::Api;
@@ -35,7 +35,9 @@ pub(crate) async fn tracked_objects(
     shared: &Shared,
     app: &Application,
 ) -> Result<Vec<(members::Kind, serde_json::Value)>, ApiError> {
-    let name = app.metadata.name.as_deref().unwrap_or_default();
+    // Objects carry the instance name, `<namespace>_<name>` outside the control namespace.
+    let instance = shared.instance_of(app);
+    let name = instance.as_str();
     let tracking = shared.http_settings().tracking.clone();
     let mut kinds: std::collections::HashMap<(String, String, String), Option<members::Kind>> =
         Default::default();
@@ -63,7 +65,7 @@ pub(crate) async fn tracked_objects(
     Ok(found)
 }
 
-/// `GET /api/v1/applications/{name}/resource-tree`: the app's resources and what they own (ReplicaSets,
+/// `GET /api/v1/applications/{name}/resource-tree[?appNamespace=]`: the app's resources and what they own (ReplicaSets,
 /// Pods, Jobs), each with its health, as Argo CD's ApplicationTree. Only objects that carry the app's
 /// tracking id, and what they own, are shown. Read from the controller's cache (and its health, Lua
 /// included) when a controller runs in this process; an API server without one (`--controller=false`)
@@ -72,10 +74,11 @@ pub(super) async fn resource_tree(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
     let nodes = match shared.controller.get() {
-        Some(controller) => controller.resource_tree(&name).map_err(view_error)?,
+        Some(controller) => controller.resource_tree(&shared.instance_of(&app)).map_err(view_error)?,
         None => tree_from_the_cluster(&shared, &app).await?,
     };
     Ok(Json(serde_json::json!({"nodes": nodes})))
@@ -151,34 +154,37 @@ fn view_error(e: berth_controller::ViewError) -> ApiError {
     }
 }
 
+/// What the controller compared for `app` (it knows the app by its instance name).
 async fn controller_view(
     shared: &Shared,
-    name: &str,
+    app: &Application,
 ) -> Result<(String, Vec<berth_controller::ManagedResource>), ApiError> {
     let controller = in_process_controller(shared)?;
-    controller.managed_resources(name).await.map_err(view_error)
+    controller.managed_resources(&shared.instance_of(app)).await.map_err(view_error)
 }
 
-/// `GET /api/v1/applications/{name}/managed-resources`: each object's target, live, normalised live and
+/// `GET /api/v1/applications/{name}/managed-resources[?appNamespace=]`: each object's target, live, normalised live and
 /// predicted states (JSON strings, Secrets masked), as Argo CD returns them; what `berth app diff` reads.
 pub(super) async fn managed_resources(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorized_app(&shared, &caller, &name, "get")?;
-    let (_, items) = controller_view(&shared, &name).await?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
+    let (_, items) = controller_view(&shared, &app).await?;
     Ok(Json(serde_json::json!({"items": items})))
 }
 
-/// `GET /api/v1/applications/{name}/manifests`: the rendered manifests of the app's target revision.
+/// `GET /api/v1/applications/{name}/manifests[?appNamespace=]`: the rendered manifests of the app's target revision.
 pub(super) async fn manifests(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorized_app(&shared, &caller, &name, "get")?;
-    let (revision, items) = controller_view(&shared, &name).await?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
+    let (revision, items) = controller_view(&shared, &app).await?;
     let manifests: Vec<&String> =
         items.iter().filter(|m| m.target_state != "null").map(|m| &m.target_state).collect();
     Ok(Json(serde_json::json!({"manifests": manifests, "revision": revision})))

@@ -3,8 +3,9 @@
 
 use super::{harden, stream};
 use berth_api::Application;
+use berth_controller::instance::{APPLICATION_NAMESPACES_KEY, ApplicationNamespaces, CMD_PARAMS_CM};
 use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM, ConfigObjects};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::sync::Arc;
@@ -57,18 +58,36 @@ pub(super) struct Settings {
     pub(super) webhook_secrets: Arc<std::sync::RwLock<Arc<crate::webhook::WebhookSecrets>>>,
 }
 
-/// The Applications of `namespace`, kept by a watch (the store fills in the background), and each change
-/// that watch sees, broadcast to the streams.
+/// The Applications of `namespace` and of the namespaces `outside` allows, kept by a watch (the store
+/// fills in the background), and each change that watch sees, broadcast to the streams. With `outside`
+/// empty only `namespace` is watched; otherwise the watch is cluster-wide (the patterns are globs) and the
+/// Applications of namespaces not allowed never reach the store, as in the controller.
 pub(super) fn watch_applications(
     client: kube::Client,
     namespace: &str,
+    outside: ApplicationNamespaces,
 ) -> (reflector::Store<Application>, tokio::sync::broadcast::Sender<Arc<stream::AppEvent>>) {
-    let api: Api<Application> = Api::namespaced(client, namespace);
+    let api: Api<Application> =
+        if outside.is_empty() { Api::namespaced(client, namespace) } else { Api::all(client) };
+    let control = namespace.to_string();
+    let admitted = move |app: &Application| {
+        let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+        namespace == control || outside.allows(namespace)
+    };
     let (store, writer) = reflector::store();
     let (events, _) = tokio::sync::broadcast::channel(stream::EVENT_BUFFER);
     let mut feed = stream::ChangeFeed::new(store.clone(), events.clone());
     // managedFields are server-side apply's bookkeeping, often a third of an app; the API never serves them.
     let stream = watcher(api, watcher::Config::default())
+        .try_filter(move |event| {
+            let keep = match event {
+                watcher::Event::Apply(app) | watcher::Event::InitApply(app) | watcher::Event::Delete(app) => {
+                    admitted(app)
+                }
+                watcher::Event::Init | watcher::Event::InitDone => true,
+            };
+            futures::future::ready(keep)
+        })
         .default_backoff()
         .modify(|app| app.metadata.managed_fields = None)
         .reflect(writer);
@@ -81,4 +100,28 @@ pub(super) fn watch_applications(
         }
     });
     (store, events)
+}
+
+/// The namespaces besides `namespace` whose Applications the server serves: `given` (`berth run
+/// --application-namespaces`), else argocd-cmd-params-cm `application.namespaces`, as the controller reads
+/// them. An unreadable ConfigMap leaves only the control namespace.
+pub(super) async fn application_namespaces(
+    client: &kube::Client,
+    namespace: &str,
+    given: ApplicationNamespaces,
+) -> ApplicationNamespaces {
+    if !given.is_empty() {
+        return given;
+    }
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(CMD_PARAMS_CM).await {
+        Ok(cm) => cm
+            .and_then(|cm| cm.data?.get(APPLICATION_NAMESPACES_KEY).cloned())
+            .map(|list| ApplicationNamespaces::parse(&list))
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read {CMD_PARAMS_CM}: the API serves Applications only in {namespace}");
+            ApplicationNamespaces::default()
+        }
+    }
 }
