@@ -377,7 +377,14 @@ pub(crate) fn engine_options(
             _ => Some(PropagationPolicy::Foreground),
         },
         replace: has_option(options, "Replace=true"),
-        force: has_option(options, "Force=true"),
+        force: has_option(options, "Force=true")
+            || sync_op.sync_strategy.as_ref().is_some_and(|s| {
+                s.apply
+                    .as_ref()
+                    .and_then(|a| a.force)
+                    .or(s.hook.as_ref().and_then(|h| h.force))
+                    .unwrap_or(false)
+            }),
         no_validate: has_option(options, "Validate=false"),
         skip_dry_run_on_missing: has_option(options, "SkipDryRunOnMissingResource=true"),
         verified,
@@ -388,6 +395,8 @@ pub(crate) fn engine_options(
             .is_some_and(|a| a.contains_key(annotations::DELETION_APPROVED)),
         client_side: client_side_managers(app, options),
         server_side: has_option(options, "ServerSideApply=true"),
+        // Argo CD's `apply` strategy (rollbacks use it): kubectl apply of the objects, no hooks.
+        no_hooks: sync_op.sync_strategy.as_ref().is_some_and(|s| s.apply.is_some() && s.hook.is_none()),
         in_sync: in_sync_at,
     }
 }

@@ -112,6 +112,8 @@ pub struct SyncOptions {
     pub client_side: crate::managed_fields::ClientSideManagers,
     /// `ServerSideApply=true` for the whole app: results say `serverside-applied`, as Argo CD's.
     pub server_side: bool,
+    /// The `apply` sync strategy (a rollback's): the objects are applied and no hook runs.
+    pub no_hooks: bool,
     /// Objects the compare found already equal to git, with the resourceVersion it saw: while the live
     /// object still has it, the sync does not write it (`unchanged`), so taking over an estate or syncing
     /// an app in sync writes nothing.

@@ -180,7 +180,7 @@ pub fn tasks(
             }
             HookKind::Skip => {}
             HookKind::Hook(phases) => {
-                if opts.only.is_some() {
+                if opts.only.is_some() || opts.no_hooks {
                     continue;
                 }
                 for phase in phases.into_iter().filter(|p| *p <= Phase::SyncFail) {
@@ -441,6 +441,19 @@ mod tests {
             names(&tasks(&desired, &[], &SyncOptions { only, ..Default::default() })),
             ["Sync 0 apply Service/web"]
         );
+    }
+
+    #[test]
+    fn the_apply_strategy_runs_no_hooks() {
+        let desired = vec![
+            obj("Service", "web", json!({})),
+            obj("Job", "m", json!({"argocd.argoproj.io/hook": "PreSync"})),
+        ];
+        assert_eq!(
+            names(&tasks(&desired, &[], &SyncOptions { no_hooks: true, ..Default::default() })),
+            ["Sync 0 apply Service/web"]
+        );
+        assert_eq!(tasks_of(&desired).len(), 2, "the hook strategy (the default) runs it");
     }
 
     #[test]

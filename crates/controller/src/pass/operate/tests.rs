@@ -412,3 +412,14 @@ fn a_sync_under_way_when_a_window_opens_is_held_running_and_terminate_goes_throu
     assert_eq!(window_gate(&op, Some(&stopping), &frozen(false)), WindowGate::Open);
     assert_eq!(window_gate(&op, Some(&under_way), &open()), WindowGate::Open);
 }
+
+#[test]
+fn the_apply_strategy_runs_no_hooks_and_its_force_forces() {
+    let (app, t) = (app(serde_json::json!({})), target("a", 1));
+    let apply = sync_op(serde_json::json!({"syncStrategy": {"apply": {"force": true}}}));
+    let o = engine_options(&app, &apply, &[], &t, |_| None);
+    assert!(o.no_hooks && o.force);
+    let hook = sync_op(serde_json::json!({"syncStrategy": {"hook": {}}}));
+    let o = engine_options(&app, &hook, &[], &t, |_| None);
+    assert!(!o.no_hooks && !o.force, "the hook strategy (Argo CD's default) runs hooks");
+}
