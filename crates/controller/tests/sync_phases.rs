@@ -664,11 +664,9 @@ data: {a: b}
     bench.create_app(app).await;
     bench.set_operation(&name, json!({"sync": {"revision": "HEAD"}})).await;
     let deployments: Api<Deployment> = Api::namespaced(bench.client.clone(), &ns);
-    poll("wave 0 applied and the sync waiting on it", TIMEOUT, || async {
-        let app = bench.app(&name).await;
-        deployments.get_opt("stuck").await.unwrap().is_some() && phase(&app) == "Running"
-    })
-    .await;
+    poll("wave 0 applied", TIMEOUT, || async { deployments.get_opt("stuck").await.unwrap().is_some() }).await;
+    // On a timeout this prints the operation state, which tells a slow pass from a sync that ended early.
+    bench.wait_app(&name, "the sync waiting on wave 0", |a| phase(a) == "Running").await;
 
     // What the API server does on DELETE .../operation: only the phase, and only while Running.
     let patch: json_patch::Patch = serde_json::from_value(json!([
