@@ -49,6 +49,10 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
       (route) => route.fulfill({ json: { loggedIn: true, username: 'scale' } }),
     );
     await page.route(
+      (url) => url.pathname === '/api/v1/settings',
+      (route) => route.fulfill({ json: { controllerNamespace: 'argocd' } }),
+    );
+    await page.route(
       (url) => url.pathname === '/api/v1/applications',
       (route) => route.fulfill({ json: { metadata: {}, items: streamed ? apps.map((a, i) => (i === 2 ? changed : a)) : apps } }),
     );

@@ -1,6 +1,7 @@
 // @ts-check
 // The application page against made-up API answers: many Pods fold into "N pods" and unfold on click, the
-// resource panel and dialogs close with Escape, and the page reads in dark mode too.
+// resource panel and dialogs close with Escape, resource actions run after a confirmation, a sync window that
+// blocks the app shows on its page and tile, and the page reads in dark mode too.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
@@ -24,7 +25,10 @@ const app = {
       { id: 0, revision: 'b'.repeat(40), deployedAt: '2026-01-01T10:00:00Z', initiatedBy: { username: 'admin' } },
       { id: 1, revision: 'a'.repeat(40), deployedAt: '2026-01-02T10:00:00Z', initiatedBy: { automated: true } },
     ],
-    conditions: [{ type: 'SyncError', message: 'one or more objects failed to apply: ConfigMap "settings" is invalid' }],
+    conditions: [
+      { type: 'SyncError', message: 'one or more objects failed to apply: ConfigMap "settings" is invalid' },
+      { type: 'SyncError', message: "Skipping auto-sync: blocked by sync window: deny window 0 ('0 22 * * *' for 8h, Europe/Amsterdam) is active" },
+    ],
     resources: [
       { group: 'apps', version: 'v1', kind: 'Deployment', namespace: 'big', name: 'api', status: 'Synced', health: { status: 'Degraded' } },
       { version: 'v1', kind: 'ConfigMap', namespace: 'big', name: 'settings', status: 'OutOfSync' },
@@ -55,14 +59,36 @@ const tree = {
     ...pods,
   ],
 };
+// The project's windows: a nightly freeze, open now, and weekday office hours, closed now.
+const freeze = { kind: 'deny', schedule: '0 22 * * *', duration: '8h', timeZone: 'Europe/Amsterdam' };
+const officeHours = { kind: 'allow', schedule: '0 8 * * 1-5', duration: '10h', manualSync: true };
+const syncWindows = { activeWindows: [freeze], assignedWindows: [freeze, officeHours], canSync: false };
+
+// The Deployment's actions: resume is disabled (it is not paused), scale is one can-i refuses, pause fails.
+const DENIED_ACTION = 'scale';
+const deploymentActions = [
+  { name: 'restart', disabled: false },
+  { name: 'resume', disabled: true },
+  { name: 'pause', disabled: false },
+  { name: DENIED_ACTION, disabled: false, params: [{ name: 'replicas', type: 'number', default: '1' }] },
+];
+/** The bodies of the action runs the page sent. @type {any[]} */
+const actionRuns = [];
+
 const cm = (/** @type {string} */ data) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: 'big' }, data: { level: data } });
 
-/** Answers the API calls of the page from the objects above; can-i answers `canI`. @param {Page} p @param {'yes' | 'no'} canI */
+/**
+ * Answers the API calls of the page from the objects above; can-i answers `canI`, except no for the
+ * Deployment's `DENIED_ACTION`. @param {Page} p @param {'yes' | 'no'} canI
+ */
 async function mockApi(p, canI) {
   /** @type {Record<string, unknown>} */
   const answers = {
     '/api/v1/session/userinfo': { loggedIn: true, username: 'mock' },
+    '/api/v1/settings': { controllerNamespace: 'argocd' },
+    '/api/v1/applications': { metadata: {}, items: [app] },
     '/api/v1/applications/big': app,
+    '/api/v1/applications/big/syncwindows': syncWindows,
     '/api/v1/applications/big/resource-tree': tree,
     '/api/v1/applications/big/managed-resources': {
       items: [
@@ -74,7 +100,21 @@ async function mockApi(p, canI) {
   };
   await p.route((url) => url.pathname.startsWith('/api/'), async (route) => {
     const url = new URL(route.request().url());
-    if (url.pathname.startsWith('/api/v1/account/can-i/')) return route.fulfill({ json: { value: canI } });
+    if (url.pathname.startsWith('/api/v1/account/can-i/')) {
+      const denied = decodeURIComponent(url.pathname).includes(`/action/apps/Deployment/${DENIED_ACTION}/`);
+      return route.fulfill({ json: { value: denied ? 'no' : canI } });
+    }
+    if (url.pathname === '/api/v1/applications/big/resource/actions') {
+      const deployment = url.searchParams.get('kind') === 'Deployment' && url.searchParams.get('resourceName') === 'api';
+      return route.fulfill({ json: { actions: deployment ? deploymentActions : [] } });
+    }
+    if (url.pathname === '/api/v1/applications/big/resource/actions/v2' && route.request().method() === 'POST') {
+      const body = route.request().postDataJSON();
+      actionRuns.push(body);
+      return body.action === 'pause'
+        ? route.fulfill({ status: 400, json: { code: 3, message: 'Deployment api: pause: the action script failed' } })
+        : route.fulfill({ json: {} });
+    }
     if (url.pathname.includes('/revisions/')) return route.fulfill({ json: { author: 'Dev <dev@example.com>', message: 'api: more replicas' } });
     if (url.pathname === '/api/v1/stream/applications') return; // stays open, quiet
     const body = answers[url.pathname];
@@ -130,6 +170,86 @@ describe('application page (mocked API)', { timeout: 3 * 60_000 }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-name')), 'settings');
   });
 
+  test('the resource panel lists the live object\'s actions: disabled ones greyed, those can-i refuses left out', async () => {
+    await page.locator('.tree-node[data-kind="Deployment"][data-name="api"]').click();
+    const panel = page.getByRole('dialog', { name: 'Deployment api' });
+    const toolbar = panel.getByRole('toolbar', { name: 'Actions' });
+    await toolbar.getByRole('button', { name: 'restart' }).waitFor();
+    assert.deepEqual(await toolbar.getByRole('button').allTextContents(), ['restart', 'resume', 'pause']);
+    assert.equal(await toolbar.getByRole('button', { name: 'resume' }).isDisabled(), true);
+    assert.equal(await toolbar.getByRole('button', { name: 'restart' }).isDisabled(), false);
+    assert.equal(await toolbar.getByRole('button', { name: DENIED_ACTION }).count(), 0);
+  });
+
+  test('an action runs only once confirmed, with Argo CD\'s v2 body, and says that it ran', async () => {
+    const panel = page.getByRole('dialog', { name: 'Deployment api' });
+    const toolbar = panel.getByRole('toolbar', { name: 'Actions' });
+    const confirm = panel.getByRole('form', { name: 'Run restart' });
+    await toolbar.getByRole('button', { name: 'restart' }).click();
+    await confirm.getByText('Run restart on Deployment big/api?').waitFor();
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    assert.equal(actionRuns.length, 0, 'nothing runs before the confirmation');
+
+    await toolbar.getByRole('button', { name: 'restart' }).click();
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/resource/actions/v2'));
+    await confirm.getByRole('button', { name: 'Run restart' }).click();
+    assert.deepEqual((await sent).postDataJSON(), {
+      name: 'big',
+      namespace: 'big',
+      resourceName: 'api',
+      version: 'v1',
+      kind: 'Deployment',
+      group: 'apps',
+      action: 'restart',
+      resourceActionParameters: [],
+    });
+    await panel.getByRole('status').filter({ hasText: 'restart ran on Deployment api.' }).waitFor();
+    assert.equal(actionRuns.length, 1);
+  });
+
+  test('an action the server refuses shows its error', async () => {
+    const panel = page.getByRole('dialog', { name: 'Deployment api' });
+    await panel.getByRole('toolbar', { name: 'Actions' }).getByRole('button', { name: 'pause' }).click();
+    await panel.getByRole('form', { name: 'Run pause' }).getByRole('button', { name: 'Run pause' }).click();
+    await panel.getByRole('alert').filter({ hasText: 'Could not run pause on Deployment api: Deployment api: pause: the action script failed' }).waitFor();
+    assert.equal(actionRuns.at(-1)?.action, 'pause');
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'detached' });
+  });
+
+  test('the sync windows panel shows the open deny window, that sync is blocked, and why the app waits', async () => {
+    const card = page.getByRole('region', { name: 'Sync windows' });
+    await card.getByTestId('sync-windows-verdict').filter({ hasText: 'Sync blocked' }).waitFor();
+    assert.equal(await card.getAttribute('data-can-sync'), 'false');
+    const deny = card.locator('li[data-kind="deny"]');
+    assert.equal(await deny.getAttribute('data-active'), 'true');
+    assert.match(await deny.innerText(), /0 22 \* \* \* for 8h \(Europe\/Amsterdam\) · active now/);
+    const allow = card.locator('li[data-kind="allow"]');
+    assert.equal(await allow.getAttribute('data-active'), 'false');
+    assert.match(await allow.innerText(), /0 8 \* \* 1-5 for 10h \(UTC\) · manual sync allowed$/);
+    await card.getByText('Syncs wait: a deny window is open.').waitFor();
+    assert.match(await page.getByTestId('window-wait').innerText(), /Waiting for a sync window: deny window 0 .* is active/);
+    // The sync dialog says the server will refuse a sync now.
+    await page.getByRole('button', { name: 'Sync', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Sync big' });
+    await dialog.getByRole('status').filter({ hasText: 'Syncs wait: a deny window is open.' }).waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+
+  test('the app\'s tile says it waits for a sync window, and why', async () => {
+    const p = await browser.context.newPage();
+    try {
+      await mockApi(p, 'yes');
+      await p.goto(`${env.url}/applications`);
+      const wait = p.locator('.tile[data-app="big"]').getByTestId('window-wait');
+      assert.match(await wait.innerText(), /^for a sync window: deny window 0 \('0 22 \* \* \*' for 8h, Europe\/Amsterdam\) is active$/);
+    } finally {
+      await p.close();
+    }
+  });
+
   test('the sync dialog lists the resources and closes with Escape', async () => {
     await page.getByRole('button', { name: 'Sync', exact: true }).click();
     const dialog = page.getByRole('dialog', { name: 'Sync big' });
@@ -144,7 +264,7 @@ describe('application page (mocked API)', { timeout: 3 * 60_000 }, () => {
     await page.getByRole('tab', { name: 'Resources' }).click();
   });
 
-  test('when can-i says no, Sync, Rollback, Delete and the auto-sync switch are not offered', async () => {
+  test('when can-i says no, Sync, Rollback, Delete, the auto-sync switch and resource actions are not offered', async () => {
     const p = await browser.context.newPage();
     try {
       await mockApi(p, 'no');
@@ -157,6 +277,15 @@ describe('application page (mocked API)', { timeout: 3 * 60_000 }, () => {
       await p.getByRole('tab', { name: 'History and rollback' }).click();
       await p.getByTestId('history').locator('tr[data-history-id="0"]').waitFor();
       assert.equal(await p.getByRole('button', { name: /Roll back/ }).count(), 0);
+      await p.getByRole('tab', { name: 'Resources' }).click();
+      // The actions are listed, then each is asked about: none may run, so none shows.
+      const asked = p.waitForResponse((r) => decodeURIComponent(r.url()).includes('/action/apps/Deployment/restart/'));
+      await p.locator('.tree-node[data-kind="Deployment"][data-name="api"]').click();
+      const panel = p.getByRole('dialog', { name: 'Deployment api' });
+      await panel.getByRole('tab', { name: 'Summary' }).waitFor();
+      await asked;
+      await p.waitForTimeout(300);
+      assert.equal(await panel.getByTestId('resource-actions').count(), 0);
     } finally {
       await p.close();
     }

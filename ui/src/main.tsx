@@ -1,21 +1,35 @@
-// berth's web UI: the shell (top bar, session) and the three routes.
+// berth's web UI: the shell (top bar, session, the control namespace) and the routes.
 import { render } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
-import { logout, userInfo } from './api/applications';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { getSettings, logout, userInfo } from './api/applications';
 import { loginPath } from './api/client';
 import { ApplicationDetail } from './pages/ApplicationDetail';
 import { ApplicationsList } from './pages/ApplicationsList';
 import { Login, Logo } from './pages/Login';
+import { appRefIn } from './lib/application';
 import { navigate, onLinkClick, useLocation } from './router';
 import './styles.css';
 
 function App() {
   const { path, query } = useLocation();
   const [user, setUser] = useState<string | null>();
+  // Which apps are outside the control namespace (their routes and calls name the namespace); the settings
+  // say it to a logged-in caller only, so they are read with the user. `{}`: the server did not say.
+  const [control, setControl] = useState<{ namespace?: string }>();
+  const settingsAsked = useRef(0);
   const loadUser = useCallback(() => {
+    setControl(undefined);
     userInfo()
       .then((u) => setUser(u.loggedIn ? (u.username ?? '') : null))
       .catch(() => setUser(null));
+    // An answer from before the login (without the namespace) must not land after this one's.
+    const asked = ++settingsAsked.current;
+    const settle = (namespace?: string) => {
+      if (asked === settingsAsked.current) setControl({ namespace });
+    };
+    getSettings()
+      .then((s) => settle(s.controllerNamespace || undefined))
+      .catch(() => settle());
   }, []);
 
   useEffect(() => {
@@ -28,8 +42,8 @@ function App() {
   }, [path, user]);
 
   if (path === '/login') return <Login query={query} onLoggedIn={() => setUser(undefined)} />;
-  if (user === undefined) return <p class="empty">Loading…</p>;
-  if (user === null) return null;
+  if (user === undefined || (user !== null && control === undefined)) return <p class="empty">Loading…</p>;
+  if (user === null || control === undefined) return null;
 
   const signOut = async () => {
     await logout();
@@ -37,10 +51,21 @@ function App() {
     navigate('/login');
   };
 
-  const match = /^\/applications\/([^/]+)\/?$/.exec(path);
+  // `/applications/{name}` (the control namespace) or `/applications/{namespace}/{name}`.
+  const match = /^\/applications\/(?:([^/]+)\/)?([^/]+)\/?$/.exec(path);
+  const name = match?.[2];
+  const namespace = match?.[1];
   let page;
-  if (path === '/applications') page = <ApplicationsList query={query} />;
-  else if (match?.[1]) page = <ApplicationDetail key={match[1]} name={decodeURIComponent(match[1])} query={query} />;
+  if (path === '/applications') page = <ApplicationsList query={query} controlNamespace={control.namespace} />;
+  else if (name)
+    page = (
+      <ApplicationDetail
+        key={path}
+        appRef={appRefIn(decodeURIComponent(name), namespace && decodeURIComponent(namespace), control.namespace)}
+        controlNamespace={control.namespace}
+        query={query}
+      />
+    );
   else
     page = (
       <div class="page">

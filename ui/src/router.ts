@@ -1,4 +1,4 @@
-// A router of three routes needs no library: the History API and one event.
+// A router of a handful of routes needs no library: the History API and one event.
 import { useEffect, useState } from 'preact/hooks';
 
 const CHANGE = 'berth:navigate';

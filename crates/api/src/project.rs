@@ -144,6 +144,10 @@ pub struct SyncWindow {
     pub clusters: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_sync: Option<bool>,
+    /// Lets a sync already under way go on past the window (Argo CD 3.x): on a deny window, one that
+    /// started before it opened; on an allow window, one that started in it, after it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_overrun: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -228,7 +228,14 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
     match command {
         AppCommand::List { projects, selector, output } => {
             let items = client.list_applications(&projects, selector.as_deref()).await?;
-            print!("{}", list_output(&items, output)?);
+            // Only names outside the control namespace are qualified, so the server is asked which it is
+            // when any app says a namespace; a server that does not say leaves every name plain.
+            let control = if items.iter().any(|a| a["metadata"]["namespace"].is_string()) {
+                client.control_namespace().await.unwrap_or_default()
+            } else {
+                None
+            };
+            print!("{}", list_output(&items, control.as_deref(), output)?);
         }
         AppCommand::Get { name, output, refresh, hard_refresh } => {
             let refresh = match (refresh, hard_refresh) {
@@ -243,7 +250,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
                 println!("{name}");
             } else {
                 let app = typed(&name, raw)?;
-                print!("{}", app_view::summary(&app, client.base()));
+                print!("{}", app_view::summary(&app, client.base(), &name));
                 println!();
                 print!("{}", resources_view(client, &app).await);
             }
@@ -332,8 +339,9 @@ fn typed(name: &str, raw: Value) -> Result<Application> {
     serde_json::from_value(raw).with_context(|| format!("reading application {name} from the server"))
 }
 
-/// `app list` in each output format (`-o json` is an array of Applications, as argocd prints it).
-fn list_output(items: &[Value], output: Option<Output>) -> Result<String> {
+/// `app list` in each output format (`-o json` is an array of Applications, as argocd prints it); names
+/// outside the control namespace `control` are `<namespace>/<name>`, as `berth app …` takes them.
+fn list_output(items: &[Value], control: Option<&str>, output: Option<Output>) -> Result<String> {
     if let Some(text) = structured(items, output)? {
         return Ok(text);
     }
@@ -342,8 +350,10 @@ fn list_output(items: &[Value], output: Option<Output>) -> Result<String> {
         .map(|raw| serde_json::from_value(raw.clone()).context("reading an application from the server"))
         .collect::<Result<_>>()?;
     Ok(match output {
-        Some(Output::Name) => apps.iter().map(|a| format!("{}\n", app_view::name(a))).collect(),
-        wide => app_view::list_table(&apps, wide == Some(Output::Wide)),
+        Some(Output::Name) => {
+            apps.iter().map(|a| format!("{}\n", app_view::qualified_name(a, control))).collect()
+        }
+        wide => app_view::list_table(&apps, control, wide == Some(Output::Wide)),
     })
 }
 
@@ -593,7 +603,7 @@ async fn wait(
         let app = typed(name, client.get_application(name, None).await?)?;
         let missing = app_view::waiting_for(&app, sync, health, operation);
         if missing.is_empty() {
-            print!("{}", app_view::summary(&app, client.base()));
+            print!("{}", app_view::summary(&app, client.base(), name));
             println!();
             print!("{}", app_view::resources_table(&app));
             return Ok(ExitCode::SUCCESS);
@@ -793,10 +803,14 @@ mod tests {
         let items = vec![
             serde_json::json!({"metadata": {"name": "web"}, "spec": {"destination": {"namespace": "web"}}}),
         ];
-        assert_eq!(list_output(&items, Some(Output::Name)).unwrap(), "web\n");
-        let json: Value = serde_json::from_str(&list_output(&items, Some(Output::Json)).unwrap()).unwrap();
+        assert_eq!(list_output(&items, None, Some(Output::Name)).unwrap(), "web\n");
+        let json: Value =
+            serde_json::from_str(&list_output(&items, None, Some(Output::Json)).unwrap()).unwrap();
         assert_eq!(json[0]["metadata"]["name"], "web");
-        assert!(list_output(&items, None).unwrap().starts_with("NAME  CLUSTER"));
+        assert!(list_output(&items, None, None).unwrap().starts_with("NAME  CLUSTER"));
+        let outside = vec![serde_json::json!({"metadata": {"name": "web", "namespace": "team-a"},
+            "spec": {"destination": {"namespace": "web"}}})];
+        assert_eq!(list_output(&outside, Some("argocd"), Some(Output::Name)).unwrap(), "team-a/web\n");
     }
 
     #[test]

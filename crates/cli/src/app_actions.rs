@@ -4,7 +4,7 @@
 //! `--kind` and, when several resources match, `--all`. `--param NAME=VALUE` passes a parameter (the
 //! built-in `scale` takes `replicas`).
 
-use crate::client::{Client, ClientError, ManagedResources};
+use crate::client::{Client, ClientError, ManagedResources, split_app_name};
 use crate::output::{Output, Table, structured};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
@@ -147,8 +147,10 @@ pub async fn run(client: &Client, args: ActionsArgs) -> Result<()> {
                 bail!("the kind is in more than one API group: say which with --group");
             }
             for resource in targets {
+                let (app_namespace, plain) = split_app_name(&name);
                 let body = serde_json::json!({
-                    "name": name, "namespace": resource.namespace, "resourceName": resource.name,
+                    "name": plain, "appNamespace": app_namespace.unwrap_or_default(),
+                    "namespace": resource.namespace, "resourceName": resource.name,
                     "group": resource.group, "version": resource.version, "kind": resource.kind,
                     "action": action, "resourceActionParameters": params,
                 });
@@ -160,6 +162,7 @@ pub async fn run(client: &Client, args: ActionsArgs) -> Result<()> {
 }
 
 /// A call under `/api/v1/applications/{name}/resource/actions`, its refusals worded for the terminal.
+/// `name` may be `<namespace>/<name>`: the namespace goes as `appNamespace`.
 async fn call<T: serde::de::DeserializeOwned>(
     client: &Client,
     name: &str,
@@ -169,8 +172,13 @@ async fn call<T: serde::de::DeserializeOwned>(
     query: &[(&str, String)],
     body: Option<&Value>,
 ) -> Result<T> {
-    let path = format!("/api/v1/applications/{name}/resource/actions{suffix}");
-    match client.call(method, &path, query, body).await {
+    let (app_namespace, plain) = split_app_name(name);
+    let path = format!("/api/v1/applications/{}/resource/actions{suffix}", Client::path_segment(plain));
+    let mut query = query.to_vec();
+    if let Some(app_namespace) = app_namespace {
+        query.push(("appNamespace", app_namespace.to_string()));
+    }
+    match client.call(method, &path, &query, body).await {
         // The server refuses a missing application as a forbidden one, so names cannot be probed.
         Err(ClientError::PermissionDenied(message)) if message == "permission denied" => {
             if action.is_empty() {

@@ -13,6 +13,17 @@ pub fn name(app: &Application) -> &str {
     app.metadata.name.as_deref().unwrap_or_default()
 }
 
+/// The name `berth app …` takes for `app`: `<namespace>/<name>` outside the server's control namespace
+/// (`control`), the plain name in it, or whenever the control namespace is not known.
+pub fn qualified_name(app: &Application, control: Option<&str>) -> String {
+    match (app.metadata.namespace.as_deref(), control) {
+        (Some(namespace), Some(control)) if !namespace.is_empty() && namespace != control => {
+            format!("{namespace}/{}", name(app))
+        }
+        _ => name(app).to_string(),
+    }
+}
+
 pub fn project(app: &Application) -> &str {
     if app.spec.project.is_empty() { "default" } else { &app.spec.project }
 }
@@ -75,8 +86,9 @@ pub fn time(t: &Time) -> String {
     t.0.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()
 }
 
-/// `app list`: argocd's columns; `wide` adds the synced revision.
-pub fn list_table(apps: &[Application], wide: bool) -> String {
+/// `app list`: argocd's columns; `wide` adds the synced revision. Apps outside the control namespace
+/// `control` are named `<namespace>/<name>` ([`qualified_name`]).
+pub fn list_table(apps: &[Application], control: Option<&str>, wide: bool) -> String {
     let mut header = vec![
         "NAME",
         "CLUSTER",
@@ -97,7 +109,7 @@ pub fn list_table(apps: &[Application], wide: bool) -> String {
     for app in apps {
         let source = sources(app).into_iter().next();
         let mut row = vec![
-            name(app).to_string(),
+            qualified_name(app, control),
             cluster(app).to_string(),
             app.spec.destination.namespace.clone().unwrap_or_default(),
             project(app).to_string(),
@@ -123,14 +135,15 @@ fn field(out: &mut String, label: &str, value: impl std::fmt::Display) {
     let _ = writeln!(out, "{label:<20}{value}");
 }
 
-/// The header of `app get`: where it comes from and goes to, its policy, sync and health.
-pub fn summary(app: &Application, base_url: &str) -> String {
+/// The header of `app get`: where it comes from and goes to, its policy, sync and health. `named` is the
+/// app as the user named it: `ns/name` links to the UI's page of an app outside the control namespace.
+pub fn summary(app: &Application, base_url: &str, named: &str) -> String {
     let mut out = String::new();
     field(&mut out, "Name:", name(app));
     field(&mut out, "Project:", project(app));
     field(&mut out, "Server:", cluster(app));
     field(&mut out, "Namespace:", app.spec.destination.namespace.as_deref().unwrap_or_default());
-    field(&mut out, "URL:", format!("{base_url}/applications/{}", name(app)));
+    field(&mut out, "URL:", format!("{base_url}/applications/{named}"));
     let all = sources(app);
     if !all.is_empty() {
         out.push_str("Source:\n");
@@ -556,19 +569,35 @@ mod tests {
         bare.status = None;
         bare.spec.sync_policy = None;
         assert_eq!(
-            list_table(&[web(), bare], false),
+            list_table(&[web(), bare], None, false),
             "NAME  CLUSTER                         NAMESPACE  PROJECT  STATUS   HEALTH   SYNCPOLICY  CONDITIONS                            REPO                                    PATH      TARGET\n\
              web   https://kubernetes.default.svc  web        default  Synced   Healthy  Auto-Prune  SyncError(2),OrphanedResourceWarning  https://github.com/myorg/k8s-manifests  apps/web  main\n\
              bare  https://kubernetes.default.svc  web        default  Unknown  Unknown  Manual      <none>                                https://github.com/myorg/k8s-manifests  apps/web  main\n"
         );
-        let wide = list_table(&[web()], true);
+        let wide = list_table(&[web()], None, true);
         assert!(wide.lines().next().unwrap().ends_with("TARGET  REVISION"), "{wide}");
         assert!(wide.lines().nth(1).unwrap().ends_with("main    0123456"), "{wide}");
     }
 
     #[test]
+    fn apps_outside_the_control_namespace_are_listed_as_namespace_slash_name() {
+        let mut home = web();
+        home.metadata.namespace = Some("argocd".into());
+        let mut team = web();
+        team.metadata.namespace = Some("team-a".into());
+        assert_eq!(qualified_name(&home, Some("argocd")), "web");
+        assert_eq!(qualified_name(&team, Some("argocd")), "team-a/web");
+        assert_eq!(qualified_name(&team, None), "web", "an unknown control namespace qualifies nothing");
+        let table = list_table(&[home, team], Some("argocd"), false);
+        let names: Vec<&str> = table.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(names, ["web", "team-a/web"]);
+    }
+
+    #[test]
     fn the_summary_reads_like_argocd_app_get() {
-        let text = summary(&web(), "https://berth.example");
+        let namespaced = summary(&web(), "https://berth.example", "team-a/web");
+        assert!(namespaced.contains("URL:                https://berth.example/applications/team-a/web\n"));
+        let text = summary(&web(), "https://berth.example", "web");
         for line in [
             "Name:               web",
             "URL:                https://berth.example/applications/web",

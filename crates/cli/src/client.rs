@@ -448,12 +448,18 @@ impl Client {
 
     /// `PUT /api/v1/applications/{name}/spec`: replaces the spec; answers the stored one.
     pub async fn update_application_spec(&self, name: &str, spec: &Value) -> Result<Value, ClientError> {
-        let path = format!("/api/v1/applications/{}/spec", Self::path_segment(name));
-        self.call(Method::PUT, &path, &[], Some(spec)).await
+        self.app_call(name, Method::PUT, "/spec", &[], Some(spec)).await
+    }
+
+    /// The server's control namespace (`controllerNamespace` of `GET /api/v1/settings`, given to a
+    /// logged-in caller); `None` when the server does not say, as an older berth.
+    pub async fn control_namespace(&self) -> Result<Option<String>, ClientError> {
+        let settings: Value = self.call(Method::GET, "/api/v1/settings", &[], None).await?;
+        Ok(settings["controllerNamespace"].as_str().filter(|ns| !ns.is_empty()).map(str::to_string))
     }
 
     /// One path segment, percent-encoded as Argo CD's clients encode a repository or server URL into it.
-    fn path_segment(text: &str) -> String {
+    pub(crate) fn path_segment(text: &str) -> String {
         text.bytes()
             .map(|b| match b {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -467,7 +473,7 @@ impl Client {
 
 /// An application's name as the CLI takes it, `[<namespace>/]<name>`: the namespace (none: the server's
 /// control namespace) and the name.
-fn split_app_name(name: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_app_name(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((namespace, plain)) if !namespace.is_empty() => (Some(namespace), plain),
         Some((_, plain)) => (None, plain),

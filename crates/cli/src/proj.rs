@@ -56,6 +56,10 @@ enum WindowsCommand {
         /// Let manual syncs through the window.
         #[arg(long)]
         manual_sync: bool,
+        /// Let a sync already under way go on past the window: on a deny window, one that started before it
+        /// opened; on an allow window, one that started in it, after it closes.
+        #[arg(long)]
+        sync_overrun: bool,
         /// The zone whose clock the schedule is read on (IANA name).
         #[arg(long, default_value = "UTC")]
         time_zone: String,
@@ -72,6 +76,10 @@ enum WindowsCommand {
     EnableManualSync { project: String, id: usize },
     /// Hold manual syncs in a sync window too.
     DisableManualSync { project: String, id: usize },
+    /// Let a sync already under way go on past a sync window (a deny window's start, an allow window's end).
+    EnableSyncOverrun { project: String, id: usize },
+    /// Hold a sync under way at a sync window's boundary too.
+    DisableSyncOverrun { project: String, id: usize },
     /// Change a project's sync window: what is given replaces what it had (lists whole).
     Update {
         project: String,
@@ -159,6 +167,8 @@ impl WindowsCommand {
             | WindowsCommand::Delete { project, .. }
             | WindowsCommand::EnableManualSync { project, .. }
             | WindowsCommand::DisableManualSync { project, .. }
+            | WindowsCommand::EnableSyncOverrun { project, .. }
+            | WindowsCommand::DisableSyncOverrun { project, .. }
             | WindowsCommand::Update { project, .. } => project,
         }
     }
@@ -180,6 +190,7 @@ fn edit_windows(project: &mut Value, command: WindowsCommand) -> Result<String> 
             duration,
             selectors,
             manual_sync,
+            sync_overrun,
             time_zone,
             use_and_operator,
             description,
@@ -191,7 +202,11 @@ fn edit_windows(project: &mut Value, command: WindowsCommand) -> Result<String> 
             let mut window = serde_json::json!({"kind": kind, "schedule": schedule, "duration": duration,
                 "timeZone": time_zone});
             // As Argo CD stores them: flags that are off are left out.
-            for (key, on) in [("manualSync", manual_sync), ("andOperator", use_and_operator)] {
+            for (key, on) in [
+                ("manualSync", manual_sync),
+                ("syncOverrun", sync_overrun),
+                ("andOperator", use_and_operator),
+            ] {
                 if on {
                     window[key] = true.into();
                 }
@@ -214,6 +229,16 @@ fn edit_windows(project: &mut Value, command: WindowsCommand) -> Result<String> 
             let enable = matches!(command, WindowsCommand::EnableManualSync { .. });
             list.get_mut(id).ok_or_else(|| missing(id))?["manualSync"] = enable.into();
             (id, if enable { "now lets manual syncs through" } else { "now holds manual syncs too" })
+        }
+        WindowsCommand::EnableSyncOverrun { id, .. } | WindowsCommand::DisableSyncOverrun { id, .. } => {
+            let enable = matches!(command, WindowsCommand::EnableSyncOverrun { .. });
+            list.get_mut(id).ok_or_else(|| missing(id))?["syncOverrun"] = enable.into();
+            let done = if enable {
+                "now lets a sync under way run past it"
+            } else {
+                "now holds a sync under way at its boundary"
+            };
+            (id, done)
         }
         WindowsCommand::Update { id, schedule, duration, selectors, time_zone, description, .. } => {
             let window = list.get_mut(id).ok_or_else(|| missing(id))?;
@@ -271,6 +296,7 @@ fn windows_output(list: &Value, output: Option<Output>, now: k8s_openapi::jiff::
         "NAMESPACES",
         "CLUSTERS",
         "MANUALSYNC",
+        "SYNCOVERRUN",
         "TIMEZONE",
         "USEANDOPERATOR",
     ];
@@ -296,6 +322,7 @@ fn windows_output(list: &Value, output: Option<Output>, now: k8s_openapi::jiff::
             listed(&spec.namespaces),
             listed(&spec.clusters),
             enabled(spec.manual_sync),
+            enabled(spec.sync_overrun),
             spec.time_zone.clone().unwrap_or_default(),
             enabled(spec.and_operator),
         ];
@@ -410,15 +437,16 @@ mod tests {
         let list = serde_json::json!([
             {"kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["*"], "timeZone": "UTC"},
             {"kind": "allow", "schedule": "0 22 * * *", "duration": "1h", "namespaces": ["web", "api"],
-             "clusters": ["prod"], "manualSync": true, "andOperator": true, "description": "nightly"},
+             "clusters": ["prod"], "manualSync": true, "syncOverrun": true, "andOperator": true,
+             "description": "nightly"},
             {"kind": "deny", "schedule": "@daily", "duration": "1h", "applications": ["*"]},
         ]);
         assert_eq!(
             windows_output(&list, None, NOON.parse().unwrap()).unwrap(),
-            "ID  STATUS    KIND   SCHEDULE    DURATION  APPLICATIONS  NAMESPACES  CLUSTERS  MANUALSYNC  TIMEZONE  USEANDOPERATOR\n\
-             0   Active    deny   * * * * *   1h        *             -           -         Disabled    UTC       Disabled\n\
-             1   Inactive  allow  0 22 * * *  1h        -             web,api     prod      Enabled               Enabled\n\
-             2   Invalid   deny   @daily      1h        *             -           -         Disabled              Disabled\n"
+            "ID  STATUS    KIND   SCHEDULE    DURATION  APPLICATIONS  NAMESPACES  CLUSTERS  MANUALSYNC  SYNCOVERRUN  TIMEZONE  USEANDOPERATOR\n\
+             0   Active    deny   * * * * *   1h        *             -           -         Disabled    Disabled     UTC       Disabled\n\
+             1   Inactive  allow  0 22 * * *  1h        -             web,api     prod      Enabled     Enabled                Enabled\n\
+             2   Invalid   deny   @daily      1h        *             -           -         Disabled    Disabled               Disabled\n"
         );
         let wide = windows_output(&list, Some(Output::Wide), NOON.parse().unwrap()).unwrap();
         assert!(wide.lines().next().unwrap().ends_with("USEANDOPERATOR  DESCRIPTION"), "{wide}");
@@ -437,7 +465,7 @@ mod tests {
     #[test]
     fn add_appends_a_window_with_argocds_defaults_and_keeps_the_rest() {
         let mut p = project(serde_json::json!([{"kind": "deny", "schedule": "0 1 * * *", "duration": "1h",
-            "applications": ["*"], "syncOverrun": true}]));
+            "applications": ["*"], "futureField": true}]));
         let done = edit(
             &mut p,
             &[
@@ -465,7 +493,7 @@ mod tests {
             "duration": "1h30m", "applications": ["web", "api-*"], "namespaces": ["prod"],
             "timeZone": "UTC", "description": "Ticket 123"})
         );
-        assert_eq!(p["spec"]["syncWindows"][0]["syncOverrun"], true, "a field berth does not know stays");
+        assert_eq!(p["spec"]["syncWindows"][0]["futureField"], true, "a field berth does not know stays");
         assert_eq!(p["metadata"]["resourceVersion"], "7", "the update is conditional on what was read");
         assert_eq!(p["spec"]["sourceRepos"], serde_json::json!(["*"]));
     }
@@ -535,6 +563,30 @@ mod tests {
             e.to_string(),
             "project 'dev-team' has no sync window 5 (see berth proj windows list dev-team)"
         );
+    }
+
+    #[test]
+    fn sync_overrun_is_set_by_add_and_switched_by_id_as_argocd_does() {
+        let mut p = project(Value::Null);
+        let add = |schedule| {
+            ["add", "dev-team", "-k", "deny", "--schedule", schedule, "--duration", "1h", "--clusters", "*"]
+        };
+        edit(&mut p, &add("0 22 * * *")).unwrap();
+        assert_eq!(p["spec"]["syncWindows"][0].get("syncOverrun"), None, "off is left out");
+        edit(&mut p, &[&add("0 23 * * *")[..], &["--sync-overrun"]].concat()).unwrap();
+        assert_eq!(p["spec"]["syncWindows"][1]["syncOverrun"], true);
+        assert_eq!(
+            edit(&mut p, &["enable-sync-overrun", "dev-team", "0"]).unwrap(),
+            "sync window 0 of project 'dev-team' now lets a sync under way run past it"
+        );
+        assert_eq!(p["spec"]["syncWindows"][0]["syncOverrun"], true);
+        assert_eq!(
+            edit(&mut p, &["disable-sync-overrun", "dev-team", "1"]).unwrap(),
+            "sync window 1 of project 'dev-team' now holds a sync under way at its boundary"
+        );
+        assert_eq!(p["spec"]["syncWindows"][1]["syncOverrun"], false);
+        let e = edit(&mut p, &["enable-sync-overrun", "dev-team", "2"]).unwrap_err();
+        assert!(e.to_string().starts_with("project 'dev-team' has no sync window 2"), "{e}");
     }
 
     #[test]

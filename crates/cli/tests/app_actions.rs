@@ -31,46 +31,11 @@ async fn actions_of_a_synced_deployment_are_listed_and_run() {
     repo.write("apps/web/configmap.yaml", CONFIG_MAP);
     repo.commit("one");
 
-    let cache = tempfile::tempdir().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let view = berth_controller::ControllerView::default();
-    let config = berth_controller::ControllerConfig {
-        namespace: ns.clone(),
-        cache_dir: cache.path().to_path_buf(),
-        workers: 2,
-        self_heal_timeout: Duration::ZERO,
-        namespaces: Vec::new(),
-        application_namespaces: Vec::new(),
-        view: view.clone(),
-        settings: None,
-    };
-    let mut rx = stop_rx.clone();
-    let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    let server = start_server_beside(&client, &ns, view).await;
-    let host = server.address.clone();
+    let server = InProcess::start(&client, &ns, Options { controller: true, ..Default::default() }).await;
     let cli = Cli::new();
-    let password = admin_password(&client, &ns).await;
-    cli.run(&["login", &host, "--plaintext", "--username", "admin", "--password", &password]).await.ok();
+    cli.login(&server.address, "admin", &admin_password(&client, &ns).await).await;
     let url = repo.url();
-    cli.run(&[
-        "app",
-        "create",
-        app,
-        "--repo",
-        &url,
-        "--path",
-        "apps/web",
-        "--revision",
-        "main",
-        "--dest-namespace",
-        &dest,
-        "--sync-option",
-        "CreateNamespace=true",
-    ])
-    .await
-    .ok();
+    cli.create_app(app, &url, "apps/web", &dest).await;
     poll("the controller to compare the app", Duration::from_secs(60), || async {
         cli.run(&["app", "get", app]).await.stdout.contains("Sync Status:")
     })
@@ -123,6 +88,5 @@ async fn actions_of_a_synced_deployment_are_listed_and_run() {
     let run = cli.run(&["app", "actions", "run", app, "restart", "--kind", "StatefulSet"]).await;
     assert_eq!(run.stderr, "error: no matching resource found\n");
 
-    stop_tx.send(true).unwrap();
-    let _ = controller.await;
+    server.stop().await;
 }

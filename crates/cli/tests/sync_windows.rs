@@ -9,8 +9,8 @@ use std::time::Duration;
 mod common;
 use common::*;
 
-const HEADER: &str = "ID  STATUS  KIND  SCHEDULE  DURATION  APPLICATIONS  NAMESPACES  CLUSTERS  MANUALSYNC  TIMEZONE  \
-                      USEANDOPERATOR\n";
+const HEADER: &str = "ID  STATUS  KIND  SCHEDULE  DURATION  APPLICATIONS  NAMESPACES  CLUSTERS  MANUALSYNC  SYNCOVERRUN  \
+                      TIMEZONE  USEANDOPERATOR\n";
 
 async fn apply(client: &kube::Client, ns: &str, object: serde_json::Value) {
     let kind = object["kind"].as_str().unwrap();
@@ -84,7 +84,7 @@ async fn sync_windows_are_edited_by_id_and_a_deny_window_refuses_a_sync() {
         .await
         .ok();
     assert_eq!(run.stdout, "sync window 0 of project 'freeze' added\n");
-    let expected = "0 Active deny * * * * * 1h * - - Disabled UTC Disabled";
+    let expected = "0 Active deny * * * * * 1h * - - Disabled Disabled UTC Disabled";
     assert_eq!(rows(&cli).await, [expected.split(' ').map(String::from).collect::<Vec<_>>()]);
     let run = cli.run(&["proj", "windows", "list", "freeze", "-o", "json"]).await.ok();
     let listed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();

@@ -11,6 +11,11 @@
 //! - when allow windows apply, syncs run only while one of them is active;
 //! - `manualSync: true` lets manual syncs through: past active deny windows when all of them have it,
 //!   outside the allow windows when all of those have it. Automatic syncs (and self-heal) never pass.
+//! - `syncOverrun: true` (Argo CD 3.x) lets a sync already under way go on where a new one could not
+//!   start: one that the windows let start goes on while every active deny window has it and, outside all
+//!   allow windows, every allow window has it. So a deny window with it stops new syncs but not one that
+//!   started before it opened; an allow window with it lets a sync that started in it finish after it
+//!   closes. A deny window without it holds any sync under way, as before.
 //!
 //! A window that does not parse blocks every sync of the applications it selects, manual ones too: a
 //! change freeze fails closed. This module is pure: the controller, the API server and the CLI read the
@@ -19,6 +24,7 @@
 //! ```text
 //! let verdict = windows::state(&project.spec.sync_windows, &app, Timestamp::now());
 //! if !verdict.can_sync_auto { /* AutoSync::Blocked(verdict.reason) */ }
+//! if verdict.refusal(manual).is_some() && !verdict.runs_on(&running) { /* hold it, Running */ }
 //! ```
 
 mod cron;
@@ -27,6 +33,8 @@ mod duration;
 pub use cron::Schedule;
 
 use berth_api::Application;
+use berth_api::application::OperationState;
+use berth_api::codes::OperationPhase;
 use berth_api::project::SyncWindow;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -62,6 +70,8 @@ pub struct Window {
     /// The clock the schedule is read on: a `CRON_TZ=` prefix, else `timeZone`, else UTC.
     pub time_zone: TimeZone,
     pub manual_sync: bool,
+    /// `syncOverrun`: a sync under way may go on past this window (see the module docs).
+    pub sync_overrun: bool,
 }
 
 /// Why a window does not parse: which window, which field, and what is wrong with it.
@@ -107,6 +117,7 @@ impl Window {
             duration,
             time_zone,
             manual_sync: spec.manual_sync.unwrap_or(false),
+            sync_overrun: spec.sync_overrun.unwrap_or(false),
         })
     }
 
@@ -173,12 +184,23 @@ pub struct WindowState {
     /// Why automatic syncs are blocked, naming the windows (`Some` exactly when `can_sync_auto` is false;
     /// it holds for manual syncs too when those are blocked).
     pub reason: Option<String>,
+    /// The start (`startedAt`) of the sync under way in the application's status when the windows block a
+    /// new one of its kind now but `syncOverrun` lets this one go on ([`may_run_on`]).
+    pub overrunning: Option<Timestamp>,
 }
 
 impl WindowState {
     /// Whether a sync started by a person (`manual`) or by berth may start now.
     pub fn can_sync(&self, manual: bool) -> bool {
         if manual { self.can_sync_manual } else { self.can_sync_auto }
+    }
+
+    /// Whether `running`, the sync under way, goes on past the windows that block a new one of its kind:
+    /// it is the one [`state`] found in the application's status and `syncOverrun` lets it run on. The
+    /// controller holds a running sync only when [`WindowState::refusal`] refuses its kind and this is
+    /// false.
+    pub fn runs_on(&self, running: &OperationState) -> bool {
+        self.overrunning.is_some_and(|started| started == running.started_at.0)
     }
 
     /// The refusal of a sync of that kind, as Argo CD words it and with the windows that block it; `None`
@@ -194,8 +216,44 @@ impl WindowState {
     }
 }
 
-/// The verdict of `windows` (a project's `spec.syncWindows`) on `app` at `now`.
+/// The verdict of `windows` (a project's `spec.syncWindows`) on `app` at `now`, with whether the sync under
+/// way in its status (`status.operationState`, not completed) may go on by `syncOverrun`.
 pub fn state(windows: &[SyncWindow], app: &Application, now: Timestamp) -> WindowState {
+    let (mut state, overrun) = judge(windows, app, now);
+    state.overrunning = under_way(app).and_then(|(manual, started)| {
+        let blocked = !state.can_sync(manual);
+        (blocked && overrun && judge(windows, app, started).0.can_sync(manual)).then_some(started)
+    });
+    state
+}
+
+/// Whether a sync (`manual` or automatic) that started at `started` may take its next step at `now`: the
+/// windows let a new one of its kind start now, or they let it start then and `syncOverrun` covers every
+/// window that blocks it now. The windows are the project's as they are now.
+pub fn may_run_on(
+    windows: &[SyncWindow],
+    app: &Application,
+    manual: bool,
+    started: Timestamp,
+    now: Timestamp,
+) -> bool {
+    let (state, overrun) = judge(windows, app, now);
+    state.can_sync(manual) || (overrun && judge(windows, app, started).0.can_sync(manual))
+}
+
+/// The sync under way in `app`'s status: whether a person started it (auto-sync did not), and when.
+fn under_way(app: &Application) -> Option<(bool, Timestamp)> {
+    let running = app.status.as_ref()?.operation_state.as_ref()?;
+    if OperationPhase::of(running).is_completed() {
+        return None;
+    }
+    let manual = running.operation.initiated_by.as_ref().and_then(|i| i.automated) != Some(true);
+    Some((manual, running.started_at.0))
+}
+
+/// [`state`] at `now` without looking at a sync under way, and whether `syncOverrun` covers every window
+/// that blocks syncs then (so a sync under way that the windows let start may go on).
+fn judge(windows: &[SyncWindow], app: &Application, now: Timestamp) -> (WindowState, bool) {
     let mut state = WindowState { can_sync_auto: true, can_sync_manual: true, ..Default::default() };
     let mut invalid = Vec::new();
     let (mut denying, mut allowing, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
@@ -221,20 +279,25 @@ pub fn state(windows: &[SyncWindow], app: &Application, now: Timestamp) -> Windo
         }
     }
     let all_manual = |windows: &[Window]| windows.iter().all(|w| w.manual_sync);
+    let all_overrun = |windows: &[Window]| windows.iter().all(|w| w.sync_overrun);
+    // The allow windows block only while none of them is open; a window that does not parse fails closed,
+    // for a sync under way too.
+    let overrun =
+        invalid.is_empty() && all_overrun(&denying) && (!allowing.is_empty() || all_overrun(&waiting));
     let (manual, reason) = if let Some(first) = invalid.first() {
         (false, format!("{first} (a window that does not parse blocks every sync)"))
     } else if !denying.is_empty() {
         let verb = if denying.len() == 1 { "is" } else { "are" };
         (all_manual(&denying), format!("{} {verb} active", describe(windows, &denying)))
     } else if !allowing.is_empty() || waiting.is_empty() {
-        return state;
+        return (state, overrun);
     } else {
         (all_manual(&waiting), format!("outside {}", describe(windows, &waiting)))
     };
     state.can_sync_auto = false;
     state.can_sync_manual = manual;
     state.reason = Some(if manual { format!("{reason}; manual syncs are allowed") } else { reason });
-    state
+    (state, overrun)
 }
 
 /// `deny window 0 ('0 22 * * *' for 1h, Europe/Amsterdam)`, or several: `allow windows 1 (…), 3 (…)`.

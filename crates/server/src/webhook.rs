@@ -25,7 +25,8 @@
 //!     "spec": { "destination": {}, "source": {
 //!         "repoURL": "git@github.com:acme/deploy", "path": "apps/web", "targetRevision": "main" } }
 //! })).unwrap();
-//! assert_eq!(webhook::affected_apps(&event, [&app]), ["web"]);
+//! let affected = webhook::affected_apps(&event, [&app]);
+//! assert_eq!(affected[0].metadata.name.as_deref(), Some("web"));
 //! ```
 
 use std::collections::BTreeMap;
@@ -247,13 +248,16 @@ pub fn parse(
 ///   annotation one of its entries (paths or glob patterns) covers it; without it, where Argo CD
 ///   refreshes on any change, it lies under the source's `path`, is one of its Helm value files, or
 ///   for a `ref` source one of the files other sources read through `$ref/`.
-pub fn affected_apps<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Application>) -> Vec<String> {
+pub fn affected_apps<'a>(
+    event: &PushEvent,
+    apps: impl IntoIterator<Item = &'a Application>,
+) -> Vec<&'a Application> {
     let event_repos: Vec<String> = event.repo_urls.iter().map(|repo| url::location(repo)).collect();
-    let mut names = Vec::new();
+    let mut affected_apps = Vec::new();
     for app in apps {
-        let Some(name) = app.metadata.name.as_deref() else {
+        if app.metadata.name.is_none() {
             continue;
-        };
+        }
         let sources: Vec<&ApplicationSource> = if app.spec.sources.is_empty() {
             app.spec.source.iter().collect()
         } else {
@@ -269,10 +273,10 @@ pub fn affected_apps<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a A
                 })
         });
         if affected {
-            names.push(name.to_string());
+            affected_apps.push(app);
         }
     }
-    names
+    affected_apps
 }
 
 /// The provider and its event name, from the provider's event header.
@@ -1395,6 +1399,10 @@ mod tests {
         json!({ "repoURL": repo, "path": path, "targetRevision": revision })
     }
 
+    fn names(apps: Vec<&Application>) -> Vec<&str> {
+        apps.iter().filter_map(|a| a.metadata.name.as_deref()).collect()
+    }
+
     #[test]
     fn apps_on_any_url_form_of_the_pushed_repo_are_affected() {
         let apps = [
@@ -1404,7 +1412,7 @@ mod tests {
             app("other-repo", source("https://github.com/acme/deploy-staging", "apps/web", "main")),
             app("other-host", source("https://gitlab.com/acme/deploy", "apps/web", "main")),
         ];
-        assert_eq!(affected_apps(&push("main", None), &apps), ["https", "scp", "ssh"]);
+        assert_eq!(names(affected_apps(&push("main", None), &apps)), ["https", "scp", "ssh"]);
     }
 
     #[test]
@@ -1418,8 +1426,11 @@ mod tests {
             app("staging", source(repo, "apps/web", "staging")),
             app("pinned", source(repo, "apps/web", "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")),
         ];
-        assert_eq!(affected_apps(&push("main", None), &apps), ["main", "refs-heads-main", "head", "empty"]);
-        assert_eq!(affected_apps(&push("staging", None), &apps), ["staging"]);
+        assert_eq!(
+            names(affected_apps(&push("main", None), &apps)),
+            ["main", "refs-heads-main", "head", "empty"]
+        );
+        assert_eq!(names(affected_apps(&push("staging", None), &apps)), ["staging"]);
     }
 
     #[test]
@@ -1427,9 +1438,9 @@ mod tests {
         let apps = [app("head", source("https://github.com/acme/deploy", ".", "HEAD"))];
         let mut event = push("feature/x", None);
         event.default_branch = None;
-        assert_eq!(affected_apps(&event, &apps), ["head"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["head"]);
         event.kind = RefKind::Tag;
-        assert!(affected_apps(&event, &apps).is_empty());
+        assert!(names(affected_apps(&event, &apps)).is_empty());
     }
 
     #[test]
@@ -1442,7 +1453,7 @@ mod tests {
         ];
         let mut event = push("v1.4.0", None);
         event.kind = RefKind::Tag;
-        assert_eq!(affected_apps(&event, &apps), ["tag", "refs-tags"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["tag", "refs-tags"]);
     }
 
     #[test]
@@ -1455,9 +1466,9 @@ mod tests {
             app("root", source(repo, ".", "main")),
         ];
         let event = push("main", Some(&["apps/web/deployment.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["web", "root"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["web", "root"]);
         let event = push("main", Some(&["apps/api/base/kustomization.yaml", "docs/x.md"]));
-        assert_eq!(affected_apps(&event, &apps), ["api", "root"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["api", "root"]);
     }
 
     #[test]
@@ -1465,7 +1476,7 @@ mod tests {
         let repo = "https://github.com/acme/deploy";
         let apps =
             [app("web", source(repo, "apps/web", "main")), app("api", source(repo, "apps/api", "main"))];
-        assert_eq!(affected_apps(&push("main", None), &apps), ["web", "api"]);
+        assert_eq!(names(affected_apps(&push("main", None), &apps)), ["web", "api"]);
     }
 
     #[test]
@@ -1478,13 +1489,13 @@ mod tests {
             app_annotated("file", Some("/config/web.yaml"), source(repo, "apps/web", "main")),
         ];
         let event = push("main", Some(&["apps/web/deployment.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["dot"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["dot"]);
         let event = push("main", Some(&["charts/web/templates/svc.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["relative", "rooted"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["relative", "rooted"]);
         let event = push("main", Some(&["shared/labels.yaml", "config/web.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["rooted", "file"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["rooted", "file"]);
         let event = push("main", Some(&["config/web.yaml.bak"]));
-        assert!(affected_apps(&event, &apps).is_empty());
+        assert!(names(affected_apps(&event, &apps)).is_empty());
     }
 
     #[test]
@@ -1495,14 +1506,14 @@ mod tests {
             app_annotated("charts", Some("/charts/*.yaml"), source(repo, "apps/web", "main")),
         ];
         let event = push("main", Some(&["shared/db-secret.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["secrets"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["secrets"]);
         let event = push("main", Some(&["charts/web.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["charts"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["charts"]);
         // Cutting the pattern to its folder refreshed both for these.
         let event = push("main", Some(&["shared/db-config.yaml", "charts/web/values.yaml"]));
-        assert!(affected_apps(&event, &apps).is_empty());
+        assert!(names(affected_apps(&event, &apps)).is_empty());
         let event = push("main", Some(&["apps/web/deployment.yaml"]));
-        assert!(affected_apps(&event, &apps).is_empty());
+        assert!(names(affected_apps(&event, &apps)).is_empty());
     }
 
     #[test]
@@ -1518,9 +1529,9 @@ mod tests {
             }),
         )];
         let event = push("main", Some(&["envs/prod/web.yaml"]));
-        assert_eq!(affected_apps(&event, &apps), ["web"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["web"]);
         let event = push("main", Some(&["envs/staging/web.yaml"]));
-        assert!(affected_apps(&event, &apps).is_empty());
+        assert!(names(affected_apps(&event, &apps)).is_empty());
     }
 
     #[test]
@@ -1539,13 +1550,13 @@ mod tests {
         }))
         .unwrap();
         let event = push("main", Some(&["envs/prod/web.yaml"]));
-        assert_eq!(affected_apps(&event, [&app]), ["web"]);
+        assert_eq!(names(affected_apps(&event, [&app])), ["web"]);
         let event = push("main", Some(&["envs/prod/api.yaml"]));
         assert!(affected_apps(&event, [&app]).is_empty());
         let event = push("staging", None);
         assert!(affected_apps(&event, [&app]).is_empty());
         app.spec.sources[1].target_revision = Some("staging".to_string());
-        assert_eq!(affected_apps(&event, [&app]), ["web"]);
+        assert_eq!(names(affected_apps(&event, [&app])), ["web"]);
     }
 
     #[test]
@@ -1554,7 +1565,7 @@ mod tests {
             "chart",
             json!({ "repoURL": "https://github.com/acme/deploy", "chart": "web", "targetRevision": "main" }),
         )];
-        assert!(affected_apps(&push("main", None), &apps).is_empty());
+        assert!(names(affected_apps(&push("main", None), &apps)).is_empty());
     }
 
     #[test]
@@ -1572,6 +1583,6 @@ mod tests {
             app("ssh", source("ssh://git@bitbucket.example.com:7999/plat/deploy", "web", "main")),
             app("other", source("https://bitbucket.example.com/scm/plat/other.git", "web", "main")),
         ];
-        assert_eq!(affected_apps(&event, &apps), ["http", "ssh"]);
+        assert_eq!(names(affected_apps(&event, &apps)), ["http", "ssh"]);
     }
 }

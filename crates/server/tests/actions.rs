@@ -46,22 +46,6 @@ definitions:
     return obj
 "#;
 
-async fn call(
-    method: Method,
-    url: &str,
-    token: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-}
-
 async fn put_config_map(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -214,22 +214,6 @@ async fn a_signed_github_push_refreshes_exactly_the_apps_it_touches_and_a_forged
     assert_eq!(post(sign("s3cret-hook", &push)).await.unwrap().status().as_u16(), 401);
 }
 
-async fn send(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-}
-
 #[tokio::test]
 async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api_with_rbac() {
     let client = client().await;
@@ -261,15 +245,15 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
     let text = std::fs::read_to_string(seed_dir().join("application-web.yaml")).unwrap();
     let mut seed: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     seed["spec"].as_object_mut().unwrap().remove("syncPolicy");
-    let (status, created) = send(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
+    let (status, created) = call(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["metadata"]["namespace"], ns.as_str());
-    let (status, again) = send(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
+    let (status, again) = call(reqwest::Method::POST, &apps_url, &admin, Some(seed.clone())).await;
     assert_eq!((status, again["code"].as_i64()), (409, Some(6)), "{again}");
     let (status, _) =
-        send(reqwest::Method::POST, &format!("{apps_url}?upsert=true"), &admin, Some(seed.clone())).await;
+        call(reqwest::Method::POST, &format!("{apps_url}?upsert=true"), &admin, Some(seed.clone())).await;
     assert_eq!(status, 200);
-    let (status, denied) = send(reqwest::Method::POST, &apps_url, &viewer, Some(seed)).await;
+    let (status, denied) = call(reqwest::Method::POST, &apps_url, &viewer, Some(seed)).await;
     assert_eq!((status, denied["code"].as_i64()), (403, Some(7)));
 
     poll("the server to see web", Duration::from_secs(30), || async {
@@ -277,10 +261,10 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
     })
     .await;
     let (status, _) =
-        send(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &viewer, Some(serde_json::json!({})))
+        call(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &viewer, Some(serde_json::json!({})))
             .await;
     assert_eq!(status, 403, "readonly may not sync");
-    let (status, synced) = send(
+    let (status, synced) = call(
         reqwest::Method::POST,
         &format!("{apps_url}/web/sync"),
         &admin,
@@ -296,10 +280,10 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
         !get_as(&format!("{apps_url}/web"), &admin).await.1["operation"].is_null()
     })
     .await;
-    let (status, busy) = send(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &admin, None).await;
+    let (status, busy) = call(reqwest::Method::POST, &format!("{apps_url}/web/sync"), &admin, None).await;
     assert_eq!((status, busy["code"].as_i64()), (400, Some(9)), "{busy}");
 
-    let (status, error) = send(
+    let (status, error) = call(
         reqwest::Method::POST,
         &format!("{apps_url}/web/rollback"),
         &admin,
@@ -312,7 +296,7 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
             || error["message"].as_str().unwrap().contains("no history entry 3"),
         "{error}"
     );
-    let (status, _) = send(reqwest::Method::DELETE, &format!("{apps_url}/web/operation"), &admin, None).await;
+    let (status, _) = call(reqwest::Method::DELETE, &format!("{apps_url}/web/operation"), &admin, None).await;
     assert_eq!(status, 400, "no operation is running (nothing has started it)");
 
     let (status, projects) = get_as(&format!("{}/api/v1/projects", server.base), &viewer).await;
@@ -320,10 +304,10 @@ async fn applications_are_created_synced_rolled_back_and_deleted_through_the_api
     assert_eq!(projects["items"][0]["metadata"]["name"], "default");
 
     let (status, _) =
-        send(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &viewer, None).await;
+        call(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &viewer, None).await;
     assert_eq!(status, 403);
     let (status, _) =
-        send(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &admin, None).await;
+        call(reqwest::Method::DELETE, &format!("{apps_url}/web?cascade=false"), &admin, None).await;
     assert_eq!(status, 200);
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
     poll("web to be gone (no finalizer without cascade)", Duration::from_secs(30), || async {
@@ -455,7 +439,7 @@ async fn terminate_only_asks_the_controller_to_stop_a_running_operation() {
     })
     .await;
 
-    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    let (status, body) = call(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
     assert_eq!(status, 200, "{body}");
     // The server only asks: the phase is Terminating, and nothing of the result is written by it.
     let stored = apps.get("web").await.unwrap();
@@ -468,7 +452,7 @@ async fn terminate_only_asks_the_controller_to_stop_a_running_operation() {
     })
     .await;
     // Asking again before the controller acts is not an error.
-    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    let (status, body) = call(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
     assert_eq!(status, 200, "{body}");
 
     // Finished operations are not in progress: 400 with InvalidArgument, as Argo CD answers.
@@ -477,7 +461,7 @@ async fn terminate_only_asks_the_controller_to_stop_a_running_operation() {
         operation_phase(&app_url, &admin).await.as_deref() == Some("Succeeded")
     })
     .await;
-    let (status, body) = send(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
+    let (status, body) = call(reqwest::Method::DELETE, &terminate_url, &admin, None).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(3)), "{body}");
     assert_eq!(apps.get("web").await.unwrap().status.unwrap().operation_state.unwrap().phase, "Succeeded");
 }

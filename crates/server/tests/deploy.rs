@@ -3,8 +3,10 @@
 
 use berth_testkit::*;
 use kube::api::{Api, Patch, PatchParams};
-use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
+use common::*;
 
 fn sign(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
@@ -57,32 +59,10 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     repo.commit("v1");
     let url = repo.url();
 
-    let cache = tempfile::tempdir().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The server reads the controller of this process through the view they share, as in `berth run`.
-    let view = berth_controller::ControllerView::default();
-    let config = berth_controller::ControllerConfig {
-        namespace: ns.clone(),
-        cache_dir: cache.path().to_path_buf(),
-        workers: 4,
-        self_heal_timeout: Duration::ZERO,
-        namespaces: Vec::new(),
-        application_namespaces: Vec::new(),
-        view: view.clone(),
-        settings: None,
-    };
-    let mut rx = stop_rx.clone();
-    let controller = tokio::spawn(berth_controller::Controller::run(client.clone(), config, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shared =
-        Arc::new(berth_server::api::Shared::start(client.clone(), &ns).await.unwrap().with_controller(view));
-    let mut rx = stop_rx.clone();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let options = Options { controller: true, workers: 4, ..Default::default() };
+    let server = InProcess::start(&client, &ns, options).await;
+    let base = server.base.clone();
 
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
     let app = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
@@ -206,8 +186,7 @@ async fn a_signed_push_to_the_webhook_deploys_the_pushed_commit_with_polling_off
     let (status, body) = get(format!("{base}/api/v1/applications/web?refresh=sideways")).await;
     assert_eq!(status, 400, "{body}");
 
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
+    server.stop().await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     for n in [&ns, &dest] {
         let _ = namespaces.delete(n, &Default::default()).await;

@@ -212,3 +212,44 @@ export interface UserInfo {
   loggedIn: boolean;
   username?: string;
 }
+
+/** What the UI reads of `GET /api/v1/settings`; `controllerNamespace` comes only to a logged-in caller. */
+export interface Settings {
+  controllerNamespace?: string;
+  appsInAnyNamespaceEnabled?: boolean;
+}
+
+/** A parameter an action takes (Argo CD's ResourceActionParam); a run sends `{name, value}`. */
+export interface ResourceActionParam {
+  name: string;
+  value?: string;
+  type?: string;
+  default?: string;
+}
+
+/** An action a live object offers now (Argo CD's ResourceAction); `disabled` when not in its current state. */
+export interface ResourceAction {
+  name: string;
+  disabled?: boolean;
+  params?: ResourceActionParam[] | null;
+  displayName?: string;
+  iconClass?: string;
+}
+
+/** A sync window as an application sees it (Argo CD's ApplicationSyncWindow, selectors left out). */
+export interface SyncWindow {
+  kind: string;
+  schedule: string;
+  duration: string;
+  manualSync?: boolean;
+  timeZone?: string;
+  /** A sync already under way may run on past the window (Argo CD 3.x). */
+  syncOverrun?: boolean;
+}
+
+/** Argo CD's ApplicationSyncWindowsResponse: empty lists may be left out. */
+export interface SyncWindowsResponse {
+  activeWindows?: SyncWindow[] | null;
+  assignedWindows?: SyncWindow[] | null;
+  canSync?: boolean;
+}

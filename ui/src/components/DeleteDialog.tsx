@@ -1,9 +1,11 @@
 // Deleting an app: its name typed to confirm, and whether its resources go too (cascade).
 import { useState } from 'preact/hooks';
-import { deleteApplication } from '../api/applications';
+import { deleteApplication, type AppRef } from '../api/applications';
+import { qualifiedName } from '../lib/application';
 import { Dialog } from './Dialog';
 
-export function DeleteDialog({ name, onClose, onDeleted }: { name: string; onClose: () => void; onDeleted: () => void }) {
+export function DeleteDialog({ app, onClose, onDeleted }: { app: AppRef; onClose: () => void; onDeleted: () => void }) {
+  const name = app.name;
   const [typed, setTyped] = useState('');
   const [cascade, setCascade] = useState(true);
   const [busy, setBusy] = useState(false);
@@ -12,7 +14,7 @@ export function DeleteDialog({ name, onClose, onDeleted }: { name: string; onClo
     e.preventDefault();
     setBusy(true);
     try {
-      await deleteApplication(name, cascade);
+      await deleteApplication(app, cascade);
       onDeleted();
     } catch (err) {
       setError((err as Error).message);
@@ -21,7 +23,7 @@ export function DeleteDialog({ name, onClose, onDeleted }: { name: string; onClo
   };
   return (
     <Dialog
-      title={`Delete ${name}`}
+      title={`Delete ${qualifiedName(app)}`}
       onClose={onClose}
       footer={
         <>

@@ -1,6 +1,6 @@
 // Kubernetes Events of the Application or of one resource, newest first.
 import { useEffect, useState } from 'preact/hooks';
-import { getEvents, type EventFilter } from '../api/applications';
+import { getEvents, type AppRef, type EventFilter } from '../api/applications';
 import type { KubeEvent } from '../api/types';
 import { formatTime, timeAgo, useNow } from '../lib/time';
 
@@ -8,7 +8,7 @@ function when(e: KubeEvent): string | undefined {
   return e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata.creationTimestamp;
 }
 
-export function Events({ app, filter, version }: { app: string; filter?: EventFilter; version?: string }) {
+export function Events({ app, filter, version }: { app: AppRef; filter?: EventFilter; version?: string }) {
   const [events, setEvents] = useState<KubeEvent[] | undefined>();
   const [error, setError] = useState<string>();
   const now = useNow();

@@ -1,8 +1,8 @@
 // Deployment history, newest first, with rollback to any earlier entry.
 import { useEffect, useState } from 'preact/hooks';
-import { getRevisionMetadata, rollbackApplication } from '../api/applications';
+import { getRevisionMetadata, rollbackApplication, type AppRef } from '../api/applications';
 import type { Application, RevisionHistory, RevisionMetadata } from '../api/types';
-import { isAutoSync, operationRunning, shortSha } from '../lib/application';
+import { isAutoSync, operationRunning, qualifiedName, shortSha } from '../lib/application';
 import { formatTime, timeAgo, useNow } from '../lib/time';
 import { Dialog } from './Dialog';
 
@@ -10,7 +10,7 @@ function revisionOf(h: RevisionHistory): string | undefined {
   return h.revision ?? h.revisions?.[0];
 }
 
-function useMetadata(app: string, h: RevisionHistory): RevisionMetadata | undefined {
+function useMetadata(app: AppRef, h: RevisionHistory): RevisionMetadata | undefined {
   const [meta, setMeta] = useState<RevisionMetadata | undefined>(h.revisionMetadata);
   const rev = revisionOf(h);
   useEffect(() => {
@@ -30,11 +30,13 @@ function useMetadata(app: string, h: RevisionHistory): RevisionMetadata | undefi
 
 export function History({
   app,
+  appRef,
   canRollback,
   onRolledBack,
   onDisableAutoSync,
 }: {
   app: Application;
+  appRef: AppRef;
   canRollback: boolean;
   onRolledBack: (app: Application) => void;
   onDisableAutoSync?: () => void;
@@ -77,7 +79,7 @@ export function History({
           {history.map((h) => (
             <HistoryRow
               key={h.id}
-              app={app.metadata.name}
+              app={appRef}
               entry={h}
               now={now}
               rollback={
@@ -94,7 +96,7 @@ export function History({
       </table>
       {confirm ? (
         <RollbackDialog
-          app={app}
+          app={appRef}
           entry={confirm}
           onClose={() => setConfirm(undefined)}
           onDone={(started) => {
@@ -113,7 +115,7 @@ function HistoryRow({
   now,
   rollback,
 }: {
-  app: string;
+  app: AppRef;
   entry: RevisionHistory;
   now: number;
   rollback?: { disabled: boolean; onClick: () => void };
@@ -154,7 +156,7 @@ function RollbackDialog({
   onClose,
   onDone,
 }: {
-  app: Application;
+  app: AppRef;
   entry: RevisionHistory;
   onClose: () => void;
   onDone: (app: Application) => void;
@@ -164,7 +166,7 @@ function RollbackDialog({
   const run = async () => {
     setBusy(true);
     try {
-      onDone(await rollbackApplication(app.metadata.name, entry.id));
+      onDone(await rollbackApplication(app, entry.id));
     } catch (e) {
       setError((e as Error).message);
       setBusy(false);
@@ -191,7 +193,7 @@ function RollbackDialog({
         </p>
       ) : null}
       <p>
-        Sync <strong>{app.metadata.name}</strong> to deployment {entry.id}, revision <code>{shortSha(revisionOf(entry))}</code>?
+        Sync <strong>{qualifiedName(app)}</strong> to deployment {entry.id}, revision <code>{shortSha(revisionOf(entry))}</code>?
       </p>
     </Dialog>
   );

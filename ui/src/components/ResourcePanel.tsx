@@ -1,12 +1,13 @@
-// The side panel of one resource: summary, live and desired manifests, their diff, its events.
+// The side panel of one resource: its actions, summary, live and desired manifests, their diff, its events.
 import { Fragment } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { getResourceManifest } from '../api/applications';
+import { getResourceManifest, type AppRef } from '../api/applications';
 import type { ResourceDiff } from '../api/types';
 import { desiredYaml, diffItem, liveYaml } from '../lib/manifests';
 import { stateToYaml } from '../lib/yaml';
 import { formatTime } from '../lib/time';
-import type { GraphNode } from '../lib/tree';
+import { resourceKey, type GraphNode } from '../lib/tree';
+import { ResourceActions } from './Actions';
 import { Dialog } from './Dialog';
 import { DiffList } from './DiffView';
 import { Events } from './Events';
@@ -16,7 +17,9 @@ import { TabPanel, Tabs } from './Tabs';
 type PanelTab = 'summary' | 'live' | 'desired' | 'diff' | 'events';
 
 interface Props {
-  app: string;
+  app: AppRef;
+  /** The app's project: the user's permissions on it decide which actions are offered. */
+  project: string;
   node: GraphNode;
   managed: ResourceDiff | undefined;
   managedLoading: boolean;
@@ -24,7 +27,7 @@ interface Props {
   onClose: () => void;
 }
 
-export function ResourcePanel({ app, node, managed, managedLoading, version, onClose }: Props) {
+export function ResourcePanel({ app, project, node, managed, managedLoading, version, onClose }: Props) {
   const [tab, setTab] = useState<PanelTab>('summary');
   const items = useMemo(() => (managed ? [diffItem(managed)] : []), [managed]);
   const tabs: { id: PanelTab; label: string }[] = [
@@ -73,6 +76,16 @@ export function ResourcePanel({ app, node, managed, managedLoading, version, onC
         </span>
       }
     >
+      {/* Actions run on the live object: none for one not created yet, nor for a folded group. */}
+      {node.uid && !node.members ? (
+        <ResourceActions
+          key={resourceKey(node)}
+          app={app}
+          project={project}
+          target={{ namespace: node.namespace, name: node.name, group: node.group, version: node.version, kind: node.kind }}
+          version={version}
+        />
+      ) : null}
       <Tabs tabs={tabs} current={tab} onChange={setTab} label="Resource details" idPrefix="resource" />
       <TabPanel idPrefix="resource" current={tab}>
         {tab === 'summary' ? (

@@ -1,8 +1,8 @@
 // The sync dialog (revision, prune, dry run, which resources) and the operation's progress by phase and wave.
 import { useMemo, useState } from 'preact/hooks';
-import { syncApplication, terminateOperation } from '../api/applications';
+import { syncApplication, terminateOperation, type AppRef } from '../api/applications';
 import type { Application, ResourceResult, ResourceStatus } from '../api/types';
-import { operationRunning, primarySource, shortSha } from '../lib/application';
+import { operationRunning, primarySource, qualifiedName, shortSha } from '../lib/application';
 import { formatTime } from '../lib/time';
 import { resourceKey } from '../lib/tree';
 import { Dialog } from './Dialog';
@@ -10,10 +10,15 @@ import { PhaseIcon, SyncStatusIcon } from './Status';
 
 export function SyncDialog({
   app,
+  appRef,
+  blocked,
   onClose,
   onStarted,
 }: {
   app: Application;
+  appRef: AppRef;
+  /** Why a sync window refuses manual syncs now (the server will refuse this one). */
+  blocked?: string;
   onClose: () => void;
   onStarted: (app: Application) => void;
 }) {
@@ -39,7 +44,7 @@ export function SyncDialog({
     setError(undefined);
     try {
       const all = chosen.size === resources.length;
-      const started = await syncApplication(app.metadata.name, {
+      const started = await syncApplication(appRef, {
         revision: revision.trim() || undefined,
         prune,
         dryRun,
@@ -58,7 +63,7 @@ export function SyncDialog({
 
   return (
     <Dialog
-      title={`Sync ${app.metadata.name}`}
+      title={`Sync ${qualifiedName(appRef)}`}
       onClose={onClose}
       footer={
         <>
@@ -72,6 +77,11 @@ export function SyncDialog({
       }
     >
       <form id="sync-form" class="form" onSubmit={(e) => void submit(e)}>
+        {blocked ? (
+          <p class="banner banner-warn" role="status">
+            {blocked}
+          </p>
+        ) : null}
         {error ? (
           <p class="banner banner-bad" role="alert">
             {error}
@@ -160,7 +170,17 @@ function steps(results: ResourceResult[], statuses: ResourceStatus[]): Step[] {
   return Array.from(byStep.values()).sort((a, b) => rank(a.phase) - rank(b.phase) || a.wave - b.wave);
 }
 
-export function OperationPanel({ app, canSync, onClose }: { app: Application; canSync: boolean; onClose: () => void }) {
+export function OperationPanel({
+  app,
+  appRef,
+  canSync,
+  onClose,
+}: {
+  app: Application;
+  appRef: AppRef;
+  canSync: boolean;
+  onClose: () => void;
+}) {
   // A requested operation the controller has not picked up yet: the last one's results are not its own.
   const pending = !!app.operation && app.status?.operationState?.phase !== 'Running';
   const state = pending ? undefined : app.status?.operationState;
@@ -209,7 +229,7 @@ export function OperationPanel({ app, canSync, onClose }: { app: Application; ca
             type="button"
             class="button danger"
             onClick={() => {
-              terminateOperation(app.metadata.name).catch((e: unknown) => setError((e as Error).message));
+              terminateOperation(appRef).catch((e: unknown) => setError((e as Error).message));
             }}
           >
             Terminate

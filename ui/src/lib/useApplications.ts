@@ -12,8 +12,17 @@ export interface ApplicationsState {
   live: boolean;
 }
 
+/** By name, then namespace: one name may be taken in several namespaces. */
 function byName(a: Application, b: Application): number {
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+  const [x, y] = [a.metadata, b.metadata];
+  if (x.name !== y.name) return x.name < y.name ? -1 : 1;
+  const [p, q] = [x.namespace ?? '', y.namespace ?? ''];
+  return p < q ? -1 : p > q ? 1 : 0;
+}
+
+/** An app's key in the list: its namespace and name. */
+function keyOf(a: Application): string {
+  return `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
 }
 
 export function useApplications(): ApplicationsState {
@@ -35,7 +44,7 @@ export function useApplications(): ApplicationsState {
     const load = async () => {
       try {
         const list = await listApplications(abort.signal);
-        map.current = new Map((list.items ?? []).map((a) => [a.metadata.name, a]));
+        map.current = new Map((list.items ?? []).map((a) => [keyOf(a), a]));
         setState((s) => ({ ...s, error: undefined }));
         schedule();
       } catch (e) {
@@ -45,8 +54,8 @@ export function useApplications(): ApplicationsState {
     const apply = (events: ApplicationWatchEvent[]) => {
       for (const ev of events) {
         const a = ev.application;
-        if (ev.type === 'DELETED') map.current.delete(a.metadata.name);
-        else map.current.set(a.metadata.name, slim(a));
+        if (ev.type === 'DELETED') map.current.delete(keyOf(a));
+        else map.current.set(keyOf(a), slim(a));
       }
       schedule();
     };

@@ -1,8 +1,11 @@
-// One application: status header, resource tree, diff, history, events; sync, rollback, refresh, delete.
+// One application: status header, sync windows, resource tree, diff, history, events; sync, rollback, refresh,
+// delete, and resource actions in the resource panel.
 // Live: the app's own watch stream updates the header, and the tree is fetched again (debounced) as it changes.
+import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import {
   canI,
+  type AppRef,
   getApplication,
   getManagedResources,
   getResourceTree,
@@ -21,6 +24,7 @@ import { ResourcePanel } from '../components/ResourcePanel';
 import { ResourceTree } from '../components/ResourceTree';
 import { HealthStatusIcon, PhaseIcon, SyncStatusIcon } from '../components/Status';
 import { OperationPanel, SyncDialog } from '../components/SyncDialog';
+import { SyncWindowsCard, useSyncWindows, windowVerdict } from '../components/SyncWindows';
 import { TabPanel, Tabs } from '../components/Tabs';
 import {
   destination,
@@ -29,9 +33,12 @@ import {
   lastSync,
   operationRunning,
   primarySource,
+  qualifiedName,
+  rbacObject,
   repoLabel,
   shortSha,
   syncStatus,
+  windowWait,
 } from '../lib/application';
 import { diffItem } from '../lib/manifests';
 import { formatTime, timeAgo, useNow } from '../lib/time';
@@ -55,7 +62,18 @@ interface Permissions {
   delete: boolean;
 }
 
-export function ApplicationDetail({ name, query }: { name: string; query: URLSearchParams }) {
+export function ApplicationDetail(props: {
+  /** The app the route names (its namespace only when that is not the control namespace). */
+  appRef: AppRef;
+  /** The control namespace, when the server says it (the watch asks for that namespace's app then). */
+  controlNamespace?: string;
+  query: URLSearchParams;
+}) {
+  const { query, controlNamespace } = props;
+  const { name, namespace } = props.appRef;
+  // One object per app, so the effects keyed by it run again only for another app.
+  const ref = useMemo<AppRef>(() => (namespace ? { name, namespace } : { name }), [name, namespace]);
+  const title = qualifiedName(ref);
   const [app, setApp] = useState<Application>();
   const [loadError, setLoadError] = useState<string>();
   const [deleted, setDeleted] = useState(false);
@@ -70,10 +88,13 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   const [actionError, setActionError] = useState<string>();
   const [perm, setPerm] = useState<Permissions>({ known: false, sync: false, update: false, delete: false });
   const [live, setLive] = useState(false);
+  const [windowsAsked, setWindowsAsked] = useState(0);
+  const waiting = app ? windowWait(app) : undefined;
+  const windows = useSyncWindows(app ? ref : undefined, `${app?.spec.project ?? ''}|${waiting ?? ''}|${String(windowsAsked)}`);
 
   useEffect(() => {
-    document.title = `${name} · berth`;
-  }, [name]);
+    document.title = `${title} · berth`;
+  }, [title]);
 
   useEffect(() => {
     const q = new URLSearchParams();
@@ -82,16 +103,16 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   }, [tab]);
 
   const loadTree = useCallback(() => {
-    getResourceTree(name)
+    getResourceTree(ref)
       .then(setTree)
       .catch(() => undefined);
-  }, [name]);
+  }, [ref]);
 
   const loadManaged = useCallback(() => {
-    getManagedResources(name)
+    getManagedResources(ref)
       .then(setManaged)
       .catch(() => setManaged([]));
-  }, [name]);
+  }, [ref]);
 
   const wantManagedRef = useRef(wantManaged);
   wantManagedRef.current = wantManaged;
@@ -113,20 +134,23 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
     setManaged(undefined);
     setLoadError(undefined);
     setDeleted(false);
-    getApplication(name)
+    getApplication(ref)
       .then((a) => {
         if (!stopped) setApp(a);
       })
       .catch((e: unknown) => {
-        if (!stopped) setLoadError(e instanceof ApiError && e.status === 404 ? `There is no application ${name}.` : (e as Error).message);
+        if (!stopped) setLoadError(e instanceof ApiError && e.status === 404 ? `There is no application ${title}.` : (e as Error).message);
       });
     loadTree();
+    // Without a namespace the stream sends the apps of that name in every namespace served.
+    const appNamespace = ref.namespace ?? controlNamespace;
     const stop = watchApplications(
-      { name },
+      appNamespace ? { name, appNamespace } : { name },
       {
         onEvent: (events) => {
           for (const ev of events) {
-            if (ev.application.metadata.name !== name) continue;
+            const m = ev.application.metadata;
+            if (m.name !== name || (appNamespace && m.namespace && m.namespace !== appNamespace)) continue;
             if (ev.type === 'DELETED') setDeleted(true);
             else {
               setDeleted(false);
@@ -143,7 +167,7 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
       clearTimeout(timer);
       stop();
     };
-  }, [name, loadTree, loadManaged]);
+  }, [ref, name, title, controlNamespace, loadTree, loadManaged]);
 
   useEffect(() => {
     if (wantManaged) loadManaged();
@@ -155,18 +179,18 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   const project = app?.spec.project;
   useEffect(() => {
     if (!project) return;
-    const object = `${project}/${name}`;
+    const object = rbacObject(project, ref);
     void Promise.all([
       canI('applications', 'sync', object),
       canI('applications', 'update', object),
       canI('applications', 'delete', object),
     ]).then(([sync, update, del]) => setPerm({ known: true, sync, update, delete: del }));
-  }, [project, name]);
+  }, [project, ref]);
 
   const toggleAutoSync = async (on: boolean) => {
     setActionError(undefined);
     try {
-      setApp(await setAutoSync(name, on));
+      setApp(await setAutoSync(ref, on));
     } catch (e) {
       setActionError(`Could not turn auto-sync ${on ? 'on' : 'off'}: ${(e as Error).message}`);
     }
@@ -176,7 +200,8 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
     setRefreshing(kind);
     setActionError(undefined);
     try {
-      setApp(await getApplication(name, kind));
+      setApp(await getApplication(ref, kind));
+      setWindowsAsked((n) => n + 1);
       loadTree();
       if (wantManaged) loadManaged();
     } catch (e) {
@@ -197,7 +222,7 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   if (loadError && !app) {
     return (
       <div class="page">
-        <Crumbs name={name} />
+        <Crumbs name={title} />
         <p class="banner banner-bad" role="alert">
           {loadError}
         </p>
@@ -207,13 +232,14 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   if (!app) {
     return (
       <div class="page">
-        <Crumbs name={name} />
-        <p class="empty">Loading {name}…</p>
+        <Crumbs name={title} />
+        <p class="empty">Loading {title}…</p>
       </div>
     );
   }
 
   const running = operationRunning(app);
+  const verdict = windows.windows ? windowVerdict(windows.windows) : undefined;
   const tabs: { id: AppTab; label: string }[] = [
     { id: 'tree', label: 'Resources' },
     { id: 'diff', label: 'Diff' },
@@ -224,7 +250,7 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
   return (
     <div class="page app-page">
       <div class="app-head">
-        <Crumbs name={name} />
+        <Crumbs name={title} />
         <div
           class="actions"
           role="toolbar"
@@ -276,8 +302,11 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
 
       <StatusCards
         app={app}
+        appRef={ref}
+        waiting={waiting}
         onOperation={() => setOverlay('operation')}
         onAutoSync={perm.update ? (on) => void toggleAutoSync(on) : undefined}
+        windows={<SyncWindowsCard state={windows} />}
       />
       <Conditions app={app} />
 
@@ -308,6 +337,7 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
         ) : null}
         {tab === 'history' ? <History
             app={app}
+            appRef={ref}
             canRollback={perm.sync}
             onDisableAutoSync={perm.update ? () => void toggleAutoSync(false) : undefined}
             onRolledBack={(started) => {
@@ -315,12 +345,13 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
               setOverlay('operation');
             }}
           /> : null}
-        {tab === 'events' ? <Events app={name} version={app.metadata.resourceVersion} /> : null}
+        {tab === 'events' ? <Events app={ref} version={app.metadata.resourceVersion} /> : null}
       </TabPanel>
 
       {selectedNow ? (
         <ResourcePanel
-          app={name}
+          app={ref}
+          project={app.spec.project}
           node={selectedNow}
           managed={selectedManaged}
           managedLoading={!managed}
@@ -331,6 +362,8 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
       {overlay === 'sync' ? (
         <SyncDialog
           app={app}
+          appRef={ref}
+          blocked={verdict && !verdict.manual ? verdict.reason : undefined}
           onClose={() => setOverlay(undefined)}
           onStarted={(started) => {
             setApp(slim(started));
@@ -338,9 +371,9 @@ export function ApplicationDetail({ name, query }: { name: string; query: URLSea
           }}
         />
       ) : null}
-      {overlay === 'operation' ? <OperationPanel app={app} canSync={perm.sync} onClose={() => setOverlay(undefined)} /> : null}
+      {overlay === 'operation' ? <OperationPanel app={app} appRef={ref} canSync={perm.sync} onClose={() => setOverlay(undefined)} /> : null}
       {overlay === 'delete' ? (
-        <DeleteDialog name={name} onClose={() => setOverlay(undefined)} onDeleted={() => navigate('/applications')} />
+        <DeleteDialog app={ref} onClose={() => setOverlay(undefined)} onDeleted={() => navigate('/applications')} />
       ) : null}
     </div>
   );
@@ -358,14 +391,13 @@ function Crumbs({ name }: { name: string }) {
   );
 }
 
-function useCommit(app: Application, revision: string | undefined): RevisionMetadata | undefined {
+function useCommit(app: AppRef, revision: string | undefined): RevisionMetadata | undefined {
   const [meta, setMeta] = useState<RevisionMetadata>();
-  const name = app.metadata.name;
   useEffect(() => {
     setMeta(undefined);
     if (!revision) return;
     let live = true;
-    getRevisionMetadata(name, revision)
+    getRevisionMetadata(app, revision)
       .then((m) => {
         if (live) setMeta(m);
       })
@@ -373,27 +405,35 @@ function useCommit(app: Application, revision: string | undefined): RevisionMeta
     return () => {
       live = false;
     };
-  }, [name, revision]);
+  }, [app, revision]);
   return meta;
 }
 
 function StatusCards({
   app,
+  appRef,
+  waiting,
   onOperation,
   onAutoSync,
+  windows,
 }: {
   app: Application;
+  appRef: AppRef;
+  /** Why a sync window holds the app back, as the controller says it. */
+  waiting?: string;
   onOperation: () => void;
   onAutoSync?: (on: boolean) => void;
+  /** The sync windows card, last. */
+  windows: ComponentChildren;
 }) {
   const now = useNow();
   const src = primarySource(app);
   const revision = app.status?.sync?.revision ?? app.status?.sync?.revisions?.[0];
-  const commit = useCommit(app, revision);
+  const commit = useCommit(appRef, revision);
   const op = app.status?.operationState;
   // What the last sync applied: differs from the compared revision after a rollback or a sync to a tag.
   const syncedRevision = op?.syncResult?.revision ?? op?.operation?.sync?.revision;
-  const syncedCommit = useCommit(app, syncedRevision === revision ? undefined : syncedRevision);
+  const syncedCommit = useCommit(appRef, syncedRevision === revision ? undefined : syncedRevision);
   const health = healthStatus(app);
   const sync = syncStatus(app);
   return (
@@ -442,6 +482,11 @@ function StatusCards({
             </>
           ) : null}
         </p>
+        {waiting ? (
+          <p class="text-warn" data-testid="window-wait">
+            Waiting for a sync window: {waiting}
+          </p>
+        ) : null}
       </section>
       <section class="card" aria-label="Last sync">
         <h2>Last sync</h2>
@@ -465,6 +510,7 @@ function StatusCards({
           Details
         </button>
       </section>
+      {windows}
     </div>
   );
 }

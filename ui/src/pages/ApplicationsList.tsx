@@ -1,19 +1,24 @@
 // The applications list: facets with counts, a search box, and tiles or a table, both virtualised.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { createContext } from 'preact';
+import { useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Application, HealthStatusCode, SyncStatusCode } from '../api/types';
 import { HealthStatusIcon, SyncStatusIcon } from '../components/Status';
 import {
   HEALTH_ORDER,
   SYNC_ORDER,
+  appRef,
+  appRoute,
   cluster,
   destination,
   healthStatus,
   lastSync,
   matchesSelector,
   primarySource,
+  qualifiedName,
   repoLabel,
   shortSha,
   syncStatus,
+  windowWait,
 } from '../lib/application';
 import { timeAgo, useNow } from '../lib/time';
 import { useApplications } from '../lib/useApplications';
@@ -65,8 +70,17 @@ const facetValue: Record<ListKey, (a: Application) => string> = {
   namespaces: (a) => a.spec.destination.namespace ?? '',
 };
 
-function matches(a: Application, f: Filters, search: string): boolean {
-  if (search && !a.metadata.name.toLowerCase().includes(search)) return false;
+/** The control namespace: apps outside it show and link as `namespace/name`. */
+const ControlNamespace = createContext<string | undefined>(undefined);
+
+/** What a tile or a row names the app by, and where it links. */
+function labelOf(a: Application, control: string | undefined): { label: string; path: string } {
+  const ref = appRef(a, control);
+  return { label: qualifiedName(ref), path: appRoute(ref) };
+}
+
+function matches(a: Application, f: Filters, search: string, control: string | undefined): boolean {
+  if (search && !qualifiedName(appRef(a, control)).toLowerCase().includes(search)) return false;
   for (const k of LIST_KEYS) if (f[k].length && !f[k].includes(facetValue[k](a))) return false;
   return !f.labels || matchesSelector(a.metadata.labels, f.labels);
 }
@@ -80,7 +94,7 @@ function countBy(apps: Application[], value: (a: Application) => string): Map<st
   return counts;
 }
 
-export function ApplicationsList({ query }: { query: URLSearchParams }) {
+export function ApplicationsList({ query, controlNamespace }: { query: URLSearchParams; controlNamespace?: string }) {
   const { apps, loading, error, live } = useApplications();
   const [filters, setFilters] = useState<Filters>(() => readFilters(query));
   const [view, setView] = useState<View>(() => (query.get('view') === 'table' ? 'table' : 'tiles'));
@@ -91,7 +105,10 @@ export function ApplicationsList({ query }: { query: URLSearchParams }) {
   }, []);
 
   const search = filters.search.trim().toLowerCase();
-  const shown = useMemo(() => apps.filter((a) => matches(a, filters, search)), [apps, filters, search]);
+  const shown = useMemo(
+    () => apps.filter((a) => matches(a, filters, search, controlNamespace)),
+    [apps, filters, search, controlNamespace],
+  );
 
   const facets = useMemo(() => {
     const out = {} as Record<ListKey, Map<string, number>>;
@@ -212,10 +229,10 @@ export function ApplicationsList({ query }: { query: URLSearchParams }) {
           <p class="empty">No applications yet (or none you may see).</p>
         ) : shown.length === 0 ? (
           <p class="empty">No application matches these filters.</p>
-        ) : view === 'tiles' ? (
-          <TileGrid apps={shown} />
         ) : (
-          <AppTable apps={shown} />
+          <ControlNamespace.Provider value={controlNamespace}>
+            {view === 'tiles' ? <TileGrid apps={shown} /> : <AppTable apps={shown} />}
+          </ControlNamespace.Provider>
         )}
       </section>
     </div>
@@ -261,8 +278,6 @@ function Facet(props: {
   );
 }
 
-const appPath = (a: Application) => `/applications/${encodeURIComponent(a.metadata.name)}`;
-
 /** Arrow keys move between items of a virtualised list, scrolling the one reached into view. */
 function moveFocus(container: HTMLElement | null, index: number, scrollTo: () => void): void {
   scrollTo();
@@ -276,10 +291,10 @@ function moveFocus(container: HTMLElement | null, index: number, scrollTo: () =>
   focus();
 }
 
-function itemKeys(e: KeyboardEvent, a: Application): void {
+function itemKeys(e: KeyboardEvent, path: string): void {
   if (e.key === ' ') {
     e.preventDefault();
-    navigate(appPath(a));
+    navigate(path);
   }
 }
 
@@ -308,8 +323,8 @@ function TileGrid({ apps }: { apps: Application[] }) {
     overscan: 3,
   });
 
-  const onKey = (e: KeyboardEvent, index: number, a: Application) => {
-    itemKeys(e, a);
+  const onKey = (e: KeyboardEvent, index: number, path: string) => {
+    itemKeys(e, path);
     const step: Record<string, number> = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns };
     const d = step[e.key];
     if (d === undefined) return;
@@ -333,7 +348,7 @@ function TileGrid({ apps }: { apps: Application[] }) {
             }}
           >
             {apps.slice(row.index * columns, row.index * columns + columns).map((a, i) => (
-              <Tile key={a.metadata.name} app={a} index={row.index * columns + i} now={now} onKey={onKey} />
+              <Tile key={`${a.metadata.namespace ?? ''}/${a.metadata.name}`} app={a} index={row.index * columns + i} now={now} onKey={onKey} />
             ))}
           </div>
         ))}
@@ -351,24 +366,25 @@ function Tile({
   app: Application;
   index: number;
   now: number;
-  onKey: (e: KeyboardEvent, index: number, a: Application) => void;
+  onKey: (e: KeyboardEvent, index: number, path: string) => void;
 }) {
   const src = primarySource(app);
   const sync = syncStatus(app);
   const health = healthStatus(app);
-  const path = appPath(app);
+  const { label, path } = labelOf(app, useContext(ControlNamespace));
+  const waiting = windowWait(app);
   return (
     <div role="listitem" class="tile-cell">
     <a
       class={`tile sync-${sync} health-${health}`}
       href={path}
       data-index={index}
-      data-app={app.metadata.name}
+      data-app={label}
       onClick={(e) => onLinkClick(e, path)}
-      onKeyDown={(e) => onKey(e, index, app)}
+      onKeyDown={(e) => onKey(e, index, path)}
     >
       <div class="tile-head">
-        <span class="tile-name">{app.metadata.name}</span>
+        <span class="tile-name">{label}</span>
         <HealthStatusIcon status={health} label />
         <SyncStatusIcon status={sync} label />
       </div>
@@ -389,8 +405,20 @@ function Tile({
         </dd>
         <dt>Destination</dt>
         <dd>{destination(app)}</dd>
-        <dt>Last sync</dt>
-        <dd>{timeAgo(lastSync(app), now)}</dd>
+        {/* A window holding the app back says more than when it last synced (that stays in the tooltip). */}
+        {waiting ? (
+          <>
+            <dt>Waiting</dt>
+            <dd class="text-warn" title={`${waiting} (last sync ${timeAgo(lastSync(app), now)})`} data-testid="window-wait">
+              for a sync window: {waiting}
+            </dd>
+          </>
+        ) : (
+          <>
+            <dt>Last sync</dt>
+            <dd>{timeAgo(lastSync(app), now)}</dd>
+          </>
+        )}
       </dl>
     </a>
     </div>
@@ -402,14 +430,15 @@ const ROW_HEIGHT = 40;
 function AppTable({ apps }: { apps: Application[] }) {
   const scroller = useRef<HTMLDivElement>(null);
   const now = useNow();
+  const control = useContext(ControlNamespace);
   const v = useVirtualizer({
     count: apps.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW_HEIGHT,
     overscan: 10,
   });
-  const onKey = (e: KeyboardEvent, index: number, a: Application) => {
-    itemKeys(e, a);
+  const onKey = (e: KeyboardEvent, index: number, path: string) => {
+    itemKeys(e, path);
     const d = e.key === 'ArrowDown' ? 1 : e.key === 'ArrowUp' ? -1 : 0;
     const next = index + d;
     if (!d || next < 0 || next >= apps.length) return;
@@ -429,23 +458,23 @@ function AppTable({ apps }: { apps: Application[] }) {
         {v.getVirtualItems().map((item) => {
           const a = apps[item.index];
           if (!a) return null;
-          const path = appPath(a);
+          const { label, path } = labelOf(a, control);
           const src = primarySource(a);
           return (
             <div
-              key={a.metadata.name}
+              key={`${a.metadata.namespace ?? ''}/${a.metadata.name}`}
               class="app-row"
               role="row"
               aria-rowindex={item.index + 2}
-              data-app={a.metadata.name}
+              data-app={label}
               style={{ transform: `translateY(${item.start}px)`, height: `${ROW_HEIGHT}px` }}
               onClick={(e) => {
                 if (!(e.target instanceof HTMLAnchorElement)) navigate(path);
               }}
             >
               <span role="cell">
-                <a href={path} data-index={item.index} onClick={(e) => onLinkClick(e, path)} onKeyDown={(e) => onKey(e, item.index, a)}>
-                  {a.metadata.name}
+                <a href={path} data-index={item.index} onClick={(e) => onLinkClick(e, path)} onKeyDown={(e) => onKey(e, item.index, path)}>
+                  {label}
                 </a>
               </span>
               <span role="cell">{a.spec.project}</span>

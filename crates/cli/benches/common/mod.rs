@@ -10,17 +10,38 @@ use std::time::{Duration, Instant};
 pub struct Berth {
     child: std::process::Child,
     pub pid: u32,
+    /// `perf record` attached to the process when `BENCH_PERF` names an output file.
+    perf: Option<std::process::Child>,
 }
 
 impl Berth {
     /// Owns a `berth` process started by the benchmark itself.
     pub fn new(child: std::process::Child) -> Berth {
-        Berth { pid: child.id(), child }
+        let pid = child.id();
+        Berth { pid, child, perf: profile(pid) }
     }
+}
+
+/// With `BENCH_PERF=<file>`, samples the berth process with call graphs (`perf report -i <file>`), to find
+/// where a slower run spends its time rather than guess it from a diff.
+fn profile(pid: u32) -> Option<std::process::Child> {
+    let out = std::env::var("BENCH_PERF").ok().filter(|f| !f.is_empty())?;
+    let perf = Command::new("perf")
+        .args(["record", "-F", "199", "--call-graph", "dwarf,8192", "-o", &out, "-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("BENCH_PERF is set but perf does not start");
+    Some(perf)
 }
 
 impl Drop for Berth {
     fn drop(&mut self) {
+        if let Some(mut perf) = self.perf.take() {
+            // perf writes its file on SIGINT, not on SIGKILL.
+            let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+            let _ = perf.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -52,7 +73,7 @@ pub async fn start_berth_with(
         .stderr(Stdio::from(log))
         .spawn()
         .expect("berth run");
-    let berth = Berth { pid: child.id(), child };
+    let berth = Berth::new(child);
     let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), control);
     let deadline = Instant::now() + Duration::from_secs(60);
     while projects.get_opt("default").await.unwrap().is_none() {

@@ -1,11 +1,14 @@
 //! What the CLI's integration tests share: the built binary with a config directory of its own, and the API
-//! server in-process on a free port (plain HTTP or HTTPS), stopped when dropped.
+//! server (and the controller) in-process on a free port (plain HTTP or HTTPS), stopped when dropped.
 #![allow(dead_code)] // each test binary uses its own part
 
-use kube::api::Api;
+// The server's tests start berth in-process the same way; one file serves both crates.
+#[path = "../../../server/tests/common/in_process.rs"]
+mod in_process;
+pub use in_process::*;
+
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 
 /// What one run of the binary did.
 #[derive(Debug)]
@@ -77,6 +80,27 @@ impl Cli {
         self.run(&["login", host, "--plaintext", "--username", username, "--password", password]).await.ok();
     }
 
+    /// `berth app create NAME` of `path` at branch main of `repo`, deployed to `dest` (created by the sync);
+    /// it must succeed.
+    pub async fn create_app(&self, name: &str, repo: &str, path: &str, dest: &str) -> Run {
+        let args = [
+            "app",
+            "create",
+            name,
+            "--repo",
+            repo,
+            "--path",
+            path,
+            "--revision",
+            "main",
+            "--dest-namespace",
+            dest,
+            "--sync-option",
+            "CreateNamespace=true",
+        ];
+        self.run(&args).await.ok()
+    }
+
     /// The token `berth login` saved.
     pub fn saved_token(&self) -> String {
         let config: serde_json::Value =
@@ -85,7 +109,12 @@ impl Cli {
     }
 }
 
-/// The API server on 127.0.0.1:PORT, stopped when dropped.
+/// The API server alone on 127.0.0.1:PORT, stopped when dropped.
+pub async fn start_server(client: &kube::Client, namespace: &str) -> InProcess {
+    InProcess::start(client, namespace, Options::default()).await
+}
+
+/// The HTTPS server of [`start_tls_server`], stopped when dropped.
 pub struct Server {
     pub address: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -97,27 +126,6 @@ impl Drop for Server {
             let _ = stop.send(());
         }
     }
-}
-
-pub async fn start_server(client: &kube::Client, namespace: &str) -> Server {
-    start_server_beside(client, namespace, Default::default()).await
-}
-
-/// The API server reading trees and diffs from `controller` (the view a test's controller fills).
-pub async fn start_server_beside(
-    client: &kube::Client,
-    namespace: &str,
-    controller: berth_controller::ControllerView,
-) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let shared = berth_server::api::Shared::start(client.clone(), namespace).await.unwrap();
-    let shared = Arc::new(shared.with_controller(controller));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(berth_server::api::serve_on(listener, shared, async {
-        let _ = rx.await;
-    }));
-    Server { address, stop: Some(tx) }
 }
 
 /// The API server as `berth run` starts it without `--insecure`: HTTPS with a self-signed certificate.
@@ -137,11 +145,4 @@ pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server 
         let _ = rx.await;
     }));
     Server { address: addr.to_string(), stop: Some(tx) }
-}
-
-/// The admin's initial password, as the seed's kubectl command reads it.
-pub async fn admin_password(client: &kube::Client, ns: &str) -> String {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets.get("argocd-initial-admin-secret").await.unwrap();
-    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
 }

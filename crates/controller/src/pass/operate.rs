@@ -133,6 +133,8 @@ pub(crate) fn window_gate(
     let Some(refusal) = windows.refusal(manual) else { return WindowGate::Open };
     match running {
         Some(state) if OperationPhase::of(state) == OperationPhase::Terminating => WindowGate::Open,
+        // syncOverrun: the windows let this sync start, and every window that blocks it now allows it to go on.
+        Some(state) if windows.runs_on(state) => WindowGate::Open,
         Some(state) => {
             let mut held = state.clone();
             let reason = windows.reason.as_deref().unwrap_or("no window allows it now");

@@ -360,3 +360,184 @@ fn a_project_is_validated_as_argo_cd_validates_it() {
     let e = validate(&[on_all("deny", "0 22 * * *", "1h"), on_all("deny", "0 25 * * *", "1h")]).unwrap_err();
     assert_eq!((e.index, e.field), (1, "schedule"));
 }
+
+// syncOverrun
+
+/// A window of `kind` on every application, with `syncOverrun` as given.
+fn overrun(kind: &str, schedule: &str, duration: &str, sync_overrun: bool) -> SyncWindow {
+    SyncWindow { sync_overrun: Some(sync_overrun), ..on_all(kind, schedule, duration) }
+}
+
+/// 09:00–17:00 and 16:00–18:00 UTC each day.
+fn allow_day(sync_overrun: bool) -> SyncWindow {
+    overrun("allow", "0 9 * * *", "8h", sync_overrun)
+}
+
+fn deny_evening(sync_overrun: bool) -> SyncWindow {
+    overrun("deny", "0 16 * * *", "2h", sync_overrun)
+}
+
+/// An automatic sync that started at 15:00, asked at `now` whether it may take its next step.
+fn goes_on(windows: &[SyncWindow], now: &str) -> bool {
+    may_run_on(windows, &web(), false, ts("2025-06-02T15:00:00Z"), ts(now))
+}
+
+const IN_BOTH: &str = "2025-06-02T16:30:00Z";
+const AFTER_ALLOW: &str = "2025-06-02T17:30:00Z";
+
+#[test]
+fn argo_cds_documented_overrun_transitions_hold() {
+    let (yes, no) = (true, false);
+    // No window, then a deny window opens.
+    assert!(goes_on(&[deny_evening(yes)], IN_BOTH), "deny with overrun: it goes on");
+    assert!(!goes_on(&[deny_evening(no)], IN_BOTH), "deny without overrun: held");
+    // In an allow window, then a deny window opens.
+    assert!(goes_on(&[allow_day(yes), deny_evening(yes)], IN_BOTH));
+    assert!(!goes_on(&[allow_day(yes), deny_evening(no)], IN_BOTH), "the deny window decides");
+    assert!(goes_on(&[allow_day(no), deny_evening(yes)], IN_BOTH), "it was allowed when it started");
+    assert!(!goes_on(&[allow_day(no), deny_evening(no)], IN_BOTH));
+    // The allow window ends.
+    assert!(goes_on(&[allow_day(yes)], AFTER_ALLOW));
+    assert!(!goes_on(&[allow_day(no)], AFTER_ALLOW));
+    let also_allow = |sync_overrun| overrun("allow", "0 10 * * *", "6h", sync_overrun);
+    assert!(goes_on(&[allow_day(yes), also_allow(yes)], AFTER_ALLOW), "every allow window has it");
+    assert!(!goes_on(&[allow_day(yes), also_allow(no)], AFTER_ALLOW), "one allow window lacks it");
+}
+
+#[test]
+fn overrun_never_lets_a_new_sync_start() {
+    for (windows, now) in [
+        (vec![deny_evening(true)], IN_BOTH),
+        (vec![allow_day(true), deny_evening(true)], IN_BOTH),
+        (vec![allow_day(true)], AFTER_ALLOW),
+    ] {
+        let state = state(&windows, &web(), ts(now));
+        assert!(!state.can_sync_auto && !state.can_sync_manual, "{windows:?} at {now}");
+        assert_eq!(state.overrunning, None, "no sync is under way");
+    }
+}
+
+#[test]
+fn only_a_sync_the_windows_let_start_overruns() {
+    let (allow, deny) = (allow_day(true), deny_evening(true));
+    let before_allow = ts("2025-06-02T08:00:00Z");
+    assert!(!may_run_on(&[allow], &web(), false, before_allow, ts(AFTER_ALLOW)));
+    let in_deny = ts("2025-06-02T16:10:00Z");
+    let deny = std::slice::from_ref(&deny);
+    assert!(!may_run_on(deny, &web(), false, in_deny, ts(IN_BOTH)), "it started in the freeze");
+    let before_deny = ts("2025-06-02T15:00:00Z");
+    assert!(may_run_on(deny, &web(), true, before_deny, ts(IN_BOTH)), "a person's sync overruns too");
+    // A window that does not parse fails closed for a sync under way too.
+    let broken = overrun("deny", "0 25 * * *", "1h", true);
+    assert!(!may_run_on(&[deny[0].clone(), broken], &web(), false, before_deny, ts(IN_BOTH)));
+}
+
+/// `web` with an operation in its status: `phase`, started at `started`, by auto-sync when `automated`.
+fn web_syncing(phase: &str, started: &str, automated: bool) -> Application {
+    let mut app = serde_json::to_value(web()).unwrap();
+    app["status"] = serde_json::json!({"operationState": {
+        "operation": {"sync": {}, "initiatedBy": {"automated": automated}},
+        "phase": phase, "startedAt": started}});
+    serde_json::from_value(app).unwrap()
+}
+
+fn running_of(app: &Application) -> &OperationState {
+    app.status.as_ref().and_then(|s| s.operation_state.as_ref()).unwrap()
+}
+
+#[test]
+fn the_sync_under_way_in_the_status_runs_on_and_no_other() {
+    let windows = [allow_day(true), deny_evening(true)];
+    let app = web_syncing("Running", "2025-06-02T15:00:00Z", true);
+    let state = state(&windows, &app, ts(IN_BOTH));
+    assert!(!state.can_sync_auto, "a new sync is still refused");
+    assert_eq!(state.overrunning, Some(ts("2025-06-02T15:00:00Z")));
+    assert!(state.runs_on(running_of(&app)));
+    let other = web_syncing("Running", "2025-06-02T15:05:00Z", true);
+    assert!(!state.runs_on(running_of(&other)), "another operation is not the one judged");
+
+    let held = state_of(&[allow_day(true), deny_evening(false)], &app, IN_BOTH);
+    assert!(!held.runs_on(running_of(&app)), "a deny window without overrun holds it");
+    let done = web_syncing("Succeeded", "2025-06-02T15:00:00Z", true);
+    assert_eq!(state_of(&windows, &done, IN_BOTH).overrunning, None, "nothing is under way");
+    let unblocked = state_of(&windows, &app, "2025-06-02T15:30:00Z");
+    assert_eq!(unblocked.overrunning, None, "nothing blocks it: no overrun is needed");
+}
+
+#[test]
+fn a_manual_sync_let_through_by_manual_sync_needs_no_overrun() {
+    let deny = SyncWindow { manual_sync: Some(true), ..deny_evening(false) };
+    let app = web_syncing("Running", "2025-06-02T15:00:00Z", false);
+    let state = state(&[deny], &app, ts(IN_BOTH));
+    assert_eq!(state.refusal(true), None);
+    assert_eq!(state.overrunning, None);
+}
+
+fn state_of(windows: &[SyncWindow], app: &Application, now: &str) -> WindowState {
+    state(windows, app, ts(now))
+}
+
+mod overrun_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A window on every application from a small set of schedules, kinds and flags.
+    fn any_window() -> impl Strategy<Value = SyncWindow> {
+        let schedules = vec!["0 9 * * *", "0 16 * * *", "30 * * * *", "0 0 * * 1", "*/20 * * * *"];
+        let durations = vec!["10m", "1h", "2h", "8h"];
+        (
+            prop::sample::select(vec!["allow", "deny"]),
+            prop::sample::select(schedules),
+            prop::sample::select(durations),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(kind, schedule, duration, manual_sync, sync_overrun)| SyncWindow {
+                manual_sync: Some(manual_sync),
+                ..overrun(kind, schedule, duration, sync_overrun)
+            })
+    }
+
+    /// A minute in the week from Monday 2025-06-02.
+    fn any_time() -> impl Strategy<Value = Timestamp> {
+        (0i64..7 * 24 * 60).prop_map(|minute| ts("2025-06-02T00:00:00Z") + SignedDuration::from_mins(minute))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn without_sync_overrun_a_sync_under_way_goes_on_exactly_when_a_new_one_could_start(
+            windows in prop::collection::vec(any_window(), 0..4),
+            manual in any::<bool>(), started in any_time(), later in 0i64..600,
+        ) {
+            let windows: Vec<SyncWindow> =
+                windows.into_iter().map(|w| SyncWindow { sync_overrun: Some(false), ..w }).collect();
+            let now = started + SignedDuration::from_mins(later);
+            prop_assert_eq!(
+                may_run_on(&windows, &web(), manual, started, now),
+                state(&windows, &web(), now).can_sync(manual)
+            );
+        }
+
+        #[test]
+        fn overrun_only_widens_what_may_go_on_and_only_for_a_sync_allowed_at_its_start(
+            windows in prop::collection::vec(any_window(), 0..4),
+            manual in any::<bool>(), started in any_time(), later in 0i64..600,
+        ) {
+            let now = started + SignedDuration::from_mins(later);
+            let goes_on = may_run_on(&windows, &web(), manual, started, now);
+            let may_start_now = state(&windows, &web(), now).can_sync(manual);
+            let might_start_then = state(&windows, &web(), started).can_sync(manual);
+            prop_assert!(!may_start_now || goes_on, "what may start may go on");
+            prop_assert!(goes_on == may_start_now || might_start_then, "overrun carries only an allowed start");
+            let every_window_overruns: Vec<SyncWindow> =
+                windows.iter().cloned().map(|w| SyncWindow { sync_overrun: Some(true), ..w }).collect();
+            prop_assert_eq!(
+                may_run_on(&every_window_overruns, &web(), manual, started, now),
+                may_start_now || might_start_then,
+                "with overrun everywhere, every sync allowed to start finishes"
+            );
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! and `resume` of Deployments (`spec.paused`; each disabled when it would change nothing); `scale` of
 //! Deployments and StatefulSets (`replicas`, a whole number, defaulting to the present count); and for
 //! CronJobs `create-job` (a Job from the job template, owned by the CronJob) and `suspend` or `resume`,
-//! whichever applies.
+//! whichever applies. Argo Rollouts' `Rollout` has its own set ([`super::rollout`]).
 
 use super::{ActionParam, Impact, ResourceAction};
 use k8s_openapi::jiff::Timestamp;
@@ -43,6 +43,7 @@ pub(super) fn discover(live: &Value) -> Vec<ResourceAction> {
         }
         ("apps", "StatefulSet") => vec![offer("restart"), replicas()],
         ("apps", "DaemonSet") => vec![offer("restart")],
+        ("argoproj.io", "Rollout") => super::rollout::discover(live),
         ("batch", "CronJob") => {
             let create = ResourceAction {
                 icon_class: CREATE_ICON.into(),
@@ -72,6 +73,9 @@ pub(super) fn run(
         let mut object = live.clone();
         set(&mut object, path, value).map(|()| vec![Impact::Patch(object)])
     };
+    if group_kind(live) == ("argoproj.io", "Rollout") {
+        return super::rollout::run(live, action, now);
+    }
     Some(match (group_kind(live), action) {
         (("apps", "Deployment" | "StatefulSet" | "DaemonSet"), "restart") => {
             let path = ["spec", "template", "metadata", "annotations", RESTARTED_AT_ANNOTATION];
@@ -91,7 +95,7 @@ pub(super) fn run(
 
 /// Sets (or, with `None`, removes) the field at `path`, making the maps on the way; a field on the way that
 /// is not a map is an error, never overwritten.
-fn set(object: &mut Value, path: &[&str], value: Option<Value>) -> Result<(), String> {
+pub(super) fn set(object: &mut Value, path: &[&str], value: Option<Value>) -> Result<(), String> {
     let Some((last, parents)) = path.split_last() else { return Ok(()) };
     let mut current = object;
     for (depth, key) in parents.iter().enumerate() {
@@ -143,7 +147,7 @@ fn replicas(params: &[ActionParam]) -> Result<u32, String> {
 }
 
 /// `now` to the second, which prints as the restart annotation holds it (`2024-05-01T12:00:00Z`).
-fn utc(now: SystemTime) -> Timestamp {
+pub(super) fn utc(now: SystemTime) -> Timestamp {
     Timestamp::try_from(now)
         .ok()
         .and_then(|t| Timestamp::from_second(t.as_second()).ok())

@@ -1,6 +1,7 @@
 //! Resource actions, as Argo CD offers them on a live object: which actions an object has now (each enabled
 //! or not, with its parameters), and what running one changes. Built-in actions are native Rust
-//! (`builtin`: restart, pause, resume and scale of workloads, create-job, suspend and resume of CronJobs);
+//! (`builtin`: restart, pause, resume and scale of workloads, create-job, suspend and resume of CronJobs;
+//! `rollout`: restart, pause, resume, abort, retry, promote-full and skip-current-step of Argo Rollouts);
 //! argocd-cm `resource.customizations.actions.<group>_<kind>` adds Lua ones (`lua`: a `discovery.lua` that
 //! answers the actions, and an `action.lua` for each that answers the changed object, or a list of
 //! `{operation = "patch"|"create", resource = ...}`). A custom discovery replaces the built-in one unless it
@@ -28,6 +29,7 @@
 
 mod builtin;
 mod lua;
+mod rollout;
 #[cfg(test)]
 mod tests;
 

@@ -485,3 +485,209 @@ fn merge_patches_carry_changes_removals_and_whole_lists() {
     assert_eq!(merge_patch(&from, &to), json!({"b": {"c": 5}, "l": [1], "gone": null, "new": "x"}));
     assert_eq!(merge_patch(&from, &from), json!({}));
 }
+
+// Built-in actions of Argo Rollouts' Rollout
+
+/// A canary Rollout of three steps, generation 3 seen by a Rollouts v0.10+ controller, at step 1 of an
+/// update (its pods are not yet the stable ReplicaSet's), with `status` merged over that.
+fn rollout(spec: Value, status: Value) -> Value {
+    let mut object = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-ro", "generation": 3},
+        "spec": {"replicas": 3, "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]}},
+                 "template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}},
+        "status": {"observedGeneration": "3", "currentPodHash": "new-hash", "stableRS": "old-hash",
+                   "currentStepIndex": 1}});
+    merge(&mut object["spec"], spec);
+    merge(&mut object["status"], status);
+    object
+}
+
+/// `patch` merged into `target` (JSON merge patch: `null` removes).
+fn merge(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            for (key, value) in fields {
+                if value.is_null() {
+                    if let Some(map) = target.as_object_mut() {
+                        map.remove(&key);
+                    }
+                } else {
+                    merge(&mut target[&key], value);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+fn rollout_actions(object: &Value) -> Vec<(&'static str, bool)> {
+    let offered = builtins().discover(object).unwrap();
+    let order = ["abort", "pause", "promote-full", "restart", "resume", "retry", "skip-current-step"];
+    let names: Vec<&str> = offered.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, order, "a Rollout offers every action, some disabled");
+    order.iter().zip(&offered).map(|(name, a)| (*name, a.disabled)).collect()
+}
+
+/// What running `action` on `object` changes, as the merge patch berth sends.
+fn rollout_change(object: &Value, action: &str) -> Value {
+    merge_patch(object, &patched(builtins().run(object, action, &[], now()).unwrap()))
+}
+
+#[test]
+fn a_rollout_mid_update_offers_pause_abort_promote_and_skip_but_not_resume_or_retry() {
+    let offered = rollout_actions(&rollout(json!({}), json!({})));
+    assert_eq!(
+        offered,
+        [
+            ("abort", false),
+            ("pause", false),
+            ("promote-full", false),
+            ("restart", false),
+            ("resume", true),
+            ("retry", true),
+            ("skip-current-step", false),
+        ]
+    );
+    let restart = builtins().discover(&rollout(json!({}), json!({}))).unwrap();
+    assert_eq!(restart.iter().find(|a| a.name == "restart").unwrap().display_name, "Restart Pods");
+}
+
+#[test]
+fn a_fully_promoted_rollout_offers_only_restart_and_what_its_spec_allows() {
+    let stable = rollout(json!({}), json!({"currentPodHash": "old-hash", "currentStepIndex": 3}));
+    let disabled: Vec<&str> = rollout_actions(&stable).into_iter().filter(|a| a.1).map(|a| a.0).collect();
+    assert_eq!(disabled, ["abort", "pause", "promote-full", "resume", "retry", "skip-current-step"]);
+}
+
+#[test]
+fn a_paused_rollout_offers_resume_by_its_pause_conditions_else_by_spec_paused() {
+    let waiting = rollout(json!({}), json!({"pauseConditions": [{"reason": "CanaryPauseStep"}]}));
+    assert!(rollout_actions(&waiting).contains(&("resume", false)));
+    let paused_by_hand = rollout(json!({"paused": true}), json!({}));
+    let offered = rollout_actions(&paused_by_hand);
+    assert!(offered.contains(&("resume", false)) && offered.contains(&("pause", true)), "{offered:?}");
+    // The pause conditions win: an empty list is not paused, whatever spec.paused says.
+    let resumed = rollout(json!({"paused": true}), json!({"pauseConditions": []}));
+    assert!(rollout_actions(&resumed).contains(&("resume", true)));
+}
+
+#[test]
+fn an_aborted_rollout_offers_retry_instead_of_abort() {
+    let aborted = rollout(json!({}), json!({"abort": true}));
+    let offered = rollout_actions(&aborted);
+    assert!(offered.contains(&("abort", true)) && offered.contains(&("retry", false)), "{offered:?}");
+}
+
+#[test]
+fn skip_current_step_is_offered_only_to_a_canary_before_its_last_step() {
+    let at_last = rollout(json!({}), json!({"currentStepIndex": 3}));
+    assert!(rollout_actions(&at_last).contains(&("skip-current-step", true)));
+    let blue_green =
+        rollout(json!({"strategy": {"canary": null, "blueGreen": {"activeService": "web"}}}), json!({}));
+    assert!(rollout_actions(&blue_green).contains(&("skip-current-step", true)));
+    let not_started = rollout(json!({}), json!({"currentStepIndex": null}));
+    assert!(rollout_actions(&not_started).contains(&("skip-current-step", true)));
+}
+
+#[test]
+fn promote_full_of_a_pre_v0_10_status_is_offered_to_canaries_only() {
+    let old = json!({"observedGeneration": "7d4f8c9b5"});
+    assert!(rollout_actions(&rollout(json!({}), old.clone())).contains(&("promote-full", false)));
+    let blue_green = json!({"strategy": {"canary": null, "blueGreen": {"activeService": "web"}}});
+    assert!(rollout_actions(&rollout(blue_green.clone(), old)).contains(&("promote-full", true)));
+    assert!(rollout_actions(&rollout(blue_green, json!({}))).contains(&("promote-full", false)), "v0.10+");
+}
+
+#[test]
+fn rollout_restart_sets_restart_at_to_now_in_utc() {
+    let change = rollout_change(&rollout(json!({}), json!({})), "restart");
+    assert_eq!(change, json!({"spec": {"restartAt": "2023-11-14T22:13:20Z"}}));
+}
+
+#[test]
+fn rollout_pause_sets_spec_paused() {
+    assert_eq!(rollout_change(&rollout(json!({}), json!({})), "pause"), json!({"spec": {"paused": true}}));
+}
+
+#[test]
+fn rollout_resume_clears_the_pause_conditions_and_spec_paused() {
+    let both = rollout(json!({"paused": true}), json!({"pauseConditions": [{"reason": "PausedByUser"}]}));
+    assert_eq!(
+        rollout_change(&both, "resume"),
+        json!({"spec": {"paused": false}, "status": {"pauseConditions": null}})
+    );
+    let by_step = rollout(json!({}), json!({"pauseConditions": [{"reason": "CanaryPauseStep"}]}));
+    assert_eq!(rollout_change(&by_step, "resume"), json!({"status": {"pauseConditions": null}}));
+}
+
+#[test]
+fn rollout_abort_sets_status_abort() {
+    assert_eq!(rollout_change(&rollout(json!({}), json!({})), "abort"), json!({"status": {"abort": true}}));
+}
+
+#[test]
+fn rollout_retry_clears_the_abort_and_the_analysis_statuses() {
+    let canary = rollout(
+        json!({}),
+        json!({"abort": true, "canary": {"currentStepAnalysisRunStatus": {"name": "a1", "status": "Failed"},
+            "currentBackgroundAnalysisRunStatus": {"name": "b1", "status": "Failed"}, "weights": {"canary": 20}}}),
+    );
+    assert_eq!(
+        rollout_change(&canary, "retry"),
+        json!({"status": {"abort": null, "canary": {"currentStepAnalysisRunStatus": null,
+            "currentBackgroundAnalysisRunStatus": null}}})
+    );
+    let blue_green = rollout(
+        json!({}),
+        json!({"abort": true, "blueGreen": {"prePromotionAnalysisRunStatus": {"name": "p1"}, "activeSelector": "x"}}),
+    );
+    assert_eq!(
+        rollout_change(&blue_green, "retry"),
+        json!({"status": {"abort": null, "blueGreen": {"prePromotionAnalysisRunStatus": null}}})
+    );
+}
+
+#[test]
+fn rollout_promote_full_sets_promote_full_or_on_old_statuses_jumps_to_the_last_step() {
+    assert_eq!(
+        rollout_change(&rollout(json!({}), json!({})), "promote-full"),
+        json!({"status": {"promoteFull": true}})
+    );
+    let old = rollout(json!({}), json!({"observedGeneration": "7d4f8c9b5", "abort": true}));
+    assert_eq!(
+        rollout_change(&old, "promote-full"),
+        json!({"status": {"abort": null, "currentStepIndex": 3}})
+    );
+    let ahead = rollout(json!({}), json!({"observedGeneration": 9}));
+    assert_eq!(rollout_change(&ahead, "promote-full"), json!({"status": {"currentStepIndex": 3}}));
+}
+
+#[test]
+fn rollout_skip_current_step_moves_to_the_next_step_and_ends_its_pause() {
+    let paused = rollout(json!({}), json!({"pauseConditions": [{"reason": "CanaryPauseStep"}]}));
+    assert_eq!(
+        rollout_change(&paused, "skip-current-step"),
+        json!({"status": {"pauseConditions": null, "currentStepIndex": 2}})
+    );
+    let running = rollout(json!({}), json!({"currentStepIndex": 0}));
+    assert_eq!(rollout_change(&running, "skip-current-step"), json!({"status": {"currentStepIndex": 1}}));
+}
+
+#[test]
+fn rollout_actions_that_change_status_patch_only_the_rollout_itself() {
+    let object = rollout(json!({}), json!({"abort": true, "pauseConditions": [{"reason": "x"}]}));
+    for action in ["resume", "retry", "promote-full", "skip-current-step", "restart"] {
+        let changed = patched(builtins().run(&object, action, &[], now()).unwrap());
+        assert_eq!(changed["metadata"], object["metadata"], "{action}");
+        assert_eq!(changed["spec"]["template"], object["spec"]["template"], "{action}");
+    }
+    let err = builtins().run(&object, "abort", &[], now()).unwrap_err();
+    assert!(matches!(err, ActionError::Disabled { .. }), "an aborted rollout is not aborted again: {err:?}");
+}
+
+#[test]
+fn a_custom_rollout_discovery_replaces_the_built_in_rollout_actions() {
+    let actions = custom("argoproj.io/Rollout", "return {hello = {}}", &[("hello", "return obj")], false);
+    let offered = actions.discover(&rollout(json!({}), json!({}))).unwrap();
+    assert_eq!(names(&offered), [("hello", false)]);
+}

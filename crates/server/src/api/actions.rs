@@ -3,7 +3,8 @@
 //! what the object offers (`{actions: [{name, disabled, params, iconClass, displayName}]}`), and
 //! `POST …/resource/actions/v2` (Argo CD's `ResourceActionRunRequestV2` body; its fields may come in the
 //! query too) or the older `POST …/resource/actions` (the action as a JSON string, the object in the query)
-//! runs one and answers `{}`.
+//! runs one and answers `{}`. Each takes Argo CD's `appNamespace` for an app outside the control namespace
+//! (the v2 body may carry it too).
 //!
 //! Listing needs `get` on the app; running needs `action/<group>/<kind>/<action>`, as Argo CD's RBAC
 //! names it, decided on the stored app. The object is looked up by its kind as discovery spells it and must
@@ -11,7 +12,7 @@
 //! `/resource`. What an action changes is checked by `berth_engine::actions` (a patch only of that object,
 //! a created object only in its namespace); a created object must also be one the app's project permits.
 
-use super::{ApiError, Caller, GrpcCode, Shared, authorized_app, kube_error, members};
+use super::{ApiError, Caller, GrpcCode, Shared, authorized_app_in, kube_error, members};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use berth_api::Application;
@@ -32,6 +33,8 @@ const MAX_PARAMS: usize = 32;
 #[derive(serde::Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct ResourceQuery {
+    /// The app's namespace (Argo CD's `appNamespace`); empty: the control namespace.
+    app_namespace: String,
     namespace: String,
     resource_name: String,
     version: String,
@@ -39,11 +42,11 @@ pub(super) struct ResourceQuery {
     kind: String,
 }
 
-/// Argo CD's ResourceActionRunRequestV2; `name`, `appNamespace` and `project` are accepted and the path's
-/// app decides.
+/// Argo CD's ResourceActionRunRequestV2; `name` and `project` are accepted and the path's app decides.
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct RunRequest {
+    app_namespace: String,
     namespace: String,
     resource_name: String,
     version: String,
@@ -60,8 +63,8 @@ pub(super) async fn list_actions(
     Path(name): Path<String>,
     Query(query): Query<ResourceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorized_app(&shared, &caller, &name, "get")?;
-    let (_, live) = app_object(&shared, &name, &query).await?;
+    let app = authorized_app_in(&shared, &caller, Some(&query.app_namespace), &name, "get").await?;
+    let (_, live) = app_object(&shared, &app, &query).await?;
     let actions = configured_actions(&shared).await?;
     let offered = tokio::task::spawn_blocking(move || actions.discover(&live))
         .await
@@ -80,6 +83,7 @@ pub(super) async fn run_action(
     Json(body): Json<RunRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let resource = ResourceQuery {
+        app_namespace: either(body.app_namespace, query.app_namespace),
         namespace: either(body.namespace, query.namespace),
         resource_name: either(body.resource_name, query.resource_name),
         version: either(body.version, query.version),
@@ -121,14 +125,14 @@ async fn run(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     valid_name("action", &action)?;
     let rbac_action = format!("action/{}/{}/{action}", resource.group, resource.kind);
-    let app = authorized_app(shared, caller, name, &rbac_action)?;
+    let app = authorized_app_in(shared, caller, Some(&resource.app_namespace), name, &rbac_action).await?;
     if params.len() > MAX_PARAMS {
         return Err(ApiError::bad_request(format!("at most {MAX_PARAMS} action parameters are accepted")));
     }
     for param in &params {
         valid_name("parameter", &param.name)?;
     }
-    let (kind, live) = app_object(shared, name, &resource).await?;
+    let (kind, live) = app_object(shared, &app, &resource).await?;
     let actions = configured_actions(shared).await?;
     let (object, wanted) = (live.clone(), action.clone());
     let impacts =
@@ -164,13 +168,14 @@ async fn run(
     Ok(Json(serde_json::json!({})))
 }
 
-/// The live object the query names (with its kind as discovery has it), if it belongs to app `name`; 404
-/// otherwise, whatever exists.
+/// The live object the query names (with its kind as discovery has it), if it belongs to `app` (carries its
+/// instance name, `<namespace>_<name>` outside the control namespace); 404 otherwise, whatever exists.
 async fn app_object(
     shared: &Shared,
-    name: &str,
+    app: &Application,
     query: &ResourceQuery,
 ) -> Result<(members::Kind, serde_json::Value), ApiError> {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
     if query.kind.is_empty() || query.resource_name.is_empty() {
         return Err(ApiError::bad_request("kind and resourceName are required"));
     }
@@ -191,7 +196,7 @@ async fn app_object(
     let live =
         members::get(&shared.client, &kind, namespace, &query.resource_name).await?.ok_or_else(not_found)?;
     let tracking = shared.http_settings().tracking.clone();
-    if !members::belongs(&shared.client, name, &tracking, &live).await? {
+    if !members::belongs(&shared.client, &shared.instance_of(app), &tracking, &live).await? {
         return Err(not_found());
     }
     Ok((kind, live))
@@ -310,8 +315,8 @@ async fn creatable(
         let key = berth_engine::resource::ResourceKey::of(&object)
             .ok_or_else(|| ApiError::bad_request("a created object needs a kind and a name"))?;
         let tracking = shared.http_settings().tracking.clone();
-        let app_name = app.metadata.name.as_deref().unwrap_or_default();
-        tracking.mark(&mut object, &key, app_name).map_err(ApiError::bad_request)?;
+        // The instance name, as the controller tracks the app's objects.
+        tracking.mark(&mut object, &key, &shared.instance_of(app)).map_err(ApiError::bad_request)?;
     }
     create(shared, &kind, &object, true).await?;
     Ok((kind, object))

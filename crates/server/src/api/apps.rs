@@ -40,7 +40,7 @@ pub(super) async fn get_application(
     Path(name): Path<String>,
     Query(query): Query<GetQuery>,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get").await?;
     let namespace = shared.app_namespace(query.app_namespace.as_deref()).to_string();
     let hard = match query.refresh.as_deref() {
         None | Some("") => return Ok(Json((*app).clone())),
@@ -112,8 +112,28 @@ async fn replace(
     wanted: serde_json::Value,
     only_spec: bool,
 ) -> Result<Application, ApiError> {
-    let stored = authorized_app_in(shared, caller, namespace, name, "update")?;
+    let stored = authorized_app_in(shared, caller, namespace, name, "update").await?;
+    let stored = latest(shared, caller, &stored, "update").await?;
     replace_stored(shared, caller, stored, wanted, only_spec).await
+}
+
+/// `app` as the API server holds it now, still authorized for `action`. A write computed from the watch's
+/// copy, which can trail the caller's own previous write by a moment, would fail with a conflict the caller
+/// never caused; a concurrent change by someone else still is one, through the resourceVersion.
+async fn latest(
+    shared: &Shared,
+    caller: &crate::rbac::Subject,
+    app: &Application,
+    action: &str,
+) -> Result<Arc<Application>, ApiError> {
+    let namespace = app.metadata.namespace.as_deref().unwrap_or(&shared.namespace);
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), namespace);
+    let current = api.get_opt(name).await.map_err(kube_error)?;
+    current
+        .filter(|current| shared.rbac.enforce(caller, "applications", action, &shared.app_object(current)))
+        .map(Arc::new)
+        .ok_or_else(|| ApiError::forbidden("permission denied"))
 }
 
 /// [`replace`] of an Application already read and authorized for `update` by the caller. Whatever `wanted`
@@ -150,10 +170,12 @@ pub(super) async fn replace_stored(
     }
     let typed: Application = serde_json::from_value(next.clone())
         .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
-    if typed.spec.project != stored.spec.project
-        && !shared.rbac.enforce(caller, "applications", "update", &shared.app_object(&typed))
-    {
-        return Err(ApiError::forbidden("permission denied"));
+    if typed.spec.project != stored.spec.project {
+        if !shared.rbac.enforce(caller, "applications", "update", &shared.app_object(&typed)) {
+            return Err(ApiError::forbidden("permission denied"));
+        }
+        // The project it moves to must admit its namespace too.
+        namespace_admitted(shared, &typed).await?;
     }
     let resource = kube::api::ApiResource::erase::<Application>(&());
     let namespace = stored.metadata.namespace.as_deref().unwrap_or(&shared.namespace);
@@ -166,7 +188,9 @@ pub(super) async fn replace_stored(
     serde_json::from_value(written).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// `PUT /api/v1/applications/{name}`: the Application as sent (spec, labels, annotations, finalizers).
+/// `PUT /api/v1/applications/{name}[?appNamespace=]`: the Application as sent (spec, labels, annotations,
+/// finalizers). Without `appNamespace` the app is the one of the body's `metadata.namespace` (what Argo CD's
+/// clients send), else of the control namespace; a body naming another namespace than the query is refused.
 pub(super) async fn update_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
@@ -174,7 +198,17 @@ pub(super) async fn update_application(
     Query(query): Query<UpdateQuery>,
     Json(app): Json<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
-    replace(&shared, &caller, query.app_namespace.as_deref(), &name, app, false).await.map(Json)
+    let sent = app["metadata"]["namespace"].as_str().filter(|ns| !ns.is_empty());
+    let asked = query.app_namespace.as_deref().filter(|ns| !ns.is_empty());
+    let namespace = match (asked, sent) {
+        (Some(asked), Some(sent)) if shared.app_namespace(Some(asked)) != sent => {
+            return Err(ApiError::bad_request(format!(
+                "metadata.namespace {sent:?} does not match appNamespace {asked:?}"
+            )));
+        }
+        (asked, sent) => asked.or(sent).map(str::to_string),
+    };
+    replace(&shared, &caller, namespace.as_deref(), &name, app, false).await.map(Json)
 }
 
 /// `PUT /api/v1/applications/{name}/spec`: only the spec (what `berth app set` sends); answers the spec.
@@ -208,7 +242,8 @@ pub(super) async fn patch_application(
     Json(request): Json<PatchRequest>,
 ) -> Result<Json<Application>, ApiError> {
     let namespace = at.app_namespace.as_deref();
-    let stored = authorized_app_in(&shared, &caller, namespace, &name, "update")?;
+    let stored = authorized_app_in(&shared, &caller, namespace, &name, "update").await?;
+    let stored = latest(&shared, &caller, &stored, "update").await?;
     let mut doc = serde_json::to_value(&*stored).map_err(|e| ApiError::internal(e.to_string()))?;
     let patch: serde_json::Value = serde_json::from_str(&request.patch)
         .map_err(|e| ApiError::bad_request(format!("patch: not JSON: {e}")))?;
@@ -232,7 +267,7 @@ pub(super) async fn patch_application(
     }
     // The resourceVersion read is the one written against: a concurrent change is a conflict, not lost.
     doc["metadata"]["resourceVersion"] = stored.metadata.resource_version.clone().unwrap_or_default().into();
-    replace(&shared, &caller, namespace, &name, doc, false).await.map(Json)
+    replace_stored(&shared, &caller, stored, doc, false).await.map(Json)
 }
 
 /// Does a JSON patch (a list of operations) or a merge patch (an object) reach `/operation` or `/status`?
@@ -268,7 +303,7 @@ pub(super) async fn revision_metadata(
     Path((name, revision)): Path<(String, String)>,
     Query(query): Query<MetadataQuery>,
 ) -> Result<Json<berth_api::application::RevisionMetadata>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get").await?;
     let controller = super::tree::in_process_controller(&shared)?;
     controller
         .revision_metadata(&shared.instance_of(&app), &revision, query.source_index.unwrap_or(0))
@@ -295,7 +330,7 @@ pub(super) async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use k8s_openapi::api::core::v1::Event;
-    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get").await?;
     let (namespace, fields) = match (&query.resource_name, &query.resource_uid) {
         (Some(resource), uid) => {
             let namespace = query.resource_namespace.clone().unwrap_or_default();
@@ -365,7 +400,7 @@ pub(super) async fn resource(
     Path(name): Path<String>,
     Query(query): Query<ResourceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get").await?;
     if query.kind.is_empty() || query.resource_name.is_empty() {
         return Err(ApiError::bad_request("kind and resourceName are required"));
     }
@@ -390,12 +425,6 @@ pub(super) async fn resource(
     Ok(Json(serde_json::json!({"manifest": value.to_string()})))
 }
 
-/// The RBAC object of an Application of the control namespace; [`app_object_in`] knows the others.
-pub(crate) fn app_object(app: &Application) -> String {
-    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
-    format!("{project}/{}", app.metadata.name.as_deref().unwrap_or_default())
-}
-
 /// The RBAC object of `app` for a server whose control namespace is `control`: `<project>/<name>` there,
 /// `<project>/<namespace>/<name>` elsewhere, as in Argo CD.
 pub(crate) fn app_object_in(control: &str, app: &Application) -> String {
@@ -404,21 +433,13 @@ pub(crate) fn app_object_in(control: &str, app: &Application) -> String {
     crate::rbac::app_object(project, namespace, app.metadata.name.as_deref().unwrap_or_default())
 }
 
-/// The application `name` if the caller may do `action` on it. An app that does not exist is refused
-/// exactly as one the caller may not see (403 `permission denied`), so names in other projects cannot be
-/// probed (Argo CD, GHSA-2q5c-qw9c-fmvq).
-pub(crate) fn authorized_app(
-    shared: &Shared,
-    caller: &crate::rbac::Subject,
-    name: &str,
-    action: &str,
-) -> Result<Arc<Application>, ApiError> {
-    authorized_app_in(shared, caller, None, name, action)
-}
-
-/// [`authorized_app`] for the Application `name` of `namespace` (`?appNamespace=`; `None` or empty: the
-/// control namespace). A namespace whose Applications are not served is refused as a missing app.
-pub(crate) fn authorized_app_in(
+/// The application `name` of `namespace` (`?appNamespace=`; `None` or empty: the control namespace) if the
+/// caller may do `action` on it. An app that does not exist, or lives in a namespace whose Applications are
+/// not served, is refused exactly as one the caller may not see (403 `permission denied`), so names in
+/// other projects cannot be probed (Argo CD, GHSA-2q5c-qw9c-fmvq). An app outside the control namespace
+/// whose project does not list that namespace in `sourceNamespaces` is refused after that, as Argo CD's
+/// server refuses it ([`namespace_admitted`]).
+pub(crate) async fn authorized_app_in(
     shared: &Shared,
     caller: &crate::rbac::Subject,
     namespace: Option<&str>,
@@ -426,11 +447,56 @@ pub(crate) fn authorized_app_in(
     action: &str,
 ) -> Result<Arc<Application>, ApiError> {
     let key = kube::runtime::reflector::ObjectRef::new(name).within(shared.app_namespace(namespace));
-    shared
+    let app = shared
         .apps
         .get(&key)
         .filter(|app| shared.rbac.enforce(caller, "applications", action, &shared.app_object(app)))
-        .ok_or_else(|| ApiError::forbidden("permission denied"))
+        .ok_or_else(|| ApiError::forbidden("permission denied"))?;
+    namespace_admitted(shared, &app).await?;
+    Ok(app)
+}
+
+/// Argo CD's refusal of an app its project does not admit, worded so project names cannot be probed.
+fn not_admitted(project: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "app is not allowed in project \"{project}\", or the project does not exist"
+    ))
+}
+
+/// Whether `app`'s project admits the namespace it lives in: always in the control namespace; elsewhere
+/// the project must exist and list the namespace in `sourceNamespaces`. Refused as Argo CD's server does
+/// (InvalidArgument, one message for a missing project and a refusing one); the reason is logged.
+pub(crate) async fn namespace_admitted(shared: &Shared, app: &Application) -> Result<(), ApiError> {
+    let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    project_admits(shared, project, namespace, name).await.map_err(|why| {
+        tracing::warn!(app = name, namespace, project, "{why}");
+        not_admitted(project)
+    })
+}
+
+/// Whether the AppProject `project` admits the Application `name` of `namespace` (see
+/// [`namespace_admitted`]); the refusal says why, for the log.
+pub(crate) async fn project_admits(
+    shared: &Shared,
+    project: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    if namespace.is_empty() || namespace == shared.namespace {
+        return Ok(());
+    }
+    let projects: Api<berth_api::AppProject> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let found = projects.get_opt(project).await.map_err(|e| format!("cannot read project {project}: {e}"))?;
+    let found = found.ok_or_else(|| format!("project {project} does not exist"))?;
+    berth_controller::project::source_namespace_check(
+        name,
+        namespace,
+        &shared.namespace,
+        project,
+        &found.spec.source_namespaces,
+    )
 }
 
 /// `GET /api/v1/applications`: the apps the query selects and the caller may `get`, by name, of the control
@@ -454,8 +520,6 @@ pub(super) async fn list_applications(
         #[serde(skip_serializing_if = "Option::is_none")]
         remaining_item_count: Option<usize>,
     }
-    let app_namespace =
-        pairs.iter().find(|(k, v)| k == "appNamespace" && !v.is_empty()).map(|(_, v)| v.clone());
     let query = ListQuery::from_pairs(pairs)?;
     let policy = shared.rbac.current();
     let resolved = policy.resolve(&caller);
@@ -463,19 +527,21 @@ pub(super) async fn list_applications(
     let mut items: Vec<&Application> = apps
         .iter()
         .map(|a| &**a)
-        .filter(|a| query.after.as_ref().is_none_or(|after| a.metadata.name.as_ref() > Some(after)))
-        .filter(|a| app_namespace.is_none() || a.metadata.namespace == app_namespace)
+        .filter(|a| query.is_after_page(a))
         .filter(|a| query.matches(a))
         .filter(|a| resolved.enforce("applications", "get", &shared.app_object(a)))
         .collect();
-    items.sort_unstable_by(|a, b| {
-        (&a.metadata.name, &a.metadata.namespace).cmp(&(&b.metadata.name, &b.metadata.namespace))
-    });
+    // By name, then namespace: the order `continue` resumes in.
+    fn position(a: &Application) -> (&str, &str) {
+        (a.metadata.name.as_deref().unwrap_or_default(), a.metadata.namespace.as_deref().unwrap_or_default())
+    }
+    items.sort_unstable_by(|a, b| position(a).cmp(&position(b)));
     let shown = query.limit.unwrap_or(items.len()).min(items.len());
     let remaining = items.len() - shown;
     let metadata = PageMetadata {
         next: (remaining > 0).then(|| {
-            ListQuery::continue_token(items[shown - 1].metadata.name.as_deref().unwrap_or_default())
+            let (name, namespace) = position(items[shown - 1]);
+            ListQuery::continue_token(namespace, name)
         }),
         remaining_item_count: (remaining > 0).then_some(remaining),
     };
@@ -490,10 +556,12 @@ pub(super) struct CreateQuery {
     upsert: Option<bool>,
 }
 
-/// `POST /api/v1/applications`: creates the Application in berth's namespace. `status` and `operation`
-/// from the request are dropped (operations start only through `/sync` and `/rollback`), as Argo CD does.
-/// `?upsert=true` over an existing app is an update: `update` on it as stored and on the app as sent, and
-/// `create` on the latter.
+/// `POST /api/v1/applications`: creates the Application in its `metadata.namespace` when applications in
+/// other namespaces are enabled (none: the control namespace), else in the control namespace. `status` and `operation` from the request are dropped (operations start only through `/sync`
+/// and `/rollback`), as Argo CD does. Outside the control namespace, as Argo CD's server: the project must
+/// admit the namespace ([`namespace_admitted`]), then the namespace must be one whose Applications are served
+/// (else Unknown `namespace 'x' is not permitted`). `?upsert=true` over an existing app is an update:
+/// `update` on it as stored and on the app as sent, and `create` on the latter.
 pub(super) async fn create_application(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
@@ -507,22 +575,35 @@ pub(super) async fn create_application(
     fields.remove("operation");
     let name = app["metadata"]["name"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
     let Some(name) = name else { return Err(ApiError::bad_request("metadata.name is required")) };
+    // Without applications in other namespaces the app lands in the control namespace whatever it names,
+    // so a manifest written for `argocd` works unchanged under another control namespace.
+    let namespace = app["metadata"]["namespace"]
+        .as_str()
+        .filter(|ns| !ns.is_empty() && !shared.application_namespaces.is_empty())
+        .unwrap_or(&shared.namespace)
+        .to_string();
     let project = app["spec"]["project"].as_str().filter(|p| !p.is_empty()).unwrap_or("default").to_string();
-    if !shared.rbac.enforce(&caller, "applications", "create", &format!("{project}/{name}")) {
+    let outside = (namespace != shared.namespace).then_some(namespace.as_str());
+    let object = crate::rbac::app_object(&project, outside, &name);
+    if !shared.rbac.enforce(&caller, "applications", "create", &object) {
         return Err(ApiError::forbidden("permission denied"));
     }
     app["apiVersion"] = "argoproj.io/v1alpha1".into();
     app["kind"] = "Application".into();
-    app["metadata"]["namespace"] = shared.namespace.clone().into();
+    app["metadata"]["namespace"] = namespace.clone().into();
     // The typed form checks the shape (an error names the field); the JSON goes to the API server as sent.
-    serde_json::from_value::<Application>(app.clone())
+    let typed = serde_json::from_value::<Application>(app.clone())
         .map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
+    namespace_admitted(&shared, &typed).await?;
+    if !shared.serves_namespace(&namespace) {
+        return Err(ApiError::new(GrpcCode::Unknown, format!("namespace '{namespace}' is not permitted")));
+    }
     if query.upsert == Some(true) {
-        let typed: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+        let typed: Api<Application> = Api::namespaced(shared.client.clone(), &namespace);
         if let Some(existing) = typed.get_opt(&name).await.map_err(kube_error)? {
             let existing = Arc::new(existing);
-            if !shared.rbac.enforce(&caller, "applications", "update", &app_object(&existing))
-                || !shared.rbac.enforce(&caller, "applications", "update", &format!("{project}/{name}"))
+            if !shared.rbac.enforce(&caller, "applications", "update", &shared.app_object(&existing))
+                || !shared.rbac.enforce(&caller, "applications", "update", &object)
             {
                 return Err(ApiError::forbidden("permission denied"));
             }
@@ -531,7 +612,7 @@ pub(super) async fn create_application(
     }
     let resource = kube::api::ApiResource::erase::<Application>(&());
     let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(shared.client.clone(), &shared.namespace, &resource);
+        Api::namespaced_with(shared.client.clone(), &namespace, &resource);
     let object: kube::api::DynamicObject =
         serde_json::from_value(app).map_err(|e| ApiError::bad_request(format!("the Application: {e}")))?;
     let stored = api.create(&kube::api::PostParams::default(), &object).await.map_err(kube_error)?;
@@ -555,7 +636,7 @@ pub(super) async fn delete_application(
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "delete")?;
+    let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "delete").await?;
     let api: Api<Application> =
         Api::namespaced(shared.client.clone(), shared.app_namespace(query.app_namespace.as_deref()));
     let cascade = query.cascade.unwrap_or(true);

@@ -6,8 +6,10 @@
 //! whatever it asks; an application that is not there reads "Not Found" (what Argo CD shows too). Query
 //! options, as Argo CD's: `revision=true` adds the synced revision (its first 7 characters unless
 //! `keepFullRevision=true`), `showAppName=true` a row with the name, `width=` the width in pixels,
-//! `namespace=` the Applications' namespace (berth serves its own namespace only). A name, namespace or
-//! project that cannot be one is a 400 with no body. Every text is escaped and cut to a bounded length,
+//! `namespace=` the Applications' namespace (default: the control namespace; one whose Applications are not
+//! served reads "Not Found", and so does an app whose project does not admit its namespace, as the app
+//! routes refuse it; `project=` counts only the apps of that namespace). A name, namespace or project that
+//! cannot be one is a 400 with no body. Every text is escaped and cut to a bounded length,
 //! since a tenant can write an Application's status.
 
 use super::Shared;
@@ -75,7 +77,7 @@ pub(super) async fn badge(
 ) -> Response {
     let enabled = shared.sessions.accounts().server.status_badge_enabled;
     let badge = if enabled {
-        match answer(&shared, &query) {
+        match answer(&shared, &query).await {
             Some(badge) => badge,
             None => return StatusCode::BAD_REQUEST.into_response(),
         }
@@ -97,7 +99,7 @@ pub(super) async fn badge(
 }
 
 /// The badge a query asks for, with the badge on; `None` when a name, namespace or project cannot be one.
-fn answer(shared: &Shared, query: &[(String, String)]) -> Option<Badge> {
+async fn answer(shared: &Shared, query: &[(String, String)]) -> Option<Badge> {
     let first = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let is_true = |key: &str| first(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut badge = Badge::unknown();
@@ -107,16 +109,25 @@ fn answer(shared: &Shared, query: &[(String, String)]) -> Option<Badge> {
         if !is_dns_label(namespace) {
             return None;
         }
-        badge.not_found = namespace != shared.namespace;
+        badge.not_found = !shared.serves_namespace(namespace);
     }
+    let namespace = first("namespace").unwrap_or(&shared.namespace);
     if let Some(name) = first("name")
         && !badge.not_found
     {
         if !is_app_name(name) {
             return None;
         }
-        let key = kube::runtime::reflector::ObjectRef::new(name).within(&shared.namespace);
-        match shared.apps.get(&key) {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
+        let found = match shared.apps.get(&key) {
+            Some(app)
+                if super::apps::project_admits(shared, project_of(&app), namespace, name).await.is_ok() =>
+            {
+                Some(app)
+            }
+            _ => None,
+        };
+        match found {
             Some(app) => {
                 (badge.health, badge.sync) = statuses(&app);
                 revision = synced_revision(&app);
@@ -130,8 +141,25 @@ fn answer(shared: &Shared, query: &[(String, String)]) -> Option<Badge> {
         if projects.iter().any(|p| !p.is_empty() && !is_dns_label(&p.to_ascii_lowercase())) {
             return None;
         }
-        let apps: Vec<Arc<Application>> =
-            shared.apps.state().into_iter().filter(|a| projects.contains(&project_of(a))).collect();
+        let mut apps: Vec<Arc<Application>> = shared
+            .apps
+            .state()
+            .into_iter()
+            .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|a| projects.contains(&project_of(a)))
+            .collect();
+        // Outside the control namespace only the projects that admit it count: each project the apps
+        // use is read once (never one per requested name: the badge needs no session).
+        let mut used: Vec<String> = apps.iter().map(|a| project_of(a).to_string()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut refusing = Vec::new();
+        for project in used {
+            if super::apps::project_admits(shared, &project, namespace, "").await.is_err() {
+                refusing.push(project);
+            }
+        }
+        apps.retain(|a| !refusing.iter().any(|p| p == project_of(a)));
         (badge.health, badge.sync) = combined(&apps, badge.health, badge.sync);
     }
     if is_true("revision") && !badge.not_found && !revision.is_empty() {

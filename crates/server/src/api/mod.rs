@@ -34,7 +34,7 @@ mod tree;
 mod watch;
 mod windows;
 
-pub(crate) use apps::{AppNamespaceQuery, authorized_app, authorized_app_in};
+pub(crate) use apps::{AppNamespaceQuery, authorized_app_in};
 pub(crate) use error::kube_error;
 pub use error::{ApiError, GrpcCode};
 pub use query::ListQuery;
@@ -157,6 +157,12 @@ impl Shared {
     /// The namespace an `?appNamespace=` names: the control namespace when it is absent or empty.
     pub(crate) fn app_namespace<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
         requested.filter(|ns| !ns.is_empty()).unwrap_or(&self.namespace)
+    }
+
+    /// Whether the Applications of `namespace` are served: the control namespace's, and those of the
+    /// namespaces `application_namespaces` allows (Argo CD's "namespace is enabled").
+    pub(crate) fn serves_namespace(&self, namespace: &str) -> bool {
+        namespace == self.namespace || self.application_namespaces.allows(namespace)
     }
 
     /// The RBAC object of `app`: `<project>/<name>` in the control namespace, `<project>/<namespace>/<name>`

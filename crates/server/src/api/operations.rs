@@ -63,7 +63,7 @@ pub(super) async fn sync_application(
     Query(at): Query<AppNamespaceQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync").await?;
     super::windows::refuse_if_blocked(&shared, &app).await?;
     // Bodyless is a plain sync (the CLI, and the UI with only the JSON content type).
     let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -114,7 +114,7 @@ pub(super) async fn rollback_application(
     Query(at): Query<AppNamespaceQuery>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync").await?;
     // A rollback is a sync: the controller would refuse it in a blocking window, so the API does first.
     super::windows::refuse_if_blocked(&shared, &app).await?;
     let operation = berth_controller::rollback::rollback_operation(
@@ -145,7 +145,7 @@ pub(super) async fn terminate_operation(
     Path(name): Path<String>,
     Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "sync").await?;
     let no_operation = || ApiError::bad_request("no operation is in progress");
     match operation_phase(&app) {
         Some(OperationPhase::Running) => {}

@@ -8,6 +8,8 @@ use berth_api::Application;
 #[derive(Default, Debug)]
 pub struct ListQuery {
     pub(crate) name: Option<String>,
+    /// `appNamespace`: only the apps of that namespace (none: every served namespace).
+    app_namespace: Option<String>,
     /// From `projects` (or the legacy `project`), repeated or comma-separated.
     projects: Vec<String>,
     search: Option<String>,
@@ -16,8 +18,9 @@ pub struct ListQuery {
     pub(crate) resource_version: Option<u64>,
     /// Items a page; none (or 0) is all.
     pub(super) limit: Option<usize>,
-    /// From `continue`: the last name of the previous page.
-    pub(super) after: Option<String>,
+    /// From `continue`: the last app of the previous page, its name and namespace (a token of an older
+    /// berth has only the name: the page after every app of that name).
+    after: Option<(String, Option<String>)>,
 }
 
 impl ListQuery {
@@ -27,6 +30,7 @@ impl ListQuery {
         for (key, value) in pairs {
             match key.as_str() {
                 "name" if !value.is_empty() => query.name = Some(value),
+                "appNamespace" if !value.is_empty() => query.app_namespace = Some(value),
                 "projects" | "project" => query
                     .projects
                     .extend(value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string)),
@@ -42,15 +46,19 @@ impl ListQuery {
                     query.limit = Some(limit).filter(|l| *l > 0);
                 }
                 "continue" if !value.is_empty() => {
-                    let name = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    let position = base64::engine::general_purpose::URL_SAFE_NO_PAD
                         .decode(value.as_bytes())
                         .ok()
                         .and_then(|bytes| String::from_utf8(bytes).ok())
-                        .filter(|name| !name.is_empty())
+                        .map(|text| match text.split_once('/') {
+                            Some((namespace, name)) => (name.to_string(), Some(namespace.to_string())),
+                            None => (text, None),
+                        })
+                        .filter(|(name, _)| !name.is_empty())
                         .ok_or_else(|| {
                             ApiError::bad_request(format!("continue token {value:?} is not valid"))
                         })?;
-                    query.after = Some(name);
+                    query.after = Some(position);
                 }
                 _ => {}
             }
@@ -58,11 +66,12 @@ impl ListQuery {
         Ok(query)
     }
 
-    /// Does the query select `app` (name, projects, search, selector)? RBAC is checked apart.
+    /// Does the query select `app` (name, app namespace, projects, search, selector)? RBAC is checked apart.
     pub(crate) fn matches(&self, app: &Application) -> bool {
         let name = app.metadata.name.as_deref().unwrap_or_default();
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
         self.name.as_deref().is_none_or(|n| n == name)
+            && self.app_namespace.as_deref().is_none_or(|ns| app.metadata.namespace.as_deref() == Some(ns))
             && (self.projects.is_empty() || self.projects.iter().any(|p| p == project))
             && self.search.as_deref().is_none_or(|s| name.contains(s))
             && matches_selector(&self.selector, app.metadata.labels.as_ref())
@@ -74,9 +83,24 @@ impl ListQuery {
         matches!((self.resource_version, version), (Some(min), Some(v)) if v < min)
     }
 
-    pub(super) fn continue_token(name: &str) -> String {
+    /// The `continue` token of a page whose last app is `namespace`/`name`: pages go by name, then
+    /// namespace, so apps of one name in several namespaces are neither skipped nor repeated.
+    pub(super) fn continue_token(namespace: &str, name: &str) -> String {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{namespace}/{name}"))
+    }
+
+    /// Does `app` come after the page `continue` ended (every app, without one)?
+    pub(super) fn is_after_page(&self, app: &Application) -> bool {
+        let Some((after_name, after_namespace)) = &self.after else { return true };
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        match after_namespace {
+            Some(after_namespace) => {
+                let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+                (name, namespace) > (after_name.as_str(), after_namespace.as_str())
+            }
+            None => name > after_name.as_str(),
+        }
     }
 }
 
@@ -116,6 +140,39 @@ pub(crate) fn matches_selector(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn app(namespace: &str, name: &str) -> Application {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"destination": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_continue_token_resumes_after_the_same_name_in_the_next_namespace() {
+        let token = ListQuery::continue_token("team-a", "web");
+        let query = ListQuery::from_pairs(vec![("continue".into(), token)]).unwrap();
+        assert!(!query.is_after_page(&app("argocd", "web")));
+        assert!(!query.is_after_page(&app("team-a", "web")));
+        assert!(query.is_after_page(&app("team-b", "web")));
+        assert!(query.is_after_page(&app("argocd", "worker")));
+        assert!(!query.is_after_page(&app("team-z", "api")));
+        // An older berth's token names only the app: the page after every app of that name.
+        use base64::Engine;
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("web");
+        let query = ListQuery::from_pairs(vec![("continue".into(), old)]).unwrap();
+        assert!(!query.is_after_page(&app("team-b", "web")));
+        assert!(query.is_after_page(&app("argocd", "worker")));
+    }
+
+    #[test]
+    fn app_namespace_selects_the_apps_of_one_namespace_for_the_list_and_the_stream() {
+        let query = ListQuery::from_pairs(vec![("appNamespace".into(), "team-a".into())]).unwrap();
+        assert!(query.matches(&app("team-a", "web")));
+        assert!(!query.matches(&app("argocd", "web")));
+        let every = ListQuery::from_pairs(vec![("appNamespace".into(), String::new())]).unwrap();
+        assert!(every.matches(&app("argocd", "web")) && every.matches(&app("team-a", "web")));
+    }
 
     #[test]
     fn selectors_match_as_kubectl_reads_them() {

@@ -40,27 +40,44 @@ pub(super) async fn webhook(
         }
     };
     let apps = shared.apps.state();
-    let names = crate::webhook::affected_apps(&event, apps.iter().map(|a| &**a));
-    tracing::info!(provider = %event.provider, revision = %event.revision, apps = names.len(), "webhook: refreshing");
-    for name in &names {
-        request_refresh(&shared, name, false).await;
+    let served = apps.iter().map(|a| &**a).filter(|a| shared.serves_namespace(namespace_of(a)));
+    let affected = crate::webhook::affected_apps(&event, served);
+    tracing::info!(provider = %event.provider, revision = %event.revision, apps = affected.len(), "webhook: refreshing");
+    let mut names = Vec::with_capacity(affected.len());
+    for app in affected {
+        request_refresh(&shared, app, false).await;
+        names.push(qualified_name(&shared, app));
     }
     Ok(Json(serde_json::json!({"refreshed": names})))
 }
 
 /// Refreshes an application: straight into the queue of the controller running in this process (no write
 /// to the Application), else through Argo CD's refresh annotation, which any controller acts on.
-async fn request_refresh(shared: &Shared, name: &str, hard: bool) {
+async fn request_refresh(shared: &Shared, app: &Application, hard: bool) {
     if let Some(controller) = shared.controller.get() {
-        controller.request_refresh(name, hard);
+        controller.request_refresh(&shared.instance_of(app), hard);
         return;
     }
-    let api: Api<Application> = Api::namespaced(shared.client.clone(), &shared.namespace);
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(shared.client.clone(), namespace_of(app));
     let level = if hard { "hard" } else { "normal" };
     let patch = serde_json::json!({"metadata": {"annotations": {berth_api::annotations::REFRESH: level}}});
     if let Err(e) =
         api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
     {
-        tracing::warn!(app = %name, error = %e, "refresh request failed");
+        tracing::warn!(app = %name, namespace = namespace_of(app), error = %e, "refresh request failed");
+    }
+}
+
+fn namespace_of(app: &Application) -> &str {
+    app.metadata.namespace.as_deref().unwrap_or_default()
+}
+
+/// `name` in the control namespace, `namespace/name` elsewhere, as `argocd app list` names apps.
+fn qualified_name(shared: &Shared, app: &Application) -> String {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    match namespace_of(app) {
+        ns if ns.is_empty() || ns == shared.namespace => name.to_string(),
+        ns => format!("{ns}/{name}"),
     }
 }

@@ -166,7 +166,7 @@ impl ChangeFeed {
     }
 }
 
-/// `GET /api/v1/stream/applications?name=&projects=&selector=&resourceVersion=`: Argo CD's watch. With a
+/// `GET /api/v1/stream/applications?name=&appNamespace=&projects=&selector=&resourceVersion=`: Argo CD's watch. With a
 /// `resourceVersion` and no `name` the current apps are not sent first; apps older than it never are.
 async fn stream_applications(
     State(shared): State<Arc<Shared>>,

@@ -76,7 +76,7 @@ pub(super) async fn resource_tree(
     Path(name): Path<String>,
     Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get").await?;
     let nodes = match shared.controller.get() {
         Some(controller) => controller.resource_tree(&shared.instance_of(&app)).map_err(view_error)?,
         None => tree_from_the_cluster(&shared, &app).await?,
@@ -171,7 +171,7 @@ pub(super) async fn managed_resources(
     Path(name): Path<String>,
     Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get").await?;
     let (_, items) = controller_view(&shared, &app).await?;
     Ok(Json(serde_json::json!({"items": items})))
 }
@@ -183,7 +183,7 @@ pub(super) async fn manifests(
     Path(name): Path<String>,
     Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get").await?;
     let (revision, items) = controller_view(&shared, &app).await?;
     let manifests: Vec<&String> =
         items.iter().filter(|m| m.target_state != "null").map(|m| &m.target_state).collect();

@@ -1,11 +1,12 @@
 //! Sync windows through the API, as Argo CD serves them: an application's windows
-//! (`GET /api/v1/applications/{name}/syncwindows`, Argo CD's ApplicationSyncWindowsResponse), and the
-//! refusal of a sync a window blocks (PermissionDenied `cannot sync: blocked by sync window`). The verdict
-//! itself is [`berth_controller::windows`]'s, the one the controller acts on.
+//! (`GET /api/v1/applications/{name}/syncwindows[?appNamespace=]`, Argo CD's
+//! ApplicationSyncWindowsResponse), and the refusal of a sync a window blocks (PermissionDenied
+//! `cannot sync: blocked by sync window`). The verdict itself is [`berth_controller::windows`]'s, the one
+//! the controller acts on.
 
-use super::{ApiError, Caller, Shared, authorized_app, kube_error};
+use super::{ApiError, AppNamespaceQuery, Caller, Shared, authorized_app_in, kube_error};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use berth_api::project::SyncWindow;
 use berth_api::{AppProject, Application};
 use berth_controller::windows::{self, WindowState};
@@ -23,6 +24,9 @@ struct ApplicationSyncWindow {
     manual_sync: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     time_zone: Option<String>,
+    /// Argo CD 3.x's `syncOverrun`; written only when set, as a client that predates it never sees it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sync_overrun: bool,
 }
 
 /// Argo CD's ApplicationSyncWindowsResponse: the windows that apply to the app, those open now, and
@@ -48,6 +52,7 @@ fn response(windows: &[SyncWindow], state: &WindowState) -> SyncWindowsResponse 
                 duration: w.duration.clone().unwrap_or_default(),
                 manual_sync: w.manual_sync.unwrap_or(false),
                 time_zone: w.time_zone.clone().filter(|z| !z.is_empty()),
+                sync_overrun: w.sync_overrun.unwrap_or(false),
             })
             .collect()
     };
@@ -99,13 +104,14 @@ pub(super) async fn refuse_if_blocked(shared: &Shared, app: &Application) -> Res
     Err(ApiError::forbidden(windows::BLOCKED))
 }
 
-/// `GET /api/v1/applications/{name}/syncwindows`.
+/// `GET /api/v1/applications/{name}/syncwindows[?appNamespace=]`.
 pub(super) async fn application_sync_windows(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(at): Query<AppNamespaceQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let app = authorized_app(&shared, &caller, &name, "get")?;
+    let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get").await?;
     let (windows, state) = window_state(&shared, &app).await?;
     let body =
         serde_json::to_value(response(&windows, &state)).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -414,6 +414,23 @@ fn a_sync_under_way_when_a_window_opens_is_held_running_and_terminate_goes_throu
 }
 
 #[test]
+fn a_sync_the_windows_let_start_goes_on_through_a_deny_window_with_sync_overrun_only() {
+    let op = requested(true);
+    let under_way = running(&op, OperationPhase::Running);
+    let mut overrun = frozen(false);
+    overrun.overrunning = Some(under_way.started_at.0);
+    assert_eq!(window_gate(&op, Some(&under_way), &overrun), WindowGate::Open);
+    let mut other = under_way.clone();
+    other.started_at = Time(under_way.started_at.0 - std::time::Duration::from_secs(60));
+    assert!(
+        matches!(window_gate(&op, Some(&other), &overrun), WindowGate::Held(_)),
+        "overrun covers only the sync the windows let start, matched by startedAt"
+    );
+    assert!(matches!(window_gate(&op, None, &overrun), WindowGate::Refused(_)), "a new sync is refused");
+    assert!(matches!(window_gate(&op, Some(&under_way), &frozen(false)), WindowGate::Held(_)));
+}
+
+#[test]
 fn the_apply_strategy_runs_no_hooks_and_its_force_forces() {
     let (app, t) = (app(serde_json::json!({})), target("a", 1));
     let apply = sync_op(serde_json::json!({"syncStrategy": {"apply": {"force": true}}}));

@@ -34,7 +34,7 @@ pub(in crate::api) async fn get_settings(
         "kustomizeVersions": server.kustomize_versions,
         "userLoginsDisabled": !logins,
         "execEnabled": false,
-        "appsInAnyNamespaceEnabled": false,
+        "appsInAnyNamespaceEnabled": !shared.application_namespaces.is_empty(),
         "impersonationEnabled": false,
     });
     if logged_in {
