@@ -4,6 +4,7 @@
 //! Reading order: `Controller::run` wires watches, the poll ticker and the workers; `pass/` is one
 //! application's pass (target state → compare → operation or auto-sync → status).
 
+pub mod clusters;
 mod credentials;
 pub mod events;
 pub mod exclusions;
@@ -105,15 +106,6 @@ struct TakenSettings {
     known_hosts: Option<Option<String>>,
 }
 
-/// A cluster's version (`1.36.3`) and the API versions it serves, as Helm's `.Capabilities` reads them;
-/// `hash` stands for both in render-cache keys, so a pass does not hash the list again.
-struct ClusterInfo {
-    read_at: Instant,
-    generation: u64,
-    versions: Arc<(String, Vec<String>)>,
-    hash: u64,
-}
-
 pub struct Controller {
     client: kube::Client,
     config: ControllerConfig,
@@ -123,14 +115,13 @@ pub struct Controller {
     projects: reflector::Store<AppProject>,
     secrets: reflector::Store<Secret>,
     settings: RwLock<Arc<Settings>>,
-    cache: ClusterCache,
+    /// The destination clusters, each with its client and cache.
+    clusters: clusters::Registry,
     git: GitCache,
     queue: Arc<queue::Queue>,
     memo: Mutex<HashMap<String, pass::Memo>>,
     renders: berth_repo::render::RenderCache,
     tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
-    /// The destination's version and API versions, and when they were read.
-    cluster_versions: Mutex<Option<ClusterInfo>>,
     seen: Mutex<HashMap<String, u64>>,
     recorder: kube::runtime::events::Recorder,
 }
@@ -145,7 +136,8 @@ impl Controller {
     ) -> Result<(), Error> {
         let ns = config.namespace.clone();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectEvent>();
-        let cache = ClusterCache::new(client.clone(), events_tx).with_namespaces(config.namespaces.clone());
+        let cache =
+            ClusterCache::new(client.clone(), events_tx.clone()).with_namespaces(config.namespaces.clone());
         cache.discover().await?;
 
         // Application changes reach the queue from the same stream that fills the store, so a reconcile
@@ -182,7 +174,7 @@ impl Controller {
         let secrets = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default()
-                .labels(&format!("{} in (repository,repo-creds)", berth_api::secret_type::LABEL)),
+                .labels(&format!("{} in (repository,repo-creds,cluster)", berth_api::secret_type::LABEL)),
             None::<fn(&Secret) -> bool>,
             move |_| {
                 let _ = config_tx.send(());
@@ -197,12 +189,11 @@ impl Controller {
             projects: projects.0,
             secrets: secrets.0,
             settings: RwLock::new(Arc::new(Settings::default())),
-            cache,
+            clusters: clusters::Registry::new(clusters::in_cluster(client.clone(), cache), events_tx),
             queue: Arc::default(),
             memo: Mutex::default(),
             renders: berth_repo::render::RenderCache::default(),
             tool_versions: std::sync::OnceLock::new(),
-            cluster_versions: Mutex::new(None),
             seen: Mutex::default(),
             recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
         });
@@ -348,7 +339,9 @@ impl Controller {
         for w in &settings.warnings {
             tracing::warn!(warning = %w, "argocd-cm");
         }
-        self.cache.set_tracking(&settings.tracking);
+        for cluster in self.clusters.all() {
+            cluster.cache.set_tracking(&settings.tracking);
+        }
         self.git.set_allow_file_urls(settings.allow_file_urls);
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);

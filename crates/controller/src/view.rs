@@ -176,9 +176,10 @@ impl Controller {
     pub fn resource_tree(&self, name: &str) -> Result<Vec<TreeNode>, ViewError> {
         let app = self.application(name).ok_or_else(|| ViewError::NotFound(name.into()))?;
         let settings = self.settings();
-        let (mut roots, _) = self.permitted_tracked(&app);
+        let cluster = self.cluster_of(&app)?;
+        let (mut roots, _) = self.permitted_tracked(&app, &cluster);
         roots.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(resource_tree(roots, |uid| self.cache.children(uid), |obj| settings.health(obj)))
+        Ok(resource_tree(roots, |uid| cluster.cache.children(uid), |obj| settings.health(obj)))
     }
 
     /// Author, date and message of a revision of the application's git source (`source_index` of
@@ -236,6 +237,7 @@ impl Controller {
         let app = self.application(name).ok_or_else(|| ViewError::NotFound(name.into()))?;
         let sources = self.validate(&app)?;
         let target = self.target(&app, &sources, None, Level::Compare, false).await?;
+        let cluster = self.cluster_of(&app)?;
         let settings = self.settings();
         let rules = settings.ignore_rules_for(&app);
         let client_side = crate::pass::client_side_managers(&app, &crate::pass::sync_options(&app, None));
@@ -244,17 +246,17 @@ impl Controller {
         for d in &target.objects {
             keys.insert(d.key.clone());
             let hook = sync::hooks::is_hook(&d.object);
-            let live = if hook { None } else { self.live_view(name, &d.key) };
+            let live = if hook { None } else { self.live_view(name, &d.key, &cluster) };
             let predicted = match (&live, hook) {
                 (Some(live), false) if self.verified_in_sync(name, d, live) => Some((**live).clone()),
-                (Some(_), false) => match self.cache.kind(&d.key.group_kind()).await {
+                (Some(_), false) => match cluster.cache.kind(&d.key.group_kind()).await {
                     Ok(info) => {
                         let mode = berth_engine::apply::ApplyMode {
                             dry_run: true,
                             client_side: client_side.clone(),
                             ..Default::default()
                         };
-                        berth_engine::apply::apply_with(&self.client, &info, &d.object, mode).await.ok()
+                        berth_engine::apply::apply_with(&cluster.client, &info, &d.object, mode).await.ok()
                     }
                     Err(_) => None,
                 },
@@ -262,7 +264,7 @@ impl Controller {
             };
             out.push(self.managed(&d.key, Some(&d.object), live.as_deref(), predicted, &rules, hook));
         }
-        for (key, live) in self.permitted_tracked(&app).0 {
+        for (key, live) in self.permitted_tracked(&app, &cluster).0 {
             if !keys.contains(&key) && !sync::hooks::is_hook(&live) {
                 out.push(self.managed(&key, None, Some(&live), None, &rules, false));
             }

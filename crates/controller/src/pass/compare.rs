@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::target::{Desired, Target};
 use super::{client_side_managers, has_option, hash_of, sync_options};
 use crate::Controller;
+use crate::clusters::Cluster;
 
 /// What the compare found: each object's sync status and health, the app's sync status and health, and
 /// why it may be incomplete.
@@ -220,12 +221,22 @@ impl crate::Settings {
     }
 }
 
+/// What decides whether a live object equals its desired one, besides the two objects.
+#[derive(Clone, Copy)]
+pub(crate) struct CompareRules<'a> {
+    pub(crate) ignore: &'a [IgnoreRule],
+    /// Strict field validation in the dry run (`Validate=false` turns it off).
+    pub(crate) validate: bool,
+    pub(crate) client_side: &'a ClientSideManagers,
+}
+
 impl Controller {
     /// Desired against live: each object's sync status and health, and which tracked objects left git.
     pub(crate) async fn compare(
         &self,
         app: &Application,
         target: &Target,
+        cluster: &Cluster,
         settings: &crate::Settings,
     ) -> Comparison {
         let ignore = &settings.ignore_rules_for(app);
@@ -243,7 +254,7 @@ impl Controller {
             }
         }
         for gk in &kinds {
-            if let Err(e) = self.cache.ensure_watched(gk).await
+            if let Err(e) = cluster.cache.ensure_watched(gk).await
                 && target.objects.iter().any(|d| &d.key.group_kind() == gk)
             {
                 errors.push(e.to_string());
@@ -254,16 +265,17 @@ impl Controller {
         if kinds.iter().any(|gk| workloads.contains(&gk.kind.as_str())) {
             for (group, kind) in [("apps", "ReplicaSet"), ("", "Pod"), ("batch", "Job")] {
                 let _ =
-                    self.cache.ensure_watched(&GroupKind { group: group.into(), kind: kind.into() }).await;
+                    cluster.cache.ensure_watched(&GroupKind { group: group.into(), kind: kind.into() }).await;
             }
         }
-        let (tracked, refused) = self.permitted_tracked(app);
+        let (tracked, refused) = self.permitted_tracked(app, cluster);
         let desired_keys: HashSet<&ResourceKey> = target.objects.iter().map(|d| &d.key).collect();
+        let rules = CompareRules { ignore, validate, client_side: &client_side };
         let mut observed = Vec::new();
         for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
-            let live = self.live_view(&app_name, &d.key);
+            let live = self.live_view(&app_name, &d.key, cluster);
             let in_sync = match &live {
-                Some(live) => self.in_sync(&app_name, d, live, ignore, validate, &client_side).await,
+                Some(live) => self.in_sync(&app_name, d, live, &rules, cluster).await,
                 None => Ok(false),
             };
             observed.push(Observed { desired: d, live, in_sync });
@@ -275,14 +287,19 @@ impl Controller {
         let mut comparison = summarise(target, observed, &orphans, |live| settings.health(live));
         errors.append(&mut comparison.errors);
         comparison.errors = errors;
-        comparison.warnings = self.shared_resources(&app_name, target);
+        comparison.warnings = self.shared_resources(&app_name, target, cluster);
         comparison.refused = refused;
         comparison
     }
 
     /// The live object as the cache has it, or what the last sync stored if the watch is behind.
-    pub(crate) fn live_view(&self, app: &str, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
-        let cached = self.cache.get(key);
+    pub(crate) fn live_view(
+        &self,
+        app: &str,
+        key: &ResourceKey,
+        cluster: &Cluster,
+    ) -> Option<Arc<serde_json::Value>> {
+        let cached = cluster.cache.get(key);
         let memo = self.memo.lock().expect("memo lock");
         let Some((applied, at)) = memo.get(app).and_then(|m| m.applied.get(key)) else { return cached };
         if at.elapsed() > Duration::from_secs(10) {
@@ -315,10 +332,10 @@ impl Controller {
         app: &str,
         d: &Desired,
         live: &serde_json::Value,
-        ignore: &[IgnoreRule],
-        validate: bool,
-        client_side: &ClientSideManagers,
+        rules: &CompareRules<'_>,
+        cluster: &Cluster,
     ) -> Result<bool, String> {
+        let CompareRules { ignore, validate, client_side } = *rules;
         let desired_hash = hash_of(&d.object);
         let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
         let rules_hash = hash_of(&format!("{rules:?} validate={validate} {client_side:?}"));
@@ -331,20 +348,20 @@ impl Controller {
         {
             return Ok(*verdict);
         }
-        let info = self.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
+        let info = cluster.cache.kind(&d.key.group_kind()).await.map_err(|e| e.to_string())?;
         let mode = berth_engine::apply::ApplyMode {
             dry_run: true,
             validate: validate && !sync::has_sync_option(&d.object, "Validate=false"),
             client_side: client_side.clone(),
             ..Default::default()
         };
-        let predicted = berth_engine::apply::apply_with(&self.client, &info, &d.object, mode)
+        let predicted = berth_engine::apply::apply_with(&cluster.client, &info, &d.object, mode)
             .await
             .map_err(|e| sync::api_message(&e))?;
         // The cache keeps no managedFields; rules that ignore fields by manager read them from the server.
         let with_managers;
         let live = if rules.iter().any(|r| !r.managed_fields_managers.is_empty()) {
-            with_managers = berth_engine::apply::get(&self.client, &info, &d.key)
+            with_managers = berth_engine::apply::get(&cluster.client, &info, &d.key)
                 .await
                 .map_err(|e| sync::api_message(&e))?
                 .unwrap_or_else(|| live.clone());
@@ -369,13 +386,13 @@ impl Controller {
     }
 
     /// Desired objects that another Application tracks (Argo CD's SharedResourceWarning).
-    pub(crate) fn shared_resources(&self, app: &str, target: &Target) -> Vec<String> {
+    pub(crate) fn shared_resources(&self, app: &str, target: &Target, cluster: &Cluster) -> Vec<String> {
         let tracking = self.settings().tracking.clone();
         target
             .objects
             .iter()
             .filter_map(|d| {
-                let live = self.cache.get(&d.key)?;
+                let live = cluster.cache.get(&d.key)?;
                 let owner = tracking.app_of(&live, &d.key)?;
                 (owner != app).then(|| format!("{} is part of application {owner}", d.key))
             })

@@ -24,6 +24,16 @@ impl Controller {
             tracing::warn!(app = %name, %refusal, "deletion waits: the project does not accept this namespace");
             return Ok(());
         }
+        // A destination berth cannot resolve now (its cluster Secret is gone) deletes nothing anywhere: the
+        // app waits on its finalizers until the cluster is back or someone removes them.
+        let cluster = match self.cluster_of(app) {
+            Ok(cluster) => cluster,
+            Err(refusal) => {
+                tracing::warn!(app = %name, %refusal, "deletion waits: the destination cluster is not known");
+                self.requeue_after(&name, Duration::from_secs(30));
+                return Ok(());
+            }
+        };
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         let has = |f: &str| finalizers.iter().any(|x| x == f);
         if has(finalizers::PRE_DELETE) {
@@ -33,7 +43,7 @@ impl Controller {
         if let Some(finalizer) = resources {
             for r in app.status.iter().flat_map(|s| &s.resources) {
                 if let Some(kind) = &r.kind {
-                    let _ = self
+                    let _ = cluster
                         .cache
                         .ensure_watched(&GroupKind {
                             group: r.group.clone().unwrap_or_default(),
@@ -45,7 +55,7 @@ impl Controller {
             // PostDelete hooks run after this step: they are not deleted by it.
             let post_delete = |live: &serde_json::Value| matches!(sync::hooks::hook_kind(live), sync::hooks::HookKind::Hook(p) if p.contains(&sync::hooks::Phase::PostDelete));
             // Only what the project permits is deleted (Argo CD's getPermittedAppLiveObjects).
-            let (permitted, refused) = self.permitted_tracked(app);
+            let (permitted, refused) = self.permitted_tracked(app, &cluster);
             for refusal in &refused {
                 tracing::warn!(app = %name, %refusal, "not deleted");
             }
@@ -63,8 +73,8 @@ impl Controller {
                     if live["metadata"]["deletionTimestamp"].is_string() {
                         continue;
                     }
-                    let info = self.cache.kind(&key.group_kind()).await?;
-                    berth_engine::apply::delete(&self.client, &info, key, policy.clone(), false).await?;
+                    let info = cluster.cache.kind(&key.group_kind()).await?;
+                    berth_engine::apply::delete(&cluster.client, &info, key, policy.clone(), false).await?;
                 }
                 self.requeue_after(&name, Duration::from_secs(1));
                 return Ok(());
@@ -115,12 +125,16 @@ impl Controller {
                 return sync::run::Progress::Succeeded(String::new());
             }
         };
+        let cluster = match self.cluster_of(app) {
+            Ok(cluster) => cluster,
+            Err(e) => return sync::run::Progress::Running(e.to_string()),
+        };
         let tasks = sync::plan::deletion_hooks(&desired, phase);
         for kind in tasks.iter().map(|t| t.key.group_kind()).collect::<BTreeSet<_>>() {
-            let _ = self.cache.ensure_watched(&kind).await;
+            let _ = cluster.cache.ensure_watched(&kind).await;
         }
         let run_id = short_id(&(&app.metadata.deletion_timestamp, phase.as_str()));
-        let world = OperationWorld::new(self, &name);
+        let world = OperationWorld::new(self, &name, &cluster);
         let opts = SyncOptions::default();
         let mut execution = sync::run::Operation {
             world: &world,

@@ -29,12 +29,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clusters::Cluster;
 use crate::{Controller, Error, Level, credentials, project};
 use operate::{AutoSync, WindowGate};
 use status::same_ignoring_time;
 use status::{merge_conditions, now};
-
-pub(crate) const IN_CLUSTER: &str = berth_api::destination::IN_CLUSTER_SERVER;
 
 /// How soon an application a sync window holds back is looked at again.
 const WINDOW_RECHECK: Duration = Duration::from_secs(30);
@@ -231,12 +230,15 @@ impl Controller {
         let comparison = match &target {
             Err(e) => {
                 pass.conditions.push((e.condition(), e.to_string()));
-                // Health does not depend on git: it is still assessed from the live objects.
-                let tracked = self.permitted_tracked(&app).0;
-                let health = compare::health_without_target(&mut pass.status.resources, &tracked, |l| {
-                    settings.health(l)
-                });
-                pass.status.health = Some(compare::app_health(pass.status.health.as_ref(), health));
+                // Health does not depend on git: it is still assessed from the live objects (of a cluster
+                // the destination still names).
+                if let Ok(cluster) = self.cluster_of(&app) {
+                    let tracked = self.permitted_tracked(&app, &cluster).0;
+                    let health = compare::health_without_target(&mut pass.status.resources, &tracked, |l| {
+                        settings.health(l)
+                    });
+                    pass.status.health = Some(compare::app_health(pass.status.health.as_ref(), health));
+                }
                 pass.status.sync = Some(SyncStatus {
                     status: SyncCode::Unknown.to_string(),
                     compared_to: Some(self.compared_to(&app)),
@@ -245,15 +247,22 @@ impl Controller {
                 });
                 None
             }
-            Ok(target) => {
-                if let Some(new_rv) = self.ensure_deletion_finalizers(&app, target).await? {
-                    pass.rv = new_rv;
+            Ok(target) => match self.cluster_of(&app) {
+                // The validated destination went away since (its cluster Secret was deleted).
+                Err(e) => {
+                    pass.conditions.push((e.condition(), e.to_string()));
+                    None
                 }
-                let cmp = self.compare(&app, target, &settings).await;
-                pass.conditions.extend(cmp.conditions(target));
-                self.apply_comparison(&app, &mut pass.status, target, &cmp);
-                Some(cmp)
-            }
+                Ok(cluster) => {
+                    if let Some(new_rv) = self.ensure_deletion_finalizers(&app, target).await? {
+                        pass.rv = new_rv;
+                    }
+                    let cmp = self.compare(&app, target, &cluster, &settings).await;
+                    pass.conditions.extend(cmp.conditions(target));
+                    self.apply_comparison(&app, &mut pass.status, target, &cmp);
+                    Some(cmp)
+                }
+            },
         };
         // Operate: the requested operation, one still running, or an automatic sync.
         self.operate(&app, target.as_ref().ok(), comparison.as_ref(), &settings, &mut pass, level).await?;
@@ -481,6 +490,7 @@ impl Controller {
     pub(crate) fn permitted_tracked(
         &self,
         app: &Application,
+        cluster: &Cluster,
     ) -> (Vec<(ResourceKey, Arc<serde_json::Value>)>, Vec<String>) {
         let name = self.instance_of(app);
         let project = if app.spec.project.is_empty() { "default" } else { &app.spec.project };
@@ -488,10 +498,11 @@ impl Controller {
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
         let filter = self.settings().resource_filter.clone();
-        let mut tracked = self.cache.tracked_by(&name);
+        let mut tracked = cluster.cache.tracked_by(&name);
         // An excluded kind is left alone: never compared, never pruned.
-        tracked.retain(|(key, _)| !filter.excludes(&key.group, &key.kind, IN_CLUSTER));
-        project::permitted_live(project, proj.as_ref().map(|p| &p.spec), tracked, IN_CLUSTER, "in-cluster")
+        tracked.retain(|(key, _)| !filter.excludes(&key.group, &key.kind, &cluster.server));
+        let spec = proj.as_ref().map(|p| &p.spec);
+        project::permitted_live(project, spec, tracked, &cluster.server, &cluster.name)
     }
 
     pub(crate) fn requeue_after(&self, name: &str, after: Duration) {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use super::status::{now, push_history};
 use super::target::{Desired, Target, TargetError};
 use super::{client_side_managers, has_option, hash_of, option_value, single_source, sync_options};
+use crate::clusters::Cluster;
 use crate::windows::WindowState;
 use crate::{Controller, Error, Level};
 
@@ -216,28 +217,30 @@ pub(crate) struct OperationWorld<'a> {
     controller: &'a Controller,
     app: &'a str,
     settings: Arc<crate::Settings>,
+    /// The application's destination: every read and write of the operation goes there.
+    destination: &'a Cluster,
     cluster: sync::run::ClusterWrites<'a>,
 }
 
 impl<'a> OperationWorld<'a> {
-    pub(crate) fn new(controller: &'a Controller, app: &'a str) -> Self {
-        let cluster = sync::run::ClusterWrites { client: &controller.client, cache: &controller.cache };
-        OperationWorld { controller, app, settings: controller.settings(), cluster }
+    pub(crate) fn new(controller: &'a Controller, app: &'a str, destination: &'a Cluster) -> Self {
+        let cluster = sync::run::ClusterWrites { client: &destination.client, cache: &destination.cache };
+        OperationWorld { controller, app, settings: controller.settings(), destination, cluster }
     }
 }
 
 impl sync::run::World for OperationWorld<'_> {
     fn live(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
-        self.controller.live_view(self.app, key)
+        self.controller.live_view(self.app, key, self.destination)
     }
 
     fn hook_instance(&self, run: &str) -> Option<Arc<serde_json::Value>> {
         let is_run = |o: &serde_json::Value| {
             o["metadata"]["annotations"][sync::hooks::HOOK_RUN_ANNOTATION].as_str() == Some(run)
         };
-        let found = self.controller.cache.tracked_by(self.app).into_iter().find(|(_, o)| is_run(o));
+        let found = self.destination.cache.tracked_by(self.app).into_iter().find(|(_, o)| is_run(o));
         if let Some((key, _)) = found {
-            return self.controller.live_view(self.app, &key);
+            return self.controller.live_view(self.app, &key, self.destination);
         }
         // Created a moment ago, not in the watch yet.
         let memo = self.controller.memo.lock().expect("memo lock");
@@ -249,7 +252,7 @@ impl sync::run::World for OperationWorld<'_> {
         let (key, (obj, _)) = recent?;
         // Gone from the cluster although the watch has caught up with it: deleted.
         let rv = |o: &serde_json::Value| o["metadata"]["resourceVersion"].as_str().map(str::to_string);
-        match self.controller.cache.get(key) {
+        match self.destination.cache.get(key) {
             Some(c) if rv(&c) != rv(obj) => Some(c),
             _ => Some(obj.clone()),
         }
@@ -503,6 +506,10 @@ impl Controller {
             Err(e) => return Ok(finish(state, OperationPhase::Error, format!("ComparisonError: {e}"), None)),
         };
         let target: &Target = &target;
+        let cluster = match self.cluster_of(app) {
+            Ok(cluster) => cluster,
+            Err(e) => return Ok(finish(state, OperationPhase::Error, format!("ComparisonError: {e}"), None)),
+        };
         let options = sync_options(app, Some(&sync_op));
         let automated = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref());
         if target.objects.iter().all(|d| berth_engine::sync::hooks::is_hook(&d.object))
@@ -517,7 +524,7 @@ impl Controller {
             ));
         }
         if has_option(&options, "FailOnSharedResource=true")
-            && let Some(shared) = self.shared_resources(&name, target).first()
+            && let Some(shared) = self.shared_resources(&name, target, &cluster).first()
         {
             return Ok(finish(
                 state,
@@ -531,14 +538,14 @@ impl Controller {
         if has_option(&options, "RespectIgnoreDifferences=true") {
             let rules = self.settings().ignore_rules_for(app);
             for (d, object) in target.objects.iter().zip(desired.iter_mut()) {
-                let Some(live) = self.live_view(&name, &d.key) else { continue };
+                let Some(live) = self.live_view(&name, &d.key, &cluster) else { continue };
                 if !rules.iter().any(|r| r.matches(&d.key)) {
                     continue;
                 }
                 // Rules by field manager need the managedFields the cache does not keep.
                 let live = if rules.iter().any(|r| r.matches(&d.key) && !r.managed_fields_managers.is_empty())
-                    && let Ok(info) = self.cache.kind(&d.key.group_kind()).await
-                    && let Ok(Some(full)) = berth_engine::apply::get(&self.client, &info, &d.key).await
+                    && let Ok(info) = cluster.cache.kind(&d.key.group_kind()).await
+                    && let Ok(Some(full)) = berth_engine::apply::get(&cluster.client, &info, &d.key).await
                 {
                     Arc::new(full)
                 } else {
@@ -555,9 +562,9 @@ impl Controller {
             }
         }
         // The prune set: only objects the project permits, whoever else carries this app's tracking id.
-        let (tracked, refused) = self.permitted_tracked(app);
+        let (tracked, refused) = self.permitted_tracked(app, &cluster);
         for kind in target.objects.iter().map(|d| d.key.group_kind()).collect::<BTreeSet<_>>() {
-            let _ = self.cache.ensure_watched(&kind).await;
+            let _ = cluster.cache.ensure_watched(&kind).await;
         }
         let mut tasks = sync::plan::tasks(&desired, &tracked, &opts);
         // Hooks with neither name nor generateName get Argo CD's name, the same on every pass of this run.
@@ -565,7 +572,7 @@ impl Controller {
         let run_id = run_id(&state);
         let records: Vec<sync::Record> =
             state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
-        let world = OperationWorld::new(self, &name);
+        let world = OperationWorld::new(self, &name, &cluster);
         let mut execution =
             sync::run::Operation { world: &world, tasks: &tasks, opts: &opts, run_id: &run_id, records };
         let progress = execution.advance().await;

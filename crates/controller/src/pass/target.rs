@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{IN_CLUSTER, app_sources, has_option, hash_of, refresh_annotation, sync_options};
+use super::{app_sources, has_option, hash_of, refresh_annotation, sync_options};
+use crate::clusters::Cluster;
 use crate::{Controller, Level, project};
 
 /// Why no target could be loaded; displayed as Argo CD words the condition.
@@ -123,18 +124,7 @@ impl Controller {
             return Err(format!("Application referencing project {project} which does not exist"));
         };
         let dest = &app.spec.destination;
-        let in_cluster = match (dest.server.as_deref(), dest.name.as_deref()) {
-            (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == IN_CLUSTER,
-            (_, Some(name)) if !name.is_empty() => name == "in-cluster",
-            _ => return Err("spec.destination: either server or name must be set".into()),
-        };
-        if !in_cluster {
-            let which =
-                dest.server.clone().filter(|s| !s.is_empty()).or(dest.name.clone()).unwrap_or_default();
-            return Err(format!(
-                "spec.destination: cluster {which:?} is not configured (only in-cluster ({IN_CLUSTER}) for now)"
-            ));
-        }
+        let cluster = self.clusters.resolve(dest, self.secrets.state().iter().map(|s| &**s))?;
         let sources = app_sources(app);
         if sources.is_empty() {
             return Err("spec.source: no source is set".into());
@@ -158,7 +148,7 @@ impl Controller {
             project::source_check(project, &proj.spec, &source.repo_url)?;
         }
         let namespace = dest.namespace.as_deref().unwrap_or_default();
-        project::destination_check(project, &proj.spec, IN_CLUSTER, "in-cluster", namespace)?;
+        project::destination_check(project, &proj.spec, &cluster.server, &cluster.name, namespace)?;
         let managed = &self.config.namespaces;
         if !managed.is_empty() && !managed.iter().any(|n| n == namespace) {
             return Err(format!(
@@ -216,7 +206,7 @@ impl Controller {
             source_type = source_type.or(Some(rendered.source_type));
         }
         let revision = shas.first().cloned().unwrap_or_default();
-        let mut target = self.prepare(app, revision, commit, manifests).await;
+        let mut target = self.prepare(app, revision, commit, manifests).await?;
         target.revisions = if app.spec.sources.is_empty() { vec![] } else { shas };
         target.source_type = source_type.unwrap_or(SourceType::Directory);
         Ok(target)
@@ -297,7 +287,7 @@ impl Controller {
         let tools = self.tool_versions().await;
         // Helm reads the release name, namespace and cluster versions: sources that may be charts key on them.
         let maybe_helm = source.directory.is_none() && source.kustomize.is_none();
-        let cluster = if maybe_helm { Some(self.cluster_versions().await) } else { None };
+        let cluster = if maybe_helm { Some(self.cluster_of(app)?.versions().await) } else { None };
         let app_bound = maybe_helm.then_some((&app.metadata.name, &app.spec.destination.namespace));
         let cluster_hash = cluster.as_ref().map(|(_, hash)| *hash);
         // A render made with one project's credentials is not another's: the key holds which were used.
@@ -440,32 +430,6 @@ impl Controller {
         v
     }
 
-    /// The destination cluster's version and API versions, for Helm's Capabilities, and a hash of both. Read
-    /// again after a discovery, and every five minutes for the version; otherwise answered from memory
-    /// (every pass of every app that may be a chart asks).
-    pub(crate) async fn cluster_versions(&self) -> (Arc<(String, Vec<String>)>, u64) {
-        let generation = self.cache.discovery_generation();
-        if let Some(info) = self.cluster_versions.lock().expect("versions lock").as_ref()
-            && info.generation == generation
-            && info.read_at.elapsed() < Duration::from_secs(300)
-        {
-            return (info.versions.clone(), info.hash);
-        }
-        let version = match self.client.apiserver_version().await {
-            Ok(info) => info.git_version.trim_start_matches('v').to_string(),
-            Err(_) => String::new(),
-        };
-        let versions = Arc::new((version, self.cache.api_versions()));
-        let hash = hash_of(&*versions);
-        *self.cluster_versions.lock().expect("versions lock") = Some(crate::ClusterInfo {
-            read_at: Instant::now(),
-            generation,
-            versions: versions.clone(),
-            hash,
-        });
-        (versions, hash)
-    }
-
     /// Namespaces set on namespaced objects that have none, the tracking annotation or label added, unknown kinds
     /// and duplicates reported.
     pub(crate) async fn prepare(
@@ -474,7 +438,8 @@ impl Controller {
         revision: String,
         commit: Option<CommitInfo>,
         manifests: Vec<Manifest>,
-    ) -> Target {
+    ) -> Result<Target, TargetError> {
+        let cluster = self.cluster_of(app)?;
         let app_name = self.instance_of(app);
         let settings = self.settings();
         let tracking = &settings.tracking;
@@ -515,7 +480,7 @@ impl Controller {
                 group: berth_engine::resource::split_api_version(&api_version).0.into(),
                 kind: kind.clone(),
             };
-            if settings.resource_filter.excludes(&gk.group, &kind, IN_CLUSTER) {
+            if settings.resource_filter.excludes(&gk.group, &kind, &cluster.server) {
                 let name = object["metadata"]["name"].as_str().unwrap_or_default();
                 warnings.push((
                     ConditionType::ExcludedResourceWarning,
@@ -526,7 +491,7 @@ impl Controller {
                 ));
                 continue;
             }
-            let namespaced = match self.cache.kind(&gk).await {
+            let namespaced = match cluster.cache.kind(&gk).await {
                 Ok(info) => info.namespaced,
                 Err(_) if crd_kinds.contains_key(&gk) => crd_kinds[&gk],
                 // Its CRD will be made by something else (an operator this sync installs): like Argo CD,
@@ -561,8 +526,8 @@ impl Controller {
                     &kind,
                     &name,
                     ns,
-                    IN_CLUSTER,
-                    "in-cluster",
+                    &cluster.server,
+                    &cluster.name,
                 ) {
                     errors.push(format!("{}: {e}", m.file));
                     continue;
@@ -593,7 +558,7 @@ impl Controller {
             }
             objects.push(Desired { key, file: m.file, object });
         }
-        Target {
+        Ok(Target {
             revision,
             revisions: vec![],
             source_type: SourceType::Directory,
@@ -601,7 +566,15 @@ impl Controller {
             objects,
             errors,
             warnings,
-        }
+        })
+    }
+
+    /// The cluster `app` deploys to, from the registry; an unknown destination is an invalid spec.
+    pub(crate) fn cluster_of(&self, app: &Application) -> Result<Arc<Cluster>, TargetError> {
+        let secrets = self.secrets.state();
+        self.clusters
+            .resolve(&app.spec.destination, secrets.iter().map(|s| &**s))
+            .map_err(TargetError::InvalidSpec)
     }
 }
 
