@@ -14,7 +14,10 @@ mod pass;
 pub mod project;
 mod queue;
 mod retry;
-pub use view::{InfoItem, ManagedResource, NodeHealth, ParentRef, TreeNode, ViewError, resource_tree};
+pub use view::{
+    CacheInfo, ClusterInfo, ConnectionState, ConnectionStatus, InfoItem, ManagedResource, NodeHealth,
+    ParentRef, TreeNode, ViewError, resource_tree,
+};
 pub mod rollback;
 pub mod settings;
 pub mod settings_keys;

@@ -170,7 +170,124 @@ pub struct ManagedResource {
     pub hook: bool,
 }
 
+/// Whether berth's last request to a cluster succeeded, as Argo CD's `connectionState.status` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ConnectionStatus {
+    Successful,
+    Failed,
+    /// Berth has not reached for the cluster (no application deploys there yet).
+    Unknown,
+}
+
+/// Argo CD's `ConnectionState` of a cluster.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionState {
+    pub status: ConnectionStatus,
+    /// Why the connection failed or is unknown; empty when it succeeded.
+    pub message: String,
+    /// When berth last reached for the cluster (RFC 3339, seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<String>,
+}
+
+/// Argo CD's `ClusterCacheInfo`: what the controller's cache of a cluster holds.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheInfo {
+    /// The API resource kinds the cluster serves that can be watched (berth watches them on demand).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub apis_count: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A cluster as the controller knows it, in the shape of Argo CD's `ClusterInfo` (the API's `info`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    pub connection_state: ConnectionState,
+    /// `major.minor` (`1.31`), as Argo CD shows it; empty until the cluster has answered.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub server_version: String,
+    pub cache_info: CacheInfo,
+    /// The applications whose destination resolves to this cluster.
+    pub applications_count: i64,
+}
+
+/// The info of a cluster from what the controller recorded: `connection` is the last request's outcome
+/// (`None`: none yet, or no entry for the cluster), `apis` the kinds its discovery found.
+pub(crate) fn cluster_info(
+    connection: Option<&crate::clusters::Connection>,
+    apis: usize,
+    applications: usize,
+) -> ClusterInfo {
+    let attempted_at = connection.map(|c| c.attempted_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let (connection_state, server_version) = match connection.map(|c| &c.result) {
+        Some(Ok(version)) => (
+            ConnectionState { status: ConnectionStatus::Successful, message: String::new(), attempted_at },
+            major_minor(version),
+        ),
+        Some(Err(problem)) => (
+            ConnectionState { status: ConnectionStatus::Failed, message: problem.clone(), attempted_at },
+            String::new(),
+        ),
+        None => {
+            let message = if applications == 0 {
+                "no application deploys to this cluster: berth does not connect to it until one does"
+            } else {
+                "berth has not connected to this cluster yet"
+            };
+            (
+                ConnectionState { status: ConnectionStatus::Unknown, message: message.into(), attempted_at },
+                String::new(),
+            )
+        }
+    };
+    ClusterInfo {
+        connection_state,
+        server_version,
+        cache_info: CacheInfo { apis_count: apis as i64 },
+        applications_count: applications as i64,
+    }
+}
+
+/// `1.31` of `1.31.2` or `1.31.2-gke.100`: Argo CD shows a cluster's version as major and minor.
+fn major_minor(version: &str) -> String {
+    let mut parts = version.split(['.', '-', '+']);
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => version.to_string(),
+    }
+}
+
 impl Controller {
+    /// What the controller knows of the cluster at `server` (compared without a trailing slash): how its
+    /// last request there ended, its version, the kinds its discovery found, and how many applications
+    /// deploy there. A cluster no application names has no entry: its state is `Unknown`. Nothing here
+    /// contacts a cluster.
+    pub fn cluster_info(&self, server: &str) -> ClusterInfo {
+        let entry = self.clusters.all().into_iter().find(|c| crate::clusters::same_server(&c.server, server));
+        let applications = self
+            .apps
+            .state()
+            .iter()
+            .filter(|app| self.cluster_of(app).is_ok_and(|c| crate::clusters::same_server(&c.server, server)))
+            .count();
+        let connection = entry.as_ref().and_then(|c| c.connection());
+        // Discovery lists each kind as `group/version/Kind` besides its `group/version`.
+        let apis = entry.as_ref().map_or(0, |c| {
+            c.cache
+                .api_versions()
+                .iter()
+                .filter(|v| v.rsplit('/').next().is_some_and(|last| last.starts_with(char::is_uppercase)))
+                .count()
+        });
+        cluster_info(connection.as_ref(), apis, applications)
+    }
+
     /// The application's resource tree: the objects it tracks (those its project permits) and what they
     /// own, from the cluster cache's owner index, each with the health its status uses.
     pub fn resource_tree(&self, name: &str) -> Result<Vec<TreeNode>, ViewError> {
@@ -383,5 +500,56 @@ mod tests {
         };
         let nodes = resource_tree(vec![a, b], children_of, |_| None);
         assert_eq!(nodes.len(), 2);
+    }
+
+    fn connection(result: Result<&str, &str>) -> crate::clusters::Connection {
+        crate::clusters::Connection {
+            attempted_at: "2026-12-05T03:47:59.123Z".parse().unwrap(),
+            result: result.map(str::to_string).map_err(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_cluster_that_answered_is_successful_with_its_major_and_minor_version_in_argo_cds_shape() {
+        let info = cluster_info(Some(&connection(Ok("1.31.2-gke.100"))), 57, 1);
+        assert_eq!(
+            serde_json::to_value(&info).unwrap(),
+            serde_json::json!({
+                "connectionState": {"status": "Successful", "message": "", "attemptedAt": "2026-12-05T03:47:59Z"},
+                "serverVersion": "1.31",
+                "cacheInfo": {"apisCount": 57},
+                "applicationsCount": 1,
+            })
+        );
+        assert_eq!(cluster_info(Some(&connection(Ok("1.36.3"))), 0, 0).server_version, "1.36");
+    }
+
+    #[test]
+    fn a_cluster_that_did_not_answer_is_failed_with_the_reason_and_no_version() {
+        let info = cluster_info(Some(&connection(Err("connection refused"))), 0, 2);
+        assert_eq!(
+            serde_json::to_value(&info).unwrap(),
+            serde_json::json!({
+                "connectionState": {"status": "Failed", "message": "connection refused",
+                                    "attemptedAt": "2026-12-05T03:47:59Z"},
+                "cacheInfo": {},
+                "applicationsCount": 2,
+            })
+        );
+    }
+
+    #[test]
+    fn a_cluster_never_reached_is_unknown_and_says_why() {
+        let unused = cluster_info(None, 0, 0);
+        assert_eq!(unused.connection_state.status, ConnectionStatus::Unknown);
+        assert!(unused.connection_state.message.contains("no application deploys"), "{unused:?}");
+        let value = serde_json::to_value(&unused).unwrap();
+        assert_eq!(value["connectionState"]["status"], "Unknown");
+        assert!(
+            value["connectionState"].get("attemptedAt").is_none() && value.get("serverVersion").is_none()
+        );
+        assert_eq!(value["applicationsCount"], 0);
+        let pending = cluster_info(None, 0, 3);
+        assert!(pending.connection_state.message.contains("not connected"), "{pending:?}");
     }
 }

@@ -82,11 +82,31 @@ pub struct ClusterCache {
     events: UnboundedSender<ObjectEvent>,
     /// The namespaces berth manages (a namespaced install); empty: the whole cluster.
     namespaces: Arc<Vec<String>>,
+    /// How long the API server keeps a watch open before it ends (and is resumed); `None`: its default.
+    watch_timeout: Option<Duration>,
 }
+
+/// How long a failing watch waits before it tries again: doubling from the first to the last, back to the
+/// first after it works again, so a cluster that went away is not asked every second.
+const WATCH_RETRY_FIRST: Duration = Duration::from_secs(1);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(16);
 
 impl ClusterCache {
     pub fn new(client: kube::Client, events: UnboundedSender<ObjectEvent>) -> Self {
-        ClusterCache { client, state: Arc::default(), events, namespaces: Arc::default() }
+        ClusterCache {
+            client,
+            state: Arc::default(),
+            events,
+            namespaces: Arc::default(),
+            watch_timeout: None,
+        }
+    }
+
+    /// Has the API server end each watch after `timeout` (it is resumed at once from where it was): for a
+    /// client with a read timeout, which would otherwise cut a watch that has nothing to say for that long.
+    pub fn with_watch_timeout(mut self, timeout: Duration) -> Self {
+        self.watch_timeout = Some(timeout);
+        self
     }
 
     /// Watches only `namespaces` (a namespaced install, whose Roles allow nothing else); cluster-scoped
@@ -231,9 +251,17 @@ impl ClusterCache {
             Some(scope) => Api::namespaced_with(self.client.clone(), &scope.namespace, &info.resource),
             None => Api::all_with(self.client.clone(), &info.resource),
         };
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut config = watcher::Config::default();
+        if let Some(timeout) = self.watch_timeout {
+            config = config.timeout(timeout.as_secs().try_into().unwrap_or(u32::MAX));
+        }
+        let mut stream = watcher(api, config).boxed();
         let mut initial: Objects = HashMap::new();
+        let mut retry = WATCH_RETRY_FIRST;
         while let Some(event) = stream.next().await {
+            if event.is_ok() {
+                retry = WATCH_RETRY_FIRST;
+            }
             match event {
                 Ok(watcher::Event::Init) => initial.clear(),
                 Ok(watcher::Event::InitApply(obj)) => {
@@ -274,8 +302,9 @@ impl ClusterCache {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(kind = %gk, error = %e, "watch error, retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tracing::warn!(kind = %gk, error = %e, ?retry, "watch error, retrying");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(WATCH_RETRY_MAX);
                 }
             }
         }

@@ -18,6 +18,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+/// How long a remote cluster's client waits to connect, for an answer (between two reads of a response) and
+/// to send a request: a cluster that went away fails a request within these instead of holding a worker.
+/// A quiet watch would outlive the read timeout, so remote watches end on the server's side sooner
+/// ([`REMOTE_WATCH_TIMEOUT`]).
+const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REMOTE_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const REMOTE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A remote watch asks the API server to end it after this long (it resumes from where it was), so a quiet
+/// watch is never cut by [`REMOTE_READ_TIMEOUT`] (kube-runtime's idle check adds 5 s to it).
+const REMOTE_WATCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long the answer to "does the API server answer?" is trusted, and how long asking may take.
+const PROBE_TTL: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One destination cluster.
 pub(crate) struct Cluster {
     /// The API server's URL as applications name it (`spec.destination.server`).
@@ -27,6 +42,28 @@ pub(crate) struct Cluster {
     pub(crate) client: kube::Client,
     pub(crate) cache: ClusterCache,
     versions: Mutex<Option<Versions>>,
+    /// The last request to the cluster's API server and how it ended, for its connection state.
+    connection: Mutex<Option<Connection>>,
+    /// The last answer of [`Cluster::reachable`].
+    reachability: Mutex<Reachability>,
+}
+
+/// Whether the API server answered when last asked, and whether a question is out now.
+struct Reachability {
+    checked_at: Option<Instant>,
+    /// Why it did not answer.
+    outcome: Result<(), String>,
+    /// When the question now out was asked: meanwhile other passes use the last answer instead of asking
+    /// (and waiting) too.
+    asking_since: Option<Instant>,
+}
+
+/// How berth's last request to a cluster's API server ended, and when it was made.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Connection {
+    pub(crate) attempted_at: jiff::Timestamp,
+    /// The cluster's version (`1.36.3`) when it answered; why not when it did not.
+    pub(crate) result: Result<String, String>,
 }
 
 /// The cluster's version (`1.36.3`) and the API versions it serves, as Helm's `.Capabilities` reads them;
@@ -40,7 +77,65 @@ struct Versions {
 
 impl Cluster {
     pub(crate) fn new(server: &str, name: &str, client: kube::Client, cache: ClusterCache) -> Cluster {
-        Cluster { server: server.into(), name: name.into(), client, cache, versions: Mutex::new(None) }
+        Cluster {
+            server: server.into(),
+            name: name.into(),
+            client,
+            cache,
+            versions: Mutex::new(None),
+            connection: Mutex::new(None),
+            reachability: Mutex::new(Reachability { checked_at: None, outcome: Ok(()), asking_since: None }),
+        }
+    }
+
+    /// Whether the cluster's API server answers, asked at most every [`PROBE_TTL`] (every pass of every
+    /// application on the cluster asks). The refusal names the cluster and the error, never a credential.
+    /// A pass reads and writes nothing on a cluster that does not answer: a cache that cannot be refreshed
+    /// would make it compare, prune and delete from what was there before.
+    pub(crate) async fn reachable(&self) -> Result<(), String> {
+        {
+            let mut state = self.reachability.lock().expect("reachability lock");
+            let fresh = state.checked_at.is_some_and(|t| t.elapsed() < PROBE_TTL);
+            let asked = state.checked_at.is_some()
+                && state.asking_since.is_some_and(|t| t.elapsed() < PROBE_TIMEOUT * 2);
+            if fresh || asked {
+                return state.outcome.clone();
+            }
+            state.asking_since = Some(Instant::now());
+        }
+        self.probe().await
+    }
+
+    /// Asks the API server for its version now (a pass whose compare failed asks again, as the cluster may
+    /// have gone away since the last answer), and records the answer.
+    pub(crate) async fn probe(&self) -> Result<(), String> {
+        let answer = match tokio::time::timeout(PROBE_TIMEOUT, self.client.apiserver_version()).await {
+            Ok(Ok(info)) => Ok(info.git_version.trim_start_matches('v').to_string()),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        self.record_connection(answer.clone());
+        let outcome = answer.map(drop).map_err(|e| self.unreachable(&e));
+        let mut state = self.reachability.lock().expect("reachability lock");
+        *state =
+            Reachability { checked_at: Some(Instant::now()), outcome: outcome.clone(), asking_since: None };
+        outcome
+    }
+
+    /// Why a pass does nothing on this cluster.
+    fn unreachable(&self, error: &str) -> String {
+        format!("cluster {:?} ({}) is unreachable: {error}", self.name, self.server)
+    }
+
+    /// How the last request to the cluster ended (`None`: berth has not reached for it yet).
+    pub(crate) fn connection(&self) -> Option<Connection> {
+        self.connection.lock().expect("connection lock").clone()
+    }
+
+    /// Records how a request to the cluster ended: its version, or why it failed.
+    pub(crate) fn record_connection(&self, result: Result<String, String>) {
+        *self.connection.lock().expect("connection lock") =
+            Some(Connection { attempted_at: jiff::Timestamp::now(), result });
     }
 
     /// The version and API versions, for Helm's Capabilities, and a hash of both. Read again after a
@@ -56,12 +151,21 @@ impl Cluster {
         }
         let version = match self.client.apiserver_version().await {
             Ok(info) => info.git_version.trim_start_matches('v').to_string(),
-            Err(_) => String::new(),
+            Err(e) => {
+                self.record_connection(Err(e.to_string()));
+                String::new()
+            }
         };
+        if !version.is_empty() {
+            self.record_connection(Ok(version.clone()));
+        }
         let versions = Arc::new((version, self.cache.api_versions()));
         let hash = crate::pass::hash_of(&*versions);
-        *self.versions.lock().expect("versions lock") =
-            Some(Versions { read_at: Instant::now(), generation, versions: versions.clone(), hash });
+        // Without an answer the version is asked again next time, not left empty for five minutes.
+        if !versions.0.is_empty() {
+            *self.versions.lock().expect("versions lock") =
+                Some(Versions { read_at: Instant::now(), generation, versions: versions.clone(), hash });
+        }
         (versions, hash)
     }
 }
@@ -136,11 +240,17 @@ impl Registry {
             return Ok(cluster.clone());
         }
         // Commands from a cluster Secret would run inside berth: not allowed (see SECURITY.md).
-        let config = parsed.kube_config(false).map_err(|e| format!("spec.destination: {e}"))?;
+        let mut config = parsed.kube_config(false).map_err(|e| format!("spec.destination: {e}"))?;
+        config.connect_timeout = Some(REMOTE_CONNECT_TIMEOUT);
+        config.read_timeout = Some(REMOTE_READ_TIMEOUT);
+        config.write_timeout = Some(REMOTE_WRITE_TIMEOUT);
+        // The read timeout counts from the request, not from when its pooled connection went idle.
+        config.reset_reader_on_write = true;
         let client = kube::Client::try_from(config)
             .map_err(|e| format!("spec.destination: cluster Secret {}: {e}", parsed.secret_name))?;
-        let cache =
-            ClusterCache::new(client.clone(), self.events.clone()).with_namespaces(parsed.namespaces.clone());
+        let cache = ClusterCache::new(client.clone(), self.events.clone())
+            .with_namespaces(parsed.namespaces.clone())
+            .with_watch_timeout(REMOTE_WATCH_TIMEOUT);
         let cluster = Arc::new(Cluster::new(&parsed.server, &parsed.name, client, cache));
         tracing::info!(server = %parsed.server, name = %parsed.name, secret = %parsed.secret_name, "cluster added");
         remote.insert(parsed.server.clone(), (version, cluster.clone()));
@@ -174,6 +284,22 @@ fn raw_names(secret: &Secret, names: impl Fn(&str, &str) -> bool) -> bool {
 /// The in-cluster entry for the client berth runs with.
 pub(crate) fn in_cluster(client: kube::Client, cache: ClusterCache) -> Cluster {
     Cluster::new(IN_CLUSTER_SERVER, IN_CLUSTER_NAME, client, cache)
+}
+
+/// An error and its causes (`client error (Connect): tcp connect error: Connection refused`): a
+/// transport error's own text rarely says what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        // Some errors repeat their cause in their own text.
+        if !text.ends_with(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether two server URLs are one (Argo CD compares them without a trailing slash).
@@ -280,6 +406,29 @@ mod tests {
         assert!(refusal.contains("execProviderConfig"), "{refusal}");
         // A broken Secret for another cluster does not stand in the way.
         assert!(registry.resolve(&destination(None, Some("in-cluster")), [&broken]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_refuses_connections_is_unreachable_at_once_naming_it_without_its_token() {
+        let registry = registry();
+        let closed = cluster_secret(
+            "closed",
+            serde_json::json!({"name": "closed", "server": "https://127.0.0.1:1",
+                               "config": r#"{"bearerToken": "s3cret-token", "tlsClientConfig": {"insecure": true}}"#}),
+        );
+        let cluster = registry.resolve(&destination(None, Some("closed")), [&closed]).unwrap();
+        let started = Instant::now();
+        let refusal = cluster.reachable().await.unwrap_err();
+        assert!(started.elapsed() < REMOTE_CONNECT_TIMEOUT, "a refused connection fails at once");
+        assert!(
+            refusal.starts_with("cluster \"closed\" (https://127.0.0.1:1) is unreachable: "),
+            "{refusal}"
+        );
+        assert!(refusal.to_lowercase().contains("connection refused"), "the cause is named: {refusal}");
+        assert!(!refusal.contains("s3cret-token"), "{refusal}");
+        // The answer is remembered (and recorded as the connection state) for the passes that follow.
+        assert_eq!(cluster.reachable().await, Err(refusal.clone()));
+        assert!(cluster.connection().is_some_and(|c| c.result.is_err()));
     }
 
     #[tokio::test]

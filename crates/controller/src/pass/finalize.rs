@@ -34,6 +34,13 @@ impl Controller {
                 return Ok(());
             }
         };
+        // Nor does one whose cluster does not answer: its cache may be empty or stale, and a deletion that
+        // found nothing tracked there would remove the finalizer and leave every object behind.
+        if let Err(unreachable) = cluster.reachable().await {
+            tracing::warn!(app = %name, %unreachable, "deletion waits for the destination cluster");
+            self.requeue_after(&name, super::UNREACHABLE_RECHECK);
+            return Ok(());
+        }
         let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         let has = |f: &str| finalizers.iter().any(|x| x == f);
         if has(finalizers::PRE_DELETE) {
@@ -129,6 +136,9 @@ impl Controller {
             Ok(cluster) => cluster,
             Err(e) => return sync::run::Progress::Running(e.to_string()),
         };
+        if let Err(unreachable) = cluster.reachable().await {
+            return sync::run::Progress::Running(unreachable);
+        }
         let tasks = sync::plan::deletion_hooks(&desired, phase);
         for kind in tasks.iter().map(|t| t.key.group_kind()).collect::<BTreeSet<_>>() {
             let _ = cluster.cache.ensure_watched(&kind).await;

@@ -37,6 +37,9 @@ use status::{merge_conditions, now};
 
 /// How soon an application a sync window holds back is looked at again.
 const WINDOW_RECHECK: Duration = Duration::from_secs(30);
+/// How soon an application whose cluster does not answer is looked at again (its cluster's watches may
+/// resume without any object changing, so no watch event brings it back).
+pub(crate) const UNREACHABLE_RECHECK: Duration = Duration::from_secs(10);
 
 /// What the controller remembers of an application between passes (never the source of truth: status is).
 #[derive(Default)]
@@ -257,10 +260,25 @@ impl Controller {
                     if let Some(new_rv) = self.ensure_deletion_finalizers(&app, target).await? {
                         pass.rv = new_rv;
                     }
-                    let cmp = self.compare(&app, target, &cluster, &settings).await;
-                    pass.conditions.extend(cmp.conditions(target));
-                    self.apply_comparison(&app, &mut pass.status, target, &cmp);
-                    Some(cmp)
+                    match self.compare_reachable(&app, target, &cluster, &settings).await {
+                        Ok(cmp) => {
+                            pass.conditions.extend(cmp.conditions(target));
+                            self.apply_comparison(&app, &mut pass.status, target, &cmp);
+                            Some(cmp)
+                        }
+                        // Nothing is known of the live state: Unknown, and no automatic sync.
+                        Err(unreachable) => {
+                            pass.conditions.push((ConditionType::ComparisonError, unreachable));
+                            pass.status.sync = Some(SyncStatus {
+                                status: SyncCode::Unknown.to_string(),
+                                compared_to: Some(self.compared_to(&app)),
+                                revision: Some(target.revision.clone()),
+                                revisions: target.revisions.clone(),
+                            });
+                            self.requeue_after(name, UNREACHABLE_RECHECK);
+                            None
+                        }
+                    }
                 }
             },
         };
@@ -268,6 +286,24 @@ impl Controller {
         self.operate(&app, target.as_ref().ok(), comparison.as_ref(), &settings, &mut pass, level).await?;
         // Status: one write of everything this pass found and did.
         self.record(name, &app, pass, annotation.is_some(), level).await
+    }
+
+    /// The comparison of `target` with `cluster`, or why the cluster cannot be read: it is asked first
+    /// whether it answers, and again when the compare found errors (it may have gone away meanwhile, and
+    /// then its cache holds only what was there before).
+    async fn compare_reachable(
+        &self,
+        app: &Application,
+        target: &target::Target,
+        cluster: &Cluster,
+        settings: &crate::Settings,
+    ) -> Result<compare::Comparison, String> {
+        cluster.reachable().await?;
+        let cmp = self.compare(app, target, cluster, settings).await;
+        if !cmp.errors.is_empty() {
+            cluster.probe().await?;
+        }
+        Ok(cmp)
     }
 
     /// Runs the operation the Application asks for (or one of berth's still running), else decides

@@ -510,6 +510,15 @@ impl Controller {
             Ok(cluster) => cluster,
             Err(e) => return Ok(finish(state, OperationPhase::Error, format!("ComparisonError: {e}"), None)),
         };
+        // Nothing is applied to, or pruned from, a cluster that does not answer (its cache holds what was
+        // there before): the operation stays Running, saying why, until the cluster is back; a termination
+        // still ends it.
+        if let Err(unreachable) = cluster.reachable().await {
+            tracing::info!(app = %name, %unreachable, "sync waits for its cluster");
+            state.message = Some(format!("waiting for the destination: {unreachable}"));
+            self.requeue_after(&name, super::UNREACHABLE_RECHECK);
+            return Ok(state);
+        }
         let options = sync_options(app, Some(&sync_op));
         let automated = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref());
         if target.objects.iter().all(|d| berth_engine::sync::hooks::is_hook(&d.object))

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use berth_api::destination::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use berth_api::secret_type;
+use berth_controller::clusters::secret::ClusterSecret;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -151,55 +152,57 @@ fn stored_cluster(secret: &Secret) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What Argo CD's API returns of a cluster.
+/// What Argo CD's API returns of a cluster: `data` (its Secret's keys, or a request's) read as the
+/// controller reads a cluster Secret ([`ClusterSecret`]), with the labels and annotations of `secret`.
+/// `server` is shown as stored, `config` without its credentials ([`redacted_config`]).
 fn cluster_view(data: &BTreeMap<String, String>, secret: Option<&Secret>) -> Value {
     let mut view = Map::new();
     let field = |key: &str| data.get(key).cloned().unwrap_or_default();
     view.insert("server".into(), field("server").into());
     view.insert("name".into(), field("name").into());
     view.insert("config".into(), redacted_config(data.get("config").map_or("{}", String::as_str)));
-    let namespaces: Vec<&str> = data
-        .get("namespaces")
-        .into_iter()
-        .flat_map(|n| n.split(','))
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    if !namespaces.is_empty() {
-        view.insert("namespaces".into(), namespaces.into());
-    }
-    if let Some(project) = data.get("project").filter(|p| !p.is_empty()) {
-        view.insert("project".into(), project.clone().into());
-    }
-    if data.get("clusterResources").is_some_and(|v| v == "true") {
-        view.insert("clusterResources".into(), true.into());
-    }
-    if let Some(shard) = data.get("shard").and_then(|s| s.parse::<i64>().ok()) {
-        view.insert("shard".into(), shard.into());
-    }
-    if let Some(secret) = secret {
-        let labels: Map<String, Value> = secret
-            .metadata
+    // `config` is shown from its own text above: the rest of the Secret does not depend on it parsing.
+    let keys = Secret {
+        metadata: secret.map(|s| s.metadata.clone()).unwrap_or_default(),
+        string_data: Some(
+            data.iter()
+                .filter(|(k, _)| k.as_str() != "config")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    if let Ok(cluster) = ClusterSecret::from_secret(&keys) {
+        if !cluster.namespaces.is_empty() {
+            view.insert("namespaces".into(), cluster.namespaces.into());
+        }
+        if let Some(project) = cluster.project {
+            view.insert("project".into(), project.into());
+        }
+        if cluster.cluster_resources {
+            view.insert("clusterResources".into(), true.into());
+        }
+        let labels: Map<String, Value> = cluster
             .labels
-            .iter()
-            .flatten()
+            .into_iter()
             .filter(|(k, _)| k.as_str() != secret_type::LABEL)
-            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .map(|(k, v)| (k, v.into()))
             .collect();
         if !labels.is_empty() {
             view.insert("labels".into(), labels.into());
         }
-        let annotations: Map<String, Value> = secret
-            .metadata
+        let annotations: Map<String, Value> = cluster
             .annotations
-            .iter()
-            .flatten()
+            .into_iter()
             .filter(|(k, _)| k.as_str() != MANAGED_BY.0 && !k.starts_with("kubectl.kubernetes.io/"))
-            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .map(|(k, v)| (k, v.into()))
             .collect();
         if !annotations.is_empty() {
             view.insert("annotations".into(), annotations.into());
         }
+    }
+    if let Some(shard) = data.get("shard").and_then(|s| s.parse::<i64>().ok()) {
+        view.insert("shard".into(), shard.into());
     }
     Value::Object(view)
 }
@@ -213,9 +216,14 @@ fn default_in_cluster() -> BTreeMap<String, String> {
     ])
 }
 
-/// The local API server's version and whether it answered, as Argo CD's `info` for the in-cluster entry;
-/// other clusters are not contacted by the API server.
+/// Argo CD's `info` of a cluster. With a controller in this process: what it recorded of the cluster
+/// (connection state, version, cache, applications; see [`berth_controller::Controller::cluster_info`]).
+/// Without one: the local API server's version and whether it answered for the in-cluster entry, and
+/// `Unknown` for the others, which the API server does not contact.
 async fn connection_info(shared: &Shared, server: &str) -> Value {
+    if let Some(controller) = shared.controller.get() {
+        return serde_json::to_value(controller.cluster_info(server)).unwrap_or_default();
+    }
     if !is_in_cluster(server) {
         return json!({"connectionState": {"status": "Unknown"}});
     }
@@ -228,7 +236,8 @@ async fn connection_info(shared: &Shared, server: &str) -> Value {
     }
 }
 
-/// A cluster as the API returns it, with Argo CD's `info`, `connectionState` and `serverVersion`.
+/// A cluster as the API returns it, with Argo CD's `info`, and its `connectionState` and `serverVersion`
+/// repeated at the top, as Argo CD's older fields.
 async fn cluster_response(
     shared: &Shared,
     data: &BTreeMap<String, String>,
@@ -366,5 +375,33 @@ mod tests {
         let (_, data) = cluster_data(&json!({"server": IN_CLUSTER_SERVER})).unwrap();
         assert_eq!(data["name"], IN_CLUSTER_NAME);
         assert!(cluster_data(&json!({"name": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_stored_cluster_is_shown_as_the_controller_reads_its_secret_whatever_its_config() {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "cluster-prod", "labels": {"argocd.argoproj.io/secret-type": "cluster", "env": "prod"},
+                         "annotations": {"managed-by": "argocd.argoproj.io", "team": "web",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        }))
+        .unwrap();
+        let data = BTreeMap::from([
+            ("server".to_string(), "https://prod.example:6443/".to_string()),
+            ("name".to_string(), "prod".to_string()),
+            ("namespaces".to_string(), " web, ,api".to_string()),
+            ("clusterResources".to_string(), "yes".to_string()),
+            ("project".to_string(), "team-a".to_string()),
+            ("shard".to_string(), "2".to_string()),
+            // Not JSON Argo CD can read: the rest of the cluster is still shown, the config as nothing.
+            ("config".to_string(), r#"{"bearerToken": "tok-1"#.to_string()),
+        ]);
+        let view = cluster_view(&data, Some(&secret));
+        assert_eq!(
+            view,
+            json!({"server": "https://prod.example:6443/", "name": "prod", "config": {},
+                "namespaces": ["web", "api"], "project": "team-a", "shard": 2,
+                "labels": {"env": "prod"}, "annotations": {"team": "web"}})
+        );
+        assert!(!view.to_string().contains("tok-1"));
     }
 }

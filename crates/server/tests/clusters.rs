@@ -1,0 +1,131 @@
+//! Clusters through the API with the controller in the same process, on the real local cluster: each one's
+//! connection state, version and application count come from what the controller recorded of it.
+
+use berth_testkit::*;
+use kube::api::{Api, Patch, PatchParams};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+mod common;
+use common::*;
+
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+/// Nothing listens there: the controller's requests to it fail at once.
+const UNREACHABLE: &str = "https://127.0.0.1:1";
+const UNUSED: &str = "https://unused.example.com:6443";
+
+async fn apply(client: &kube::Client, ns: &str, body: Value) {
+    let (kind, name) = (body["kind"].as_str().unwrap(), body["metadata"]["name"].as_str().unwrap());
+    let (group, version) = match body["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((group, version)) => (group.to_string(), version.to_string()),
+        None => (String::new(), body["apiVersion"].as_str().unwrap().to_string()),
+    };
+    let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(&group, &version, kind));
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    api.patch(name, &PatchParams::apply("berth-test").force(), &Patch::Apply(&body)).await.unwrap();
+}
+
+fn cluster_secret(ns: &str, name: &str, server: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "stringData": {"name": name, "server": server,
+                       "config": r#"{"bearerToken": "never-shown-token", "tlsClientConfig": {"insecure": true}}"#}})
+}
+
+fn application(ns: &str, name: &str, repo: &str, server: &str, dest: &str) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"project": "default", "source": {"repoURL": repo, "path": "app", "targetRevision": "HEAD"},
+                 "destination": {"server": server, "namespace": dest},
+                 "syncPolicy": {"automated": {}, "syncOptions": ["CreateNamespace=true"]}}})
+}
+
+fn by_server<'a>(list: &'a Value, server: &str) -> &'a Value {
+    list["items"].as_array().unwrap().iter().find(|c| c["server"] == server).unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn clusters_show_the_controllers_connection_state_version_and_application_count() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("clusters");
+    ensure_namespace(&client, &ns).await;
+    let dest = unique("clusters-dest");
+    apply(
+        &client,
+        &ns,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": ns},
+            "data": {"berth.repositories.allowFileURLs": "true"}}),
+    )
+    .await;
+    apply(&client, &ns, cluster_secret(&ns, "down", UNREACHABLE)).await;
+    apply(&client, &ns, cluster_secret(&ns, "unused", UNUSED)).await;
+    let repo = GitRepo::new();
+    repo.write(
+        "app/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    repo.commit("one ConfigMap");
+
+    let server = InProcess::start(&client, &ns, Options { controller: true, ..Default::default() }).await;
+    let admin = server.admin(&client, &ns).await;
+    // Unique app names: a tracking id names the app, and objects of an earlier run's `web` would be this one's.
+    let (web, far) = (unique("web"), unique("far"));
+    apply(&client, &ns, application(&ns, &web, &repo.url(), IN_CLUSTER, &dest)).await;
+    apply(&client, &ns, application(&ns, &far, &repo.url(), UNREACHABLE, &dest)).await;
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    poll("web synced", Duration::from_secs(60), || async {
+        let app = apps.get(&web).await.unwrap();
+        app.status.and_then(|s| s.sync).is_some_and(|s| s.status == "Synced")
+    })
+    .await;
+
+    poll("the unreachable cluster's failure", Duration::from_secs(30), || async {
+        let list = admin.call(Method::GET, "/api/v1/clusters", None).await.1;
+        by_server(&list, UNREACHABLE)["connectionState"]["status"] == "Failed"
+    })
+    .await;
+    let (status, list) = admin.call(Method::GET, "/api/v1/clusters", None).await;
+    assert_eq!(status, 200, "{list}");
+    let text = list.to_string();
+    assert!(!text.contains("never-shown-token"), "{text}");
+
+    let in_cluster = by_server(&list, IN_CLUSTER);
+    assert_eq!(in_cluster["connectionState"]["status"], "Successful", "{in_cluster}");
+    assert_eq!(in_cluster["info"]["connectionState"], in_cluster["connectionState"]);
+    assert!(in_cluster["info"]["connectionState"]["attemptedAt"].is_string(), "{in_cluster}");
+    let version = in_cluster["serverVersion"].as_str().unwrap_or_default();
+    assert_eq!(version.split('.').count(), 2, "major.minor, as Argo CD shows it: {in_cluster}");
+    assert_eq!(in_cluster["info"]["serverVersion"], version);
+    assert_eq!(in_cluster["info"]["applicationsCount"], 1, "{in_cluster}");
+    assert!(in_cluster["info"]["cacheInfo"]["apisCount"].as_i64().unwrap_or_default() > 0, "{in_cluster}");
+
+    let down = by_server(&list, UNREACHABLE);
+    assert_eq!(down["info"]["applicationsCount"], 1, "{down}");
+    assert!(!down["connectionState"]["message"].as_str().unwrap_or_default().is_empty(), "{down}");
+    assert!(down.get("serverVersion").is_none(), "{down}");
+
+    let unused = by_server(&list, UNUSED);
+    assert_eq!(unused["connectionState"]["status"], "Unknown", "{unused}");
+    assert_eq!(unused["info"]["applicationsCount"], 0, "{unused}");
+
+    // One cluster alone answers the same.
+    let path = format!("/api/v1/clusters/{}", urlencoding(IN_CLUSTER));
+    let (status, one) = admin.call(Method::GET, path, None).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(
+        (&one["connectionState"]["status"], &one["info"]["applicationsCount"]),
+        (&json!("Successful"), &json!(1))
+    );
+    server.stop().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for n in [&ns, &dest] {
+        let _ = namespaces.delete(n, &Default::default()).await;
+    }
+}
+
+/// The server URL as one path segment.
+fn urlencoding(server: &str) -> String {
+    server.replace(':', "%3A").replace('/', "%2F")
+}
