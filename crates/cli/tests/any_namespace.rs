@@ -18,13 +18,7 @@ async fn an_app_outside_the_control_namespace_is_named_namespace_slash_name() {
     for n in [&ns, &team] {
         ensure_namespace(&client, n).await;
     }
-    let params = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "argocd-cmd-params-cm", "namespace": ns},
-        "data": {"application.namespaces": team}});
-    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
-        .patch("argocd-cmd-params-cm", &PatchParams::apply("berth-test"), &Patch::Apply(&params))
-        .await
-        .unwrap();
+    set_application_namespaces(&client, &ns, &team).await;
     // Its project must admit the namespace, else the server refuses every route about it.
     let project = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
         "metadata": {"name": "team", "namespace": ns},

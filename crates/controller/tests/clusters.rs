@@ -107,13 +107,12 @@ async fn cluster_secret(bench: &Bench, secret: &str, data: serde_json::Value) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn an_application_deploys_to_the_cluster_its_secret_names_heals_there_and_touches_nothing_here() {
-    let _remote_cluster = REMOTE_CLUSTER.lock().await;
-    let mut bench = Bench::start("clusters").await;
+/// The second API server registered as `remote` by a cluster Secret, and a repository with the seed's web
+/// app at v1.2.3.
+async fn registered_remote(bench: &Bench) -> (Remote, GitRepo) {
     let remote = remote().await;
     cluster_secret(
-        &bench,
+        bench,
         "remote",
         json!({"name": "remote", "server": remote.server, "config": remote.config}),
     )
@@ -121,17 +120,29 @@ async fn an_application_deploys_to_the_cluster_its_secret_names_heals_there_and_
     let repo = GitRepo::new();
     repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
     repo.commit("web");
-    let ns = bench.dest_namespace("remote-web");
-    let name = unique("remote-web");
-    let mut app = seed_web_app(&name, &repo.url(), &ns);
+    (remote, repo)
+}
+
+/// The seed's web Application `name` to namespace `ns` of the `remote` cluster, once Synced and Healthy.
+async fn deploy_web_to_remote(bench: &Bench, name: &str, repo: &GitRepo, ns: &str) -> serde_json::Value {
+    let mut app = seed_web_app(name, &repo.url(), ns);
     app["spec"]["destination"] = json!({"name": "remote", "namespace": ns});
     bench.create_app(app).await;
-
     bench
-        .wait_app(&name, "Synced and Healthy on the remote cluster", |a| {
+        .wait_app(name, "Synced and Healthy on the remote cluster", |a| {
             sync_status(a) == "Synced" && health(a) == "Healthy"
         })
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn an_application_deploys_to_the_cluster_its_secret_names_heals_there_and_touches_nothing_here() {
+    let _remote_cluster = REMOTE_CLUSTER.lock().await;
+    let mut bench = Bench::start("clusters").await;
+    let (remote, repo) = registered_remote(&bench).await;
+    let ns = bench.dest_namespace("remote-web");
+    let name = unique("remote-web");
+    deploy_web_to_remote(&bench, &name, &repo, &ns).await;
     let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &ns);
     let here: Api<Deployment> = Api::namespaced(bench.client.clone(), &ns);
     let web = there.get("web").await.expect("the Deployment is on the remote cluster");
@@ -259,16 +270,7 @@ async fn a_cluster_that_refuses_connections_holds_up_no_other_app_and_its_apps_s
 async fn a_remote_cluster_that_goes_away_loses_nothing_anywhere_and_its_app_recovers_by_itself() {
     let _remote_cluster = REMOTE_CLUSTER.lock().await;
     let mut bench = Bench::start("clusters-down").await;
-    let remote = remote().await;
-    cluster_secret(
-        &bench,
-        "remote",
-        json!({"name": "remote", "server": remote.server, "config": remote.config}),
-    )
-    .await;
-    let repo = GitRepo::new();
-    repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
-    repo.commit("web");
+    let (remote, repo) = registered_remote(&bench).await;
     let ns = bench.dest_namespace("remote-down");
     let name = unique("remote-down");
     // Here, an object that carries the app's tracking id: were anything of the app pruned or deleted on
@@ -278,14 +280,7 @@ async fn a_remote_cluster_that_goes_away_loses_nothing_anywhere_and_its_app_reco
         "metadata": {"name": "decoy", "namespace": ns,
                      "annotations": {"argocd.argoproj.io/tracking-id": format!("{name}:/ConfigMap:{ns}/decoy")}}});
     apply_json(&bench.client, &ns, decoy).await;
-    let mut app = seed_web_app(&name, &repo.url(), &ns);
-    app["spec"]["destination"] = json!({"name": "remote", "namespace": ns});
-    bench.create_app(app).await;
-    let synced = bench
-        .wait_app(&name, "Synced and Healthy on the remote cluster", |a| {
-            sync_status(a) == "Synced" && health(a) == "Healthy"
-        })
-        .await;
+    let synced = deploy_web_to_remote(&bench, &name, &repo, &ns).await;
     let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &ns);
     let uid = there.get("web").await.unwrap().metadata.uid;
     let last_sync = synced["status"]["operationState"]["startedAt"].clone();

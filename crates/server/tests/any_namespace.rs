@@ -217,13 +217,7 @@ async fn argocd_cmd_params_cm_names_the_namespaces_when_the_server_is_given_none
     for n in [&ns, &team] {
         ensure_namespace(&client, n).await;
     }
-    let params = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "argocd-cmd-params-cm", "namespace": ns},
-        "data": {"application.namespaces": format!("no-such-ns, {team}")}});
-    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
-        .patch("argocd-cmd-params-cm", &PatchParams::apply("berth-test"), &Patch::Apply(&params))
-        .await
-        .unwrap();
+    set_application_namespaces(&client, &ns, &format!("no-such-ns, {team}")).await;
     // Its project admits the namespace: else every route refuses it.
     admitting_project(&client, &ns, "team", &[team.as_str()]).await;
     create_app(&client, &team, "web", "team", "https://example.com/repo.git", &team).await;

@@ -96,6 +96,18 @@ pub async fn allow_file_urls(client: &kube::Client, namespace: &str) {
     maps.patch("argocd-cm", &PatchParams::apply("berth-test-file-urls"), &Patch::Apply(&body)).await.unwrap();
 }
 
+/// argocd-cmd-params-cm in `namespace` with `application.namespaces` set to `list` (Argo CD's
+/// "applications in any namespace"), as an operator would write it before starting berth.
+pub async fn set_application_namespaces(client: &kube::Client, namespace: &str, list: &str) {
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "argocd-cmd-params-cm", "namespace": namespace},
+        "data": {"application.namespaces": list}});
+    maps.patch("argocd-cmd-params-cm", &PatchParams::apply("berth-test"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+}
+
 /// A git repository on disk, committed to by the test.
 pub struct GitRepo {
     pub dir: tempfile::TempDir,
