@@ -31,6 +31,12 @@ function makeApp(i) {
 }
 
 const apps = Array.from({ length: COUNT }, (_, i) => makeApp(i));
+/** The clusters berth lists: the apps name prod by its URL, the list by its name. */
+const clusters = [
+  { server: 'https://kubernetes.default.svc', name: 'in-cluster', info: { connectionState: { status: 'Successful' } } },
+  { server: 'https://prod.example:6443', name: 'prod', info: { connectionState: { status: 'Successful' } } },
+];
+const onProd = apps.filter((a) => a.spec.destination.server === 'https://prod.example:6443').length;
 const expected = (/** @type {string} */ status) => apps.filter((a) => a.status.sync.status === status).length;
 
 /** @type {Awaited<ReturnType<typeof launch>>} */
@@ -55,6 +61,10 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
     await page.route(
       (url) => url.pathname === '/api/v1/applications',
       (route) => route.fulfill({ json: { metadata: {}, items: streamed ? apps.map((a, i) => (i === 2 ? changed : a)) : apps } }),
+    );
+    await page.route(
+      (url) => url.pathname === '/api/v1/clusters',
+      (route) => route.fulfill({ json: { metadata: {}, items: clusters } }),
     );
     await page.route(
       (url) => url.pathname.startsWith('/api/v1/account/can-i/'),
@@ -125,6 +135,14 @@ describe('applications list at 5,000 apps', { timeout: 5 * 60_000 }, () => {
       .filter({ hasText: `${expected('OutOfSync') + 1} of ${COUNT}` })
       .waitFor();
     await outOfSync.locator('input').uncheck();
+    // A cluster by its name, which the clusters list gives the apps that name its URL.
+    const prod = page.locator('fieldset.facet').filter({ hasText: 'Clusters' }).locator('label').filter({ hasText: 'prod' });
+    await prod.locator('.facet-count').filter({ hasText: String(onProd) }).waitFor();
+    await prod.locator('input').check();
+    await page.getByTestId('summary').filter({ hasText: `${onProd} of ${COUNT}` }).waitFor();
+    await page.getByTestId('app-tiles').evaluate((el) => el.scrollTo(0, 0));
+    await page.locator('.tile[data-app="app-00000"] [data-testid="tile-cluster"]').filter({ hasText: /^prod$/ }).waitFor();
+    await prod.locator('input').uncheck();
     await page.getByLabel('Search applications by name').fill('app-04321');
     await page.getByTestId('summary').filter({ hasText: `1 of ${COUNT}` }).waitFor();
     assert.equal(await page.locator('.tile').count(), 1);

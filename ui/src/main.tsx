@@ -5,9 +5,10 @@ import { getSettings, logout, userInfo } from './api/applications';
 import { loginPath } from './api/client';
 import { ApplicationDetail } from './pages/ApplicationDetail';
 import { ApplicationsList } from './pages/ApplicationsList';
+import { ClustersPage } from './pages/Clusters';
 import { Login, Logo } from './pages/Login';
 import { appRefIn } from './lib/application';
-import { navigate, onLinkClick, useLocation } from './router';
+import { CLUSTERS_PATH, navigate, onLinkClick, useLocation } from './router';
 import './styles.css';
 
 function App() {
@@ -38,6 +39,7 @@ function App() {
 
   useEffect(() => {
     if (path === '/' || path === '/applications/') navigate('/applications', { replace: true });
+    else if (path === '/settings' || path === '/settings/' || path === `${CLUSTERS_PATH}/`) navigate(CLUSTERS_PATH, { replace: true });
     else if (user === null && path !== '/login') navigate(loginPath(), { replace: true });
   }, [path, user]);
 
@@ -57,6 +59,7 @@ function App() {
   const namespace = match?.[1];
   let page;
   if (path === '/applications') page = <ApplicationsList query={query} controlNamespace={control.namespace} />;
+  else if (path === CLUSTERS_PATH) page = <ClustersPage />;
   else if (name)
     page = (
       <ApplicationDetail
@@ -94,6 +97,13 @@ function App() {
             onClick={(e) => onLinkClick(e, '/applications')}
           >
             Applications
+          </a>
+          <a
+            href={CLUSTERS_PATH}
+            aria-current={path.startsWith('/settings') ? 'page' : undefined}
+            onClick={(e) => onLinkClick(e, CLUSTERS_PATH)}
+          >
+            Clusters
           </a>
         </nav>
         <div class="topbar-user">

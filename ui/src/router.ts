@@ -3,6 +3,9 @@ import { useEffect, useState } from 'preact/hooks';
 
 const CHANGE = 'berth:navigate';
 
+/** The clusters page, where Argo CD's UI has it (Settings › Clusters). */
+export const CLUSTERS_PATH = '/settings/clusters';
+
 export function navigate(to: string, options: { replace?: boolean } = {}): void {
   const here = location.pathname + location.search;
   if (to === here) return;

@@ -17,18 +17,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-async fn wait_value(cms: &Api<ConfigMap>, name: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let cm = cms.get_opt(name).await.unwrap();
-        if cm.and_then(|c| c.data).is_some_and(|d| d.get("value").map(String::as_str) == Some(value)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never reached {value}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let n = env_num("BENCH_APPS", 1000) as usize;
@@ -115,25 +103,11 @@ async fn main() {
         let value = format!("commit-{t}");
         write_app(&repo, 0, 10, &value);
         git(&repo, &["commit", "-q", "-am", &value]);
-        let patch =
-            serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
         let t0 = Instant::now();
-        apps.patch("app-0000", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        request_refresh(&apps, "app-0000").await;
         wait_value(&cms, "app-0000-0", &value).await;
         commit_latency.push(t0.elapsed().as_secs_f64() * 1000.0);
-        // The next refresh request must be a change: wait until berth has removed this one.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while apps
-            .get("app-0000")
-            .await
-            .unwrap()
-            .metadata
-            .annotations
-            .is_some_and(|a| a.contains_key("argocd.argoproj.io/refresh"))
-        {
-            assert!(Instant::now() < deadline, "the refresh annotation was never removed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_refresh_taken(&apps, "app-0000").await;
     }
     let mut drift_latency = Vec::new();
     for t in 0..trials {

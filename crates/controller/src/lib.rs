@@ -37,6 +37,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+/// How often [`Controller::watch_clusters`] asks each cluster whether it answers (an answer younger than
+/// `clusters::PROBE_TTL` is reused, so passes and this check ask a cluster at most once between them).
+const CLUSTER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 pub use queue::Level;
 pub use settings::Settings;
 pub use settings_source::SettingsSource;
@@ -243,6 +247,7 @@ impl Controller {
             }
         });
         tasks.spawn(controller.clone().poll());
+        tasks.spawn(controller.clone().watch_clusters());
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..controller.config.workers.max(1) {
             let c = controller.clone();
@@ -363,6 +368,38 @@ impl Controller {
         }
     }
 
+    /// Asks every cluster with an entry whether its API server answers, every [`CLUSTER_CHECK_EVERY`], and
+    /// compares the applications on a cluster again as soon as the answer changes: they turn `Unknown`
+    /// within seconds of their cluster going away, without waiting for their next poll, and come back as
+    /// soon as it answers again.
+    async fn watch_clusters(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(CLUSTER_CHECK_EVERY);
+        let mut answered: HashMap<String, bool> = HashMap::new();
+        loop {
+            tick.tick().await;
+            let clusters = self.clusters.all();
+            let answers =
+                futures::future::join_all(clusters.iter().map(|c| async { c.reachable().await.is_ok() }))
+                    .await;
+            let mut changed = Vec::new();
+            for (cluster, ok) in clusters.iter().zip(answers) {
+                if answered.insert(cluster.server.clone(), ok).is_some_and(|was| was != ok) {
+                    tracing::info!(server = %cluster.server, name = %cluster.name, reachable = ok, "cluster reachability changed");
+                    changed.push(cluster.server.clone());
+                }
+            }
+            answered.retain(|server, _| clusters.iter().any(|c| &c.server == server));
+            if changed.is_empty() {
+                continue;
+            }
+            for app in self.apps.state() {
+                if self.cluster_of(&app).is_ok_and(|c| changed.contains(&c.server)) {
+                    self.queue.push(&self.instance_of(&app), Level::Refresh);
+                }
+            }
+        }
+    }
+
     fn application_changed(&self, app: &Application) {
         let name = self.instance_of(app);
         let fingerprint = pass::fingerprint(app);
@@ -390,7 +427,24 @@ impl Controller {
             for name in due {
                 self.queue.push(&name, Level::Refresh);
             }
+            self.sweep_clusters();
         }
+    }
+
+    /// Lets the registry forget the clusters whose Secret is gone and those no Application names any more
+    /// ([`crate::clusters::Registry::retain`]); asked every second by
+    /// the poll ticker, the registry is swept every few seconds.
+    fn sweep_clusters(&self) {
+        if !self.clusters.sweep_due() {
+            return;
+        }
+        let secrets = self.secrets.state();
+        let apps = self.apps.state();
+        self.clusters.retain(
+            secrets.iter().map(|s| &**s),
+            |cluster| apps.iter().any(|app| crate::clusters::names(&app.spec.destination, cluster)),
+            Instant::now(),
+        );
     }
 
     async fn reconcile_logged(&self, name: &str, level: Level) {

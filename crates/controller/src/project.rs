@@ -49,18 +49,37 @@ pub fn source_check(project_name: &str, project: &AppProjectSpec, repo_url: &str
     if allowed { Ok(()) } else { refuse("no sourceRepos entry allows it".into()) }
 }
 
-/// Whether the project lets its applications deploy to `namespace` on the cluster (`server`, `name`); the
-/// refusal as Argo CD words it, with the rule: `application destination server 'S' and namespace 'N' do not match any of the allowed
+/// Whether the project lets its applications deploy to `namespace` on the cluster (`server`, `name`, and
+/// `scoped_to`: the project its cluster Secret names in `project`); the refusal as Argo CD words it, with
+/// the rule: `application destination server 'S' and namespace 'N' do not match any of the allowed
 /// destinations in project 'P': no destinations entry allows it` or `…: destinations entry {server: '*',
 /// namespace: '!kube-system'} denies it`.
+///
+/// As Argo CD's IsDestinationPermitted: with `permitOnlyProjectScopedClusters`, a destination the entries
+/// allow is permitted only on a cluster scoped to this project (`…: permitOnlyProjectScopedClusters is set
+/// and cluster 'C' (S) is not scoped to project 'P' (its cluster Secret's project is 'Q')`).
 pub fn destination_check(
     project_name: &str,
     project: &AppProjectSpec,
     server: &str,
     name: &str,
+    scoped_to: Option<&str>,
     namespace: &str,
 ) -> Result<(), String> {
-    destination_refusal(project, server, name, namespace).map_or(Ok(()), |why| {
+    let why = destination_refusal(project, server, name, namespace).or_else(|| {
+        let only_scoped = project.permit_only_project_scoped_clusters == Some(true);
+        (only_scoped && scoped_to != Some(project_name)).then(|| {
+            let scope = match scoped_to {
+                Some(other) => format!("its cluster Secret's project is '{other}'"),
+                None => "its cluster Secret has no project".into(),
+            };
+            format!(
+                "permitOnlyProjectScopedClusters is set and cluster '{name}' ({server}) is not scoped to \
+                 project '{project_name}' ({scope})"
+            )
+        })
+    });
+    why.map_or(Ok(()), |why| {
         Err(format!(
             "application destination server '{server}' and namespace '{namespace}' do not match any of the \
              allowed destinations in project '{project_name}': {why}"
@@ -286,7 +305,7 @@ mod tests {
     }
 
     fn destination_ok(p: &AppProjectSpec, server: &str, name: &str, namespace: &str) -> bool {
-        destination_check("p", p, server, name, namespace).is_ok()
+        destination_check("p", p, server, name, None, namespace).is_ok()
     }
 
     fn resource_ok(p: &AppProjectSpec, group: &str, kind: &str, name: &str, namespaced: bool) -> bool {
@@ -373,7 +392,7 @@ mod tests {
         let p = dev_team();
         assert!(destination_ok(&p, IN_CLUSTER, "in-cluster", "dev-alice"));
         assert_eq!(
-            err(destination_check("dev-team", &p, IN_CLUSTER, "in-cluster", "prod-x")),
+            err(destination_check("dev-team", &p, IN_CLUSTER, "in-cluster", None, "prod-x")),
             "application destination server 'https://kubernetes.default.svc' and namespace 'prod-x' do not \
              match any of the allowed destinations in project 'dev-team': no destinations entry allows it"
         );
@@ -411,7 +430,7 @@ mod tests {
             {"namespace": "*", "server": "*"},
         ]}));
         assert!(destination_ok(&p, IN_CLUSTER, "in-cluster", "web"));
-        let refusal = err(destination_check("p", &p, IN_CLUSTER, "in-cluster", "kube-system"));
+        let refusal = err(destination_check("p", &p, IN_CLUSTER, "in-cluster", None, "kube-system"));
         assert!(
             refusal.ends_with(": destinations entry {server: '*', namespace: '!kube-system'} denies it"),
             "{refusal}"
@@ -427,11 +446,34 @@ mod tests {
         ]}));
         assert!(destination_ok(&p, IN_CLUSTER, "in-cluster", "web"));
         assert!(!destination_ok(&p, "https://team1-eu", "eu", "web"));
-        let refusal = err(destination_check("p", &p, "https://10.0.0.9", "prod", "web"));
+        let refusal = err(destination_check("p", &p, "https://10.0.0.9", "prod", None, "web"));
         assert!(
             refusal.ends_with(": destinations entry {name: '!prod', namespace: '*'} denies it"),
             "{refusal}"
         );
+    }
+
+    #[test]
+    fn with_permit_only_project_scoped_clusters_a_matched_destination_must_be_a_cluster_scoped_to_the_project()
+     {
+        let mut p = spec(serde_json::json!({"destinations": [{"namespace": "web", "server": "*"}]}));
+        let prod = "https://prod.example.com";
+        // Without the flag, a project-scoped cluster is a destination like any other.
+        assert!(destination_check("team-a", &p, prod, "prod", Some("team-b"), "web").is_ok());
+        p.permit_only_project_scoped_clusters = Some(true);
+        assert!(destination_check("team-a", &p, prod, "prod", Some("team-a"), "web").is_ok());
+        assert_eq!(
+            err(destination_check("team-a", &p, prod, "prod", Some("team-b"), "web")),
+            "application destination server 'https://prod.example.com' and namespace 'web' do not match any \
+             of the allowed destinations in project 'team-a': permitOnlyProjectScopedClusters is set and \
+             cluster 'prod' (https://prod.example.com) is not scoped to project 'team-a' (its cluster \
+             Secret's project is 'team-b')"
+        );
+        let refusal = err(destination_check("team-a", &p, IN_CLUSTER, "in-cluster", None, "web"));
+        assert!(refusal.ends_with("(its cluster Secret has no project)"), "{refusal}");
+        // The entries still decide first: a scoped cluster they do not allow is refused for that.
+        let refusal = err(destination_check("team-a", &p, prod, "prod", Some("team-a"), "other"));
+        assert!(refusal.ends_with(": no destinations entry allows it"), "{refusal}");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Settings {
     /// `kustomize.buildOptions`, `kustomize.buildOptions.<version>` and `kustomize.path.<version>`: the
     /// binary and build options of each Kustomize render (options berth does not run are warnings).
     pub kustomize: Arc<berth_repo::render::kustomize::KustomizeSettings>,
+    /// Whether the cluster berth runs in is a destination (`cluster.inClusterEnabled`; only `"false"` turns
+    /// it off, as in Argo CD).
+    pub in_cluster_enabled: bool,
     /// Problems found while reading the settings, reported on every application.
     pub warnings: Vec<String>,
 }
@@ -54,6 +57,7 @@ impl Default for Settings {
             resource_filter: crate::exclusions::ResourceFilter::default(),
             allow_file_urls: false,
             kustomize: Arc::default(),
+            in_cluster_enabled: true,
             warnings: Vec::new(),
         }
     }
@@ -101,6 +105,7 @@ impl Settings {
         s.self_heal_paused = data.get("berth.selfHeal.paused").is_some_and(|v| v.trim() == "true");
         s.allow_file_urls =
             data.get(berth_repo::validate::ALLOW_FILE_URLS_KEY).is_some_and(|v| v.trim() == "true");
+        s.in_cluster_enabled = !crate::clusters::secret::in_cluster_disabled(data);
         s.tracking = berth_engine::tracking::Tracking::from_argocd_cm(data, &mut s.warnings);
         s.resource_filter = crate::exclusions::ResourceFilter::from_argocd_cm(data, &mut s.warnings);
         s.kustomize =
@@ -249,6 +254,15 @@ mod tests {
         assert!(Settings::from_config_map(&on).allow_file_urls);
         let other = BTreeMap::from([("berth.repositories.allowFileURLs".to_string(), "yes".to_string())]);
         assert!(!Settings::from_config_map(&other).allow_file_urls);
+    }
+
+    #[test]
+    fn the_in_cluster_is_a_destination_unless_argocd_cm_says_false() {
+        assert!(Settings::default().in_cluster_enabled);
+        assert!(
+            !Settings::from_config_map(&data(&[("cluster.inClusterEnabled", "false")])).in_cluster_enabled
+        );
+        assert!(Settings::from_config_map(&data(&[("cluster.inClusterEnabled", "true")])).in_cluster_enabled);
     }
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

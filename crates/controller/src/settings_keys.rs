@@ -26,6 +26,7 @@ pub const SUPPORTED_KEYS: &[(&str, &str)] = &[
     ("kustomize.buildOptions", "controller: kustomize build options"),
     ("berth.selfHeal.paused", "controller: berth's emergency switch"),
     ("berth.repositories.allowFileURLs", "controller: file:// repositories"),
+    ("cluster.inClusterEnabled", "controller: whether the in-cluster is a destination"),
     ("admin.enabled", "server: the admin account"),
     ("users.anonymous.enabled", "server: anonymous access"),
     ("statusbadge.enabled", "server: status badges"),
@@ -91,6 +92,7 @@ mod tests {
         for key in [
             berth_repo::validate::ALLOW_FILE_URLS_KEY,
             berth_repo::render::kustomize::BUILD_OPTIONS_KEY,
+            crate::clusters::secret::IN_CLUSTER_ENABLED_KEY,
             "application.resourceTrackingMethod",
             "application.instanceLabelKey",
             "installationID",

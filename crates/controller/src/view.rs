@@ -198,6 +198,31 @@ pub struct CacheInfo {
     /// The API resource kinds the cluster serves that can be watched (berth watches them on demand).
     #[serde(skip_serializing_if = "is_zero")]
     pub apis_count: i64,
+    /// The live objects berth's watches of the cluster hold in memory.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resources_count: i64,
+    /// When a watch of the cluster last listed its kind (RFC 3339, seconds); none before the first list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_cache_sync_time: Option<String>,
+}
+
+impl CacheInfo {
+    /// The info of a cluster's cache: `apis` the kinds its discovery found, the rest from its watches.
+    pub(crate) fn of(apis: usize, stats: &berth_engine::cache::CacheStats) -> CacheInfo {
+        CacheInfo {
+            apis_count: apis as i64,
+            resources_count: stats.resources as i64,
+            last_cache_sync_time: stats
+                .last_synced
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(rfc3339_seconds),
+        }
+    }
+}
+
+/// A time as Argo CD's API writes one (`metav1.Time`): RFC 3339 in UTC, whole seconds.
+fn rfc3339_seconds(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -218,13 +243,13 @@ pub struct ClusterInfo {
 }
 
 /// The info of a cluster from what the controller recorded: `connection` is the last request's outcome
-/// (`None`: none yet, or no entry for the cluster), `apis` the kinds its discovery found.
+/// (`None`: none yet, or no entry for the cluster), `cache_info` what its cache holds.
 pub(crate) fn cluster_info(
     connection: Option<&crate::clusters::Connection>,
-    apis: usize,
+    cache_info: CacheInfo,
     applications: usize,
 ) -> ClusterInfo {
-    let attempted_at = connection.map(|c| c.attempted_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let attempted_at = connection.map(|c| rfc3339_seconds(c.attempted_at));
     let (connection_state, server_version) = match connection.map(|c| &c.result) {
         Some(Ok(version)) => (
             ConnectionState { status: ConnectionStatus::Successful, message: String::new(), attempted_at },
@@ -246,12 +271,7 @@ pub(crate) fn cluster_info(
             )
         }
     };
-    ClusterInfo {
-        connection_state,
-        server_version,
-        cache_info: CacheInfo { apis_count: apis as i64 },
-        applications_count: applications as i64,
-    }
+    ClusterInfo { connection_state, server_version, cache_info, applications_count: applications as i64 }
 }
 
 /// `1.31` of `1.31.2` or `1.31.2-gke.100`: Argo CD shows a cluster's version as major and minor.
@@ -265,9 +285,9 @@ fn major_minor(version: &str) -> String {
 
 impl Controller {
     /// What the controller knows of the cluster at `server` (compared without a trailing slash): how its
-    /// last request there ended, its version, the kinds its discovery found, and how many applications
-    /// deploy there. A cluster no application names has no entry: its state is `Unknown`. Nothing here
-    /// contacts a cluster.
+    /// last request there ended, its version, the kinds its discovery found, the objects its watches hold
+    /// and when they last listed, and how many applications deploy there. A cluster no application names
+    /// has no entry: its state is `Unknown`. Nothing here contacts a cluster.
     pub fn cluster_info(&self, server: &str) -> ClusterInfo {
         let entry = self.clusters.all().into_iter().find(|c| crate::clusters::same_server(&c.server, server));
         let applications = self
@@ -278,14 +298,16 @@ impl Controller {
             .count();
         let connection = entry.as_ref().and_then(|c| c.connection());
         // Discovery lists each kind as `group/version/Kind` besides its `group/version`.
-        let apis = entry.as_ref().map_or(0, |c| {
-            c.cache
+        let cache_info = entry.as_ref().map_or_else(CacheInfo::default, |c| {
+            let apis = c
+                .cache
                 .api_versions()
                 .iter()
                 .filter(|v| v.rsplit('/').next().is_some_and(|last| last.starts_with(char::is_uppercase)))
-                .count()
+                .count();
+            CacheInfo::of(apis, &c.cache.stats())
         });
-        cluster_info(connection.as_ref(), apis, applications)
+        cluster_info(connection.as_ref(), cache_info, applications)
     }
 
     /// The application's resource tree: the objects it tracks (those its project permits) and what they
@@ -511,22 +533,31 @@ mod tests {
 
     #[test]
     fn a_cluster_that_answered_is_successful_with_its_major_and_minor_version_in_argo_cds_shape() {
-        let info = cluster_info(Some(&connection(Ok("1.31.2-gke.100"))), 57, 1);
+        let stats = berth_engine::cache::CacheStats {
+            resources: 412,
+            kinds: 9,
+            last_synced: Some(std::time::UNIX_EPOCH + Duration::from_millis(1_796_442_479_123)),
+        };
+        let info = cluster_info(Some(&connection(Ok("1.31.2-gke.100"))), CacheInfo::of(57, &stats), 1);
         assert_eq!(
             serde_json::to_value(&info).unwrap(),
             serde_json::json!({
                 "connectionState": {"status": "Successful", "message": "", "attemptedAt": "2026-12-05T03:47:59Z"},
                 "serverVersion": "1.31",
-                "cacheInfo": {"apisCount": 57},
+                "cacheInfo": {"apisCount": 57, "resourcesCount": 412,
+                              "lastCacheSyncTime": "2026-12-05T03:47:59Z"},
                 "applicationsCount": 1,
             })
         );
-        assert_eq!(cluster_info(Some(&connection(Ok("1.36.3"))), 0, 0).server_version, "1.36");
+        assert_eq!(
+            cluster_info(Some(&connection(Ok("1.36.3"))), CacheInfo::default(), 0).server_version,
+            "1.36"
+        );
     }
 
     #[test]
     fn a_cluster_that_did_not_answer_is_failed_with_the_reason_and_no_version() {
-        let info = cluster_info(Some(&connection(Err("connection refused"))), 0, 2);
+        let info = cluster_info(Some(&connection(Err("connection refused"))), CacheInfo::default(), 2);
         assert_eq!(
             serde_json::to_value(&info).unwrap(),
             serde_json::json!({
@@ -540,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_cluster_never_reached_is_unknown_and_says_why() {
-        let unused = cluster_info(None, 0, 0);
+        let unused = cluster_info(None, CacheInfo::default(), 0);
         assert_eq!(unused.connection_state.status, ConnectionStatus::Unknown);
         assert!(unused.connection_state.message.contains("no application deploys"), "{unused:?}");
         let value = serde_json::to_value(&unused).unwrap();
@@ -549,7 +580,7 @@ mod tests {
             value["connectionState"].get("attemptedAt").is_none() && value.get("serverVersion").is_none()
         );
         assert_eq!(value["applicationsCount"], 0);
-        let pending = cluster_info(None, 0, 3);
+        let pending = cluster_info(None, CacheInfo::default(), 3);
         assert!(pending.connection_state.message.contains("not connected"), "{pending:?}");
     }
 }

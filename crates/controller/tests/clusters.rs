@@ -4,10 +4,13 @@
 
 mod common;
 
+use berth_api::AppProject;
+use berth_testkit::clusters::{LocalCluster, Stopped};
 use berth_testkit::*;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
@@ -18,81 +21,14 @@ static REMOTE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(()
 
 /// The second API server: a client for it, its URL, and the `config` of a cluster Secret that reaches it
 /// with its admin's client certificate.
-struct Remote {
-    client: kube::Client,
-    server: String,
-    config: String,
-    /// Its name for `hack/cluster --name`.
-    name: String,
-}
+type Remote = LocalCluster;
 
 async fn remote() -> Remote {
     let path = std::env::var("BERTH_TEST_REMOTE_KUBECONFIG").expect(
         "BERTH_TEST_REMOTE_KUBECONFIG names the second API server's kubeconfig: run the tests through hack/test, \
          or `hack/cluster up --name berth-remote` and export it from `hack/cluster env --name berth-remote`",
     );
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
-    let name = kubeconfig.clusters[0].name.clone();
-    let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
-    let user = kubeconfig.auth_infos[0].auth_info.clone().unwrap();
-    let read = |file: Option<String>| std::fs::read(file.expect("a file in the kubeconfig")).unwrap();
-    let base64 = |bytes: Vec<u8>| serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap();
-    let config = json!({"tlsClientConfig": {
-        "caData": base64(read(cluster.certificate_authority.clone())),
-        "certData": base64(read(user.client_certificate.clone())),
-        "keyData": base64(read(user.client_key.clone())),
-    }});
-    let options = kube::config::KubeConfigOptions::default();
-    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap();
-    Remote {
-        client: kube::Client::try_from(client_config).unwrap(),
-        server: cluster.server.unwrap(),
-        config: config.to_string(),
-        name,
-    }
-}
-
-/// Runs `hack/cluster <command> --name <name>` from the repository root, off the test's runtime (the
-/// controller under test goes on meanwhile).
-async fn hack_cluster(command: &'static str, name: &str) {
-    let name = name.to_string();
-    let status = tokio::task::spawn_blocking(move || hack_cluster_blocking(command, &name)).await.unwrap();
-    assert!(status.success(), "hack/cluster {command} failed: {status}");
-}
-
-fn hack_cluster_blocking(command: &str, name: &str) -> std::process::ExitStatus {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::process::Command::new(root.join("hack/cluster"))
-        .args([command, "--name", name])
-        .current_dir(&root)
-        .status()
-        .expect("hack/cluster runs")
-}
-
-/// The remote cluster, stopped: started again by [`Stopped::start`], or when dropped (a test that failed
-/// meanwhile), so it is never left down.
-struct Stopped {
-    name: Option<String>,
-}
-
-impl Stopped {
-    async fn stop(remote: &Remote) -> Stopped {
-        hack_cluster("down", &remote.name).await;
-        Stopped { name: Some(remote.name.clone()) }
-    }
-
-    async fn start(mut self) {
-        let name = self.name.take().unwrap();
-        hack_cluster("up", &name).await;
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        if let Some(name) = self.name.take() {
-            hack_cluster_blocking("up", &name);
-        }
-    }
+    LocalCluster::open(&path).await
 }
 
 /// An Argo CD cluster Secret in berth's namespace.
@@ -110,17 +46,25 @@ async fn cluster_secret(bench: &Bench, secret: &str, data: serde_json::Value) {
 /// The second API server registered as `remote` by a cluster Secret, and a repository with the seed's web
 /// app at v1.2.3.
 async fn registered_remote(bench: &Bench) -> (Remote, GitRepo) {
+    registered_remote_with(bench, json!({})).await
+}
+
+/// [`registered_remote`] with more keys in the cluster Secret (`namespaces`, `project`).
+async fn registered_remote_with(bench: &Bench, extra: serde_json::Value) -> (Remote, GitRepo) {
     let remote = remote().await;
-    cluster_secret(
-        bench,
-        "remote",
-        json!({"name": "remote", "server": remote.server, "config": remote.config}),
-    )
-    .await;
+    let mut data = json!({"name": "remote", "server": remote.server, "config": remote.config});
+    data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    cluster_secret(bench, "remote", data).await;
     let repo = GitRepo::new();
     repo.write("apps/web/web.yaml", &web_manifests("myorg/web:v1.2.3"));
     repo.commit("web");
     (remote, repo)
+}
+
+/// Deletes what the test made: its control and destination namespaces here, and `ns` on the remote.
+async fn cleanup(bench: Bench, remote: &Remote, ns: &str) {
+    bench.cleanup().await;
+    let _ = Api::<Namespace>::all(remote.client.clone()).delete(ns, &DeleteParams::background()).await;
 }
 
 /// The seed's web Application `name` to namespace `ns` of the `remote` cluster, once Synced and Healthy.
@@ -168,8 +112,7 @@ async fn an_application_deploys_to_the_cluster_its_secret_names_heals_there_and_
     })
     .await;
 
-    bench.cleanup().await;
-    let _ = Api::<Namespace>::all(remote.client.clone()).delete(&ns, &DeleteParams::background()).await;
+    cleanup(bench, &remote, &ns).await;
 }
 
 #[tokio::test]
@@ -285,7 +228,7 @@ async fn a_remote_cluster_that_goes_away_loses_nothing_anywhere_and_its_app_reco
     let uid = there.get("web").await.unwrap().metadata.uid;
     let last_sync = synced["status"]["operationState"]["startedAt"].clone();
 
-    let stopped = Stopped::stop(&remote).await;
+    let stopped = Stopped::stop(&remote.name).await;
     let app = bench
         .wait_app(&name, "Unknown, with a condition naming the cluster", |a| {
             sync_status(a) == "Unknown" && conditions(a).contains(&remote.server)
@@ -309,6 +252,233 @@ async fn a_remote_cluster_that_goes_away_loses_nothing_anywhere_and_its_app_reco
     assert_eq!(there.get("web").await.unwrap().metadata.uid, uid, "the remote Deployment was never deleted");
     assert!(here.get_opt("decoy").await.unwrap().is_some(), "nothing is deleted here");
 
+    cleanup(bench, &remote, &ns).await;
+}
+
+/// An AppProject `name` in berth's namespace with `spec`.
+async fn app_project(bench: &Bench, name: &str, spec: serde_json::Value) {
+    let body = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+        "metadata": {"name": name, "namespace": bench.namespace}, "spec": spec});
+    Api::<AppProject>::namespaced(bench.client.clone(), &bench.namespace)
+        .patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+}
+
+/// The seed's web Application `name` of `project` to namespace `ns` of the cluster `destination` names.
+fn web_app_to(
+    name: &str,
+    repo: &GitRepo,
+    project: &str,
+    destination: serde_json::Value,
+) -> serde_json::Value {
+    let ns = destination["namespace"].as_str().unwrap().to_string();
+    let mut app = seed_web_app(name, &repo.url(), &ns);
+    app["spec"]["project"] = project.into();
+    app["spec"]["destination"] = destination;
+    app
+}
+
+/// Waits for the Application's InvalidSpecError and returns its conditions.
+async fn refusal(bench: &Bench, name: &str) -> String {
+    let app =
+        bench.wait_app(name, "an InvalidSpecError", |a| conditions(a).contains("InvalidSpecError")).await;
+    conditions(&app)
+}
+
+#[tokio::test]
+async fn a_namespaced_cluster_gets_its_namespaces_refuses_cluster_scoped_objects_unless_cluster_resources_and_is_listed_nowhere_else()
+ {
+    let _remote_cluster = REMOTE_CLUSTER.lock().await;
+    let mut bench = Bench::start("clusters-ns").await;
+    let (a, b, outside) =
+        (bench.dest_namespace("ns-a"), bench.dest_namespace("ns-b"), bench.dest_namespace("ns-out"));
+    let (remote, repo) = registered_remote_with(&bench, json!({"namespaces": format!("{a},{b}")})).await;
+    for ns in [&a, &b, &outside] {
+        ensure_namespace(&remote.client, ns).await;
+    }
+    let name = unique("ns-web");
+    // Outside the listed namespaces, an object that carries the app's tracking id: were berth to list that
+    // namespace, the app would track it and prune it.
+    let decoy = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "decoy", "namespace": outside,
+                     "annotations": {"argocd.argoproj.io/tracking-id": format!("{name}:/ConfigMap:{outside}/decoy")}}});
+    apply_json(&remote.client, &outside, decoy).await;
+    let decoys: Api<ConfigMap> = Api::namespaced(remote.client.clone(), &outside);
+    let decoy_uid = decoys.get("decoy").await.unwrap().metadata.uid;
+
+    // The namespaces exist: creating them would be a cluster-scoped write.
+    let mut app = web_app_to(&name, &repo, "default", json!({"name": "remote", "namespace": a}));
+    app["spec"]["syncPolicy"]["syncOptions"] = json!([]);
+    bench.create_app(app).await;
+    let synced = bench
+        .wait_app(&name, "Synced and Healthy in a listed namespace", |a| {
+            sync_status(a) == "Synced" && health(a) == "Healthy"
+        })
+        .await;
+    let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &a);
+    assert!(there.get_opt("web").await.unwrap().is_some(), "the Deployment is in {a} on the remote cluster");
+    let resources = synced["status"]["resources"].to_string();
+    assert!(!resources.contains("decoy"), "nothing outside {a},{b} is tracked: {resources}");
+    bench.refreshed(&name).await;
+    assert_eq!(decoys.get("decoy").await.unwrap().metadata.uid, decoy_uid, "the decoy was never pruned");
+
+    // A cluster-scoped object among the manifests: the app says which, and nothing of it is applied.
+    let role = unique("ns-role");
+    let cluster_role = format!(
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role}\nrules: []\n"
+    );
+    repo.write("apps/rbac/web.yaml", &(web_manifests("myorg/web:v1.2.3") + &cluster_role));
+    repo.commit("web and a ClusterRole");
+    let scoped = unique("ns-rbac");
+    let mut app = web_app_to(&scoped, &repo, "default", json!({"name": "remote", "namespace": b}));
+    app["spec"]["source"]["path"] = "apps/rbac".into();
+    app["spec"]["syncPolicy"]["syncOptions"] = json!([]);
+    bench.create_app(app).await;
+    let app = bench
+        .wait_app(&scoped, "a condition naming the ClusterRole", |a| conditions(a).contains(&role))
+        .await;
+    let conditions = conditions(&app);
+    assert!(conditions.contains("ComparisonError"), "{conditions}");
+    assert!(conditions.contains("ClusterRole") && conditions.contains("is cluster-scoped"), "{conditions}");
+    assert!(app["status"]["operationState"].is_null(), "no sync started: {}", app["status"]);
+    let in_b: Api<Deployment> = Api::namespaced(remote.client.clone(), &b);
+    assert!(in_b.get_opt("web").await.unwrap().is_none(), "nothing of the app is applied");
+    let roles: Api<ClusterRole> = Api::all(remote.client.clone());
+    assert!(roles.get_opt(&role).await.unwrap().is_none(), "the ClusterRole is not applied");
+
+    // `clusterResources: "true"`: the same cluster now takes cluster-scoped objects, still only its namespaces'.
+    let data = json!({"name": "remote", "server": remote.server, "config": remote.config,
+                      "namespaces": format!("{a},{b}"), "clusterResources": "true"});
+    cluster_secret(&bench, "remote", data).await;
+    bench
+        .wait_app(&scoped, "Synced with its ClusterRole", |a| {
+            sync_status(a) == "Synced" && health(a) == "Healthy"
+        })
+        .await;
+    assert!(roles.get_opt(&role).await.unwrap().is_some(), "the ClusterRole is applied");
+    assert!(in_b.get_opt("web").await.unwrap().is_some(), "and the Deployment in {b}");
+    bench.refreshed(&name).await;
+    assert_eq!(decoys.get("decoy").await.unwrap().metadata.uid, decoy_uid, "the decoy is still not pruned");
+    let _ = roles.delete(&role, &DeleteParams::background()).await;
+
     bench.cleanup().await;
-    let _ = Api::<Namespace>::all(remote.client.clone()).delete(&ns, &DeleteParams::background()).await;
+    for ns in [&a, &b, &outside] {
+        let _ = Api::<Namespace>::all(remote.client.clone()).delete(ns, &DeleteParams::background()).await;
+    }
+}
+
+#[tokio::test]
+async fn a_project_that_permits_only_its_scoped_clusters_deploys_to_them_and_is_refused_elsewhere() {
+    let _remote_cluster = REMOTE_CLUSTER.lock().await;
+    let mut bench = Bench::start("clusters-scoped").await;
+    let project = unique("team-a");
+    let (remote, repo) = registered_remote_with(&bench, json!({"project": project})).await;
+    app_project(
+        &bench,
+        &project,
+        json!({"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
+               "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+               "permitOnlyProjectScopedClusters": true}),
+    )
+    .await;
+    let ns = bench.dest_namespace("scoped-web");
+    let name = unique("scoped-web");
+    bench.create_app(web_app_to(&name, &repo, &project, json!({"name": "remote", "namespace": ns}))).await;
+    bench
+        .wait_app(&name, "Synced and Healthy on its project's cluster", |a| {
+            sync_status(a) == "Synced" && health(a) == "Healthy"
+        })
+        .await;
+    let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &ns);
+    assert!(there.get_opt("web").await.unwrap().is_some());
+
+    // The in-cluster is not scoped to the project: refused, though `*` matches it.
+    let local = unique("scoped-local");
+    let local_ns = bench.dest_namespace("scoped-local");
+    let destination = json!({"server": "https://kubernetes.default.svc", "namespace": local_ns});
+    bench.create_app(web_app_to(&local, &repo, &project, destination)).await;
+    let refused = refusal(&bench, &local).await;
+    assert!(
+        refused.contains(&format!(
+            "permitOnlyProjectScopedClusters is set and cluster 'in-cluster' (https://kubernetes.default.svc) \
+             is not scoped to project '{project}'"
+        )),
+        "{refused}"
+    );
+    let here: Api<Deployment> = Api::namespaced(bench.client.clone(), &local_ns);
+    assert!(here.get_opt("web").await.unwrap().is_none(), "nothing is deployed in-cluster");
+    cleanup(bench, &remote, &ns).await;
+}
+
+#[tokio::test]
+async fn project_destinations_by_cluster_name_allow_the_remote_and_a_negated_server_refuses_the_in_cluster() {
+    let _remote_cluster = REMOTE_CLUSTER.lock().await;
+    let mut bench = Bench::start("clusters-dest").await;
+    let (remote, repo) = registered_remote(&bench).await;
+    let project = unique("remote-only");
+    app_project(
+        &bench,
+        &project,
+        json!({"sourceRepos": ["*"],
+               "destinations": [{"name": "rem*", "namespace": "*"},
+                                {"server": "!https://kubernetes.default.svc", "namespace": "*"}],
+               "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}),
+    )
+    .await;
+    let ns = bench.dest_namespace("by-name");
+    let name = unique("by-name");
+    bench.create_app(web_app_to(&name, &repo, &project, json!({"name": "remote", "namespace": ns}))).await;
+    bench
+        .wait_app(&name, "Synced and Healthy on the remote", |a| {
+            sync_status(a) == "Synced" && health(a) == "Healthy"
+        })
+        .await;
+    assert!(
+        Api::<Deployment>::namespaced(remote.client.clone(), &ns).get_opt("web").await.unwrap().is_some()
+    );
+
+    let local = unique("by-name-local");
+    let local_ns = bench.dest_namespace("by-name-local");
+    bench
+        .create_app(web_app_to(&local, &repo, &project, json!({"name": "in-cluster", "namespace": local_ns})))
+        .await;
+    let refused = refusal(&bench, &local).await;
+    assert!(
+        refused.contains(&format!(
+            "application destination server 'https://kubernetes.default.svc' and namespace '{local_ns}' do not \
+             match any of the allowed destinations in project '{project}': destinations entry {{server: \
+             '!https://kubernetes.default.svc', namespace: '*'}} denies it"
+        )),
+        "{refused}"
+    );
+    let here: Api<Deployment> = Api::namespaced(bench.client.clone(), &local_ns);
+    assert!(here.get_opt("web").await.unwrap().is_none(), "nothing is deployed in-cluster");
+    cleanup(bench, &remote, &ns).await;
+}
+
+#[tokio::test]
+async fn removing_a_cluster_secret_leaves_its_workloads_running_and_its_app_says_why() {
+    let _remote_cluster = REMOTE_CLUSTER.lock().await;
+    let mut bench = Bench::start("clusters-gone").await;
+    let (remote, repo) = registered_remote(&bench).await;
+    let ns = bench.dest_namespace("secret-gone");
+    let name = unique("secret-gone");
+    deploy_web_to_remote(&bench, &name, &repo, &ns).await;
+    let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &ns);
+    let uid = there.get("web").await.unwrap().metadata.uid;
+
+    Api::<Secret>::namespaced(bench.client.clone(), &bench.namespace)
+        .delete("remote", &DeleteParams::default())
+        .await
+        .unwrap();
+    let refused = refusal(&bench, &name).await;
+    assert!(refused.contains("spec.destination.name: cluster \\\"remote\\\" is not configured"), "{refused}");
+    // Another pass after the controller noticed: still nothing deleted there.
+    bench.refreshed(&name).await;
+    let web = there.get("web").await.expect("the remote Deployment is still there");
+    assert_eq!(web.metadata.uid, uid, "the remote Deployment was never deleted");
+    assert!(web.metadata.deletion_timestamp.is_none());
+
+    cleanup(bench, &remote, &ns).await;
 }

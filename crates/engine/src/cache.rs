@@ -3,6 +3,7 @@
 //!
 //! Kinds are watched on demand (`ensure_watched`), which keeps idle clusters cheap; every change to an
 //! object that carries a tracking id is reported, so self-heal reacts to drift within a watch event.
+//! The watches live as long as the cache: when its last clone is dropped they stop and its objects are freed.
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -10,8 +11,8 @@ use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::resource::{GroupKind, ResourceKey};
@@ -58,6 +59,8 @@ struct State {
     children: HashMap<String, HashSet<ResourceKey>>,
     /// How objects name their application (argocd-cm tracking method, label key, installationID).
     tracking: Tracking,
+    /// When a watch last listed its kind (its initial list, or the list after it was resumed).
+    last_synced: Option<SystemTime>,
 }
 
 impl State {
@@ -75,6 +78,17 @@ impl State {
     }
 }
 
+/// What a cluster's cache holds, for Argo CD's cluster `cacheInfo`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// The live objects in memory, over every watched kind.
+    pub resources: usize,
+    /// The kinds watched.
+    pub kinds: usize,
+    /// When a watch last listed its kind (its initial list, or the list after it was resumed).
+    pub last_synced: Option<SystemTime>,
+}
+
 #[derive(Clone)]
 pub struct ClusterCache {
     client: kube::Client,
@@ -82,7 +96,32 @@ pub struct ClusterCache {
     events: UnboundedSender<ObjectEvent>,
     /// The namespaces berth manages (a namespaced install); empty: the whole cluster.
     namespaces: Arc<Vec<String>>,
+    /// With `namespaces`: cluster-scoped kinds are managed too (a cluster Secret's `clusterResources`).
+    cluster_resources: bool,
     /// How long the API server keeps a watch open before it ends (and is resumed); `None`: its default.
+    watch_timeout: Option<Duration>,
+    /// Stops the watches when the last clone goes; the watch tasks hold everything above but not this.
+    watches: Arc<Watches>,
+}
+
+/// The running watch tasks of one cache, aborted when it is dropped: a cluster nobody uses any more
+/// neither keeps its watches open nor its objects in memory.
+#[derive(Default)]
+struct Watches(Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for task in self.0.get_mut().unwrap_or_else(PoisonError::into_inner).iter() {
+            task.abort();
+        }
+    }
+}
+
+/// What one watch task needs of its cache: all of it but the [`Watches`] guard, which would keep it alive.
+struct Feed {
+    client: kube::Client,
+    state: Arc<RwLock<State>>,
+    events: UnboundedSender<ObjectEvent>,
     watch_timeout: Option<Duration>,
 }
 
@@ -98,7 +137,9 @@ impl ClusterCache {
             state: Arc::default(),
             events,
             namespaces: Arc::default(),
+            cluster_resources: false,
             watch_timeout: None,
+            watches: Arc::default(),
         }
     }
 
@@ -113,6 +154,13 @@ impl ClusterCache {
     /// kinds are then refused. An empty list is the whole cluster.
     pub fn with_namespaces(mut self, namespaces: Vec<String>) -> Self {
         self.namespaces = Arc::new(namespaces);
+        self
+    }
+
+    /// With [`Self::with_namespaces`]: cluster-scoped kinds are watched (cluster-wide) rather than refused,
+    /// as a cluster Secret with `namespaces` and `clusterResources: "true"` asks.
+    pub fn with_cluster_resources(mut self, yes: bool) -> Self {
+        self.cluster_resources = yes;
         self
     }
 
@@ -201,7 +249,7 @@ impl ClusterCache {
     /// Starts watching a kind (once) and waits until its initial list is in memory.
     pub async fn ensure_watched(&self, gk: &GroupKind) -> Result<(), CacheError> {
         let info = self.kind(gk).await?;
-        if !info.namespaced && !self.namespaces.is_empty() {
+        if !info.namespaced && !self.namespaces.is_empty() && !self.cluster_resources {
             return Err(CacheError::ClusterScoped(gk.clone(), self.namespaces.to_vec()));
         }
         let mut synced = {
@@ -213,19 +261,22 @@ impl ClusterCache {
                     state.synced.insert(gk.clone(), rx.clone());
                     state.objects.entry(gk.clone()).or_default();
                     let tx = Arc::new(tx);
-                    if self.namespaces.is_empty() {
-                        tokio::spawn(self.clone().watch(gk.clone(), info, None, tx));
+                    let mut watches = self.watches.0.lock().expect("watches lock");
+                    if self.namespaces.is_empty() || !info.namespaced {
+                        let task = tokio::spawn(self.feed().watch(gk.clone(), info, None, tx));
+                        watches.push(task.abort_handle());
                     } else {
                         // One watch a namespace; the kind is synced when every one has listed.
                         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(self.namespaces.len()));
                         for ns in self.namespaces.iter() {
                             let scope = Scoped { namespace: ns.clone(), pending: pending.clone() };
-                            tokio::spawn(self.clone().watch(
+                            let task = tokio::spawn(self.feed().watch(
                                 gk.clone(),
                                 info.clone(),
                                 Some(scope),
                                 tx.clone(),
                             ));
+                            watches.push(task.abort_handle());
                         }
                     }
                     rx
@@ -240,6 +291,47 @@ impl ClusterCache {
         Ok(())
     }
 
+    /// What the cache holds: objects and kinds watched, and when a watch last listed. Counts under the
+    /// read lock, one addition a kind.
+    pub fn stats(&self) -> CacheStats {
+        let state = self.state.read().expect("cache lock");
+        CacheStats {
+            resources: state.objects.values().map(HashMap::len).sum(),
+            kinds: state.synced.len(),
+            last_synced: state.last_synced,
+        }
+    }
+
+    /// A watch task's share of the cache (without the guard that stops it).
+    fn feed(&self) -> Feed {
+        Feed {
+            client: self.client.clone(),
+            state: self.state.clone(),
+            events: self.events.clone(),
+            watch_timeout: self.watch_timeout,
+        }
+    }
+
+    /// The live object with this key, if its kind is watched and it exists.
+    pub fn get(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
+        let state = self.state.read().expect("cache lock");
+        state.objects.get(&key.group_kind())?.get(&(key.namespace.clone(), key.name.clone())).cloned()
+    }
+
+    /// Every live object that names `app` as its application (see [`Tracking`]).
+    pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
+        let state = self.state.read().expect("cache lock");
+        state.by_app.get(app).map(|keys| state.lookup(keys)).unwrap_or_default()
+    }
+
+    /// The watched objects whose ownerReferences name `uid` (the resource tree reads this).
+    pub fn children(&self, uid: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
+        let state = self.state.read().expect("cache lock");
+        state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
+    }
+}
+
+impl Feed {
     async fn watch(
         self,
         gk: GroupKind,
@@ -326,6 +418,7 @@ impl ClusterCache {
     /// Replaces a kind's objects with a watch's fresh list: all of them, or (`scope`) those of one namespace.
     fn replace_all(&self, gk: &GroupKind, fresh: Objects, scope: Option<&str>) -> Vec<ObjectEvent> {
         let mut state = self.state.write().expect("cache lock");
+        state.last_synced = Some(SystemTime::now());
         let mut old = state.objects.remove(gk).unwrap_or_default();
         let mut kept = Objects::new();
         if let Some(ns) = scope {
@@ -353,24 +446,6 @@ impl ClusterCache {
             }
         }
         events
-    }
-
-    /// The live object with this key, if its kind is watched and it exists.
-    pub fn get(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
-        let state = self.state.read().expect("cache lock");
-        state.objects.get(&key.group_kind())?.get(&(key.namespace.clone(), key.name.clone())).cloned()
-    }
-
-    /// Every live object that names `app` as its application (see [`Tracking`]).
-    pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
-        let state = self.state.read().expect("cache lock");
-        state.by_app.get(app).map(|keys| state.lookup(keys)).unwrap_or_default()
-    }
-
-    /// The watched objects whose ownerReferences name `uid` (the resource tree reads this).
-    pub fn children(&self, uid: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
-        let state = self.state.read().expect("cache lock");
-        state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
 }
 
@@ -479,14 +554,64 @@ mod tests {
         let cache = ClusterCache::new(kube::Client::try_from(config).unwrap(), tx)
             .with_namespaces(vec!["a".into(), "b".into()]);
         let gk = GroupKind { group: String::new(), kind: "ConfigMap".into() };
-        cache.replace_all(&gk, [in_namespace("a", "one"), in_namespace("a", "two")].into(), Some("a"));
-        cache.replace_all(&gk, [in_namespace("b", "three")].into(), Some("b"));
+        cache.feed().replace_all(&gk, [in_namespace("a", "one"), in_namespace("a", "two")].into(), Some("a"));
+        cache.feed().replace_all(&gk, [in_namespace("b", "three")].into(), Some("b"));
         // a lists again without "two": b's object stays, a's "two" goes.
-        cache.replace_all(&gk, [in_namespace("a", "one")].into(), Some("a"));
+        cache.feed().replace_all(&gk, [in_namespace("a", "one")].into(), Some("a"));
         let state = cache.state.read().unwrap();
         let mut ids: Vec<_> = state.objects[&gk].keys().cloned().collect();
         ids.sort();
         assert_eq!(ids, [("a".to_string(), "one".to_string()), ("b".to_string(), "three".to_string())]);
+    }
+
+    /// A cache of a client whose requests all fail, and the ConfigMap kind known without discovery.
+    fn unreachable_cache() -> (ClusterCache, GroupKind) {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let cache = ClusterCache::new(kube::Client::try_from(config).unwrap(), tx);
+        let gk = GroupKind { group: String::new(), kind: "ConfigMap".into() };
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+        let mut state = cache.state.write().unwrap();
+        state.kinds.insert(gk.clone(), KindInfo { resource, namespaced: true });
+        state.discovered_at = Some(Instant::now());
+        drop(state);
+        (cache, gk)
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_clone_stops_the_watches_and_frees_the_objects() {
+        let (cache, gk) = unreachable_cache();
+        // The watch starts at once; its list never comes, so stop waiting for it.
+        let _ = tokio::time::timeout(Duration::from_millis(50), cache.ensure_watched(&gk)).await;
+        assert_eq!(cache.stats().kinds, 1);
+        let state = Arc::downgrade(&cache.state);
+        let clone = cache.clone();
+        drop(cache);
+        assert!(state.upgrade().is_some(), "a clone is left: its watch goes on");
+        drop(clone);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the watch task still holds the cache's state");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn stats_count_objects_over_kinds_and_when_a_watch_last_listed() {
+        let (cache, gk) = unreachable_cache();
+        assert_eq!(cache.stats(), CacheStats::default());
+        let before = SystemTime::now();
+        let secrets = GroupKind { group: String::new(), kind: "Secret".into() };
+        for kind in [&gk, &secrets] {
+            let (tx, rx) = tokio::sync::watch::channel(true);
+            drop(tx);
+            cache.state.write().unwrap().synced.insert(kind.clone(), rx);
+        }
+        cache.feed().replace_all(&gk, [in_namespace("a", "one"), in_namespace("b", "two")].into(), None);
+        cache.feed().replace_all(&secrets, [in_namespace("a", "three")].into(), None);
+        let stats = cache.stats();
+        assert_eq!((stats.resources, stats.kinds), (3, 2));
+        assert!(stats.last_synced.is_some_and(|t| t >= before), "{stats:?}");
     }
 
     #[test]

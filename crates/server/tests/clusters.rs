@@ -2,6 +2,7 @@
 //! connection state, version and application count come from what the controller recorded of it.
 
 use berth_testkit::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -99,7 +100,14 @@ async fn clusters_show_the_controllers_connection_state_version_and_application_
     assert_eq!(version.split('.').count(), 2, "major.minor, as Argo CD shows it: {in_cluster}");
     assert_eq!(in_cluster["info"]["serverVersion"], version);
     assert_eq!(in_cluster["info"]["applicationsCount"], 1, "{in_cluster}");
-    assert!(in_cluster["info"]["cacheInfo"]["apisCount"].as_i64().unwrap_or_default() > 0, "{in_cluster}");
+    let cache_info = &in_cluster["info"]["cacheInfo"];
+    assert!(cache_info["apisCount"].as_i64().unwrap_or_default() > 0, "{in_cluster}");
+    assert!(
+        cache_info["resourcesCount"].as_i64().unwrap_or_default() > 0,
+        "the synced app's kinds: {in_cluster}"
+    );
+    let synced_at = serde_json::from_value::<Time>(cache_info["lastCacheSyncTime"].clone());
+    assert!(synced_at.is_ok(), "a metav1.Time, as Argo CD's: {in_cluster}");
 
     let down = by_server(&list, UNREACHABLE);
     assert_eq!(down["info"]["applicationsCount"], 1, "{down}");

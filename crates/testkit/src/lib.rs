@@ -2,6 +2,7 @@
 //! is missing, polling with a deadline (never a sleep as synchronisation), the CRDs, namespaces, unique
 //! names and git repositories made on disk, and real git servers to serve them ([`git_servers`]).
 
+pub mod clusters;
 pub mod git_servers;
 
 use k8s_openapi::api::core::v1::Namespace;

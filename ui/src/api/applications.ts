@@ -3,6 +3,8 @@ import { ApiError, getJson, request, sendJson } from './client';
 import type {
   Application,
   ApplicationList,
+  Cluster,
+  ClusterList,
   KubeEvent,
   ResourceDiff,
   ResourceTree,
@@ -162,6 +164,12 @@ export async function canI(resource: string, action: string, object: string): Pr
   } catch (e) {
     return e instanceof ApiError && e.status === 404;
   }
+}
+
+/** The clusters the caller may see (in-cluster first), with what the controller knows of each. */
+export async function listClusters(signal?: AbortSignal): Promise<Cluster[]> {
+  const list = await getJson<ClusterList>('/api/v1/clusters', signal);
+  return list.items ?? [];
 }
 
 /** The server's settings; a logged-in caller's include the control namespace. */

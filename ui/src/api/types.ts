@@ -253,3 +253,42 @@ export interface SyncWindowsResponse {
   assignedWindows?: SyncWindow[] | null;
   canSync?: boolean;
 }
+
+/** Whether berth's controller reached a cluster on its last request there (Argo CD's ConnectionState). */
+export type ConnectionStatus = 'Successful' | 'Failed' | 'Unknown';
+
+export interface ConnectionState {
+  status?: ConnectionStatus;
+  /** Why it failed, or why berth has not connected yet. */
+  message?: string;
+  attemptedAt?: string;
+}
+
+/** Argo CD's ClusterInfo: what the controller knows of a cluster. */
+export interface ClusterInfo {
+  connectionState?: ConnectionState;
+  /** `major.minor` (`1.31`), once the cluster has answered. */
+  serverVersion?: string;
+  cacheInfo?: { apisCount?: number; resourcesCount?: number; lastCacheSyncTime?: string };
+  /** How many applications deploy there; missing from a server without a controller. */
+  applicationsCount?: number;
+}
+
+/** A deployment destination (Argo CD's Cluster): in-cluster, or a `cluster` Secret, credentials left out. */
+export interface Cluster {
+  server: string;
+  name: string;
+  connectionState?: ConnectionState;
+  serverVersion?: string;
+  info?: ClusterInfo;
+  /** The namespaces berth may manage there (none: all). */
+  namespaces?: string[] | null;
+  project?: string;
+  clusterResources?: boolean;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface ClusterList {
+  items?: Cluster[] | null;
+}

@@ -1,5 +1,5 @@
-// Sync and health icons: a shape and a colour each, with the status as text for screen readers.
-import type { HealthStatusCode, SyncStatusCode } from '../api/types';
+// Sync, health and connection icons: a shape and a colour each, with the status as text for screen readers.
+import type { ConnectionStatus, HealthStatusCode, SyncStatusCode } from '../api/types';
 
 type IconProps = { size?: number; label?: boolean };
 
@@ -92,6 +92,24 @@ export function PhaseIcon({ phase, size = 16 }: { phase: string | undefined; siz
     <span class="status" data-phase={p}>
       <Icon shape={shape} tone={tone} size={size} title="" />
       <span class="status-text">{p}</span>
+    </span>
+  );
+}
+
+const connectionLook: Record<ConnectionStatus, [string, string]> = {
+  Successful: ['check', 'ok'],
+  Failed: ['cross', 'bad'],
+  Unknown: ['question', 'muted'],
+};
+
+/** A cluster's connection state: whether berth's last request there succeeded. */
+export function ConnectionStatusIcon({ status, size = 16, label = false }: IconProps & { status: ConnectionStatus | undefined }) {
+  const s = status && status in connectionLook ? status : 'Unknown';
+  const [shape, tone] = connectionLook[s];
+  return (
+    <span class="status" data-connection={s}>
+      <Icon shape={shape} tone={tone} size={size} title={label ? '' : `Connection: ${s}`} />
+      {label ? <span class="status-text">{s}</span> : null}
     </span>
   );
 }

@@ -1,6 +1,6 @@
 // What the list and the header show of an Application, derived in one place.
 import type { AppRef } from '../api/applications';
-import type { Application, ApplicationSource, HealthStatusCode, SyncStatusCode } from '../api/types';
+import type { Application, ApplicationSource, Cluster, HealthStatusCode, SyncStatusCode } from '../api/types';
 
 /**
  * The app `name` of `namespace` as per-app calls name it: the namespace is kept unless it is the control
@@ -48,16 +48,38 @@ export function shortSha(revision: string | undefined): string {
   return /^[0-9a-f]{40}$/i.test(revision) ? revision.slice(0, 7) : revision;
 }
 
-export function cluster(app: Application): string {
-  const d = app.spec.destination;
-  if (d.name) return d.name;
-  if (!d.server || d.server === 'https://kubernetes.default.svc') return 'in-cluster';
-  return d.server;
+/** The built-in destination: the cluster berth runs in. */
+export const IN_CLUSTER_SERVER = 'https://kubernetes.default.svc';
+export const IN_CLUSTER_NAME = 'in-cluster';
+
+/** Server URLs compare without a trailing `/`, as berth compares them. */
+export function sameServer(a: string, b: string): boolean {
+  return a.trim().replace(/\/+$/, '') === b.trim().replace(/\/+$/, '');
 }
 
-export function destination(app: Application): string {
-  const ns = app.spec.destination.namespace;
-  return ns ? `${cluster(app)}/${ns}` : cluster(app);
+/** The cluster an app deploys to: its name, and its API server's URL when known. */
+export interface ClusterRef {
+  name: string;
+  server?: string;
+}
+
+/**
+ * The app's cluster, its destination's `name` or `server` mapped through the clusters list as Argo CD's UI
+ * maps it, so both forms show the cluster's name. Without the list (not loaded yet, or not readable): the
+ * destination's name, `in-cluster` for the built-in server, else the server's URL.
+ */
+export function clusterOf(app: Application, clusters?: readonly Cluster[]): ClusterRef {
+  const d = app.spec.destination;
+  if (d.name) return { name: d.name, server: clusters?.find((c) => c.name === d.name)?.server ?? d.server };
+  const server = d.server || IN_CLUSTER_SERVER;
+  const known = clusters?.find((c) => sameServer(c.server, server));
+  if (known?.name) return { name: known.name, server };
+  return { name: sameServer(server, IN_CLUSTER_SERVER) ? IN_CLUSTER_NAME : server, server };
+}
+
+/** Whether a cluster filter's value (a cluster's name or its server's URL) selects the app's cluster. */
+export function clusterMatches(ref: ClusterRef, value: string): boolean {
+  return value === ref.name || (!!ref.server && value.includes('://') && sameServer(value, ref.server));
 }
 
 export function repoLabel(app: Application): string {

@@ -27,7 +27,7 @@ import { OperationPanel, SyncDialog } from '../components/SyncDialog';
 import { SyncWindowsCard, useSyncWindows, windowVerdict } from '../components/SyncWindows';
 import { TabPanel, Tabs } from '../components/Tabs';
 import {
-  destination,
+  clusterOf,
   healthStatus,
   isAutoSync,
   lastSync,
@@ -42,8 +42,9 @@ import {
 } from '../lib/application';
 import { diffItem } from '../lib/manifests';
 import { formatTime, timeAgo, useNow } from '../lib/time';
+import { useClusterNames } from '../lib/useClusters';
 import { latestNode, resourceKey, type GraphNode } from '../lib/tree';
-import { navigate, onLinkClick, setQuery } from '../router';
+import { CLUSTERS_PATH, navigate, onLinkClick, setQuery } from '../router';
 
 type AppTab = 'tree' | 'diff' | 'history' | 'events';
 type Overlay = 'sync' | 'operation' | 'delete' | undefined;
@@ -436,6 +437,8 @@ function StatusCards({
   const syncedCommit = useCommit(appRef, syncedRevision === revision ? undefined : syncedRevision);
   const health = healthStatus(app);
   const sync = syncStatus(app);
+  const target = clusterOf(app, useClusterNames());
+  const ns = app.spec.destination.namespace;
   return (
     <div class="cards">
       <section class="card" aria-label="Application health">
@@ -468,8 +471,12 @@ function StatusCards({
             {commit.date ? `, ${timeAgo(commit.date, now)}` : ''}
           </p>
         ) : null}
-        <p class="muted" title={src?.repoURL}>
-          {repoLabel(app)} → {destination(app)}
+        <p class="muted">
+          <span title={src?.repoURL}>{repoLabel(app)}</span> →{' '}
+          <a href={CLUSTERS_PATH} title={target.server} data-testid="app-cluster" onClick={(e) => onLinkClick(e, CLUSTERS_PATH)}>
+            {target.name}
+          </a>
+          {ns ? <span data-testid="app-namespace">/{ns}</span> : null}
         </p>
         <p class="muted" data-testid="auto-sync">
           Auto-sync {isAutoSync(app) ? 'on' : 'off'}

@@ -1,15 +1,15 @@
 // The applications list: facets with counts, a search box, and tiles or a table, both virtualised.
 import { createContext } from 'preact';
 import { useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Application, HealthStatusCode, SyncStatusCode } from '../api/types';
+import type { Application, Cluster, HealthStatusCode, SyncStatusCode } from '../api/types';
 import { HealthStatusIcon, SyncStatusIcon } from '../components/Status';
 import {
   HEALTH_ORDER,
   SYNC_ORDER,
   appRef,
   appRoute,
-  cluster,
-  destination,
+  clusterMatches,
+  clusterOf,
   healthStatus,
   lastSync,
   matchesSelector,
@@ -22,6 +22,7 @@ import {
 } from '../lib/application';
 import { timeAgo, useNow } from '../lib/time';
 import { useApplications } from '../lib/useApplications';
+import { useClusterNames } from '../lib/useClusters';
 import { useVirtualizer } from '../lib/virtual';
 import { navigate, onLinkClick, setQuery } from '../router';
 
@@ -62,16 +63,23 @@ function writeQuery(f: Filters, view: View): void {
   setQuery(q);
 }
 
-const facetValue: Record<ListKey, (a: Application) => string> = {
-  sync: syncStatus,
-  health: healthStatus,
-  projects: (a) => a.spec.project,
-  clusters: cluster,
-  namespaces: (a) => a.spec.destination.namespace ?? '',
-};
+type FacetValues = Record<ListKey, (a: Application) => string>;
+
+/** What each facet counts an app under; its cluster by name, through the clusters list once it came. */
+function facetValues(clusters: readonly Cluster[] | undefined): FacetValues {
+  return {
+    sync: syncStatus,
+    health: healthStatus,
+    projects: (a) => a.spec.project,
+    clusters: (a) => clusterOf(a, clusters).name,
+    namespaces: (a) => a.spec.destination.namespace ?? '',
+  };
+}
 
 /** The control namespace: apps outside it show and link as `namespace/name`. */
 const ControlNamespace = createContext<string | undefined>(undefined);
+/** The clusters, to name each app's cluster by (undefined: not known). */
+const Clusters = createContext<readonly Cluster[] | undefined>(undefined);
 
 /** What a tile or a row names the app by, and where it links. */
 function labelOf(a: Application, control: string | undefined): { label: string; path: string } {
@@ -79,9 +87,24 @@ function labelOf(a: Application, control: string | undefined): { label: string; 
   return { label: qualifiedName(ref), path: appRoute(ref) };
 }
 
-function matches(a: Application, f: Filters, search: string, control: string | undefined): boolean {
+function matches(
+  a: Application,
+  f: Filters,
+  search: string,
+  control: string | undefined,
+  clusters: readonly Cluster[] | undefined,
+  values: FacetValues,
+): boolean {
   if (search && !qualifiedName(appRef(a, control)).toLowerCase().includes(search)) return false;
-  for (const k of LIST_KEYS) if (f[k].length && !f[k].includes(facetValue[k](a))) return false;
+  for (const k of LIST_KEYS) {
+    if (k === 'clusters' || !f[k].length) continue;
+    if (!f[k].includes(values[k](a))) return false;
+  }
+  // A cluster is chosen by its name, or by its server's URL (a link from elsewhere may carry either).
+  if (f.clusters.length) {
+    const ref = clusterOf(a, clusters);
+    if (!f.clusters.some((v) => clusterMatches(ref, v))) return false;
+  }
   return !f.labels || matchesSelector(a.metadata.labels, f.labels);
 }
 
@@ -96,6 +119,8 @@ function countBy(apps: Application[], value: (a: Application) => string): Map<st
 
 export function ApplicationsList({ query, controlNamespace }: { query: URLSearchParams; controlNamespace?: string }) {
   const { apps, loading, error, live } = useApplications();
+  const clusters = useClusterNames();
+  const values = useMemo(() => facetValues(clusters), [clusters]);
   const [filters, setFilters] = useState<Filters>(() => readFilters(query));
   const [view, setView] = useState<View>(() => (query.get('view') === 'table' ? 'table' : 'tiles'));
 
@@ -106,15 +131,15 @@ export function ApplicationsList({ query, controlNamespace }: { query: URLSearch
 
   const search = filters.search.trim().toLowerCase();
   const shown = useMemo(
-    () => apps.filter((a) => matches(a, filters, search, controlNamespace)),
-    [apps, filters, search, controlNamespace],
+    () => apps.filter((a) => matches(a, filters, search, controlNamespace, clusters, values)),
+    [apps, filters, search, controlNamespace, clusters, values],
   );
 
   const facets = useMemo(() => {
     const out = {} as Record<ListKey, Map<string, number>>;
-    for (const k of LIST_KEYS) out[k] = countBy(apps, facetValue[k]);
+    for (const k of LIST_KEYS) out[k] = countBy(apps, values[k]);
     return out;
-  }, [apps]);
+  }, [apps, values]);
   const shownSync = useMemo(() => countBy(shown, syncStatus), [shown]);
   const shownHealth = useMemo(() => countBy(shown, healthStatus), [shown]);
 
@@ -231,7 +256,9 @@ export function ApplicationsList({ query, controlNamespace }: { query: URLSearch
           <p class="empty">No application matches these filters.</p>
         ) : (
           <ControlNamespace.Provider value={controlNamespace}>
-            {view === 'tiles' ? <TileGrid apps={shown} /> : <AppTable apps={shown} />}
+            <Clusters.Provider value={clusters}>
+              {view === 'tiles' ? <TileGrid apps={shown} /> : <AppTable apps={shown} />}
+            </Clusters.Provider>
           </ControlNamespace.Provider>
         )}
       </section>
@@ -299,7 +326,7 @@ function itemKeys(e: KeyboardEvent, path: string): void {
 }
 
 const TILE_MIN_WIDTH = 300;
-const TILE_HEIGHT = 156;
+const TILE_HEIGHT = 176;
 const GAP = 12;
 
 function TileGrid({ apps }: { apps: Application[] }) {
@@ -372,6 +399,7 @@ function Tile({
   const sync = syncStatus(app);
   const health = healthStatus(app);
   const { label, path } = labelOf(app, useContext(ControlNamespace));
+  const target = clusterOf(app, useContext(Clusters));
   const waiting = windowWait(app);
   return (
     <div role="listitem" class="tile-cell">
@@ -403,8 +431,12 @@ function Tile({
             </>
           ) : null}
         </dd>
-        <dt>Destination</dt>
-        <dd>{destination(app)}</dd>
+        <dt>Cluster</dt>
+        <dd title={target.server} data-testid="tile-cluster">
+          {target.name}
+        </dd>
+        <dt>Namespace</dt>
+        <dd>{app.spec.destination.namespace ?? '—'}</dd>
         {/* A window holding the app back says more than when it last synced (that stays in the tooltip). */}
         {waiting ? (
           <>
@@ -431,6 +463,7 @@ function AppTable({ apps }: { apps: Application[] }) {
   const scroller = useRef<HTMLDivElement>(null);
   const now = useNow();
   const control = useContext(ControlNamespace);
+  const clusters = useContext(Clusters);
   const v = useVirtualizer({
     count: apps.length,
     getScrollElement: () => scroller.current,
@@ -448,7 +481,7 @@ function AppTable({ apps }: { apps: Application[] }) {
   return (
     <div class="scroller table-scroller" ref={scroller} role="table" aria-label="Applications" aria-rowcount={apps.length + 1}>
       <div class="app-row app-row-head" role="row">
-        {['Name', 'Project', 'Sync', 'Health', 'Repository', 'Revision', 'Destination', 'Last sync'].map((h) => (
+        {['Name', 'Project', 'Sync', 'Health', 'Repository', 'Revision', 'Cluster', 'Namespace', 'Last sync'].map((h) => (
           <span key={h} role="columnheader">
             {h}
           </span>
@@ -459,6 +492,7 @@ function AppTable({ apps }: { apps: Application[] }) {
           const a = apps[item.index];
           if (!a) return null;
           const { label, path } = labelOf(a, control);
+          const target = clusterOf(a, clusters);
           const src = primarySource(a);
           return (
             <div
@@ -491,7 +525,10 @@ function AppTable({ apps }: { apps: Application[] }) {
                 {src?.targetRevision ?? 'HEAD'}
                 {a.status?.sync?.revision ? <code> {shortSha(a.status.sync.revision)}</code> : null}
               </span>
-              <span role="cell">{destination(a)}</span>
+              <span role="cell" title={target.server}>
+                {target.name}
+              </span>
+              <span role="cell">{a.spec.destination.namespace ?? ''}</span>
               <span role="cell">{timeAgo(lastSync(a), now)}</span>
             </div>
           );

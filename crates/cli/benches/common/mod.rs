@@ -1,7 +1,7 @@
 //! What the benchmarks share: git, process measurements from /proc, percentiles, and waiting for apps.
 #![allow(dead_code)] // each benchmark uses a different part
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,5 +189,40 @@ pub async fn wait_all_synced(
         }
         assert!(Instant::now() < deadline, "only {synced}/{n} apps Synced after 900 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asks berth to refresh `name` now (Argo CD's refresh annotation).
+pub async fn request_refresh(apps: &Api<berth_api::Application>, name: &str) {
+    let patch = serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
+    apps.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+/// Waits until berth has taken the refresh request off `name`: the next request must be a change.
+pub async fn wait_refresh_taken(apps: &Api<berth_api::Application>, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while apps
+        .get(name)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .is_some_and(|a| a.contains_key("argocd.argoproj.io/refresh"))
+    {
+        assert!(Instant::now() < deadline, "the refresh annotation was never removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the ConfigMap `name` holds `value` in `data.value` (polled every 5 ms, for latencies).
+pub async fn wait_value(cms: &Api<ConfigMap>, name: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let cm = cms.get_opt(name).await.unwrap();
+        if cm.and_then(|c| c.data).is_some_and(|d| d.get("value").map(String::as_str) == Some(value)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never reached {value}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -4,6 +4,8 @@
 use berth_api::Application;
 use berth_api::application::ApplicationSource;
 use berth_api::codes::ConditionType;
+use berth_api::destination::IN_CLUSTER_SERVER;
+use berth_engine::cache::CacheError;
 use berth_engine::resource::{GroupKind, ResourceKey};
 use berth_engine::sync::{self};
 use berth_repo::git::CommitInfo;
@@ -124,7 +126,7 @@ impl Controller {
             return Err(format!("Application referencing project {project} which does not exist"));
         };
         let dest = &app.spec.destination;
-        let cluster = self.clusters.resolve(dest, self.secrets.state().iter().map(|s| &**s))?;
+        let cluster = self.cluster_of(app).map_err(|e| e.to_string())?;
         let sources = app_sources(app);
         if sources.is_empty() {
             return Err("spec.source: no source is set".into());
@@ -148,7 +150,15 @@ impl Controller {
             project::source_check(project, &proj.spec, &source.repo_url)?;
         }
         let namespace = dest.namespace.as_deref().unwrap_or_default();
-        project::destination_check(project, &proj.spec, &cluster.server, &cluster.name, namespace)?;
+        let scoped_to = cluster.project.as_deref();
+        project::destination_check(
+            project,
+            &proj.spec,
+            &cluster.server,
+            &cluster.name,
+            scoped_to,
+            namespace,
+        )?;
         let managed = &self.config.namespaces;
         if !managed.is_empty() && !managed.iter().any(|n| n == namespace) {
             return Err(format!(
@@ -459,6 +469,17 @@ impl Controller {
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
         let skip_dry_run = has_option(&sync_options(app, None), "SkipDryRunOnMissingResource=true");
+        // A cluster berth manages only some namespaces of (a cluster Secret's `namespaces`, or a namespaced
+        // install for the in-cluster) takes no cluster-scoped object: refused here, so nothing of the app
+        // is applied, rather than when its kind is watched.
+        // With `clusterResources: "true"` it takes them too.
+        let only_namespaces: &[String] = if cluster.server == IN_CLUSTER_SERVER {
+            &self.config.namespaces
+        } else if cluster.cluster_resources {
+            &[]
+        } else {
+            &cluster.namespaces
+        };
         // Kinds defined by CRDs of this same source: known before the cluster serves them.
         let crd_kinds: HashMap<GroupKind, bool> = manifests
             .iter()
@@ -508,6 +529,11 @@ impl Controller {
                 }
             };
             let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            if !namespaced && !only_namespaces.is_empty() {
+                let refusal = CacheError::ClusterScoped(gk.clone(), only_namespaces.to_vec());
+                errors.push(format!("{}: {kind} {name:?}: {refusal}", m.file));
+                continue;
+            }
             let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
             if namespaced {
                 if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
@@ -569,11 +595,13 @@ impl Controller {
         })
     }
 
-    /// The cluster `app` deploys to, from the registry; an unknown destination is an invalid spec.
+    /// The cluster `app` deploys to, from the registry; an unknown destination, or the in-cluster while
+    /// argocd-cm disables it, is an invalid spec.
     pub(crate) fn cluster_of(&self, app: &Application) -> Result<Arc<Cluster>, TargetError> {
         let secrets = self.secrets.state();
+        let in_cluster_enabled = self.settings().in_cluster_enabled;
         self.clusters
-            .resolve(&app.spec.destination, secrets.iter().map(|s| &**s))
+            .resolve(&app.spec.destination, secrets.iter().map(|s| &**s), in_cluster_enabled)
             .map_err(TargetError::InvalidSpec)
     }
 }

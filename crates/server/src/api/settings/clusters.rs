@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use berth_api::destination::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use berth_api::secret_type;
+use berth_controller::clusters::same_server;
 use berth_controller::clusters::secret::ClusterSecret;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
@@ -19,11 +20,6 @@ use std::sync::Arc;
 /// The keys of a cluster Secret that Argo CD owns.
 const CLUSTER_KEYS: &[&str] =
     &["name", "server", "config", "namespaces", "project", "clusterResources", "shard"];
-
-/// Server URLs compare without a trailing `/`.
-fn same_server(a: &str, b: &str) -> bool {
-    a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/')
-}
 
 fn is_in_cluster(server: &str) -> bool {
     same_server(server, IN_CLUSTER_SERVER)
