@@ -89,6 +89,27 @@ async fn commit_latencies(
     out
 }
 
+/// `ns` made on every remote cluster.
+async fn fresh_namespace(remotes: &[LocalCluster], ns: &str) -> String {
+    for r in remotes {
+        make_namespaces(&r.client, &[ns]).await;
+    }
+    ns.to_string()
+}
+
+/// `ns` deleted on every remote cluster, and gone (its objects with it) before this returns.
+async fn drop_namespace(remotes: &[LocalCluster], ns: &str) {
+    for r in remotes {
+        let namespaces = Api::<Namespace>::all(r.client.clone());
+        let _ = namespaces.delete(ns, &DeleteParams::background()).await;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while namespaces.get_opt(ns).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "the namespace {ns} on {} was not deleted in 300 s", r.name);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
 /// A fresh control namespace with berth running on it and every remote registered.
 async fn fresh_berth(
     client: &kube::Client,
@@ -125,10 +146,9 @@ async fn main() {
     let remotes = LocalCluster::from_env_list("BENCH_CLUSTER_KUBECONFIGS").await;
     assert_eq!(remotes.len(), 3, "BENCH_CLUSTER_KUBECONFIGS names three clusters");
     let client = kube::Client::try_default().await.expect("KUBECONFIG: run through hack/bench");
-    let dest = format!("bench-clusters-dest-{}", std::process::id());
-    for r in &remotes {
-        make_namespaces(&r.client, &[&dest]).await;
-    }
+    // Each phase deploys into a namespace of its own, deleted (and waited for) before the next, so no phase
+    // watches another's objects.
+    let dest_of = |phase: &str| format!("bench-clusters-{phase}-{}", std::process::id());
 
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
@@ -157,6 +177,7 @@ async fn main() {
     let mut controls = Vec::new();
 
     // 1a. All apps on one cluster.
+    let dest = fresh_namespace(&remotes, &dest_of("one")).await;
     let (berth, apps, control) = fresh_berth(&client, &remotes, "one", work.path()).await;
     let started = Instant::now();
     let list = (0..n)
@@ -167,7 +188,10 @@ async fn main() {
     drop(berth);
     controls.push(control);
 
-    // 1b. A third on each cluster (the objects already there are taken over unchanged).
+    drop_namespace(&remotes, &dest).await;
+
+    // 1b. A third on each cluster.
+    let dest = fresh_namespace(&remotes, &dest_of("three")).await;
     let (berth, apps, control) = fresh_berth(&client, &remotes, "three", work.path()).await;
     let started = Instant::now();
     let list = (0..n)
@@ -192,7 +216,10 @@ async fn main() {
     drop(berth);
     controls.push(control);
 
+    drop_namespace(&remotes, &dest).await;
+
     // 3. RSS per added cluster with `objects` objects on it.
+    let dest = fresh_namespace(&remotes, &dest_of("rss")).await;
     let (berth, apps, control) = fresh_berth(&client, &remotes, "rss", work.path()).await;
     let pid = berth.pid;
     let head = git(&repo, &["rev-parse", "HEAD"]);
@@ -215,9 +242,7 @@ async fn main() {
     for control in &controls {
         let _ = Api::<Namespace>::all(client.clone()).delete(control, &DeleteParams::background()).await;
     }
-    for r in &remotes {
-        let _ = Api::<Namespace>::all(r.client.clone()).delete(&dest, &DeleteParams::background()).await;
-    }
+    drop_namespace(&remotes, &dest).await;
 
     let p = |v: &[f64], q: f64| percentile(&mut v.to_vec(), q);
     let mut out = std::io::stdout().lock();

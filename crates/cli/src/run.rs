@@ -1,6 +1,7 @@
 //! `berth run`: every part of berth in one process: the Application controller and the API server.
 
 use anyhow::{Context, Result};
+use berth_controller::clusters::limits::{ClientLimits, limited_client};
 use clap::Args;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
@@ -57,7 +58,9 @@ pub struct RunArgs {
     pub controller: bool,
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
+/// The client of the cluster berth runs in, its requests limited as Argo CD's application controller limits
+/// them (`ARGOCD_K8S_CLIENT_QPS`, `ARGOCD_K8S_CLIENT_BURST`); each remote cluster has a budget of its own.
+async fn client(kubeconfig: Option<&PathBuf>, limits: ClientLimits) -> Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -68,13 +71,21 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
             .await
             .context("no Kubernetes configuration found (set KUBECONFIG, or run in a Pod)")?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(limited_client(config, limits)?)
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    // Before any client: a limit berth cannot read stops it, where a default would hide the mistake.
+    let limits = ClientLimits::from_env()?;
+    let client = client(args.kubeconfig.as_ref(), limits).await?;
     let version = client.apiserver_version().await.context("the API server did not answer")?;
-    tracing::info!(server = %version.git_version, namespace = %args.namespace, "connected to the cluster");
+    tracing::info!(
+        server = %version.git_version,
+        namespace = %args.namespace,
+        qps = limits.qps,
+        burst = limits.burst,
+        "connected to the cluster"
+    );
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in berth_api::crd::all() {

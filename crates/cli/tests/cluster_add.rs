@@ -1,7 +1,8 @@
 //! `berth cluster add|rotate-auth` with the built binary: the second local cluster (`hack/test` names its
 //! kubeconfig in `BERTH_TEST_REMOTE_KUBECONFIG`) gets the argocd-manager ServiceAccount, its roles and a
 //! token Secret; berth (in process, on the first cluster) stores a cluster Secret whose token reaches the
-//! remote API server, and deploys an Application there by the cluster's name.
+//! remote API server, and deploys an Application there by the cluster's name; `berth cluster rm` forgets the
+//! cluster and leaves what it deployed there running.
 
 use berth_testkit::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -206,18 +207,35 @@ async fn cluster_add_installs_the_manager_account_and_its_token_deploys_an_app_t
     let _ = Api::<Namespace>::all(remote.client.clone()).delete(&dest, &DeleteParams::background()).await;
 }
 
+/// What a test of a namespaced cluster starts from: the remote cluster with a system namespace and a managed
+/// namespace of the test's own (bound by a Role there, so the first test's cluster-wide binding of
+/// kube-system/argocd-manager stays its own), and berth's namespace on the control cluster.
+struct Namespaced {
+    client: kube::Client,
+    remote: Remote,
+    system: String,
+    managed: String,
+    ns: String,
+}
+
+impl Namespaced {
+    async fn new(prefix: &str) -> Namespaced {
+        let client = client().await;
+        install_crds(&client).await;
+        let remote = remote().await;
+        let system = unique(&format!("{prefix}-sys"));
+        let managed = unique(&format!("{prefix}-managed"));
+        ensure_namespace(&remote.client, &system).await;
+        ensure_namespace(&remote.client, &managed).await;
+        let ns = unique(prefix);
+        ensure_namespace(&client, &ns).await;
+        Namespaced { client, remote, system, managed, ns }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_add_with_a_namespace_binds_a_role_there_only_and_rotate_auth_revokes_the_old_token() {
-    let client = client().await;
-    install_crds(&client).await;
-    let remote = remote().await;
-    // A system namespace of its own: the other test binds kube-system/argocd-manager cluster-wide.
-    let system = unique("cli-sysns");
-    let managed = unique("cli-managed");
-    ensure_namespace(&remote.client, &system).await;
-    ensure_namespace(&remote.client, &managed).await;
-    let ns = unique("cli-cluster-add-ns");
-    ensure_namespace(&client, &ns).await;
+    let Namespaced { client, remote, system, managed, ns } = Namespaced::new("cli-ns").await;
     let server = start_server(&client, &ns).await;
     let cli = Cli::new();
     cli.login(&server.address, "admin", &admin_password(&client, &ns).await).await;
@@ -328,6 +346,88 @@ async fn cluster_add_with_a_namespace_binds_a_role_there_only_and_rotate_auth_re
     })
     .await;
 
+    server.stop().await;
+    let namespaces = Api::<Namespace>::all(remote.client.clone());
+    let _ = namespaces.delete(&system, &DeleteParams::background()).await;
+    let _ = namespaces.delete(&managed, &DeleteParams::background()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_rm_forgets_the_cluster_and_leaves_its_workloads_running() {
+    let Namespaced { client, remote, system, managed, ns } = Namespaced::new("cli-rm").await;
+    allow_file_urls(&client, &ns).await;
+    let server = InProcess::start(&client, &ns, Options { controller: true, ..Default::default() }).await;
+    let cli = Cli::new();
+    cli.login(&server.address, "admin", &admin_password(&client, &ns).await).await;
+    let add = [
+        "cluster",
+        "add",
+        &remote.context,
+        "--kubeconfig",
+        &remote.kubeconfig,
+        "--name",
+        "remote-rm",
+        "--namespace",
+        &managed,
+        "--system-namespace",
+        &system,
+        "--yes",
+    ];
+    cli.run(&add).await.ok();
+
+    // An Application deploys a Deployment there.
+    let repo = GitRepo::new();
+    repo.write("apps/web/deployment.yaml", DEPLOYMENT);
+    repo.commit("web");
+    let app = unique("rm-web");
+    let admin = server.admin(&client, &ns).await;
+    let body = json!({"metadata": {"name": app}, "spec": {
+        "project": "default",
+        "source": {"repoURL": repo.url(), "path": "apps/web", "targetRevision": "main"},
+        "destination": {"name": "remote-rm", "namespace": managed},
+        "syncPolicy": {"automated": {"prune": true}}}});
+    let (status, answer) = admin.call(Method::POST, "/api/v1/applications", Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let there: Api<Deployment> = Api::namespaced(remote.client.clone(), &managed);
+    poll("the app Synced with its Deployment on the remote cluster", TIMEOUT, || async {
+        let (_, live) = admin.call(Method::GET, format!("/api/v1/applications/{app}"), None).await;
+        live["status"]["sync"]["status"] == "Synced" && there.get_opt("web").await.unwrap().is_some()
+    })
+    .await;
+    let uid = there.get("web").await.unwrap().metadata.uid;
+    assert!(uid.is_some());
+
+    // `cluster rm` by server URL: the cluster Secret is gone.
+    let run = cli.run(&["cluster", "rm", &remote.server, "-y"]).await.ok();
+    assert_eq!(run.stdout, format!("Cluster '{}' removed\n", remote.server), "{}", run.stderr);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let left = secrets.list(&ListParams::default().labels("argocd.argoproj.io/secret-type=cluster")).await;
+    let servers: Vec<String> = left
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|s| s.data.as_ref()?.get("server").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    assert!(!servers.contains(&remote.server), "a cluster Secret for {} is left: {servers:?}", remote.server);
+
+    // The app says its cluster is gone; nothing of it is deleted there, even by its automated prune.
+    poll("the app's InvalidSpecError naming its cluster", TIMEOUT, || async {
+        let (_, live) = admin.call(Method::GET, format!("/api/v1/applications/{app}"), None).await;
+        live["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
+            c["type"] == "InvalidSpecError"
+                && c["message"].as_str().is_some_and(|m| {
+                    m.contains("spec.destination.name: there are no clusters with this name: remote-rm")
+                })
+        })
+    })
+    .await;
+    let web = there.get("web").await.expect("the remote Deployment is still there");
+    assert_eq!(web.metadata.uid, uid, "the remote Deployment was never deleted");
+    assert!(web.metadata.deletion_timestamp.is_none());
+
+    let (status, answer) =
+        admin.call(Method::DELETE, format!("/api/v1/applications/{app}?cascade=false"), None).await;
+    assert_eq!(status, 200, "{answer}");
     server.stop().await;
     let namespaces = Api::<Namespace>::all(remote.client.clone());
     let _ = namespaces.delete(&system, &DeleteParams::background()).await;

@@ -37,8 +37,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// How often [`Controller::watch_clusters`] asks each cluster whether it answers (an answer younger than
-/// `clusters::PROBE_TTL` is reused, so passes and this check ask a cluster at most once between them).
+/// How often [`Controller::watch_clusters`] asks each cluster whether it answers (passes reuse that answer
+/// for a while rather than asking again).
 const CLUSTER_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 pub use queue::Level;
@@ -145,6 +145,7 @@ impl Controller {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectEvent>();
         let cache =
             ClusterCache::new(client.clone(), events_tx.clone()).with_namespaces(config.namespaces.clone());
+        let managed_namespaces = config.namespaces.clone();
         cache.discover().await?;
 
         // Application changes reach the queue from the same stream that fills the store, so a reconcile
@@ -196,7 +197,10 @@ impl Controller {
             projects: projects.0,
             secrets: secrets.0,
             settings: RwLock::new(Arc::new(Settings::default())),
-            clusters: clusters::Registry::new(clusters::in_cluster(client.clone(), cache), events_tx),
+            clusters: clusters::Registry::new(
+                clusters::in_cluster(client.clone(), cache, managed_namespaces),
+                events_tx,
+            ),
             queue: Arc::default(),
             memo: Mutex::default(),
             renders: berth_repo::render::RenderCache::default(),
@@ -347,9 +351,7 @@ impl Controller {
         for w in &settings.warnings {
             tracing::warn!(warning = %w, "argocd-cm");
         }
-        for cluster in self.clusters.all() {
-            cluster.cache.set_tracking(&settings.tracking);
-        }
+        self.clusters.set_tracking(&settings.tracking);
         self.git.set_allow_file_urls(settings.allow_file_urls);
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);
@@ -374,13 +376,14 @@ impl Controller {
     /// soon as it answers again.
     async fn watch_clusters(self: Arc<Self>) {
         let mut tick = tokio::time::interval(CLUSTER_CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut answered: HashMap<String, bool> = HashMap::new();
         loop {
             tick.tick().await;
             let clusters = self.clusters.all();
+            // Asked now, whatever passes asked meanwhile; the answer serves them too.
             let answers =
-                futures::future::join_all(clusters.iter().map(|c| async { c.reachable().await.is_ok() }))
-                    .await;
+                futures::future::join_all(clusters.iter().map(|c| async { c.probe().await.is_ok() })).await;
             let mut changed = Vec::new();
             for (cluster, ok) in clusters.iter().zip(answers) {
                 if answered.insert(cluster.server.clone(), ok).is_some_and(|was| was != ok) {
@@ -394,7 +397,7 @@ impl Controller {
             }
             for app in self.apps.state() {
                 if self.cluster_of(&app).is_ok_and(|c| changed.contains(&c.server)) {
-                    self.queue.push(&self.instance_of(&app), Level::Refresh);
+                    self.queue.push(&self.instance_of(&app), Level::Compare);
                 }
             }
         }

@@ -66,7 +66,27 @@ pub fn destination_check(
     scoped_to: Option<&str>,
     namespace: &str,
 ) -> Result<(), String> {
-    let why = destination_refusal(project, server, name, namespace).or_else(|| {
+    let why = cluster_refusal(project_name, project, server, name, scoped_to, namespace);
+    why.map_or(Ok(()), |why| {
+        Err(format!(
+            "application destination server '{server}' and namespace '{namespace}' do not match any of the \
+             allowed destinations in project '{project_name}': {why}"
+        ))
+    })
+}
+
+/// Why the project refuses `namespace` on the cluster (`server`, `name`, `scoped_to`): its `destinations`,
+/// then, with `permitOnlyProjectScopedClusters`, the cluster's scope. The one rule for an application's
+/// destination and for each object's own namespace.
+fn cluster_refusal(
+    project_name: &str,
+    project: &AppProjectSpec,
+    server: &str,
+    name: &str,
+    scoped_to: Option<&str>,
+    namespace: &str,
+) -> Option<String> {
+    destination_refusal(project, server, name, namespace).or_else(|| {
         let only_scoped = project.permit_only_project_scoped_clusters == Some(true);
         (only_scoped && scoped_to != Some(project_name)).then(|| {
             let scope = match scoped_to {
@@ -78,12 +98,6 @@ pub fn destination_check(
                  project '{project_name}' ({scope})"
             )
         })
-    });
-    why.map_or(Ok(()), |why| {
-        Err(format!(
-            "application destination server '{server}' and namespace '{namespace}' do not match any of the \
-             allowed destinations in project '{project_name}': {why}"
-        ))
     })
 }
 
@@ -227,10 +241,11 @@ pub fn object_check(
     namespace: Option<&str>,
     server: &str,
     cluster_name: &str,
+    scoped_to: Option<&str>,
 ) -> Result<(), String> {
     resource_check(project_name, project, group, kind, name, namespace.is_some())?;
     let Some(namespace) = namespace else { return Ok(()) };
-    destination_refusal(project, server, cluster_name, namespace).map_or(Ok(()), |why| {
+    cluster_refusal(project_name, project, server, cluster_name, scoped_to, namespace).map_or(Ok(()), |why| {
         Err(format!(
             "resource {group}:{kind} {name:?} is not permitted in project '{project_name}': namespace \
              '{namespace}' is not an allowed destination: {why}"
@@ -249,6 +264,7 @@ pub fn permitted_live<T>(
     tracked: Vec<(ResourceKey, T)>,
     server: &str,
     cluster_name: &str,
+    scoped_to: Option<&str>,
 ) -> (Vec<(ResourceKey, T)>, Vec<String>) {
     let mut refused = Vec::new();
     let permitted = tracked
@@ -265,6 +281,7 @@ pub fn permitted_live<T>(
                     namespace,
                     server,
                     cluster_name,
+                    scoped_to,
                 ),
                 None => Err(format!(
                     "resource {}:{} {:?} is not permitted: project '{project_name}' does not exist",
@@ -637,7 +654,8 @@ mod tests {
                 "web",
                 Some("dev-a"),
                 IN_CLUSTER,
-                "in-cluster"
+                "in-cluster",
+                None
             )
             .is_ok()
         );
@@ -650,7 +668,8 @@ mod tests {
                 "web",
                 Some("prod"),
                 IN_CLUSTER,
-                "in-cluster"
+                "in-cluster",
+                None
             )),
             "resource apps:Deployment \"web\" is not permitted in project 'dev-team': namespace 'prod' is not an \
              allowed destination: no destinations entry allows it"
@@ -661,7 +680,8 @@ mod tests {
     fn a_cluster_scoped_object_is_not_checked_against_destination_namespaces() {
         let p = dev_team();
         assert!(
-            object_check("dev-team", &p, "", "Namespace", "dev-a", None, IN_CLUSTER, "in-cluster").is_ok()
+            object_check("dev-team", &p, "", "Namespace", "dev-a", None, IN_CLUSTER, "in-cluster", None)
+                .is_ok()
         );
         let refusal = err(object_check(
             "dev-team",
@@ -672,6 +692,7 @@ mod tests {
             None,
             IN_CLUSTER,
             "in-cluster",
+            None,
         ));
         assert!(refusal.ends_with("clusterResourceWhitelist"), "{refusal}");
     }
@@ -679,8 +700,17 @@ mod tests {
     #[test]
     fn an_object_of_a_refused_kind_is_refused_for_its_kind_first() {
         let p = dev_team();
-        let refusal =
-            err(object_check("dev-team", &p, "", "Service", "web", Some("prod"), IN_CLUSTER, "in-cluster"));
+        let refusal = err(object_check(
+            "dev-team",
+            &p,
+            "",
+            "Service",
+            "web",
+            Some("prod"),
+            IN_CLUSTER,
+            "in-cluster",
+            None,
+        ));
         assert!(refusal.ends_with("namespaceResourceWhitelist has no entry for it"), "{refusal}");
     }
 
@@ -702,7 +732,7 @@ mod tests {
         let tracked =
             vec![live("team-b-1", "ConfigMap", "mine"), live("team-a", "ConfigMap", "team-a-config")];
         let (permitted, refused) =
-            permitted_live("team-b", Some(&team_b()), tracked, IN_CLUSTER, "in-cluster");
+            permitted_live("team-b", Some(&team_b()), tracked, IN_CLUSTER, "in-cluster", None);
         assert_eq!(permitted.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["mine"]);
         assert_eq!(
             refused,
@@ -722,7 +752,7 @@ mod tests {
         }));
         let tracked =
             vec![live("web", "Secret", "s"), live("", "ClusterRole", "admin"), live("web", "ConfigMap", "c")];
-        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster");
+        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster", None);
         assert_eq!(permitted.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["c"]);
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(refused[0].contains("namespaceResourceBlacklist"), "{refused:?}");
@@ -735,15 +765,28 @@ mod tests {
             {"server": "*", "namespace": "!kube-system"}, {"server": "*", "namespace": "*"}
         ]}));
         let tracked = vec![live("kube-system", "ConfigMap", "coredns"), live("web", "ConfigMap", "c")];
-        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster");
+        let (permitted, refused) = permitted_live("p", Some(&p), tracked, IN_CLUSTER, "in-cluster", None);
         assert_eq!(permitted.len(), 1);
         assert!(refused[0].contains("denies it"), "{refused:?}");
     }
 
     #[test]
+    fn a_project_that_permits_only_its_scoped_clusters_leaves_live_objects_elsewhere_alone() {
+        let mut p = team_b();
+        p.permit_only_project_scoped_clusters = Some(true);
+        let tracked = || vec![live("team-b-1", "ConfigMap", "mine")];
+        let (permitted, _) = permitted_live("team-b", Some(&p), tracked(), "https://b", "b", Some("team-b"));
+        assert_eq!(permitted.len(), 1, "on its own cluster the object is the app's");
+        let (permitted, refused) =
+            permitted_live("team-b", Some(&p), tracked(), IN_CLUSTER, "in-cluster", None);
+        assert!(permitted.is_empty(), "on another cluster it is never pruned or deleted");
+        assert!(refused[0].contains("permitOnlyProjectScopedClusters is set"), "{}", refused[0]);
+    }
+
+    #[test]
     fn a_missing_project_permits_no_live_object() {
         let (permitted, refused) =
-            permitted_live("gone", None, vec![live("web", "ConfigMap", "c")], IN_CLUSTER, "in-cluster");
+            permitted_live("gone", None, vec![live("web", "ConfigMap", "c")], IN_CLUSTER, "in-cluster", None);
         assert!(permitted.is_empty());
         assert!(refused[0].contains("project 'gone' does not exist"), "{refused:?}");
     }

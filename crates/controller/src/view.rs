@@ -284,6 +284,11 @@ fn major_minor(version: &str) -> String {
 }
 
 impl Controller {
+    /// Whether the in-cluster is a destination (argocd-cm `cluster.inClusterEnabled` is not `"false"`).
+    pub fn in_cluster_enabled(&self) -> bool {
+        self.settings().in_cluster_enabled
+    }
+
     /// What the controller knows of the cluster at `server` (compared without a trailing slash): how its
     /// last request there ended, its version, the kinds its discovery found, the objects its watches hold
     /// and when they last listed, and how many applications deploy there. A cluster no application names

@@ -135,7 +135,10 @@ async fn an_unknown_cluster_or_a_broken_secret_is_an_invalid_spec_that_names_it_
         .iter()
         .filter_map(|c| c["message"].as_str())
         .collect();
-    assert!(messages.iter().any(|m| m.contains("cluster \"prod\" is not configured")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("there are no clusters with this name: prod")),
+        "{messages:?}"
+    );
 
     // A Secret with a token and malformed config JSON: the condition names the Secret, never the token.
     cluster_secret(
@@ -340,12 +343,32 @@ async fn a_namespaced_cluster_gets_its_namespaces_refuses_cluster_scoped_objects
         .await;
     let conditions = conditions(&app);
     assert!(conditions.contains("ComparisonError"), "{conditions}");
-    assert!(conditions.contains("ClusterRole") && conditions.contains("is cluster-scoped"), "{conditions}");
+    assert!(
+        conditions.contains(&format!(
+            "Cluster level ClusterRole \\\"{role}\\\" can not be managed when in namespaced mode"
+        )),
+        "{conditions}"
+    );
     assert!(app["status"]["operationState"].is_null(), "no sync started: {}", app["status"]);
     let in_b: Api<Deployment> = Api::namespaced(remote.client.clone(), &b);
     assert!(in_b.get_opt("web").await.unwrap().is_none(), "nothing of the app is applied");
     let roles: Api<ClusterRole> = Api::all(remote.client.clone());
     assert!(roles.get_opt(&role).await.unwrap().is_none(), "the ClusterRole is not applied");
+
+    // A destination namespace outside the list: refused by name, nothing applied there.
+    let elsewhere = unique("ns-out");
+    bench
+        .create_app(web_app_to(&elsewhere, &repo, "default", json!({"name": "remote", "namespace": outside})))
+        .await;
+    let refused = refusal(&bench, &elsewhere).await;
+    assert!(
+        refused.contains(&format!(
+            "Namespace \\\"{outside}\\\" for Application \\\"{elsewhere}\\\" is not managed"
+        )),
+        "{refused}"
+    );
+    let out: Api<Deployment> = Api::namespaced(remote.client.clone(), &outside);
+    assert!(out.get_opt("web").await.unwrap().is_none(), "nothing is applied outside {a},{b}");
 
     // `clusterResources: "true"`: the same cluster now takes cluster-scoped objects, still only its namespaces'.
     let data = json!({"name": "remote", "server": remote.server, "config": remote.config,
@@ -473,7 +496,10 @@ async fn removing_a_cluster_secret_leaves_its_workloads_running_and_its_app_says
         .await
         .unwrap();
     let refused = refusal(&bench, &name).await;
-    assert!(refused.contains("spec.destination.name: cluster \\\"remote\\\" is not configured"), "{refused}");
+    assert!(
+        refused.contains("spec.destination.name: there are no clusters with this name: remote"),
+        "{refused}"
+    );
     // Another pass after the controller noticed: still nothing deleted there.
     bench.refreshed(&name).await;
     let web = there.get("web").await.expect("the remote Deployment is still there");

@@ -10,12 +10,14 @@
 //! Each cluster Secret is read once per resourceVersion (every pass of every application resolves its
 //! destination against all of them), and [`Registry::retain`] forgets the clusters no one needs any more.
 
+pub mod limits;
 pub mod secret;
 
 use berth_api::application::ApplicationDestination;
 use berth_api::destination::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use berth_api::secret_type;
 use berth_engine::cache::{ClusterCache, ObjectEvent};
+use berth_engine::tracking::Tracking;
 use k8s_openapi::api::core::v1::Secret;
 use secret::ClusterSecret;
 use std::collections::{HashMap, HashSet};
@@ -117,6 +119,29 @@ impl Cluster {
         self
     }
 
+    /// Whether berth manages `namespace` on this cluster, or with `None` its cluster-scoped objects: all of
+    /// them, unless its cluster Secret (or, for the in-cluster, a namespaced install) lists `namespaces`;
+    /// then only those, and cluster-scoped objects only with `clusterResources: "true"`. The refusal as
+    /// Argo CD words it (`Namespace "x" for Deployment "web" is not managed`, `Cluster level ClusterRole
+    /// "r" can not be managed when in namespaced mode`), with the cluster and its list.
+    pub(crate) fn manages(&self, kind: &str, name: &str, namespace: Option<&str>) -> Result<(), String> {
+        if self.namespaces.is_empty() {
+            return Ok(());
+        }
+        let (cluster, listed) = (&self.name, &self.namespaces);
+        match namespace {
+            Some(ns) if !listed.iter().any(|n| n == ns) => Err(format!(
+                "Namespace {ns:?} for {kind} {name:?} is not managed: berth manages only the namespaces \
+                 {listed:?} of cluster {cluster:?}"
+            )),
+            None if !self.cluster_resources => Err(format!(
+                "Cluster level {kind} {name:?} can not be managed when in namespaced mode: berth manages only \
+                 the namespaces {listed:?} of cluster {cluster:?} (clusterResources is not \"true\")"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the cluster's API server answers, asked at most every [`PROBE_TTL`] (every pass of every
     /// application on the cluster asks). The refusal names the cluster and the error, never a credential.
     /// A pass reads and writes nothing on a cluster that does not answer: a cache that cannot be refreshed
@@ -215,6 +240,8 @@ pub(crate) struct Registry {
     swept_at: Mutex<Option<Instant>>,
     /// Where every cluster's cache reports a tracked object's change.
     events: UnboundedSender<ObjectEvent>,
+    /// How objects name their application (argocd-cm), given to every cache, including those made later.
+    tracking: Mutex<Tracking>,
 }
 
 /// A remote cluster's entry.
@@ -268,6 +295,7 @@ impl Registry {
             parses: AtomicUsize::new(0),
             swept_at: Mutex::default(),
             events,
+            tracking: Mutex::default(),
         }
     }
 
@@ -282,6 +310,12 @@ impl Registry {
         in_cluster_enabled: bool,
     ) -> Result<Arc<Cluster>, String> {
         let (by_server, wanted) = match (destination.server.as_deref(), destination.name.as_deref()) {
+            (Some(server), Some(name)) if !server.is_empty() && !name.is_empty() => {
+                return Err(format!(
+                    "spec.destination: application destination can't have both name and server defined: \
+                     {name} {server}"
+                ));
+            }
             (Some(server), _) if !server.is_empty() => (true, server),
             (_, Some(name)) if !name.is_empty() => (false, name),
             _ => return Err("spec.destination: either server or name must be set".into()),
@@ -295,7 +329,9 @@ impl Registry {
         for (version, read) in &reads {
             match &**read {
                 // A Secret for the in-cluster server names it (Argo CD's way to rename `in-cluster`).
-                Read::Usable(parsed) if parsed.is_in_cluster() => in_cluster_secret = Some(parsed),
+                Read::Usable(parsed) if parsed.is_in_cluster() => {
+                    in_cluster_secret = in_cluster_secret.or(Some(parsed));
+                }
                 Read::Usable(parsed) if named.is_none() && names(&parsed.server, &parsed.name) => {
                     named = Some(Ok((version, parsed)));
                 }
@@ -307,6 +343,27 @@ impl Registry {
             }
         }
         let in_cluster = self.in_cluster_named(in_cluster_secret);
+        if !by_server {
+            // A name two clusters answer to names neither, as in Argo CD.
+            let mut servers: Vec<&str> = reads
+                .iter()
+                .filter_map(|(_, read)| match &**read {
+                    Read::Usable(p) if !p.is_in_cluster() && p.name == wanted => Some(p.server.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if in_cluster.name == wanted {
+                servers.push(IN_CLUSTER_SERVER);
+            }
+            if servers.len() > 1 {
+                servers.sort_unstable();
+                return Err(format!(
+                    "spec.destination.name: there are {} clusters with the same name: [{}]",
+                    servers.len(),
+                    servers.join(" ")
+                ));
+            }
+        }
         match named {
             Some(Ok((version, parsed))) => return self.remote_entry(version, parsed),
             Some(Err(refusal)) => return Err(refusal),
@@ -330,10 +387,12 @@ impl Registry {
                 )
             });
         }
-        let field = if by_server { "server" } else { "name" };
-        Err(format!(
-            "spec.destination.{field}: cluster {wanted:?} is not configured (no cluster Secret names it)"
-        ))
+        // Argo CD's words for a destination no cluster answers to.
+        Err(if by_server {
+            format!("spec.destination.server: cluster '{wanted}' has not been configured")
+        } else {
+            format!("spec.destination.name: there are no clusters with this name: {wanted}")
+        })
     }
 
     /// Each cluster Secret of `secrets` with its resourceVersion, read from memory unless it changed since
@@ -368,8 +427,10 @@ impl Registry {
         let mut entry = self.in_cluster.lock().expect("in-cluster lock");
         if entry.name != name || entry.project != project {
             tracing::info!(name, ?project, "in-cluster named");
-            let renamed = Cluster::new(IN_CLUSTER_SERVER, name, entry.client.clone(), entry.cache.clone())
-                .with_project(project);
+            let mut renamed =
+                Cluster::new(IN_CLUSTER_SERVER, name, entry.client.clone(), entry.cache.clone())
+                    .with_project(project);
+            renamed.namespaces = entry.namespaces.clone();
             *entry = Arc::new(renamed);
         }
         entry.clone()
@@ -392,12 +453,13 @@ impl Registry {
         config.write_timeout = Some(REMOTE_WRITE_TIMEOUT);
         // The read timeout counts from the request, not from when its pooled connection went idle.
         config.reset_reader_on_write = true;
-        let client = kube::Client::try_from(config)
+        let client = limits::limited_client(config, limits::ClientLimits::of_process())
             .map_err(|e| format!("spec.destination: cluster Secret {}: {e}", parsed.secret_name))?;
         let cache = ClusterCache::new(client.clone(), self.events.clone())
             .with_namespaces(parsed.namespaces.clone())
             .with_cluster_resources(parsed.cluster_resources)
             .with_watch_timeout(REMOTE_WATCH_TIMEOUT);
+        cache.set_tracking(&self.tracking.lock().expect("tracking lock"));
         let mut cluster =
             Cluster::new(&parsed.server, &parsed.name, client, cache).with_project(parsed.project.clone());
         cluster.namespaces = parsed.namespaces.clone();
@@ -410,7 +472,18 @@ impl Registry {
         Ok(cluster)
     }
 
-    /// Every cluster with an entry, for settings that reach all of them (tracking).
+    /// Sets how objects name their application on every cluster's cache, and on those made from now on.
+    /// Under the lock that makes entries: an entry made meanwhile is not missed.
+    pub(crate) fn set_tracking(&self, tracking: &Tracking) {
+        let remote = self.remote.lock().expect("clusters lock");
+        *self.tracking.lock().expect("tracking lock") = tracking.clone();
+        self.in_cluster.lock().expect("in-cluster lock").cache.set_tracking(tracking);
+        for entry in remote.values() {
+            entry.cluster.cache.set_tracking(tracking);
+        }
+    }
+
+    /// Every cluster with an entry.
     pub(crate) fn all(&self) -> Vec<Arc<Cluster>> {
         let in_cluster = self.in_cluster.lock().expect("in-cluster lock").clone();
         let remote = self.remote.lock().expect("clusters lock");
@@ -491,9 +564,11 @@ pub(crate) fn is_cluster_secret(secret: &Secret) -> bool {
         == Some(secret_type::CLUSTER)
 }
 
-/// The in-cluster entry for the client berth runs with.
-pub(crate) fn in_cluster(client: kube::Client, cache: ClusterCache) -> Cluster {
-    Cluster::new(IN_CLUSTER_SERVER, IN_CLUSTER_NAME, client, cache)
+/// The in-cluster entry for the client berth runs with; `namespaces`: a namespaced install's (empty: all).
+pub(crate) fn in_cluster(client: kube::Client, cache: ClusterCache, namespaces: Vec<String>) -> Cluster {
+    let mut cluster = Cluster::new(IN_CLUSTER_SERVER, IN_CLUSTER_NAME, client, cache);
+    cluster.namespaces = namespaces;
+    cluster
 }
 
 /// An error and its causes (`client error (Connect): tcp connect error: Connection refused`): a
@@ -553,7 +628,7 @@ mod tests {
         let client =
             kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap();
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
-        Registry::new(in_cluster(client.clone(), ClusterCache::new(client, events.clone())), events)
+        Registry::new(in_cluster(client.clone(), ClusterCache::new(client, events.clone()), vec![]), events)
     }
 
     #[tokio::test]
@@ -570,12 +645,18 @@ mod tests {
         }
         let unknown =
             registry.resolve(&destination(Some("https://prod.example:6443"), None), [], true).err().unwrap();
-        assert!(
-            unknown.contains("server: cluster \"https://prod.example:6443\" is not configured"),
-            "{unknown}"
+        assert_eq!(
+            unknown,
+            "spec.destination.server: cluster 'https://prod.example:6443' has not been configured"
         );
         let unknown = registry.resolve(&destination(None, Some("prod")), [], true).err().unwrap();
-        assert!(unknown.contains("name: cluster \"prod\" is not configured"), "{unknown}");
+        assert_eq!(unknown, "spec.destination.name: there are no clusters with this name: prod");
+        let both = registry.resolve(&destination(Some(IN_CLUSTER_SERVER), Some("in-cluster")), [], true);
+        assert_eq!(
+            both.err().unwrap(),
+            "spec.destination: application destination can't have both name and server defined: in-cluster \
+             https://kubernetes.default.svc"
+        );
         assert_eq!(
             registry.resolve(&destination(None, None), [], true).err().unwrap(),
             "spec.destination: either server or name must be set"
@@ -649,6 +730,25 @@ mod tests {
         // The answer is remembered (and recorded as the connection state) for the passes that follow.
         assert_eq!(cluster.reachable().await, Err(refusal.clone()));
         assert!(cluster.connection().is_some_and(|c| c.result.is_err()));
+    }
+
+    #[tokio::test]
+    async fn a_name_two_cluster_secrets_answer_to_names_neither() {
+        let registry = registry();
+        let secret = |name: &str, server: &str| {
+            let mut s = cluster_secret(name, serde_json::json!({"name": "prod", "server": server}));
+            s.metadata.uid = Some(name.into());
+            s
+        };
+        let (a, b) = (secret("a", "https://b.example"), secret("b", "https://a.example"));
+        let refusal = registry.resolve(&destination(None, Some("prod")), [&a, &b], true).err().unwrap();
+        assert_eq!(
+            refusal,
+            "spec.destination.name: there are 2 clusters with the same name: [https://a.example https://b.example]"
+        );
+        // By server each is still its own.
+        let by_server = registry.resolve(&destination(Some("https://a.example"), None), [&a, &b], true);
+        assert_eq!(by_server.unwrap().server, "https://a.example");
     }
 
     #[tokio::test]

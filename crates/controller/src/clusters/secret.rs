@@ -577,6 +577,24 @@ impl<'a> SecretData<'a> {
     }
 }
 
+/// A cluster's `config` without its credentials: no password, bearer token, client key, nor the exec
+/// provider's arguments and environment (they may hold secrets too), as Argo CD answers.
+pub fn redacted_config(text: &str) -> Value {
+    let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(text) else {
+        return Value::Object(Map::new());
+    };
+    config.remove("password");
+    config.remove("bearerToken");
+    if let Some(Value::Object(tls)) = config.get_mut("tlsClientConfig") {
+        tls.remove("keyData");
+    }
+    if let Some(Value::Object(exec)) = config.get_mut("execProviderConfig") {
+        exec.remove("args");
+        exec.insert("env".into(), Value::Object(Map::new()));
+    }
+    Value::Object(config)
+}
+
 const REDACTED: &str = "<redacted>";
 
 fn redacted<T>(value: &Option<T>) -> Option<&'static str> {
@@ -1059,5 +1077,19 @@ mod tests {
         assert!(!in_cluster_disabled(&cm("False")));
         assert!(!in_cluster_disabled(&cm("true")));
         assert!(!in_cluster_disabled(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn cluster_configs_lose_every_credential() {
+        let config = serde_json::json!({"username": "u", "password": "p", "bearerToken": "tok",
+            "tlsClientConfig": {"insecure": false, "caData": "CA", "certData": "CERT", "keyData": "KEY"},
+            "execProviderConfig": {"command": "aws", "args": ["--secret", "s"], "env": {"K": "V"}}});
+        let redacted = redacted_config(&config.to_string());
+        assert_eq!(
+            redacted,
+            serde_json::json!({"username": "u", "tlsClientConfig": {"insecure": false, "caData": "CA", "certData": "CERT"},
+                "execProviderConfig": {"command": "aws", "env": {}}})
+        );
+        assert_eq!(redacted_config("not json"), serde_json::json!({}));
     }
 }

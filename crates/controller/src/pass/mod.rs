@@ -538,7 +538,14 @@ impl Controller {
         // An excluded kind is left alone: never compared, never pruned.
         tracked.retain(|(key, _)| !filter.excludes(&key.group, &key.kind, &cluster.server));
         let spec = proj.as_ref().map(|p| &p.spec);
-        project::permitted_live(project, spec, tracked, &cluster.server, &cluster.name)
+        project::permitted_live(
+            project,
+            spec,
+            tracked,
+            &cluster.server,
+            &cluster.name,
+            cluster.project.as_deref(),
+        )
     }
 
     pub(crate) fn requeue_after(&self, name: &str, after: Duration) {

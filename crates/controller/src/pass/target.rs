@@ -4,8 +4,6 @@
 use berth_api::Application;
 use berth_api::application::ApplicationSource;
 use berth_api::codes::ConditionType;
-use berth_api::destination::IN_CLUSTER_SERVER;
-use berth_engine::cache::CacheError;
 use berth_engine::resource::{GroupKind, ResourceKey};
 use berth_engine::sync::{self};
 use berth_repo::git::CommitInfo;
@@ -159,12 +157,11 @@ impl Controller {
             scoped_to,
             namespace,
         )?;
-        let managed = &self.config.namespaces;
-        if !managed.is_empty() && !managed.iter().any(|n| n == namespace) {
-            return Err(format!(
-                "spec.destination.namespace: {namespace:?} is not managed by this namespaced installation \
-                 (it manages {managed:?})"
-            ));
+        if !namespace.is_empty() {
+            let name = app.metadata.name.as_deref().unwrap_or_default();
+            cluster
+                .manages("Application", name, Some(namespace))
+                .map_err(|e| format!("spec.destination.namespace: {e}"))?;
         }
         Ok(sources)
     }
@@ -469,17 +466,6 @@ impl Controller {
             .projects
             .get(&kube::runtime::reflector::ObjectRef::new(project).within(&self.config.namespace));
         let skip_dry_run = has_option(&sync_options(app, None), "SkipDryRunOnMissingResource=true");
-        // A cluster berth manages only some namespaces of (a cluster Secret's `namespaces`, or a namespaced
-        // install for the in-cluster) takes no cluster-scoped object: refused here, so nothing of the app
-        // is applied, rather than when its kind is watched.
-        // With `clusterResources: "true"` it takes them too.
-        let only_namespaces: &[String] = if cluster.server == IN_CLUSTER_SERVER {
-            &self.config.namespaces
-        } else if cluster.cluster_resources {
-            &[]
-        } else {
-            &cluster.namespaces
-        };
         // Kinds defined by CRDs of this same source: known before the cluster serves them.
         let crd_kinds: HashMap<GroupKind, bool> = manifests
             .iter()
@@ -529,11 +515,6 @@ impl Controller {
                 }
             };
             let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            if !namespaced && !only_namespaces.is_empty() {
-                let refusal = CacheError::ClusterScoped(gk.clone(), only_namespaces.to_vec());
-                errors.push(format!("{}: {kind} {name:?}: {refusal}", m.file));
-                continue;
-            }
             let meta = object["metadata"].as_object_mut().expect("rendered objects have metadata");
             if namespaced {
                 if meta.get("namespace").and_then(|n| n.as_str()).unwrap_or_default().is_empty() {
@@ -541,6 +522,13 @@ impl Controller {
                 }
             } else {
                 meta.remove("namespace");
+            }
+            // On a cluster berth manages only some namespaces of, an object elsewhere (or cluster-scoped) is
+            // refused here, naming it, so nothing of the app is applied.
+            let ns = meta.get("namespace").and_then(|n| n.as_str()).filter(|_| namespaced);
+            if let Err(e) = cluster.manages(&kind, &name, ns) {
+                errors.push(format!("{}: {e}", m.file));
+                continue;
             }
             if let Some(proj) = &proj {
                 let proj_name = proj.metadata.name.as_deref().unwrap_or_default();
@@ -554,6 +542,7 @@ impl Controller {
                     ns,
                     &cluster.server,
                     &cluster.name,
+                    cluster.project.as_deref(),
                 ) {
                     errors.push(format!("{}: {e}", m.file));
                     continue;

@@ -347,6 +347,7 @@ async fn project_permits(
         Some(object["metadata"]["namespace"].as_str().unwrap_or_default()),
         berth_api::destination::IN_CLUSTER_SERVER,
         berth_api::destination::IN_CLUSTER_NAME,
+        None,
     )
     .map_err(ApiError::forbidden)
 }

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use berth_api::destination::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use berth_api::secret_type;
 use berth_controller::clusters::same_server;
-use berth_controller::clusters::secret::ClusterSecret;
+use berth_controller::clusters::secret::{ClusterSecret, redacted_config};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -112,24 +112,6 @@ fn cluster_data(body: &Value) -> Result<(String, BTreeMap<String, String>), ApiE
         Some(_) => return Err(ApiError::bad_request("shard must be an integer")),
     }
     Ok((server, data))
-}
-
-/// A cluster's `config` without its credentials: no password, bearer token, client key, nor the exec
-/// provider's arguments and environment (they may hold secrets too), as Argo CD answers.
-fn redacted_config(text: &str) -> Value {
-    let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(text) else {
-        return json!({});
-    };
-    config.remove("password");
-    config.remove("bearerToken");
-    if let Some(Value::Object(tls)) = config.get_mut("tlsClientConfig") {
-        tls.remove("keyData");
-    }
-    if let Some(Value::Object(exec)) = config.get_mut("execProviderConfig") {
-        exec.remove("args");
-        exec.insert("env".into(), json!({}));
-    }
-    Value::Object(config)
 }
 
 /// The comparable form of a stored cluster: Argo CD's keys, `config` re-serialised.
@@ -272,13 +254,20 @@ impl SecretBacked for Clusters {
     }
 }
 
-/// `GET /api/v1/clusters`: in-cluster first, then the declared clusters the caller may get.
+/// `GET /api/v1/clusters`: in-cluster first (unless argocd-cm `cluster.inClusterEnabled` is `"false"`), then
+/// the declared clusters the caller may get.
 pub(super) async fn list_clusters(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    // As Argo CD lists them: without the in-cluster while argocd-cm disables it (unless a Secret declares it).
+    let in_cluster_enabled = shared.controller.get().is_none_or(|c| c.in_cluster_enabled());
     let mut items = Vec::new();
     for (data, secret) in &list_allowed::<Clusters>(&shared, &caller).await? {
+        let server = data.get("server").map_or("", String::as_str);
+        if !in_cluster_enabled && secret.is_none() && is_in_cluster(server) {
+            continue;
+        }
         items.push(cluster_response(&shared, data, secret.as_ref()).await);
     }
     Ok(Json(json!({"metadata": {}, "items": items})))
@@ -340,20 +329,6 @@ mod tests {
         let v6 = cluster_secret_name("https://[fe80::1]:8443").unwrap();
         assert!(v6.starts_with("cluster-fe80--1-"), "{v6}");
         assert!(cluster_secret_name("kube.example.com").is_err());
-    }
-
-    #[test]
-    fn cluster_configs_lose_every_credential() {
-        let config = json!({"username": "u", "password": "p", "bearerToken": "tok",
-            "tlsClientConfig": {"insecure": false, "caData": "CA", "certData": "CERT", "keyData": "KEY"},
-            "execProviderConfig": {"command": "aws", "args": ["--secret", "s"], "env": {"K": "V"}}});
-        let redacted = redacted_config(&config.to_string());
-        assert_eq!(
-            redacted,
-            json!({"username": "u", "tlsClientConfig": {"insecure": false, "caData": "CA", "certData": "CERT"},
-                "execProviderConfig": {"command": "aws", "env": {}}})
-        );
-        assert_eq!(redacted_config("not json"), json!({}));
     }
 
     #[test]

@@ -1,0 +1,72 @@
+//! The pure half of Argo CD's ApplicationSet controller: generators turn their inputs into parameter
+//! sets, and a template stamped with each set becomes an Application. No cluster and no git here: the
+//! caller lists the repository's paths, reads the files and the cluster Secrets, and hands them in.
+//!
+//! - [`params`]: a parameter set (fasttemplate's flat strings, goTemplate's nested values), the
+//!   flattening of a JSON/YAML document and the `values` a generator adds.
+//! - [`template`]: the default fasttemplate rendering of an `ApplicationSetTemplate` into an Application.
+//! - [`generators`]: `list`, `git` (over a listing of the repository), `matrix`, `merge`, and the
+//!   per-generator `selector`.
+//!
+//! Go templates (`goTemplate: true`) and `templatePatch` are not rendered yet: they give
+//! [`Error::GoTemplateUnsupported`] rather than a wrong Application.
+//!
+//! ```
+//! use berth_api::applicationset::{ApplicationSetTemplate, ListGenerator};
+//! use berth_appset::{generators::list, params::TemplateMode, template};
+//! use serde_json::json;
+//!
+//! let list: ListGenerator = serde_json::from_value(json!({
+//!     "elements": [{ "cluster": "prod", "url": "https://prod.k8s" }]
+//! })).unwrap();
+//! let template: ApplicationSetTemplate = serde_json::from_value(json!({
+//!     "metadata": { "name": "web-{{cluster}}" },
+//!     "spec": { "project": "default", "destination": { "server": "{{url}}", "namespace": "web" } }
+//! })).unwrap();
+//! let sets = list::generate(&list, TemplateMode::Fast).unwrap();
+//! let app = template::render(&template, &sets[0]).unwrap();
+//! assert_eq!(app["metadata"]["name"], "web-prod");
+//! assert_eq!(app["spec"]["destination"]["server"], "https://prod.k8s");
+//! ```
+
+pub mod generators;
+pub mod params;
+mod pattern;
+pub mod template;
+
+/// The most parameter sets one generator (or one set's generators together) may produce: past it the
+/// set gets an error instead of thousands of Applications, and existing ones stay as they are.
+pub const MAX_PARAM_SETS: usize = 5_000;
+
+/// Why a generator or a template could not produce Applications; each names the generator or the
+/// template field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A generator's own fields are wrong (`list.elements[2]`, `git.directories[0].path`, `merge.mergeKeys`).
+    #[error("{generator} generator: {field}: {message}")]
+    InvalidGenerator { generator: &'static str, field: String, message: String },
+    /// A generator produced more than [`MAX_PARAM_SETS`] parameter sets.
+    #[error(
+        "{generator} generator: more than {max} parameter sets; refusing to generate that many Applications"
+    )]
+    TooManyParamSets { generator: &'static str, max: usize },
+    /// A template string that cannot be rendered (`spec.source.path`: `{{` without `}}`).
+    #[error("template {field}: {message}")]
+    Template { field: String, message: String },
+    /// The rendered object is not an Application.
+    #[error("generated Application {name:?} is invalid: {message}")]
+    InvalidApplication { name: String, message: String },
+    /// `goTemplate: true` (or a goTemplate-shaped parameter set) where only fasttemplate is implemented.
+    #[error("{what}: goTemplate is not supported yet; use the default fasttemplate syntax")]
+    GoTemplateUnsupported { what: String },
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        generator: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::InvalidGenerator { generator, field: field.into(), message: message.into() }
+    }
+}
