@@ -137,3 +137,121 @@ async fn clusters_show_the_controllers_connection_state_version_and_application_
 fn urlencoding(server: &str) -> String {
     server.replace(':', "%3A").replace('/', "%2F")
 }
+
+/// Waits until the conditions of `app-<cluster>` hold every one of `wanted` (lowercase), and checks they
+/// show no token.
+async fn condition(apps: &Api<berth_api::Application>, cluster: &str, wanted: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let app = apps.get(&format!("app-{cluster}")).await.unwrap();
+        let said = serde_json::to_string(&app.status.map(|s| s.conditions).unwrap_or_default()).unwrap();
+        assert!(!said.contains("s3cret"), "{said}");
+        if wanted.iter().all(|w| said.to_lowercase().contains(w)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app-{cluster}'s conditions never said {wanted:?}: {said}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A cluster Secret with a wrong CA, one with a wrong token (both for the second, real API server) and one
+/// without `server`: each app says what is wrong with its cluster, the wrong ones are `Failed` with a
+/// message, and neither the API nor a condition ever shows the token.
+#[tokio::test]
+async fn a_wrong_ca_a_wrong_token_and_a_missing_server_each_fail_clearly_without_the_token() {
+    let client = client().await;
+    install_crds(&client).await;
+    let path = std::env::var("BERTH_TEST_REMOTE_KUBECONFIG").expect(
+        "BERTH_TEST_REMOTE_KUBECONFIG names the second API server's kubeconfig: run through hack/test",
+    );
+    let remote = berth_testkit::clusters::LocalCluster::open(&path).await;
+    let remote_ca: Value =
+        serde_json::from_str::<Value>(&remote.config).unwrap()["tlsClientConfig"]["caData"].clone();
+    // The control cluster's CA signed none of the remote's certificates.
+    let control = kube::config::Kubeconfig::read().unwrap();
+    let control_ca_file =
+        control.clusters[0].cluster.as_ref().unwrap().certificate_authority.clone().unwrap();
+    let wrong_ca =
+        serde_json::to_value(k8s_openapi::ByteString(std::fs::read(control_ca_file).unwrap())).unwrap();
+    let ns = unique("clusters-bad");
+    ensure_namespace(&client, &ns).await;
+    let dest = unique("clusters-bad-dest");
+    apply(
+        &client,
+        &ns,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": ns},
+            "data": {"berth.repositories.allowFileURLs": "true"}}),
+    )
+    .await;
+    let secret = |name: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns, "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+            "stringData": data})
+    };
+    let config = |ca: &Value, token: &str| {
+        json!({"bearerToken": token, "tlsClientConfig": {"caData": ca}}).to_string()
+    };
+    // The same API server under three names, the wrong-CA one through `localhost` (a server URL is the key).
+    let by_localhost = remote.server.replace("127.0.0.1", "localhost");
+    apply(
+        &client,
+        &ns,
+        secret(
+            "wrong-ca",
+            json!({"name": "wrong-ca", "server": by_localhost, "config": config(&wrong_ca, "tok-ca-s3cret")}),
+        ),
+    )
+    .await;
+    apply(&client, &ns, secret("wrong-token", json!({"name": "wrong-token", "server": remote.server, "config": config(&remote_ca, "tok-wrong-s3cret")}))).await;
+    apply(
+        &client,
+        &ns,
+        secret("no-server", json!({"name": "no-server", "config": config(&remote_ca, "tok-none-s3cret")})),
+    )
+    .await;
+    let repo = GitRepo::new();
+    repo.write(
+        "app/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    repo.commit("one ConfigMap");
+
+    let server = InProcess::start(&client, &ns, Options { controller: true, ..Default::default() }).await;
+    let admin = server.admin(&client, &ns).await;
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    for cluster in ["wrong-ca", "wrong-token", "no-server"] {
+        let mut app = application(&ns, &format!("app-{cluster}"), &repo.url(), IN_CLUSTER, &dest);
+        app["spec"]["destination"] = json!({"name": cluster, "namespace": dest});
+        apply(&client, &ns, app).await;
+    }
+    condition(
+        &apps,
+        "wrong-ca",
+        &["comparisonerror", "cluster \\\"wrong-ca\\\"", "unreachable", "certificate"],
+    )
+    .await;
+    condition(
+        &apps,
+        "wrong-token",
+        &["comparisonerror", "cluster \\\"wrong-token\\\"", "unreachable", "unauthorized"],
+    )
+    .await;
+    condition(&apps, "no-server", &["invalidspecerror", "no-server", "server"]).await;
+
+    let list = admin.call(Method::GET, "/api/v1/clusters", None).await.1;
+    assert!(!list.to_string().contains("s3cret"), "{list}");
+    for (server, wanted) in [(&by_localhost, "certificate"), (&remote.server, "unauthorized")] {
+        let state = &by_server(&list, server)["connectionState"];
+        assert_eq!(state["status"], "Failed", "{list}");
+        let message = state["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(message.contains(wanted), "{message}");
+    }
+    server.stop().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for n in [&ns, &dest] {
+        let _ = namespaces.delete(n, &Default::default()).await;
+    }
+}
