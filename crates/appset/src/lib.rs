@@ -4,12 +4,12 @@
 //!
 //! - [`params`]: a parameter set (fasttemplate's flat strings, goTemplate's nested values), the
 //!   flattening of a JSON/YAML document and the `values` a generator adds.
-//! - [`template`]: the default fasttemplate rendering of an `ApplicationSetTemplate` into an Application.
-//! - [`generators`]: `list`, `git` (over a listing of the repository), `matrix`, `merge`, and the
-//!   per-generator `selector`.
+//! - [`template`]: an `ApplicationSetTemplate` rendered into an Application, with fasttemplate (the
+//!   default) or Go templates (`goTemplate: true`: gotmpl with Argo CD's Sprig subset, `template::go`).
+//! - [`generators`]: `list`, `clusters` (over the cluster Secrets the caller read), `git` (over a listing
+//!   of the repository), `matrix`, `merge`, and the per-generator `selector`.
 //!
-//! Go templates (`goTemplate: true`) and `templatePatch` are not rendered yet: they give
-//! [`Error::GoTemplateUnsupported`] rather than a wrong Application.
+//! `templatePatch` is not applied yet: the caller must refuse a set that has one rather than ignore it.
 //!
 //! ```
 //! use berth_api::applicationset::{ApplicationSetTemplate, ListGenerator};

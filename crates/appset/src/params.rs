@@ -208,12 +208,14 @@ pub fn append_values(
             flat.extend(rendered);
         }
         ParamSet::Nested(nested) => {
-            if let Some(key) = values.iter().find_map(|(key, value)| value.contains("{{").then_some(key)) {
-                return Err(Error::GoTemplateUnsupported {
-                    what: format!("{generator} generator values.{key}"),
-                });
+            // Rendered with the generator's own parameters, never with each other (as the flat form).
+            let options = crate::template::go::Options::default();
+            let mut object = serde_json::Map::new();
+            for (key, value) in values {
+                let text = crate::template::go::render_str(value, nested, &options)
+                    .map_err(|message| Error::invalid(generator, format!("values.{key}"), message))?;
+                object.insert(key.clone(), Value::String(text));
             }
-            let object = values.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
             nested.insert("values".to_string(), Value::Object(object));
         }
     }
@@ -307,10 +309,13 @@ mod tests {
     }
 
     #[test]
-    fn a_templated_value_in_go_mode_is_refused_until_go_templates_exist() {
+    fn a_templated_value_in_go_mode_is_rendered_with_the_generators_params() {
         let mut set = ParamSet::empty(TemplateMode::Go);
-        let err = append_values(&mut set, &[("env".to_string(), "{{.name}}".to_string())].into(), "git");
-        assert!(matches!(err, Err(Error::GoTemplateUnsupported { .. })), "{err:?}");
+        if let ParamSet::Nested(nested) = &mut set {
+            nested.insert("name".to_string(), json!("prod"));
+        }
+        append_values(&mut set, &[("env".to_string(), "{{.name}}-eu".to_string())].into(), "git").unwrap();
+        assert_eq!(set.to_value(), json!({ "name": "prod", "values": { "env": "prod-eu" } }));
     }
 
     #[test]

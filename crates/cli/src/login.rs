@@ -16,8 +16,9 @@ pub struct LoginArgs {
     /// The account (prompted for when missing and stdin is a terminal).
     #[arg(long)]
     username: Option<String>,
-    /// The password (prompted for, unechoed, when missing and stdin is a terminal).
-    #[arg(long)]
+    /// The password (prompted for, unechoed, when missing and stdin is a terminal); from `BERTH_PASSWORD`
+    /// too, which keeps it off the process list.
+    #[arg(long, env = "BERTH_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// Accept any TLS certificate (the server's self-signed default).
     #[arg(long)]

@@ -72,10 +72,13 @@ pub fn interpolate(generator: &NestedGenerator, params: &ParamSet) -> Result<Nes
             Error::Template { field, message } => Error::invalid(GENERATOR, field, message),
             other => other,
         })?,
-        ParamSet::Nested(_) if value.to_string().contains("{{") => {
-            return Err(Error::GoTemplateUnsupported { what: format!("matrix {field}") });
+        ParamSet::Nested(nested) => {
+            crate::template::go::render_value(&value, nested, &crate::template::go::Options::default(), field)
+                .map_err(|e| match e {
+                    Error::Template { field, message } => Error::invalid(GENERATOR, field, message),
+                    other => other,
+                })?
         }
-        ParamSet::Nested(_) => value,
     };
     serde_json::from_value(rendered).map_err(|e| Error::invalid(GENERATOR, field, e.to_string()))
 }

@@ -1,6 +1,7 @@
 //! Generators: each turns its spec (and, for git, the repository's listing) into parameter sets.
 //!
 //! - [`list`]: `elements` and `elementsYaml`;
+//! - [`clusters`]: the cluster Secrets (and the in-cluster) the caller read, by label selector;
 //! - [`git`]: `directories` and `files`, over paths and contents the caller read from the repository;
 //! - [`matrix`]: the product of two children, the second generated once per parameter set of the first
 //!   with that set interpolated into its fields;
@@ -9,6 +10,7 @@
 //!
 //! Each refuses more than [`crate::MAX_PARAM_SETS`] sets.
 
+pub mod clusters;
 pub mod git;
 pub mod list;
 pub mod matrix;

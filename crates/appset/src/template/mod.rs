@@ -2,13 +2,15 @@
 //!
 //! Every string of the template is rendered, map keys too (a label's or an annotation's name): the
 //! metadata's name, namespace, labels, annotations and finalizers, and the whole spec. With no
-//! parameter at all the template is returned as written, as Argo CD does.
+//! parameter at all the template is returned as written, as Argo CD does. Flat parameters use the
+//! default fasttemplate syntax ([`fast`]); nested ones (`goTemplate: true`) Go templates ([`go`]), with
+//! the set's `goTemplateOptions` given as [`go::Options`].
 //!
-//! Not yet: Go templates (`goTemplate: true`, [`crate::Error::GoTemplateUnsupported`]) and
-//! `templatePatch` (a Go-templated patch, so it waits for Go templates; the caller must refuse a set
-//! that has one rather than ignore it).
+//! Not yet: `templatePatch` (the caller must refuse a set that has one rather than ignore it;
+//! [`go::render_str`] renders its text).
 
 pub mod fast;
+pub mod go;
 
 use berth_api::applicationset::{ApplicationSetSyncPolicy, ApplicationSetTemplate};
 use berth_api::{Application, finalizers};
@@ -18,8 +20,19 @@ use crate::Error;
 use crate::params::ParamSet;
 
 /// The Application `template` renders to with `params`, as JSON (`apiVersion`, `kind`, `metadata`,
-/// `spec`); nothing is added that the template does not say.
+/// `spec`); nothing is added that the template does not say. Go templates run with the default options
+/// (a missing key renders as `<no value>`); [`render_with_options`] takes the set's.
 pub fn render(template: &ApplicationSetTemplate, params: &ParamSet) -> Result<Value, Error> {
+    render_with_options(template, params, &go::Options::default())
+}
+
+/// [`render`] with the set's `goTemplateOptions` (`missingkey=error` makes a missing key an error naming
+/// the field and the key); fasttemplate ignores them, as Argo CD does.
+pub fn render_with_options(
+    template: &ApplicationSetTemplate,
+    params: &ParamSet,
+    options: &go::Options,
+) -> Result<Value, Error> {
     let metadata = serde_json::to_value(&template.metadata)
         .map_err(|e| Error::Template { field: "metadata".to_string(), message: e.to_string() })?;
     let spec = serde_json::to_value(&template.spec)
@@ -40,7 +53,16 @@ pub fn render(template: &ApplicationSetTemplate, params: &ParamSet) -> Result<Va
             }
             Ok(rendered)
         }
-        ParamSet::Nested(_) => Err(Error::GoTemplateUnsupported { what: "template".to_string() }),
+        ParamSet::Nested(nested) => {
+            let renderer = go::Renderer::new(nested, *options)
+                .map_err(|message| Error::Template { field: "template".to_string(), message })?;
+            let mut rendered = app;
+            for field in ["metadata", "spec"] {
+                let value = renderer.render_value(&rendered[field], field)?;
+                rendered[field] = value;
+            }
+            Ok(rendered)
+        }
     }
 }
 
@@ -53,7 +75,17 @@ pub fn application(
     params: &ParamSet,
     sync_policy: Option<&ApplicationSetSyncPolicy>,
 ) -> Result<Application, Error> {
-    let rendered = render(template, params)?;
+    application_with_options(template, params, sync_policy, &go::Options::default())
+}
+
+/// [`application`] with the set's `goTemplateOptions` ([`go::Options::parse`]).
+pub fn application_with_options(
+    template: &ApplicationSetTemplate,
+    params: &ParamSet,
+    sync_policy: Option<&ApplicationSetSyncPolicy>,
+    options: &go::Options,
+) -> Result<Application, Error> {
+    let rendered = render_with_options(template, params, options)?;
     let name = rendered["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let mut app: Application = serde_json::from_value(rendered)
         .map_err(|e| Error::InvalidApplication { name: name.clone(), message: e.to_string() })?;
@@ -129,12 +161,41 @@ mod tests {
         assert!(matches!(err, Error::InvalidApplication { .. }), "{err}");
     }
 
+    fn nested(value: Value) -> ParamSet {
+        ParamSet::Nested(value.as_object().expect("an object").clone())
+    }
+
+    /// Argo CD's "Go Template" page: the basic list generator example with `missingkey=error`.
     #[test]
-    fn nested_parameters_are_refused_until_go_templates_exist() {
-        let t = template(json!({ "metadata": { "name": "{{.x}}" }, "spec": { "destination": {} } }));
-        let mut set = ParamSet::empty(TemplateMode::Go);
-        set.insert("x", "y");
-        assert!(matches!(render(&t, &set), Err(Error::GoTemplateUnsupported { .. })));
+    fn nested_parameters_render_the_template_as_go_templates() {
+        let t = template(json!({
+            "metadata": { "name": "{{.cluster}}-guestbook", "labels": { "env-{{ .cluster }}": "{{ .cluster | upper }}" } },
+            "spec": { "project": "my-project",
+                      "source": { "repoURL": "https://github.com/infra-team/cluster-deployments.git",
+                                  "targetRevision": "HEAD", "path": "guestbook/{{.cluster}}" },
+                      "destination": { "server": "{{.url}}", "namespace": "guestbook" } }
+        }));
+        let params = nested(json!({ "cluster": "engineering-dev", "url": "https://1.2.3.4" }));
+        let options = go::Options::parse(&["missingkey=error".to_string()]).unwrap();
+        let app = application_with_options(&t, &params, None, &options).unwrap();
+        assert_eq!(app.metadata.name.as_deref(), Some("engineering-dev-guestbook"));
+        let rendered = render_with_options(&t, &params, &options).unwrap();
+        assert_eq!(rendered["metadata"]["labels"]["env-engineering-dev"], "ENGINEERING-DEV");
+        assert_eq!(rendered["spec"]["source"]["path"], "guestbook/engineering-dev");
+        assert_eq!(rendered["spec"]["destination"]["server"], "https://1.2.3.4");
+    }
+
+    #[test]
+    fn a_missing_key_under_missingkey_error_names_the_field_and_the_key() {
+        let t = template(json!({ "metadata": { "name": "web" },
+            "spec": { "source": { "repoURL": "r", "path": "apps/{{ .nope }}" }, "destination": {} } }));
+        let params = nested(json!({ "cluster": "dev" }));
+        let options = go::Options::parse(&["missingkey=error".to_string()]).unwrap();
+        let err = render_with_options(&t, &params, &options).unwrap_err().to_string();
+        assert!(err.starts_with("template spec.source.path:"), "{err}");
+        assert!(err.contains("nope"), "{err}");
+        let lax = render(&t, &params).unwrap();
+        assert_eq!(lax["spec"]["source"]["path"], "apps/<no value>");
     }
 
     proptest! {
