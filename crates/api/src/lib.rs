@@ -17,6 +17,7 @@ pub mod codes;
 pub mod crd;
 pub mod destination;
 pub mod finalizers;
+pub mod names;
 pub mod project;
 pub mod schema;
 pub mod secret_type;

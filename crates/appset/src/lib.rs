@@ -8,8 +8,9 @@
 //!   default) or Go templates (`goTemplate: true`: gotmpl with Argo CD's Sprig subset, `template::go`).
 //! - [`generators`]: `list`, `clusters` (over the cluster Secrets the caller read), `git` (over a listing
 //!   of the repository), `matrix`, `merge`, and the per-generator `selector`.
-//!
-//! `templatePatch` is not applied yet: the caller must refuse a set that has one rather than ignore it.
+//! - [`set`]: a whole ApplicationSet: every generator, its own template over the set's, the
+//!   `templatePatch` ([`template::patch`]), and the checks on the result as a whole; the caller's I/O
+//!   comes in through [`set::Inputs`].
 //!
 //! ```
 //! use berth_api::applicationset::{ApplicationSetTemplate, ListGenerator};
@@ -32,6 +33,7 @@
 pub mod generators;
 pub mod params;
 mod pattern;
+pub mod set;
 pub mod template;
 
 /// The most parameter sets one generator (or one set's generators together) may produce: past it the

@@ -78,6 +78,7 @@ pub fn generate(
     mode: TemplateMode,
 ) -> Result<Vec<ParamSet>, Error> {
     if !git.directories.is_empty() {
+        check_roots(&git.directories, "directories", false, repo)?;
         let matched = matching_directories(git, &repo.directories)?;
         return directory_params(git, &matched, mode);
     }
@@ -88,6 +89,7 @@ pub fn generate(
             "a git generator needs `directories` or `files`",
         ));
     }
+    check_roots(&git.files, "files", true, repo)?;
     let paths: Vec<String> = repo.files.iter().map(|file| file.path.clone()).collect();
     let matched: BTreeSet<String> = matching_files(git, &paths, globbing)?.into_iter().collect();
     let files: Vec<RepoFile> =
@@ -130,6 +132,35 @@ pub fn matching_files(
     matched.sort();
     matched.dedup();
     Ok(matched)
+}
+
+/// Refuses an include pattern whose fixed part names a folder the repository does not have: a typo or a
+/// moved folder is an error on the set, not zero parameter sets that would delete every Application. The
+/// fixed part is the pattern's segments before the first one with a wildcard (for a file pattern, without
+/// the file name); a pattern whose wildcards have nothing left to match is fine (its folder exists).
+fn check_roots(items: &[GitPathItem], field: &str, files: bool, repo: &RepoListing) -> Result<(), Error> {
+    let inside = |path: &str, folder: &str| {
+        path == folder || path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/'))
+    };
+    let exists = |folder: &str| {
+        repo.directories.iter().any(|d| inside(d, folder))
+            || repo.files.iter().any(|f| inside(&f.path, folder))
+    };
+    for (index, item) in items.iter().enumerate().filter(|(_, item)| item.exclude != Some(true)) {
+        let segments: Vec<&str> = item.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let literal = segments.iter().take_while(|s| !s.contains(['*', '?', '[', '{', '\\'])).count();
+        let folder_len = if files && literal == segments.len() { literal.saturating_sub(1) } else { literal };
+        let folder = segments[..folder_len].join("/");
+        if folder.is_empty() || folder == "." || exists(&folder) {
+            continue;
+        }
+        return Err(Error::invalid(
+            GENERATOR,
+            format!("{field}[{index}].path"),
+            format!("{:?}: the repository has no folder {folder:?} at this revision", item.path),
+        ));
+    }
+    Ok(())
 }
 
 fn compile(

@@ -5,12 +5,11 @@
 //! parameter at all the template is returned as written, as Argo CD does. Flat parameters use the
 //! default fasttemplate syntax ([`fast`]); nested ones (`goTemplate: true`) Go templates ([`go`]), with
 //! the set's `goTemplateOptions` given as [`go::Options`].
-//!
-//! Not yet: `templatePatch` (the caller must refuse a set that has one rather than ignore it;
-//! [`go::render_str`] renders its text).
+//! The set's `templatePatch` is applied after, by [`patch`].
 
 pub mod fast;
 pub mod go;
+pub mod patch;
 
 use berth_api::applicationset::{ApplicationSetSyncPolicy, ApplicationSetTemplate};
 use berth_api::{Application, finalizers};
