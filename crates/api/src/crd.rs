@@ -2,8 +2,8 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceColumnDefinition, CustomResourceDefinition, CustomResourceDefinitionNames,
-    CustomResourceDefinitionSpec, CustomResourceDefinitionVersion, CustomResourceSubresources,
-    CustomResourceValidation, JSONSchemaProps,
+    CustomResourceDefinitionSpec, CustomResourceDefinitionVersion, CustomResourceSubresourceStatus,
+    CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
 };
 use kube::core::ObjectMeta;
 use schemars::JsonSchema;
@@ -122,12 +122,33 @@ fn build<K: JsonSchema>(names: Names) -> CustomResourceDefinition {
                 schema: Some(CustomResourceValidation { open_api_v3_schema: Some(schema) }),
                 subresources: names
                     .status_subresource
-                    .then(|| CustomResourceSubresources { status: Some(Default::default()), scale: None }),
+                    // An empty object: a null (the type's default) is dropped by the API server, and the
+                    // status subresource with it.
+                    .then(|| CustomResourceSubresources {
+                        status: Some(CustomResourceSubresourceStatus(serde_json::json!({}))),
+                        scale: None,
+                    }),
                 additional_printer_columns: (!names.columns.is_empty()).then_some(names.columns),
                 ..Default::default()
             }],
             ..Default::default()
         },
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod subresource_tests {
+    /// The ApplicationSet CRD has a status subresource (its controller writes status through it); the
+    /// API server keeps it only when it is an object, never a null.
+    #[test]
+    fn the_applicationset_crd_has_a_status_subresource_that_survives_serialization() {
+        let crd = serde_json::to_value(super::application_set()).unwrap();
+        assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));
+        let app = serde_json::to_value(super::application()).unwrap();
+        assert!(
+            app["spec"]["versions"][0]["subresources"].is_null(),
+            "Applications have none, as in Argo CD"
+        );
     }
 }

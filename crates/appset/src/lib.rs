@@ -55,20 +55,17 @@ pub enum Error {
     /// A template string that cannot be rendered (`spec.source.path`: `{{` without `}}`).
     #[error("template {field}: {message}")]
     Template { field: String, message: String },
+    /// Two generated Applications have one name (Argo CD's message): neither is written.
+    #[error("ApplicationSet {set} contains applications with duplicate name: {name}")]
+    DuplicateName { set: String, name: String },
     /// The rendered object is not an Application.
     #[error("generated Application {name:?} is invalid: {message}")]
     InvalidApplication { name: String, message: String },
-    /// `goTemplate: true` (or a goTemplate-shaped parameter set) where only fasttemplate is implemented.
-    #[error("{what}: goTemplate is not supported yet; use the default fasttemplate syntax")]
-    GoTemplateUnsupported { what: String },
 }
 
 impl Error {
-    pub(crate) fn invalid(
-        generator: &'static str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Error {
+    /// A generator's field is wrong, or an input it needs could not be read (named as its field).
+    pub fn invalid(generator: &'static str, field: impl Into<String>, message: impl Into<String>) -> Error {
         Error::InvalidGenerator { generator, field: field.into(), message: message.into() }
     }
 }

@@ -114,7 +114,7 @@ pub fn generate(set: &ApplicationSet, inputs: &dyn Inputs) -> Result<Vec<Applica
             }
         }
     }
-    check_names(&apps)?;
+    check_names(set, &apps)?;
     Ok(apps)
 }
 
@@ -307,7 +307,7 @@ fn merge_over(base: &mut Value, over: &Value) {
 }
 
 /// Every generated name is a valid Kubernetes object name and appears once, as Argo CD requires.
-fn check_names(apps: &[Application]) -> Result<(), Error> {
+fn check_names(set: &ApplicationSet, apps: &[Application]) -> Result<(), Error> {
     let mut seen = BTreeSet::new();
     for app in apps {
         let name = app.metadata.name.as_deref().unwrap_or_default();
@@ -315,10 +315,8 @@ fn check_names(apps: &[Application]) -> Result<(), Error> {
             return Err(Error::InvalidApplication { name: name.to_string(), message });
         }
         if !seen.insert(name) {
-            return Err(Error::InvalidApplication {
-                name: name.to_string(),
-                message: format!("ApplicationSet contains applications with duplicate name: {name}"),
-            });
+            let set = set.metadata.name.clone().unwrap_or_default();
+            return Err(Error::DuplicateName { set, name: name.to_string() });
         }
     }
     Ok(())
@@ -472,7 +470,7 @@ mod tests {
                       "template": { "metadata": { "name": "web-{{env}}" }, "spec": { "destination": {} } } }
         }));
         let err = generate(&s, &NoInputs).unwrap_err().to_string();
-        assert!(err.contains("duplicate name: web-a"), "{err}");
+        assert_eq!(err, "ApplicationSet s contains applications with duplicate name: web-a");
     }
 
     #[test]

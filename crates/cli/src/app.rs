@@ -376,7 +376,7 @@ async fn resources_view(client: &Client, app: &Application) -> String {
 
 async fn create(client: &Client, args: CreateArgs) -> Result<()> {
     let apps = match &args.file {
-        Some(path) => read_applications(path)?,
+        Some(path) => read_manifests(path, "Application")?,
         None => vec![application_from_flags(&args)?],
     };
     for app in apps {
@@ -393,32 +393,34 @@ async fn create(client: &Client, args: CreateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The Applications of a YAML or JSON file (several documents allowed).
-fn read_applications(path: &std::path::Path) -> Result<Vec<Value>> {
+/// The objects of `kind` in a YAML or JSON file (several documents allowed; `-` is stdin): each must be
+/// of that kind (a document without `kind` is taken as one) and named. `berth app create -f` and
+/// `berth appset create|generate -f` read their files here.
+pub(crate) fn read_manifests(path: &std::path::Path, kind: &str) -> Result<Vec<Value>> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading stdin")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    parse_applications(&text).with_context(|| format!("reading {}", path.display()))
+    parse_manifests(&text, kind).with_context(|| format!("reading {}", path.display()))
 }
 
-fn parse_applications(text: &str) -> Result<Vec<Value>> {
+pub(crate) fn parse_manifests(text: &str, kind: &str) -> Result<Vec<Value>> {
     let documents: Vec<Value> = serde_saphyr::from_multiple(text).context("parsing YAML")?;
-    let apps: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
-    for (i, app) in apps.iter().enumerate() {
-        let kind = app.get("kind").and_then(Value::as_str).unwrap_or("Application");
-        if kind != "Application" {
-            bail!("document {} is a {kind}, not an Application", i + 1);
+    let objects: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
+    for (i, object) in objects.iter().enumerate() {
+        let found = object.get("kind").and_then(Value::as_str).unwrap_or(kind);
+        if found != kind {
+            bail!("document {} is of kind {found}, not {kind}", i + 1);
         }
-        if app.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
             bail!("document {} has no metadata.name", i + 1);
         }
     }
-    if apps.is_empty() {
-        bail!("no Application in the file");
+    if objects.is_empty() {
+        bail!("no {kind} in the file");
     }
-    Ok(apps)
+    Ok(objects)
 }
 
 fn application_from_flags(args: &CreateArgs) -> Result<Value> {
@@ -791,11 +793,11 @@ mod tests {
 
     #[test]
     fn create_reads_every_application_of_a_file_and_refuses_other_kinds() {
-        let apps = parse_applications("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\n---\nkind: Application\nmetadata:\n  name: b\n").unwrap();
+        let apps = parse_manifests("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\n---\nkind: Application\nmetadata:\n  name: b\n", "Application").unwrap();
         assert_eq!(apps.len(), 2);
-        let error = parse_applications("kind: AppProject\nmetadata:\n  name: p\n").unwrap_err();
-        assert_eq!(error.to_string(), "document 1 is a AppProject, not an Application");
-        assert!(parse_applications("").is_err());
+        let error = parse_manifests("kind: AppProject\nmetadata:\n  name: p\n", "Application").unwrap_err();
+        assert_eq!(error.to_string(), "document 1 is of kind AppProject, not Application");
+        assert!(parse_manifests("", "Application").is_err());
     }
 
     #[test]

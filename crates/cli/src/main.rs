@@ -10,6 +10,7 @@ mod app;
 mod app_actions;
 mod app_set;
 mod app_view;
+mod appset;
 mod client;
 mod cluster;
 mod context;
@@ -47,6 +48,8 @@ enum Command {
     Context(login::ContextArgs),
     /// Manage applications.
     App(app::AppArgs),
+    /// Manage ApplicationSets.
+    Appset(appset::AppsetArgs),
     /// Manage projects.
     Proj(proj::ProjArgs),
     /// Manage repository connections.
@@ -83,6 +86,7 @@ async fn main() -> Result<ExitCode> {
         Command::Logout(args) => login::logout(args).map(|()| ExitCode::SUCCESS),
         Command::Context(args) => login::context(args).map(|()| ExitCode::SUCCESS),
         Command::App(args) => app::run(args).await,
+        Command::Appset(args) => appset::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Proj(args) => proj::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Repo(args) => repo::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster::run(args).await.map(|()| ExitCode::SUCCESS),

@@ -4,6 +4,7 @@
 //! Reading order: `Controller::run` wires watches, the poll ticker and the workers; `pass/` is one
 //! application's pass (target state → compare → operation or auto-sync → status).
 
+pub mod appset;
 pub mod clusters;
 mod credentials;
 pub mod events;
@@ -131,6 +132,8 @@ pub struct Controller {
     tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
     seen: Mutex<HashMap<String, u64>>,
     recorder: kube::runtime::events::Recorder,
+    /// The ApplicationSets and their own queue.
+    appsets: appset::AppSets,
 }
 
 impl Controller {
@@ -188,6 +191,26 @@ impl Controller {
                 let _ = config_tx.send(());
             },
         );
+        // ApplicationSets of the control namespace; a change generates the set again.
+        let appset_queue: Arc<queue::Queue> = Arc::default();
+        let set_queue = appset_queue.clone();
+        let (appset_store, _appsets_ready) = spawn_reflector(
+            Api::<berth_api::ApplicationSet>::namespaced(client.clone(), &ns),
+            watcher::Config::default(),
+            None::<fn(&berth_api::ApplicationSet) -> bool>,
+            {
+                // Only what the set says, not the status berth writes, asks for a generation.
+                let seen = Mutex::new(HashMap::<String, u64>::new());
+                move |set: &berth_api::ApplicationSet| {
+                    let key = appset::key_of(set);
+                    let fingerprint = appset::fingerprint(set);
+                    if seen.lock().expect("seen lock").insert(key.clone(), fingerprint) != Some(fingerprint) {
+                        set_queue.push(&key, Level::Refresh);
+                    }
+                }
+            },
+        );
+        let cmd_params = read_cmd_params(&client, &ns).await;
         let controller = Arc::new(Controller {
             git: GitCache::new(&config.cache_dir),
             client: client.clone(),
@@ -207,6 +230,7 @@ impl Controller {
             tool_versions: std::sync::OnceLock::new(),
             seen: Mutex::default(),
             recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
+            appsets: appset::AppSets::new(appset_store, appset_queue, cmd_params),
         });
         controller.config.view.fill(&controller);
         controller.ensure_default_project().await;
@@ -232,6 +256,7 @@ impl Controller {
             while config_rx.recv().await.is_some() {
                 while config_rx.try_recv().is_ok() {}
                 c.requeue_all(Level::Refresh);
+                c.appsets_inputs_changed();
             }
         });
         // Application changes (not our own status writes) queue a refresh.
@@ -239,6 +264,8 @@ impl Controller {
         tasks.spawn(async move {
             while let Some(app) = app_rx.recv().await {
                 c.application_changed(&app);
+                let deleted = c.application(&c.instance_of(&app)).is_none();
+                c.appset_application_changed(&app, deleted);
             }
         });
         // A tracked object changed: compare its application again (self-heal reacts here).
@@ -252,6 +279,8 @@ impl Controller {
         });
         tasks.spawn(controller.clone().poll());
         tasks.spawn(controller.clone().watch_clusters());
+        tasks.spawn(controller.clone().poll_appsets());
+        tasks.spawn(controller.clone().run_appsets());
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..controller.config.workers.max(1) {
             let c = controller.clone();
@@ -356,6 +385,7 @@ impl Controller {
         let changed = **self.settings.read().expect("settings lock") != settings;
         *self.settings.write().expect("settings lock") = Arc::new(settings);
         if changed {
+            self.appsets_inputs_changed();
             // A new polling period or new ignore rules apply from the next pass of every application.
             for m in self.memo.lock().expect("memo lock").values_mut() {
                 m.next_refresh = None;
@@ -509,6 +539,22 @@ async fn application_namespaces(
         tracing::warn!(%pattern, "application namespaces: regular expressions are not supported; the entry matches nothing");
     }
     allowed
+}
+
+/// argocd-cmd-params-cm's data, read once at start (its keys are process flags in Argo CD: a change
+/// needs a restart there too); empty when it is missing or unreadable.
+async fn read_cmd_params(
+    client: &kube::Client,
+    namespace: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(instance::CMD_PARAMS_CM).await {
+        Ok(cm) => cm.and_then(|cm| cm.data).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read {}: ApplicationSets use the defaults", instance::CMD_PARAMS_CM);
+            Default::default()
+        }
+    }
 }
 
 /// Starts a reflector and returns its store and a future that resolves once the initial list is in;

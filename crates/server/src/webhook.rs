@@ -279,6 +279,30 @@ pub fn affected_apps<'a>(
     affected_apps
 }
 
+/// The ApplicationSets a push should generate again: those with a git generator (at any depth of matrix
+/// or merge) on the pushed repository and revision, by the same rules as [`affected_apps`] (changed paths
+/// aside: a new folder is what a directories generator is waiting for).
+pub fn affected_applicationsets<'a>(
+    event: &PushEvent,
+    sets: impl IntoIterator<Item = &'a berth_api::ApplicationSet>,
+) -> Vec<&'a berth_api::ApplicationSet> {
+    let event_repos: Vec<String> = event.repo_urls.iter().map(|repo| url::location(repo)).collect();
+    sets.into_iter()
+        .filter(|set| {
+            let generators = serde_json::to_value(&set.spec.generators).unwrap_or_default();
+            let mut affected = false;
+            berth_controller::appset::walk_generators(&generators, &mut |kind, spec| {
+                let repo = spec.get("repoURL").and_then(serde_json::Value::as_str).unwrap_or_default();
+                let revision = spec.get("revision").and_then(serde_json::Value::as_str);
+                affected |= kind == "git"
+                    && event_repos.contains(&url::location(repo))
+                    && revision_matches(revision, event);
+            });
+            affected
+        })
+        .collect()
+}
+
 /// The provider and its event name, from the provider's event header.
 fn detect_provider(headers: &HeaderMap) -> Result<(Provider, String), WebhookError> {
     // Gogs first: Gitea sends X-Gogs-Event and X-GitHub-Event together, signed the Gogs way.

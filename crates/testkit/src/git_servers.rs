@@ -328,12 +328,12 @@ fn keygen(path: &Path, comment: &str) {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Random hex digits, `bytes` of them in pairs (the standard library's per-process random keys).
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut out = String::new();
     while out.len() < bytes * 2 {
         let n = std::collections::hash_map::RandomState::new().build_hasher().finish();

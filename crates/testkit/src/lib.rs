@@ -1,9 +1,11 @@
 //! What berth's integration tests share: a client for the real local cluster that fails loudly when it
 //! is missing, polling with a deadline (never a sleep as synchronisation), the CRDs, namespaces, unique
-//! names and git repositories made on disk, and real git servers to serve them ([`git_servers`]).
+//! names and git repositories made on disk, real git servers to serve them ([`git_servers`]) and a real
+//! Gitea for the pull request and SCM provider generators ([`gitea`]).
 
 pub mod clusters;
 pub mod git_servers;
+pub mod gitea;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -154,8 +156,14 @@ impl GitRepo {
         self
     }
 
+    /// Removes a file, or a folder with everything in it.
     pub fn remove(&self, path: &str) -> &Self {
-        std::fs::remove_file(self.dir.path().join(path)).unwrap();
+        let full = self.dir.path().join(path);
+        if full.is_dir() {
+            std::fs::remove_dir_all(full).unwrap()
+        } else {
+            std::fs::remove_file(full).unwrap()
+        }
         self
     }
 

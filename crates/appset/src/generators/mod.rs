@@ -6,6 +6,8 @@
 //! - [`matrix`]: the product of two children, the second generated once per parameter set of the first
 //!   with that set interpolated into its fields;
 //! - [`merge`]: the first child's sets, overridden by the others' sets that share their `mergeKeys`;
+//! - [`pull_request`]: the open pull requests the caller listed from a provider (Gitea, GitHub …);
+//! - [`scm_provider`]: the repositories and branches the caller listed from a provider;
 //! - [`selector`]: a generator's `selector`, a label selector over each parameter set.
 //!
 //! Each refuses more than [`crate::MAX_PARAM_SETS`] sets.
@@ -15,6 +17,8 @@ pub mod git;
 pub mod list;
 pub mod matrix;
 pub mod merge;
+pub mod pull_request;
+pub mod scm_provider;
 pub mod selector;
 
 use crate::{Error, MAX_PARAM_SETS};

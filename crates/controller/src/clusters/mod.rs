@@ -573,7 +573,7 @@ pub(crate) fn in_cluster(client: kube::Client, cache: ClusterCache, namespaces: 
 
 /// An error and its causes (`client error (Connect): tcp connect error: Connection refused`): a
 /// transport error's own text rarely says what went wrong.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -198,6 +198,25 @@ impl ClusterSecret {
         })
     }
 
+    /// What the ApplicationSet clusters generator reads of a cluster Secret: `name`, `server`, `project`,
+    /// labels and annotations, straight from the data as Argo CD does, so a Secret whose `config` is
+    /// unusable still yields its parameters (the Applications generated for it then report the connection
+    /// error). `None` when a key is not text or `server` is missing.
+    pub fn for_generator(secret: &Secret) -> Option<berth_appset::generators::clusters::Cluster> {
+        let data = SecretData::of(secret);
+        let server = data.text("server").ok()?.trim_end_matches('/');
+        if server.is_empty() {
+            return None;
+        }
+        Some(berth_appset::generators::clusters::Cluster {
+            name: data.text("name").ok()?.to_string(),
+            server: server.to_string(),
+            project: data.text("project").ok().filter(|p| !p.is_empty()).map(String::from),
+            labels: secret.metadata.labels.clone().unwrap_or_default(),
+            annotations: secret.metadata.annotations.clone().unwrap_or_default(),
+        })
+    }
+
     /// Whether this Secret stands for the cluster berth runs in. Argo CD reaches that one with its own
     /// service account, not with this Secret's TLS or plugin settings: see [`Self::in_cluster_config`].
     pub fn is_in_cluster(&self) -> bool {

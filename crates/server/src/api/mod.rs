@@ -17,6 +17,7 @@ use kube::runtime::reflector;
 use std::sync::Arc;
 
 mod actions;
+mod applicationsets;
 mod apps;
 mod badge;
 mod error;
@@ -231,6 +232,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
             axum::routing::delete(operations::terminate_operation),
         )
         .route("/api/v1/applications/{name}/syncwindows", get(windows::application_sync_windows))
+        .route(
+            "/api/v1/applicationsets",
+            get(applicationsets::list_applicationsets)
+                .post(applicationsets::create_applicationset)
+                .layer(whole_app),
+        )
+        .route(
+            "/api/v1/applicationsets/generate",
+            axum::routing::post(applicationsets::generate_applicationset).layer(whole_app),
+        )
+        .route(
+            "/api/v1/applicationsets/{name}",
+            get(applicationsets::get_applicationset).delete(applicationsets::delete_applicationset),
+        )
+        .route("/api/v1/applicationsets/{name}/resource-tree", get(applicationsets::resource_tree))
         .route("/api/v1/projects", get(apps::list_projects))
         .route("/api/v1/projects/{name}", get(projects::get_project).put(projects::update_project))
         .route("/api/webhook", axum::routing::post(refresh::webhook))

@@ -48,7 +48,19 @@ pub(super) async fn webhook(
         request_refresh(&shared, app, false).await;
         names.push(qualified_name(&shared, app));
     }
-    Ok(Json(serde_json::json!({"refreshed": names})))
+    // ApplicationSets whose git generators read the pushed revision generate again (only with a
+    // controller in this process: Argo CD's sets have no refresh annotation a remote controller reads).
+    let mut sets_refreshed = Vec::new();
+    if let Some(controller) = shared.controller.get() {
+        let sets = controller.applicationsets();
+        let keys: Vec<String> = crate::webhook::affected_applicationsets(&event, sets.iter().map(|s| &**s))
+            .into_iter()
+            .map(berth_controller::appset::key_of)
+            .collect();
+        controller.refresh_applicationsets(&keys);
+        sets_refreshed = keys;
+    }
+    Ok(Json(serde_json::json!({"refreshed": names, "applicationSets": sets_refreshed})))
 }
 
 /// Refreshes an application: straight into the queue of the controller running in this process (no write
