@@ -365,3 +365,113 @@ async fn a_rolling_sync_holds_prod_until_staging_is_healthy() {
     .await;
     bench.cleanup().await;
 }
+
+/// The seed's estate: prod and staging, two independent API servers (the first two of
+/// `BERTH_TEST_ESTATE_KUBECONFIGS`, which `hack/test` starts), registered by cluster Secrets labelled
+/// `env`; the demo's repositories (`hack/demo-repos`: the seed's layout `apps/web/{base,overlays/{prod,
+/// staging}}` and the chart with its value files). The seed's web-multi-env set, unchanged but for its
+/// URLs, puts web-prod and web-staging each on its own cluster with its own values; one set per
+/// environment (git directories × clusters by label) puts prod-web and staging-web there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_sets_deploy_each_environment_to_its_own_cluster() {
+    use berth_testkit::clusters::LocalCluster;
+    use k8s_openapi::api::core::v1::Secret;
+    let bench = Bench::start("appset-estate").await;
+    let estate = LocalCluster::from_env_list("BERTH_TEST_ESTATE_KUBECONFIGS").await;
+    assert!(
+        estate.len() >= 2,
+        "BERTH_TEST_ESTATE_KUBECONFIGS names at least prod's and staging's kubeconfigs"
+    );
+    let (prod, staging) = (&estate[0], &estate[1]);
+    for (cluster, env) in [(prod, "prod"), (staging, "staging")] {
+        let mut data = cluster.secret_data();
+        data["name"] = env.into();
+        let body = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("cluster-{env}"), "namespace": bench.namespace,
+                         "labels": {"argocd.argoproj.io/secret-type": "cluster", "env": env}},
+            "stringData": data});
+        Api::<Secret>::namespaced(bench.client.clone(), &bench.namespace)
+            .patch(&format!("cluster-{env}"), &PatchParams::apply("berth-test"), &Patch::Apply(&body))
+            .await
+            .unwrap();
+    }
+    let repos = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../hack/demo-repos"))
+        .arg(repos.path())
+        .status()
+        .unwrap();
+    assert!(made.success(), "hack/demo-repos");
+    let manifests = format!("file://{}/k8s-manifests", repos.path().display());
+    let charts = format!("file://{}/charts", repos.path().display());
+
+    // The seed's set, its URLs only replaced.
+    let seed = std::fs::read_to_string(seed_dir().join("applicationset-web-multi-env.yaml")).unwrap();
+    let seed = seed
+        .replace("https://github.com/myorg/charts", &charts)
+        .replace("https://prod.k8s", &prod.server)
+        .replace("https://staging.k8s", &staging.server);
+    let set: Value = serde_saphyr::from_str(&seed).unwrap();
+    apply_set(&bench, set).await;
+    // One set per environment over the manifest repository, as the demo applies them.
+    let suffix = unique("e");
+    for env in ["prod", "staging"] {
+        apply_set(&bench, json!({
+            "metadata": {"name": format!("apps-{env}")},
+            "spec": {
+                "generators": [{"matrix": {"generators": [
+                    {"clusters": {"selector": {"matchLabels": {"env": env}}}},
+                    {"git": {"repoURL": manifests, "revision": "main",
+                             "directories": [{"path": "apps/*/overlays/{{metadata.labels.env}}"}]}}
+                ]}}],
+                "template": {
+                    "metadata": {"name": "{{name}}-{{path[1]}}"},
+                    "spec": {"project": "default",
+                             "source": {"repoURL": manifests, "targetRevision": "main", "path": "{{path}}"},
+                             "destination": {"name": "{{name}}", "namespace": format!("{{{{path[1]}}}}-{suffix}")},
+                             "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}}
+                }
+            }
+        }))
+        .await;
+    }
+    wait_names(&bench, &["prod-web", "staging-web", "web-prod", "web-staging"]).await;
+
+    // The seed's apps have no automated sync: synced once, as `argocd app sync` does.
+    for app in ["web-prod", "web-staging"] {
+        let done = bench.operate(app, json!({"sync": {"syncOptions": ["CreateNamespace=true"]}})).await;
+        assert_eq!(phase(&done), "Succeeded", "{app}: {}", done["status"]["operationState"]);
+    }
+    for app in ["web-prod", "web-staging", "prod-web", "staging-web"] {
+        bench.wait_app(app, "Synced and Healthy", synced_healthy).await;
+    }
+    // Each on its own cluster, with its own values: read from that cluster's API server.
+    for (cluster, app, replicas, tag) in
+        [(prod, "web-prod", 3, "v1.2.3"), (staging, "web-staging", 1, "v1.2.4")]
+    {
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "web");
+        let web = deployments.get(app).await.unwrap().spec.unwrap();
+        assert_eq!(web.replicas, Some(replicas), "{app} on {}", cluster.name);
+        let image = web.template.spec.unwrap().containers[0].image.clone().unwrap();
+        assert_eq!(image, format!("myorg/web:{tag}"), "{app} on {}", cluster.name);
+        let other = if cluster.name == prod.name { staging } else { prod };
+        let elsewhere: Api<Deployment> = Api::namespaced(other.client.clone(), "web");
+        assert!(elsewhere.get_opt(app).await.unwrap().is_none(), "{app} only on its own cluster");
+    }
+    for (cluster, replicas) in [(prod, 3), (staging, 1)] {
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &format!("web-{suffix}"));
+        let web = deployments.get("web").await.unwrap();
+        assert_eq!(web.spec.unwrap().replicas, Some(replicas), "the overlay's web on {}", cluster.name);
+    }
+    // Deleting the sets deletes their Applications, and with them what they deployed.
+    sets(&bench).delete("web-multi-env", &DeleteParams::foreground()).await.unwrap();
+    for env in ["prod", "staging"] {
+        sets(&bench).delete(&format!("apps-{env}"), &DeleteParams::foreground()).await.unwrap();
+    }
+    wait_names(&bench, &[]).await;
+    for cluster in [prod, staging] {
+        let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(cluster.client.clone())
+            .delete(&format!("web-{suffix}"), &DeleteParams::background())
+            .await;
+    }
+    bench.cleanup().await;
+}

@@ -1609,4 +1609,39 @@ mod tests {
         ];
         assert_eq!(names(affected_apps(&event, &apps)), ["http", "ssh"]);
     }
+
+    /// A push to the repository and branch a set's git generator reads (in a matrix, over another URL
+    /// spelling) generates that set again; a set on another branch or repository, or with no git
+    /// generator, is left alone.
+    #[test]
+    fn a_push_reaches_the_sets_whose_git_generators_read_that_revision() {
+        let event = parse(
+            &headers(&[("X-GitHub-Event", "push")]),
+            &github_push(),
+            &secrets(&[]),
+            DEFAULT_MAX_PAYLOAD_BYTES,
+        )
+        .unwrap();
+        let set = |name: &str, generators: Value| -> berth_api::ApplicationSet {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"generators": generators, "template": {"metadata": {}, "spec": {"destination": {}}}}}))
+            .unwrap()
+        };
+        let git = |repo: &str, revision: &str| json!({"git": {"repoURL": repo, "revision": revision, "directories": [{"path": "apps/*"}]}});
+        let sets = [
+            set(
+                "nested",
+                json!([{"matrix": {"generators": [{"clusters": {}}, git("git@github.com:acme/deploy", "main")]}}]),
+            ),
+            set("head", json!([git("https://github.com/Acme/deploy.git", "HEAD")])),
+            set("other-branch", json!([git("https://github.com/Acme/deploy.git", "release")])),
+            set("other-repo", json!([git("https://github.com/Acme/charts.git", "main")])),
+            set("list", json!([{"list": {"elements": [{"repoURL": "https://github.com/Acme/deploy.git"}]}}])),
+        ];
+        let names: Vec<&str> = affected_applicationsets(&event, &sets)
+            .into_iter()
+            .map(|s| s.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["nested", "head"]);
+    }
 }
