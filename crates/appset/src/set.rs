@@ -103,8 +103,8 @@ pub fn generate(set: &ApplicationSet, inputs: &dyn Inputs) -> Result<Vec<Applica
     let mut apps = Vec::new();
     for (index, generator) in spec.generators.iter().enumerate() {
         let sets = top_level(generator, mode, inputs).map_err(|e| in_generator(e, index))?;
-        let template = match own_template(generator) {
-            Some(own) => merge_template(&spec.template, own)?,
+        let template = match own_template(generator).map_err(|e| in_generator(e, index))? {
+            Some(own) => merge_template(&spec.template, &own)?,
             None => spec.template.clone(),
         };
         for params in &sets {
@@ -258,16 +258,34 @@ fn leaf(leaf: &LeafGenerators, mode: TemplateMode, inputs: &dyn Inputs) -> Resul
     selector::apply(leaf, kind, sets)
 }
 
-/// A generator's own `template`, which overrides the set's.
-fn own_template(generator: &ApplicationSetGenerator) -> Option<&ApplicationSetTemplate> {
+/// A generator's own `template`, which overrides the set's (the free-form generators' too).
+fn own_template(generator: &ApplicationSetGenerator) -> Result<Option<ApplicationSetTemplate>, Error> {
     let leaf = &generator.leaf;
-    leaf.list
+    let typed = leaf
+        .list
         .as_ref()
         .and_then(|g| g.template.as_ref())
         .or_else(|| leaf.clusters.as_ref().and_then(|g| g.template.as_ref()))
         .or_else(|| leaf.git.as_ref().and_then(|g| g.template.as_ref()))
         .or_else(|| generator.matrix.as_ref().and_then(|g| g.template.as_ref()))
-        .or_else(|| generator.merge.as_ref().and_then(|g| g.template.as_ref()))
+        .or_else(|| generator.merge.as_ref().and_then(|g| g.template.as_ref()));
+    if let Some(template) = typed {
+        return Ok(Some(template.clone()));
+    }
+    let free = [
+        ("pullRequest", &leaf.pull_request),
+        ("scmProvider", &leaf.scm_provider),
+        ("clusterDecisionResource", &leaf.cluster_decision_resource),
+        ("plugin", &leaf.plugin),
+    ];
+    for (kind, spec) in free {
+        if let Some(template) = spec.as_ref().and_then(|s| s.get("template")) {
+            return serde_json::from_value(template.clone())
+                .map(Some)
+                .map_err(|e| Error::invalid(kind, "template", e.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// `over` merged over `base` as Argo CD merges a generator's template over the set's: every field `over`
@@ -572,5 +590,38 @@ mod tests {
             "spec": { "generators": [{ "list": { "elements": elements } }],
                       "template": { "metadata": { "name": "a-{{i}}" }, "spec": { "destination": {} } } } }));
         assert!(matches!(generate(&s, &NoInputs), Err(Error::TooManyParamSets { .. })));
+    }
+
+    /// A generator that asks a service (here a pull-request generator answered by the caller) may carry
+    /// its own template too, as the typed ones do.
+    #[test]
+    fn a_service_generators_own_template_overrides_the_sets() {
+        struct OnePull;
+        impl Inputs for OnePull {
+            fn clusters(&self) -> Result<Vec<Cluster>, Error> {
+                Ok(Vec::new())
+            }
+            fn repository(&self, generator: &GitGenerator) -> Result<RepoListing, Error> {
+                NoInputs.repository(generator)
+            }
+            fn service(
+                &self,
+                kind: &'static str,
+                _spec: &Value,
+                mode: TemplateMode,
+            ) -> Result<Vec<ParamSet>, Error> {
+                assert_eq!((kind, mode), ("pullRequest", TemplateMode::Fast));
+                Ok(vec![ParamSet::Flat([("number".to_string(), "7".to_string())].into())])
+            }
+        }
+        let s = set(json!({ "metadata": { "name": "s" },
+            "spec": { "generators": [{ "pullRequest": { "gitea": { "owner": "o", "repo": "r", "api": "https://g" },
+                                                      "template": { "metadata": {}, "spec": { "project": "previews", "destination": {} } } } }],
+                      "template": { "metadata": { "name": "preview-{{number}}" }, "spec": { "project": "default", "destination": {} } } } }));
+        let apps = generate(&s, &OnePull).unwrap();
+        assert_eq!(
+            (apps[0].metadata.name.as_deref(), apps[0].spec.project.as_str()),
+            (Some("preview-7"), "previews")
+        );
     }
 }

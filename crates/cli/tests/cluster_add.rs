@@ -176,6 +176,20 @@ async fn cluster_add_installs_the_manager_account_and_its_token_deploys_an_app_t
     )
     .await
     .ok();
+    // The same cluster again with a label (an ApplicationSet's clusters generator selects on it): upsert
+    // adds it to the Secret, as Argo CD's does.
+    cli.run_with(
+        &["cluster", "add", &remote.context, "--name", "remote", "--yes", "--upsert", "--label", "env=prod"],
+        &[("KUBECONFIG", &remote.kubeconfig)],
+    )
+    .await
+    .ok();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let labelled = secrets
+        .list(&ListParams::default().labels("argocd.argoproj.io/secret-type=cluster,env=prod"))
+        .await
+        .unwrap();
+    assert_eq!(labelled.items.len(), 1, "the cluster Secret carries env=prod");
 
     // An Application whose destination is the cluster's name syncs there.
     let repo = GitRepo::new();

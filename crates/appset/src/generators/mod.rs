@@ -2,6 +2,7 @@
 //!
 //! - [`list`]: `elements` and `elementsYaml`;
 //! - [`clusters`]: the cluster Secrets (and the in-cluster) the caller read, by label selector;
+//! - [`cluster_decision`]: the clusters named in the status of resources the caller read (duck typing);
 //! - [`git`]: `directories` and `files`, over paths and contents the caller read from the repository;
 //! - [`matrix`]: the product of two children, the second generated once per parameter set of the first
 //!   with that set interpolated into its fields;
@@ -12,6 +13,7 @@
 //!
 //! Each refuses more than [`crate::MAX_PARAM_SETS`] sets.
 
+pub mod cluster_decision;
 pub mod clusters;
 pub mod git;
 pub mod list;

@@ -1,6 +1,7 @@
 //! What an ApplicationSet's generators read, from this controller: the cluster Secrets it watches, the
 //! repositories through its git cache (with the credentials the set's project may use), and the services
-//! of the pull-request and SCM generators. The generators themselves are pure (berth-appset); they run on
+//! of the pull-request and SCM generators (`scm.rs`) and the duck-typed resources of clusterDecisionResource
+//! (`decisions.rs`). The generators themselves are pure (berth-appset); they run on
 //! a blocking thread and reach the async reads here through the runtime's handle.
 
 use berth_api::applicationset::GitGenerator;
@@ -173,6 +174,18 @@ impl berth_appset::set::Inputs for LiveInputs {
 
     fn service(&self, kind: &'static str, spec: &Value, mode: TemplateMode) -> Result<Vec<ParamSet>, Error> {
         let client = &self.controller.client;
+        if kind == "clusterDecisionResource" {
+            // Argo CD reads the ConfigMap and the resources in its own namespace, whatever the set's.
+            let clusters = berth_appset::set::Inputs::clusters(self)?;
+            return self.handle.block_on(super::decisions::decision_params(
+                client,
+                &self.controller.config.namespace,
+                spec,
+                &clusters,
+                self.in_cluster_enabled(),
+                mode,
+            ));
+        }
         self.handle.block_on(super::scm::service_params(
             client,
             &self.namespace,

@@ -12,6 +12,7 @@
 //! Writes go to the API server and come back through the Application watch, which is also where the
 //! status stage reads them: berth never trusts its own record of what it wrote.
 
+pub mod decisions;
 pub mod inputs;
 pub mod plan;
 pub mod rollout;

@@ -217,7 +217,13 @@ pub(super) async fn upsert<K: SecretBacked>(
         return Ok(created);
     };
     let current = K::stored(&existing);
-    if current == *data {
+    // Labels and annotations the request gives (a cluster's `env=prod`) are part of what it asks for.
+    let missing = |want: &Option<BTreeMap<String, String>>, have: &Option<BTreeMap<String, String>>| {
+        want.iter().flatten().any(|(k, v)| have.as_ref().and_then(|h| h.get(k)) != Some(v))
+    };
+    let metadata_differs = missing(&secret.metadata.labels, &existing.metadata.labels)
+        || missing(&secret.metadata.annotations, &existing.metadata.annotations);
+    if current == *data && !metadata_differs {
         return Ok(existing);
     }
     if !upsert {
@@ -228,7 +234,16 @@ pub(super) async fn upsert<K: SecretBacked>(
     }
     require(shared, caller, K::RBAC_RESOURCE, "update", &object_of::<K>(&current))?;
     require(shared, caller, K::RBAC_RESOURCE, "update", &object)?;
-    rewrite_secret(shared, &existing, K::keys(), data).await?;
+    if current != *data {
+        rewrite_secret(shared, &existing, K::keys(), data).await?;
+    }
+    if metadata_differs {
+        let patch = json!({"metadata": {"labels": secret.metadata.labels, "annotations": secret.metadata.annotations}});
+        secrets(shared)
+            .patch(secret_name(&existing), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_error)?;
+    }
     tracing::info!(kind = K::NOUN, id = %logged, user = %caller.name, "settings object updated");
     secrets(shared).get(secret_name(&existing)).await.map_err(kube_error)
 }
