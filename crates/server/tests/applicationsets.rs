@@ -369,3 +369,57 @@ async fn generate_answers_the_applications_the_set_would_create_and_writes_nothi
     assert!(stored.get_opt("web").await.unwrap().is_none());
     server.stop().await;
 }
+
+/// A push for the repository and branch a set's git generator reads generates the set again at once: the
+/// set polls only hourly here, so only the push can make the new folder's Application appear in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_push_on_the_webhook_generates_the_sets_reading_that_branch() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = unique("appsets-push");
+    ensure_namespace(&client, &ns).await;
+    allow_file_urls(&client, &ns).await;
+    let server = InProcess::start(&client, &ns, Options { controller: true, ..Default::default() }).await;
+    let repo = GitRepo::new();
+    repo.write("apps/web/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n");
+    repo.commit("web");
+    let sets: Api<berth_api::ApplicationSet> = Api::namespaced(client.clone(), &ns);
+    let set = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "apps", "namespace": ns},
+        "spec": {
+            "generators": [{"git": {"repoURL": repo.url(), "revision": "main", "requeueAfterSeconds": 3600,
+                                    "directories": [{"path": "apps/*"}]}}],
+            "template": {"metadata": {"name": "{{path.basename}}"},
+                         "spec": {"project": "default",
+                                  "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "{{path}}"},
+                                  "destination": {"server": "https://kubernetes.default.svc", "namespace": ns}}}}});
+    sets.patch("apps", &PatchParams::apply("berth-test"), &Patch::Apply(&set)).await.unwrap();
+    let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &ns);
+    poll("the set's first Application", Duration::from_secs(30), || async {
+        apps.get_opt("web").await.unwrap().is_some()
+    })
+    .await;
+
+    repo.write("apps/api/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\n");
+    let after = repo.commit("api");
+    let url = repo.url();
+    let push = json!({"ref": "refs/heads/main", "before": "0".repeat(40), "after": after,
+        "repository": {"html_url": url, "clone_url": url, "default_branch": "main"},
+        "commits": [{"added": ["apps/api/cm.yaml"], "modified": [], "removed": []}]});
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/api/webhook", server.base))
+        .header("X-GitHub-Event", "push")
+        .json(&push)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["applicationSets"], json!([format!("{ns}/apps")]), "{answer}");
+    poll("the new folder's Application, after the push", Duration::from_secs(10), || async {
+        apps.get_opt("api").await.unwrap().is_some()
+    })
+    .await;
+    server.stop().await;
+}
