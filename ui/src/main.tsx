@@ -4,11 +4,13 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getSettings, logout, userInfo } from './api/applications';
 import { loginPath } from './api/client';
 import { ApplicationDetail } from './pages/ApplicationDetail';
+import { ApplicationSetDetail } from './pages/ApplicationSetDetail';
+import { ApplicationSetsList } from './pages/ApplicationSetsList';
 import { ApplicationsList } from './pages/ApplicationsList';
 import { ClustersPage } from './pages/Clusters';
 import { Login, Logo } from './pages/Login';
 import { appRefIn } from './lib/application';
-import { CLUSTERS_PATH, navigate, onLinkClick, useLocation } from './router';
+import { APPLICATIONSETS_PATH, CLUSTERS_PATH, navigate, onLinkClick, useLocation } from './router';
 import './styles.css';
 
 function App() {
@@ -39,6 +41,7 @@ function App() {
 
   useEffect(() => {
     if (path === '/' || path === '/applications/') navigate('/applications', { replace: true });
+    else if (path === `${APPLICATIONSETS_PATH}/`) navigate(APPLICATIONSETS_PATH, { replace: true });
     else if (path === '/settings' || path === '/settings/' || path === `${CLUSTERS_PATH}/`) navigate(CLUSTERS_PATH, { replace: true });
     else if (user === null && path !== '/login') navigate(loginPath(), { replace: true });
   }, [path, user]);
@@ -57,9 +60,21 @@ function App() {
   const match = /^\/applications\/(?:([^/]+)\/)?([^/]+)\/?$/.exec(path);
   const name = match?.[2];
   const namespace = match?.[1];
+  // `/applicationsets/{name}` or `/applicationsets/{namespace}/{name}`, as for apps.
+  const setMatch = /^\/applicationsets\/(?:([^/]+)\/)?([^/]+)\/?$/.exec(path);
+  const setName = setMatch?.[2];
   let page;
   if (path === '/applications') page = <ApplicationsList query={query} controlNamespace={control.namespace} />;
   else if (path === CLUSTERS_PATH) page = <ClustersPage />;
+  else if (path === APPLICATIONSETS_PATH) page = <ApplicationSetsList controlNamespace={control.namespace} />;
+  else if (setName)
+    page = (
+      <ApplicationSetDetail
+        key={path}
+        setRef={appRefIn(decodeURIComponent(setName), setMatch[1] && decodeURIComponent(setMatch[1]), control.namespace)}
+        controlNamespace={control.namespace}
+      />
+    );
   else if (name)
     page = (
       <ApplicationDetail
@@ -93,10 +108,17 @@ function App() {
         <nav aria-label="Main">
           <a
             href="/applications"
-            aria-current={path.startsWith('/applications') ? 'page' : undefined}
+            aria-current={path === '/applications' || path.startsWith('/applications/') ? 'page' : undefined}
             onClick={(e) => onLinkClick(e, '/applications')}
           >
             Applications
+          </a>
+          <a
+            href={APPLICATIONSETS_PATH}
+            aria-current={path.startsWith(APPLICATIONSETS_PATH) ? 'page' : undefined}
+            onClick={(e) => onLinkClick(e, APPLICATIONSETS_PATH)}
+          >
+            ApplicationSets
           </a>
           <a
             href={CLUSTERS_PATH}

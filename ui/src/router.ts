@@ -6,6 +6,9 @@ const CHANGE = 'berth:navigate';
 /** The clusters page, where Argo CD's UI has it (Settings › Clusters). */
 export const CLUSTERS_PATH = '/settings/clusters';
 
+/** The ApplicationSets list; a set's page is under it. */
+export const APPLICATIONSETS_PATH = '/applicationsets';
+
 export function navigate(to: string, options: { replace?: boolean } = {}): void {
   const here = location.pathname + location.search;
   if (to === here) return;

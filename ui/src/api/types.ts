@@ -13,7 +13,17 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** An Application an ApplicationSet generated names the set here (kind `ApplicationSet`). */
+  ownerReferences?: OwnerReference[] | null;
   managedFields?: unknown;
+}
+
+export interface OwnerReference {
+  apiVersion?: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  controller?: boolean;
 }
 
 export interface ApplicationSource {
@@ -291,4 +301,72 @@ export interface Cluster {
 
 export interface ClusterList {
   items?: Cluster[] | null;
+}
+
+/** `True`, `False` or `Unknown`, as Kubernetes conditions say it. */
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** An ApplicationSet's condition: `ErrorOccurred`, `ParametersGenerated`, `ResourcesUpToDate`, `RolloutProgressing`. */
+export interface ApplicationSetCondition {
+  type: string;
+  status: ConditionStatus;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+/** Where one generated Application is in a RollingSync: `Waiting` → `Pending` → `Progressing` → `Healthy`. */
+export type RolloutStatus = 'Waiting' | 'Pending' | 'Progressing' | 'Healthy';
+
+export interface ApplicationSetApplicationStatus {
+  application: string;
+  /** A {@link RolloutStatus}; kept a string, as a newer controller may write another. */
+  status?: string;
+  /** The step (1-based, as a string) the app falls in; `-1` when no step selects it. */
+  step?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  targetRevisions?: string[];
+}
+
+/** One Application a set owns, as its `status.resources` lists it. */
+export interface ApplicationSetResource {
+  kind?: string;
+  namespace?: string;
+  name: string;
+  status?: SyncStatusCode;
+  health?: HealthStatus | null;
+}
+
+export interface RolloutMatchExpression {
+  key: string;
+  operator: string;
+  values?: string[];
+}
+
+export interface RolloutStep {
+  matchExpressions?: RolloutMatchExpression[] | null;
+  maxUpdate?: number | string;
+}
+
+/** The set, as the UI reads it: generators are kept as sent (only their kinds are shown). */
+export interface ApplicationSet {
+  metadata: ObjectMeta;
+  spec: {
+    goTemplate?: boolean;
+    generators?: Record<string, unknown>[] | null;
+    template?: { metadata?: { name?: string; labels?: Record<string, string> }; spec?: Partial<ApplicationSpec> };
+    strategy?: { type?: string; rollingSync?: { steps?: RolloutStep[] | null } };
+    syncPolicy?: { preserveResourcesOnDeletion?: boolean; applicationsSync?: string };
+  };
+  status?: {
+    conditions?: ApplicationSetCondition[] | null;
+    applicationStatus?: ApplicationSetApplicationStatus[] | null;
+    resources?: ApplicationSetResource[] | null;
+    resourcesCount?: number;
+  };
+}
+
+export interface ApplicationSetList {
+  items?: ApplicationSet[] | null;
 }

@@ -1,5 +1,5 @@
 // Sync, health and connection icons: a shape and a colour each, with the status as text for screen readers.
-import type { ConnectionStatus, HealthStatusCode, SyncStatusCode } from '../api/types';
+import type { ConnectionStatus, HealthStatusCode, RolloutStatus, SyncStatusCode } from '../api/types';
 
 type IconProps = { size?: number; label?: boolean };
 
@@ -110,6 +110,25 @@ export function ConnectionStatusIcon({ status, size = 16, label = false }: IconP
     <span class="status" data-connection={s}>
       <Icon shape={shape} tone={tone} size={size} title={label ? '' : `Connection: ${s}`} />
       {label ? <span class="status-text">{s}</span> : null}
+    </span>
+  );
+}
+
+const rolloutLook: Record<RolloutStatus, [string, string]> = {
+  Waiting: ['pause', 'muted'],
+  Pending: ['spin', 'muted'],
+  Progressing: ['spin', 'info'],
+  Healthy: ['heart', 'ok'],
+};
+
+/** Where an Application is in its set's RollingSync: Waiting, Pending, Progressing or Healthy. */
+export function RolloutStatusIcon({ status, size = 16 }: { status: string | undefined; size?: number }) {
+  const s = status && status in rolloutLook ? (status as RolloutStatus) : undefined;
+  const [shape, tone] = s ? rolloutLook[s] : ['question', 'muted'];
+  return (
+    <span class="status" data-rollout={status ?? 'Unknown'}>
+      <Icon shape={shape} tone={tone} size={size} title="" />
+      <span class="status-text">{status ?? 'Unknown'}</span>
     </span>
   );
 }

@@ -27,6 +27,7 @@ import { OperationPanel, SyncDialog } from '../components/SyncDialog';
 import { SyncWindowsCard, useSyncWindows, windowVerdict } from '../components/SyncWindows';
 import { TabPanel, Tabs } from '../components/Tabs';
 import {
+  appRefIn,
   clusterOf,
   healthStatus,
   isAutoSync,
@@ -40,6 +41,7 @@ import {
   syncStatus,
   windowWait,
 } from '../lib/application';
+import { ownerSet, setRoute } from '../lib/applicationset';
 import { diffItem } from '../lib/manifests';
 import { formatTime, timeAgo, useNow } from '../lib/time';
 import { useClusterNames } from '../lib/useClusters';
@@ -287,6 +289,7 @@ export function ApplicationDetail(props: {
         </div>
       </div>
 
+      <OwnerSet app={app} controlNamespace={controlNamespace} />
       {deleted ? (
         <p class="banner banner-warn" role="status">
           This application was deleted.{' '}
@@ -377,6 +380,21 @@ export function ApplicationDetail(props: {
         <DeleteDialog app={ref} onClose={() => setOverlay(undefined)} onDeleted={() => navigate('/applications')} />
       ) : null}
     </div>
+  );
+}
+
+/** The set that generated the app, when one did: changes to the app belong in the set's template. */
+function OwnerSet({ app, controlNamespace }: { app: Application; controlNamespace?: string }) {
+  const owner = ownerSet(app);
+  if (!owner) return null;
+  const path = setRoute(appRefIn(owner.name, app.metadata.namespace, controlNamespace));
+  return (
+    <p class="owner-set muted" data-testid="app-set">
+      ApplicationSet:{' '}
+      <a href={path} onClick={(e) => onLinkClick(e, path)}>
+        {owner.name}
+      </a>
+    </p>
   );
 }
 

@@ -7,6 +7,7 @@ import {
   HEALTH_ORDER,
   SYNC_ORDER,
   appRef,
+  appRefIn,
   appRoute,
   clusterMatches,
   clusterOf,
@@ -20,6 +21,7 @@ import {
   syncStatus,
   windowWait,
 } from '../lib/application';
+import { ownerSet, setRoute } from '../lib/applicationset';
 import { timeAgo, useNow } from '../lib/time';
 import { useApplications } from '../lib/useApplications';
 import { useClusterNames } from '../lib/useClusters';
@@ -398,7 +400,10 @@ function Tile({
   const src = primarySource(app);
   const sync = syncStatus(app);
   const health = healthStatus(app);
-  const { label, path } = labelOf(app, useContext(ControlNamespace));
+  const control = useContext(ControlNamespace);
+  const { label, path } = labelOf(app, control);
+  const owner = ownerSet(app);
+  const set = owner && { name: owner.name, path: setRoute(appRefIn(owner.name, app.metadata.namespace, control)) };
   const target = clusterOf(app, useContext(Clusters));
   const waiting = windowWait(app);
   return (
@@ -453,6 +458,12 @@ function Tile({
         )}
       </dl>
     </a>
+    {/* A sibling of the tile's link, not inside it (a link in a link is invalid), laid over its last row. */}
+    {set ? (
+      <a class="tile-set" href={set.path} data-testid="tile-set" onClick={(e) => onLinkClick(e, set.path)}>
+        ApplicationSet: {set.name}
+      </a>
+    ) : null}
     </div>
   );
 }
