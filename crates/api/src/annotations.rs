@@ -5,6 +5,13 @@
 /// removes it once the refresh is done.
 pub const REFRESH: &str = "argocd.argoproj.io/refresh";
 
+/// Argo CD notifications' record of what it already sent for an Application (an ApplicationSet never
+/// overwrites it).
+pub const NOTIFIED: &str = "notified.notifications.argoproj.io";
+
+/// A request to hydrate an Application's source (an ApplicationSet never overwrites it, as the refresh).
+pub const HYDRATE: &str = "argocd.argoproj.io/hydrate";
+
 /// `;`-separated repository paths (relative to the source's `path`, or `/`-rooted; glob patterns allowed)
 /// whose changes concern the Application; see `berth_repo::paths::WatchedPaths`.
 pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";

@@ -132,10 +132,25 @@ fn stamp(
         .map_err(|e| Error::InvalidApplication { name: name.clone(), message: e.to_string() })?;
     let patched = patch::apply(value, text, params, options)?;
     let patched_name = patched["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    serde_json::from_value(patched).map_err(|e| Error::InvalidApplication {
+    let patched: Application = serde_json::from_value(patched).map_err(|e| Error::InvalidApplication {
         name: patched_name,
         message: format!("after templatePatch: {e}"),
-    })
+    })?;
+    Ok(generated_fields(patched))
+}
+
+/// Only what a template may say of an Application, as Argo CD copies it: the name, namespace, labels,
+/// annotations, finalizers and spec. A patch that writes `operation` (a sync "initiated by" anyone),
+/// `status`, owner references or any other field of the object changes nothing.
+fn generated_fields(app: Application) -> Application {
+    let mut kept = Application { spec: app.spec, ..Default::default() };
+    let meta = app.metadata;
+    kept.metadata.name = meta.name;
+    kept.metadata.namespace = meta.namespace;
+    kept.metadata.labels = meta.labels;
+    kept.metadata.annotations = meta.annotations;
+    kept.metadata.finalizers = meta.finalizers;
+    kept
 }
 
 /// Prefixes a generator's error with its place in `spec.generators`.
@@ -623,5 +638,19 @@ mod tests {
             (apps[0].metadata.name.as_deref(), apps[0].spec.project.as_str()),
             (Some("preview-7"), "previews")
         );
+    }
+
+    /// A templatePatch cannot forge what a template may not say: an operation, a status, owner references.
+    #[test]
+    fn a_template_patch_reaches_only_the_fields_a_template_may_set() {
+        let s = set(json!({ "metadata": { "name": "s" },
+            "spec": { "goTemplate": true,
+                      "generators": [{ "list": { "elements": [{ "env": "prod" }] } }],
+                      "templatePatch": "metadata:\n  labels: {env: prod}\n  ownerReferences: [{apiVersion: v1, kind: Secret, name: x, uid: u}]\n  uid: forged\noperation:\n  initiatedBy: {username: admin}\n  sync: {}\nstatus:\n  sync: {status: Synced}\n",
+                      "template": { "metadata": { "name": "web-{{ .env }}" }, "spec": { "destination": {} } } } }));
+        let app = &generate(&s, &NoInputs).unwrap()[0];
+        assert_eq!(app.metadata.labels.as_ref().unwrap()["env"], "prod", "a label is the template's to set");
+        assert!(app.operation.is_none() && app.status.is_none());
+        assert!(app.metadata.owner_references.is_none() && app.metadata.uid.is_none());
     }
 }

@@ -38,6 +38,14 @@ fn has_credentials(c: &Credentials) -> bool {
     c.username.is_some() || c.password.is_some() || c.ssh_private_key.is_some()
 }
 
+/// The credentials for `url` that belong to no project: only global repository and repo-creds Secrets,
+/// never a project-scoped one (an ApplicationSet whose template's project is an expression reads its git
+/// generators' repositories with these).
+pub fn for_url_unscoped<'a>(url: &str, secrets: impl IntoIterator<Item = &'a Secret>) -> Credentials {
+    // No AppProject can be named "/" (names are DNS labels), so every scoped Secret is another project's.
+    for_url(url, "/", secrets)
+}
+
 /// The credentials an application of `project` uses for `url`, or none (anonymous) when no secret
 /// matches. A `repository` secret for the URL wins; when it carries no credentials of its own, the best
 /// `repo-creds` template lends them (Argo CD's credential templates). Another project's secret is

@@ -204,7 +204,9 @@ impl Controller {
                 move |set: &berth_api::ApplicationSet| {
                     let key = appset::key_of(set);
                     let fingerprint = appset::fingerprint(set);
-                    if seen.lock().expect("seen lock").insert(key.clone(), fingerprint) != Some(fingerprint) {
+                    let changed =
+                        seen.lock().expect("seen lock").insert(key.clone(), fingerprint) != Some(fingerprint);
+                    if changed || appset::asks_for_refresh(set) {
                         set_queue.push(&key, Level::Refresh);
                     }
                 }
@@ -280,7 +282,11 @@ impl Controller {
         tasks.spawn(controller.clone().poll());
         tasks.spawn(controller.clone().watch_clusters());
         tasks.spawn(controller.clone().poll_appsets());
-        tasks.spawn(controller.clone().run_appsets());
+        // Two ApplicationSet workers: a set whose generators wait on a slow server holds up no other
+        // (the queue never gives one set to both).
+        for _ in 0..2 {
+            tasks.spawn(controller.clone().run_appsets());
+        }
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..controller.config.workers.max(1) {
             let c = controller.clone();

@@ -475,3 +475,30 @@ async fn the_seeds_sets_deploy_each_environment_to_its_own_cluster() {
     }
     bench.cleanup().await;
 }
+
+/// A templatePatch that moves an Application into a project none of the set's templates names is refused
+/// (a condition names it) and nothing is created; the set's other Applications are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_patch_cannot_move_an_application_into_another_project() {
+    let bench = Bench::start("appset-escape").await;
+    let set = json!({
+        "metadata": {"name": "escape"},
+        "spec": {
+            "goTemplate": true,
+            "generators": [{"list": {"elements": [{"env": "dev", "project": "default"}, {"env": "ops", "project": "admin-only"}]}}],
+            "templatePatch": "spec:\n  project: '{{ .project }}'\n",
+            "template": {"metadata": {"name": "escape-{{ .env }}"},
+                         "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc", "namespace": "x"},
+                                  "source": {"repoURL": "https://example.com/repo.git", "path": "."}}}
+        }
+    });
+    apply_set(&bench, set).await;
+    let set = wait_set(&bench, "escape", "the escape refused", |s| {
+        set_condition(s, "ErrorOccurred").starts_with("True")
+    })
+    .await;
+    let condition = set_condition(&set, "ErrorOccurred");
+    assert!(condition.contains("escape-ops") && condition.contains("admin-only"), "{condition}");
+    wait_names(&bench, &["escape-dev"]).await;
+    bench.cleanup().await;
+}

@@ -1,7 +1,8 @@
 //! The `pullRequest` and `scmProvider` generators against a real Gitea (built by `hack/deps`, started by
 //! berth-testkit) with their token in a Secret on the real local cluster: the parameters Argo CD names,
 //! the provider's label filter, a closed pull request gone, `pathsExist` asked of the repositories, and
-//! the settings and failures an operator sees (a disallowed API URL, a wrong token that never shows).
+//! the settings and failures an operator sees (a disallowed API URL, a wrong token that never shows, a
+//! `tokenRef` to argocd-secret or a repository Secret refused without showing what they hold).
 
 use berth_appset::params::{ParamSet, TemplateMode};
 use berth_controller::appset::scm::service_params;
@@ -16,14 +17,26 @@ use std::collections::BTreeMap;
 async fn namespace_with_token(client: &kube::Client, token: &str) -> String {
     let namespace = unique("gitea");
     ensure_namespace(client, &namespace).await;
+    put_secret(client, &namespace, "gitea-token", &json!({}), "token", token).await;
+    namespace
+}
+
+/// The Secret `name` in `namespace` with `labels`, holding `value` under `key`.
+async fn put_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    labels: &Value,
+    key: &str,
+    value: &str,
+) {
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "gitea-token", "namespace": namespace},
-        "stringData": {"token": token}});
-    Api::<Secret>::namespaced(client.clone(), &namespace)
-        .patch("gitea-token", &PatchParams::apply("berth-test"), &Patch::Apply(&secret))
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "stringData": {key: value}});
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(name, &PatchParams::apply("berth-test"), &Patch::Apply(&secret))
         .await
         .unwrap();
-    namespace
 }
 
 async fn delete_namespace(client: &kube::Client, namespace: &str) {
@@ -268,6 +281,28 @@ async fn settings_and_a_wrong_token_give_clear_errors_that_never_show_the_token(
             .unwrap_err()
             .to_string();
     assert!(err.contains(&format!("the Secret {namespace}/absent does not exist")), "{err}");
+
+    // Berth's and Argo CD's own Secrets and other credentials are never a token, and never shown.
+    let server_key = "dummy-server-secretkey-4f1c9a0e7b2d";
+    let repo_password = "dummy-repo-password-8d3e1f0a";
+    put_secret(&client, &namespace, "argocd-secret", &json!({}), "server.secretkey", server_key).await;
+    let repository = json!({"argocd.argoproj.io/secret-type": "repository"});
+    put_secret(&client, &namespace, "repo-web", &repository, "password", repo_password).await;
+    for (name, key, value, why) in [
+        ("argocd-secret", "server.secretkey", server_key, "is berth's and Argo CD's own"),
+        ("repo-web", "password", repo_password, "holds Argo CD credentials of another kind"),
+    ] {
+        let mut theft = spec(&gitea.url());
+        theft["gitea"]["tokenRef"] = json!({ "secretName": name, "key": key });
+        let err =
+            service_params(&client, &namespace, "pullRequest", &theft, TemplateMode::Fast, &no_settings())
+                .await
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(&format!("the Secret {namespace}/{name} {why}")), "{err}");
+        assert!(!err.contains(value), "the Secret's value shows in the error");
+    }
+
     let github = json!({ "github": { "owner": "acme", "repo": "web" } });
     let err = service_params(&client, &namespace, "pullRequest", &github, TemplateMode::Fast, &no_settings())
         .await

@@ -256,6 +256,12 @@ async fn applicationsets_rbac_is_by_the_templates_project_and_the_list_hides_wha
     // A project dev may not create in is refused before its existence is checked.
     let (status, _) = dev.call(Method::POST, "/api/v1/applicationsets", Some(appset("api", "missing"))).await;
     assert_eq!(status, 403);
+    // So is a generator's own template naming such a project, under a set in dev's own.
+    let mut sneaky = appset("sneaky", "team-a");
+    sneaky["spec"]["generators"][0]["list"]["template"] =
+        json!({"metadata": {}, "spec": {"project": "default", "destination": {}}});
+    let (status, body) = dev.call(Method::POST, "/api/v1/applicationsets", Some(sneaky)).await;
+    assert_eq!(status, 403, "{body}");
     let (status, body) =
         dev.call(Method::POST, "/api/v1/applicationsets?upsert=true", Some(appset("web", "default"))).await;
     assert_eq!(status, 403, "{body}");
@@ -406,17 +412,14 @@ async fn a_git_push_on_the_webhook_generates_the_sets_reading_that_branch() {
     let push = json!({"ref": "refs/heads/main", "before": "0".repeat(40), "after": after,
         "repository": {"html_url": url, "clone_url": url, "default_branch": "main"},
         "commits": [{"added": ["apps/api/cm.yaml"], "modified": [], "removed": []}]});
-    let answer: Value = reqwest::Client::new()
+    let answer = reqwest::Client::new()
         .post(format!("{}/api/webhook", server.base))
         .header("X-GitHub-Event", "push")
         .json(&push)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(answer["applicationSets"], json!([format!("{ns}/apps")]), "{answer}");
+    assert_eq!(answer.status().as_u16(), 200);
     poll("the new folder's Application, after the push", Duration::from_secs(10), || async {
         apps.get_opt("api").await.unwrap().is_some()
     })

@@ -9,6 +9,7 @@
 //!
 //! [`cluster_decision`]: berth_appset::generators::cluster_decision
 
+use berth_api::names::check_subdomain;
 use berth_appset::Error;
 use berth_appset::generators::cluster_decision::{self, DuckType, Generator};
 use berth_appset::generators::clusters::Cluster;
@@ -58,8 +59,8 @@ pub async fn decision_params(
 
 /// The ConfigMap `name` of `namespace`, read and checked.
 async fn duck_type(client: &kube::Client, namespace: &str, name: &str) -> Result<DuckType, Error> {
-    if !is_dns_subdomain(name) {
-        return Err(Error::invalid(GENERATOR, "configMapRef", format!("{name:?} is not a ConfigMap name")));
+    if let Err(e) = check_subdomain(name) {
+        return Err(Error::invalid(GENERATOR, "configMapRef", format!("not a ConfigMap name: {e}")));
     }
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let config_map = maps
@@ -87,7 +88,7 @@ async fn duck_type(client: &kube::Client, namespace: &str, name: &str) -> Result
 async fn discover(client: &kube::Client, duck: &DuckType) -> Result<ApiResource, Error> {
     let api_version = format!("{}/{}", duck.group, duck.version);
     let field = "configMapRef.apiVersion";
-    if !is_dns_subdomain(&duck.group)
+    if check_subdomain(&duck.group).is_err()
         || !duck.version.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     {
         return Err(Error::invalid(
@@ -162,30 +163,6 @@ async fn list(
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(objects),
-        }
-    }
-}
-
-/// A Kubernetes object name or API group: lower-case letters, digits, `-` and `.`, at most 253.
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !name.starts_with(['-', '.'])
-        && !name.ends_with(['-', '.'])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_that_could_leave_their_url_segment_are_not_names() {
-        for good in ["my-configmap", "cluster.open-cluster-management.io", "a1"] {
-            assert!(is_dns_subdomain(good), "{good}");
-        }
-        for bad in ["", "../secrets", "a/b", "a?b=c", "A", "-a", "a.", &"a".repeat(254)] {
-            assert!(!is_dns_subdomain(bad), "{bad}");
         }
     }
 }

@@ -42,9 +42,10 @@ type Resolved = HashMap<(String, String), (String, Arc<Tree>)>;
 pub(crate) struct LiveInputs {
     pub controller: Arc<Controller>,
     pub handle: tokio::runtime::Handle,
-    /// The project whose repository credentials the git generator may use: the template's, when it is
-    /// not itself a template expression (else only global credentials).
-    pub project: String,
+    /// The project whose repositories and credentials the git generator may use: the template's (its
+    /// `sourceRepos` must allow the repository); `None` when the template's project is itself an
+    /// expression (a set only an administrator can make): then only global credentials.
+    pub project: Option<String>,
     /// The set's namespace (where the SCM generators' token Secrets are read).
     pub namespace: String,
     /// How old a cached `ls-remote` may be: zero after a webhook, so the push is seen.
@@ -57,7 +58,7 @@ pub(crate) struct LiveInputs {
 impl LiveInputs {
     pub fn new(
         controller: Arc<Controller>,
-        project: String,
+        project: Option<String>,
         namespace: String,
         max_age: Duration,
         cmd_params: Arc<BTreeMap<String, String>>,
@@ -90,7 +91,22 @@ impl LiveInputs {
             return Ok(found.clone());
         }
         let c = &self.controller;
-        let creds = crate::credentials::for_url(url, &self.project, c.secrets.state().iter().map(|s| &**s));
+        let secrets = c.secrets.state();
+        let creds = match &self.project {
+            Some(project) => {
+                let name = if project.is_empty() { "default" } else { project.as_str() };
+                let found = c
+                    .projects
+                    .get(&kube::runtime::reflector::ObjectRef::new(name).within(&c.config.namespace));
+                let Some(found) = found else {
+                    return Err(Error::invalid("git", "repoURL", format!("project {name} does not exist")));
+                };
+                crate::project::source_check(name, &found.spec, url)
+                    .map_err(|message| Error::invalid("git", "repoURL", message))?;
+                crate::credentials::for_url(url, name, secrets.iter().map(|s| &**s))
+            }
+            None => crate::credentials::for_url_unscoped(url, secrets.iter().map(|s| &**s)),
+        };
         let read = async {
             let sha = c.git.resolve(url, revision, &creds, self.max_age).await?;
             if let Some(tree) = c.appsets.listing(url, &sha) {

@@ -49,7 +49,6 @@ const WRITES_AT_ONCE: usize = 16;
 const LISTINGS_KEPT: usize = 64;
 
 /// argocd-cmd-params-cm keys this controller reads (at start: Argo CD's are process flags too).
-pub const POLICY_KEY: &str = "applicationsetcontroller.policy";
 pub const POLICY_OVERRIDE_KEY: &str = "applicationsetcontroller.enable.policy.override";
 /// Argo CD's annotation asking a set to generate now (its webhook sets it; so may anyone): the revisions
 /// are resolved afresh, and the annotation removed once done.
@@ -129,27 +128,39 @@ pub fn key_of(set: &ApplicationSet) -> String {
 /// What of a set asks for a generation when it changes: its spec, labels and annotations (the refresh
 /// annotation among them) and its deletion; not the status this controller writes.
 pub fn fingerprint(set: &ApplicationSet) -> u64 {
-    hash_of(&(&set.spec, &set.metadata.labels, &set.metadata.annotations, &set.metadata.deletion_timestamp))
+    // The refresh annotation asks by being there (see [`asks_for_refresh`]); its removal asks nothing.
+    let annotations: Option<BTreeMap<&String, &String>> = set
+        .metadata
+        .annotations
+        .as_ref()
+        .map(|a| a.iter().filter(|(k, _)| k.as_str() != REFRESH_ANNOTATION).collect());
+    hash_of(&(&set.spec, &set.metadata.labels, &annotations, &set.metadata.deletion_timestamp))
+}
+
+/// Whether the set carries Argo CD's refresh annotation.
+pub fn asks_for_refresh(set: &ApplicationSet) -> bool {
+    set.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(REFRESH_ANNOTATION))
 }
 
 /// The set that owns `app` (its controller owner reference of kind ApplicationSet), as a queue key.
 pub fn owner_key(app: &Application) -> Option<String> {
-    let owner = app
-        .metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.kind == "ApplicationSet" && o.api_version.starts_with("argoproj.io/"))?;
+    let owner = app.metadata.owner_references.as_ref()?.iter().find(|o| {
+        o.controller == Some(true) && o.kind == "ApplicationSet" && o.api_version.starts_with("argoproj.io/")
+    })?;
     Some(format!("{}/{}", app.metadata.namespace.as_deref().unwrap_or_default(), owner.name))
 }
 
 /// Two hashes of an owned Application: what its set generates (a change asks for a generation, which
 /// puts it back) and what its set reports (sync, health, operation: a change asks for the status stage).
 fn owned_fingerprint(app: &Application) -> (u64, u64) {
+    // The annotations a set never writes (a refresh request, notification state) are not what it generates.
+    let annotations: Option<BTreeMap<&String, &String>> = app.metadata.annotations.as_ref().map(|a| {
+        a.iter().filter(|(k, _)| !plan::ALWAYS_PRESERVED_ANNOTATIONS.contains(&k.as_str())).collect()
+    });
     let generated = hash_of(&(
         &app.spec,
         &app.metadata.labels,
-        &app.metadata.annotations,
+        &annotations,
         &app.metadata.finalizers,
         &app.metadata.deletion_timestamp,
     ));
@@ -225,8 +236,7 @@ impl Controller {
         set: &ApplicationSet,
         max_age: Duration,
     ) -> (Result<Vec<Application>, GenerateError>, Vec<String>) {
-        let project = set.spec.template.spec.project.clone();
-        let project = if project.contains("{{") { String::new() } else { project };
+        let project = Some(set.spec.template.spec.project.clone()).filter(|p| !p.contains("{{"));
         let namespace = set.metadata.namespace.clone().unwrap_or_default();
         let inputs =
             LiveInputs::new(self.clone(), project, namespace, max_age, self.appsets.cmd_params.clone());
@@ -244,7 +254,8 @@ impl Controller {
 
     fn policy_of(&self, set: &ApplicationSet) -> Result<plan::Policy, String> {
         let params = &self.appsets.cmd_params;
-        let controller_policy = params.get(POLICY_KEY).map(String::as_str).filter(|p| !p.trim().is_empty());
+        let controller_policy =
+            params.get(plan::CONTROLLER_POLICY_KEY).map(String::as_str).filter(|p| !p.trim().is_empty());
         let allow_override = match params.get(POLICY_OVERRIDE_KEY).map(|v| v.trim()) {
             Some("true") => true,
             Some("false") => false,
@@ -329,7 +340,7 @@ impl Controller {
         set: &ApplicationSet,
         key: &str,
     ) -> Result<Outcome, crate::Error> {
-        let annotated = set.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+        let annotated = asks_for_refresh(set);
         let fresh = self.appsets.fresh.lock().expect("fresh lock").remove(key) || annotated;
         let max_age = if fresh { Duration::ZERO } else { LS_REMOTE_MAX_AGE };
         let (generated, _revisions) = self.generate(set, max_age).await;
@@ -357,9 +368,21 @@ impl Controller {
         let mut problems = Vec::new();
         let mut kept_names = HashSet::new();
         let mut valid = Vec::with_capacity(generated.len());
+        let declared = declared_projects(set);
         for app in generated {
             let app_name = app.metadata.name.clone().unwrap_or_default();
             let project = if app.spec.project.is_empty() { "default" } else { app.spec.project.as_str() };
+            if let Some(declared) = &declared
+                && !declared.contains(project)
+            {
+                kept_names.insert(app_name.clone());
+                problems.push(format!(
+                    "application {app_name} uses project {project}, which the set's templates do not name \
+                     ({}); a templatePatch may not move an application to another project",
+                    declared.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+                continue;
+            }
             let exists = self.projects.get(&ObjectRef::new(project).within(&self.config.namespace)).is_some();
             kept_names.insert(app_name.clone());
             if !exists {
@@ -375,11 +398,18 @@ impl Controller {
             tracing::info!(appset = %key, apps = ?disabled, "RollingSync: automated sync is off on these Applications; the set starts their syncs");
         }
         let set_namespace = set.metadata.namespace.as_deref().unwrap_or_default();
+        // Only the Applications the plan looks at: those the set owns and those with a name it generates.
+        let generated_names: HashSet<&str> =
+            valid.iter().filter_map(|a| a.metadata.name.as_deref()).collect();
         let existing: Vec<Application> = self
             .apps
             .state()
             .iter()
             .filter(|a| a.metadata.namespace.as_deref() == Some(set_namespace))
+            .filter(|a| {
+                plan::is_owned_by(a, set)
+                    || a.metadata.name.as_deref().is_some_and(|n| generated_names.contains(n))
+            })
             .map(|a| (**a).clone())
             .collect();
         let mut planned = match plan::plan(set, valid, &existing, policy) {
@@ -396,7 +426,13 @@ impl Controller {
             .cloned()
             .map(Write::Create)
             .chain(planned.update.iter().cloned().map(Write::Update))
-            .chain(planned.delete.iter().cloned().map(Write::Delete))
+            .chain(planned.delete.iter().map(|name| {
+                let uid = existing
+                    .iter()
+                    .find(|a| a.metadata.name.as_ref() == Some(name))
+                    .and_then(|a| a.metadata.uid.clone());
+                Write::Delete(name.clone(), uid)
+            }))
             .collect();
         let failures: Vec<(&'static str, String)> = futures::stream::iter(writes)
             .map(|w| {
@@ -552,6 +588,49 @@ fn same_rollout(a: &ApplicationSetStatus, b: &ApplicationSetStatus) -> bool {
     strip(a) == strip(b)
 }
 
+/// The projects a set's templates name: its template's and every generator's own (at any depth), empty
+/// meaning `default`. A generated Application must use one of them, so a `templatePatch` (whose output
+/// no one can check before it runs) cannot move an Application into a project whoever wrote the set may
+/// not use; the API checks the named ones when the set is created. `None` when one of them is itself a
+/// template expression: such a set can only come from someone who may write ApplicationSets in the
+/// cluster directly (the API refuses it), and Argo CD lets it choose.
+fn declared_projects(set: &ApplicationSet) -> Option<std::collections::BTreeSet<String>> {
+    let mut projects = std::collections::BTreeSet::new();
+    let mut templated = false;
+    let mut add = |project: &str| {
+        templated |= project.contains("{{");
+        projects.insert(if project.is_empty() { "default".to_string() } else { project.to_string() });
+    };
+    add(&set.spec.template.spec.project);
+    let generators = serde_json::to_value(&set.spec.generators).unwrap_or_default();
+    walk_templates(&generators, &mut |template| {
+        if let Some(project) = template.pointer("/spec/project").and_then(serde_json::Value::as_str) {
+            add(project);
+        }
+    });
+    (!templated).then_some(projects)
+}
+
+/// Calls `visit` with every generator's own `template` in `generators` (a JSON list), matrix and merge
+/// children and the matrix or merge itself included.
+pub fn walk_templates(generators: &serde_json::Value, visit: &mut dyn FnMut(&serde_json::Value)) {
+    let Some(list) = generators.as_array() else { return };
+    for generator in list {
+        let Some(object) = generator.as_object() else { continue };
+        for (kind, spec) in object {
+            if kind == "selector" {
+                continue;
+            }
+            if let Some(template) = spec.get("template") {
+                visit(template);
+            }
+            if matches!(kind.as_str(), "matrix" | "merge") {
+                walk_templates(&spec["generators"], visit);
+            }
+        }
+    }
+}
+
 /// How long until the set's generators look again: the least `requeueAfterSeconds` of its git generators
 /// (default three minutes); sets of only list and clusters generators wait for events alone (an hour).
 fn requeue_of(set: &ApplicationSet) -> Duration {
@@ -590,7 +669,8 @@ pub fn walk_generators(generators: &serde_json::Value, visit: &mut dyn FnMut(&st
 enum Write {
     Create(Application),
     Update(Application),
-    Delete(String),
+    /// The name, and the uid of the object the plan saw (another of the same name is never deleted).
+    Delete(String, Option<String>),
 }
 
 impl Write {
@@ -615,8 +695,11 @@ impl Write {
                 );
                 match dynamic.create(&PostParams::default(), &object).await {
                     Ok(_) => Ok(()),
-                    // The watch has not shown it yet: the next generation updates it.
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    // The watch had not shown it: the next generation, soon, updates it or reports whose it is.
+                    Err(kube::Error::Api(e)) if e.code == 409 => Err((
+                        status::reason::CREATE_ERROR,
+                        format!("application {name} already exists; looking again"),
+                    )),
                     Err(e) => {
                         Err((status::reason::CREATE_ERROR, format!("creating application {name}: {e}")))
                     }
@@ -625,7 +708,14 @@ impl Write {
             Write::Update(app) => {
                 let name = app.metadata.name.as_deref().unwrap_or_default();
                 // Only what the set owns is replaced: status and operation stay the controller's.
+                // The object read, not another of the same name made since: its uid is tested first.
+                let uid = serde_json::to_value(&app.metadata.uid).unwrap_or_default();
                 let patch = json_patch::Patch(vec![
+                    json_patch::PatchOperation::Test(json_patch::TestOperation {
+                        path: json_patch::jsonptr::PointerBuf::parse("/metadata/uid")
+                            .expect("a constant pointer"),
+                        value: uid,
+                    }),
                     replace("/spec", &app.spec, serde_json::json!({})),
                     replace("/metadata/labels", &app.metadata.labels, serde_json::json!({})),
                     replace("/metadata/annotations", &app.metadata.annotations, serde_json::json!({})),
@@ -641,11 +731,19 @@ impl Write {
                     .map(drop)
                     .map_err(|e| (status::reason::UPDATE_ERROR, format!("updating application {name}: {e}")))
             }
-            Write::Delete(name) => match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                Err(e) => Err((status::reason::DELETE_ERROR, format!("deleting application {name}: {e}"))),
-            },
+            Write::Delete(name, uid) => {
+                let params = DeleteParams {
+                    preconditions: Some(kube::api::Preconditions { uid, resource_version: None }),
+                    ..DeleteParams::default()
+                };
+                match api.delete(&name, &params).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => {
+                        Err((status::reason::DELETE_ERROR, format!("deleting application {name}: {e}")))
+                    }
+                }
+            }
         }
     }
 }
@@ -659,4 +757,53 @@ fn replace(
     let path = json_patch::jsonptr::PointerBuf::parse(path).expect("a constant pointer");
     let value = serde_json::to_value(value).ok().filter(|v| !v.is_null()).unwrap_or(empty);
     json_patch::PatchOperation::Add(json_patch::AddOperation { path, value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(value: serde_json::Value) -> ApplicationSet {
+        serde_json::from_value(value).expect("an ApplicationSet")
+    }
+
+    #[test]
+    fn a_set_declares_its_templates_projects_at_any_depth_and_none_when_one_is_templated() {
+        let s = set(json!({"metadata": {"name": "s"}, "spec": {
+            "generators": [
+                {"list": {"elements": [], "template": {"metadata": {}, "spec": {"project": "team-b", "destination": {}}}}},
+                {"matrix": {"generators": [
+                    {"clusters": {"template": {"metadata": {}, "spec": {"project": "team-c", "destination": {}}}}},
+                    {"list": {"elements": []}}
+                ]}}
+            ],
+            "template": {"metadata": {}, "spec": {"project": "", "destination": {}}}}}));
+        let declared: Vec<String> = declared_projects(&s).unwrap().into_iter().collect();
+        assert_eq!(declared, ["default", "team-b", "team-c"]);
+        let mut templated = s.clone();
+        templated.spec.template.spec.project = "{{project}}".into();
+        assert!(declared_projects(&templated).is_none());
+    }
+
+    #[test]
+    fn requeue_follows_the_least_requeue_after_seconds_and_sets_without_git_wait_for_events() {
+        let git = |secs: Option<u64>| {
+            let mut g = json!({"git": {"repoURL": "https://g/r", "directories": [{"path": "*"}]}});
+            if let Some(secs) = secs {
+                g["git"]["requeueAfterSeconds"] = secs.into();
+            }
+            g
+        };
+        let of = |generators: serde_json::Value| {
+            requeue_of(&set(json!({"metadata": {"name": "s"}, "spec": {"generators": generators,
+                "template": {"metadata": {}, "spec": {"destination": {}}}}})))
+        };
+        assert_eq!(of(json!([git(None)])), DEFAULT_REQUEUE);
+        assert_eq!(
+            of(json!([{"matrix": {"generators": [git(Some(30)), git(Some(90))]}}])),
+            Duration::from_secs(30)
+        );
+        assert_eq!(of(json!([{"list": {"elements": []}}])), Duration::from_secs(3600));
+    }
 }

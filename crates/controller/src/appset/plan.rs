@@ -9,7 +9,8 @@
 //!   the generated ones, except the annotations and labels Argo CD preserves (notifications state, the
 //!   refresh and hydrate requests, `spec.preservedFields`), the pre- and post-delete finalizers in
 //!   progress, and the fields `spec.ignoreApplicationDifferences` names, which keep the existing values.
-//!   Status, and an operation the template does not set, are kept. Nothing is written when nothing changes.
+//!   Status and operation are kept (a generated Application carries neither). Nothing is written when
+//!   nothing changes. Every Application is the set's namespace's, whatever the template says.
 //! - An owned Application the set no longer generates is deleted when the policy allows deletes.
 //! - A generated name held by an Application the set does not own (made by hand, or by another set) is a
 //!   [`Conflict`]: it is never overwritten. (Argo CD adopts an unowned Application; berth refuses.)
@@ -35,15 +36,9 @@ use berth_engine::normalize::{IgnoreRule, respect_ignored};
 use berth_engine::resource::ResourceKey;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-/// Argo CD notifications' record of what it already sent for an Application; always preserved.
-const NOTIFIED_ANNOTATION: &str = "notified.notifications.argoproj.io";
-
-/// A request to hydrate an Application's source; always preserved, as the refresh request is.
-const HYDRATE_ANNOTATION: &str = "argocd.argoproj.io/hydrate";
-
 /// Annotations an update never overwrites nor removes: state other controllers keep on the Application.
-const ALWAYS_PRESERVED_ANNOTATIONS: [&str; 3] =
-    [NOTIFIED_ANNOTATION, annotations::REFRESH, HYDRATE_ANNOTATION];
+pub(crate) const ALWAYS_PRESERVED_ANNOTATIONS: [&str; 3] =
+    [annotations::NOTIFIED, annotations::REFRESH, annotations::HYDRATE];
 
 /// Finalizers an update keeps (matched as prefixes, their stages follow a `/`): dropping one while its
 /// hooks run would let the Application go before they finish.
@@ -53,7 +48,7 @@ const PRESERVED_FINALIZER_PREFIXES: [&str; 2] = [finalizers::PRE_DELETE, finaliz
 const POLICY_FIELD: &str = "spec.syncPolicy.applicationsSync";
 
 /// Key of argocd-cmd-params-cm naming the controller-wide policy, for error messages.
-const CONTROLLER_POLICY_KEY: &str = "applicationsetcontroller.policy";
+pub const CONTROLLER_POLICY_KEY: &str = "applicationsetcontroller.policy";
 
 /// Which changes the controller may make to the Applications a set owns; creating is always allowed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -228,18 +223,12 @@ pub fn plan(
     let mut wanted = BTreeSet::new();
     let mut out = Plan::default();
     for mut app in generated {
-        if app.metadata.namespace.as_deref().is_none_or(str::is_empty) {
-            app.metadata.namespace = Some(set_namespace.clone());
-        }
+        // Always the set's own namespace, whatever the template or its patch says (as Argo CD does): an
+        // owner reference cannot cross namespaces, and another namespace is another tenant's.
+        app.metadata.namespace = Some(set_namespace.clone());
         let name = name_of(&app);
-        let in_set_namespace = app.metadata.namespace.as_deref() == Some(set_namespace.as_str());
-        if in_set_namespace {
-            wanted.insert(name.clone());
-        }
-        // `existing` holds the set's namespace only: an Application elsewhere is created, and the API
-        // server refuses it if the name is taken there.
-        let found = if in_set_namespace { by_name.get(name.as_str()).copied() } else { None };
-        match found {
+        wanted.insert(name.clone());
+        match by_name.get(name.as_str()).copied() {
             None => {
                 upsert_owner_reference(&mut app, owner_reference(set));
                 out.create.push(normalized(app));
@@ -303,10 +292,6 @@ fn updated(
 ) -> Result<Application, PlanError> {
     let mut desired = current.clone();
     desired.spec = generated.spec;
-    // A template may set an operation to start a sync; otherwise the pending one stays.
-    if generated.operation.is_some() {
-        desired.operation = generated.operation;
-    }
     let preserved = set.spec.preserved_fields.as_ref();
     desired.metadata.annotations = Some(keep_existing(
         generated.metadata.annotations.unwrap_or_default(),
@@ -625,11 +610,11 @@ mod tests {
     }
 
     #[test]
-    fn a_namespace_the_template_gives_is_kept() {
+    fn a_namespace_the_template_gives_is_replaced_by_the_sets() {
         let mut app = generated("a", "main");
         app.metadata.namespace = Some("team-a".to_string());
         let planned = plan(&set(json!({})), vec![app], &[], Policy::Sync).expect("a plan");
-        assert_eq!(planned.create[0].metadata.namespace.as_deref(), Some("team-a"));
+        assert_eq!(planned.create[0].metadata.namespace.as_deref(), Some("argocd"));
     }
 
     #[test]
@@ -726,9 +711,9 @@ mod tests {
         let mut current = stored(generated("a", "main"), &s);
         current.metadata.annotations = Some(BTreeMap::from([
             ("team/owner".to_string(), "alice".to_string()),
-            (NOTIFIED_ANNOTATION.to_string(), "{}".to_string()),
+            (annotations::NOTIFIED.to_string(), "{}".to_string()),
             (annotations::REFRESH.to_string(), "hard".to_string()),
-            (HYDRATE_ANNOTATION.to_string(), "normal".to_string()),
+            (annotations::HYDRATE.to_string(), "normal".to_string()),
             ("hand/made".to_string(), "x".to_string()),
         ]));
         current.metadata.labels = Some(BTreeMap::from([
@@ -743,7 +728,7 @@ mod tests {
         let updated = &planned.update[0];
         let annotations = updated.metadata.annotations.clone().expect("annotations");
         assert_eq!(annotations.get("team/owner").map(String::as_str), Some("alice"));
-        for key in [NOTIFIED_ANNOTATION, annotations::REFRESH, HYDRATE_ANNOTATION] {
+        for key in [annotations::NOTIFIED, annotations::REFRESH, annotations::HYDRATE] {
             assert!(annotations.contains_key(key), "{key} kept");
         }
         assert!(!annotations.contains_key("hand/made"), "an annotation no one preserves goes");

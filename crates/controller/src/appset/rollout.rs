@@ -38,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// `spec.strategy.type` that turns progressive sync on.
 const ROLLING_SYNC: &str = "RollingSync";
 /// The condition this stage owns on the set.
-pub const ROLLOUT_PROGRESSING: &str = "RolloutProgressing";
+pub use super::status::ROLLOUT_PROGRESSING;
 /// Reason while a step is rolling out (Argo CD's name, though nothing needs to have been modified).
 const REASON_MODIFIED: &str = "ApplicationSetModified";
 const REASON_COMPLETE: &str = "ApplicationSetRolloutComplete";

@@ -14,9 +14,14 @@
 //!
 //! Every field is the tenant's: the `api` URL must be `http` or `https` with no credentials in it;
 //! owner, repository, branch and path names are checked before they become URL segments; a redirect is
-//! followed only on the same origin; each answer is read up to [`MAX_RESPONSE_BYTES`], listings stop at
-//! [`MAX_PAGES`] pages, each request has a timeout and a whole generation [`GENERATION_TIMEOUT`]. The
-//! token is sent as a header only; it never appears in an error, a log line or a `Debug` output (an
+//! followed only on the same origin. A `tokenRef` never reads berth's or Argo CD's own Secrets, nor
+//! credentials of another kind ([`check_token_secret`]), so a set's author cannot send them to a URL of
+//! their choosing. An answer is read up to [`MAX_RESPONSE_BYTES`] and all answers of one generation up to
+//! [`MAX_TOTAL_BYTES`], counted as they arrive; listings are turned into the generators' types page by
+//! page and stop at [`MAX_PAGES`] pages; each request has a timeout and the whole generation
+//! [`GENERATION_TIMEOUT`]. An error says the status and the URL, and of the body only Gitea's short JSON
+//! `message`: a set pointed at an internal address must not read its answers through its conditions.
+//! The token is sent as a header only; it never appears in an error, a log line or a `Debug` output (an
 //! answer that echoes it has it masked).
 //!
 //! Two departures from Argo CD: without a `tokenRef` the requests are anonymous (Argo CD falls back to
@@ -31,13 +36,21 @@ use berth_appset::generators::pull_request::{self, PullRequest};
 use berth_appset::generators::scm_provider::{self, Filters, Repository, provider_of};
 use berth_appset::params::{ParamSet, TemplateMode};
 use k8s_openapi::api::core::v1::Secret;
-use reqwest::{StatusCode, Url};
+use reqwest::{Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The largest answer read from a provider.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// The most bytes all answers of one generation (one [`service_params`] call) may bring in all.
+pub const MAX_TOTAL_BYTES: usize = 32 * 1024 * 1024;
+/// The most of an error answer read, for Gitea's `message`.
+const MAX_ERROR_BODY_BYTES: usize = 8 * 1024;
+/// The longest provider message an error repeats.
+const MAX_MESSAGE_CHARS: usize = 200;
 /// The most pages one listing reads (of [`PAGE_SIZE`] items).
 pub const MAX_PAGES: usize = 100;
 /// Items asked per page (Gitea's default `MAX_RESPONSE_ITEMS`).
@@ -46,18 +59,58 @@ const PAGE_SIZE: usize = 50;
 const MAX_PATH_CHECKS: usize = 2_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest one generator's calls to a provider may take in all.
+/// The longest one [`service_params`] call may take in all (its Secret read and every request).
 pub const GENERATION_TIMEOUT: Duration = Duration::from_secs(180);
 
 const ENABLE_KEY: &str = "applicationsetcontroller.enable.scm.providers";
 const ALLOWED_KEY: &str = "applicationsetcontroller.allowed.scm.providers";
 const STRICT_TOKEN_REF_KEY: &str = "applicationsetcontroller.enable.tokenref.strict.mode";
 const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
+/// The label value of Argo CD's SCM credentials Secrets.
+const SCM_CREDS: &str = "scm-creds";
+/// Secrets berth and Argo CD own in the control namespace: never a `tokenRef`, whatever their labels.
+const OWN_SECRETS: [&str; 7] = [
+    "argocd-secret",
+    "argocd-initial-admin-secret",
+    "argocd-server-tls",
+    "argocd-repo-server-tls",
+    "argocd-dex-server-tls",
+    "argocd-notifications-secret",
+    "argocd-redis",
+];
+/// Secret types that hold credentials of another kind than a provider token.
+const OTHER_CREDENTIAL_TYPES: [&str; 6] = [
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+    "kubernetes.io/tls",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/dockerconfigjson",
+];
 
 /// The parameter sets of a `pullRequest` or `scmProvider` generator (`kind`) whose fields are `spec`,
 /// for a set in `namespace` (where `tokenRef` Secrets are read), with argocd-cmd-params-cm's data as
-/// `cmd_params`. Any other kind is an unsupported-generator error.
+/// `cmd_params`, within [`GENERATION_TIMEOUT`]. Any other kind is an unsupported-generator error.
 pub async fn service_params(
+    client: &kube::Client,
+    namespace: &str,
+    kind: &'static str,
+    spec: &Value,
+    mode: TemplateMode,
+    cmd_params: &BTreeMap<String, String>,
+) -> Result<Vec<ParamSet>, Error> {
+    let generation = generate(client, namespace, kind, spec, mode, cmd_params);
+    tokio::time::timeout(GENERATION_TIMEOUT, generation).await.map_err(|_| {
+        Error::invalid(
+            kind,
+            kind,
+            format!("the generation took longer than its limit of {GENERATION_TIMEOUT:?} in all"),
+        )
+    })?
+}
+
+/// [`service_params`] without its deadline.
+async fn generate(
     client: &kube::Client,
     namespace: &str,
     kind: &'static str,
@@ -100,15 +153,10 @@ pub async fn service_params(
         .map_err(|m| invalid(kind, provider, "tokenRef", m))?;
     let gitea = Gitea::new(base, token, fields.get("insecure") == Some(&Value::Bool(true)))
         .map_err(|m| Error::invalid(kind, provider, m))?;
-    let work = async {
-        match kind {
-            "pullRequest" => pull_requests(&gitea, kind, spec, fields, mode).await,
-            _ => repositories(&gitea, kind, spec, fields, mode).await,
-        }
-    };
-    tokio::time::timeout(GENERATION_TIMEOUT, work).await.map_err(|_| {
-        Error::invalid(kind, provider, format!("the provider did not answer within {GENERATION_TIMEOUT:?}"))
-    })?
+    match kind {
+        "pullRequest" => pull_requests(&gitea, kind, spec, fields, mode).await,
+        _ => repositories(&gitea, kind, spec, fields, mode).await,
+    }
 }
 
 fn invalid(kind: &'static str, provider: &str, field: &str, message: String) -> Error {
@@ -180,6 +228,7 @@ async fn token(
     if name.is_empty() || key.is_empty() {
         return Err("tokenRef needs secretName and key".to_string());
     }
+    berth_api::names::check_subdomain(name).map_err(|e| format!("secretName is not a Secret name: {e}"))?;
     let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
     let secret = match secrets.get_opt(name).await {
         Ok(Some(secret)) => secret,
@@ -187,13 +236,7 @@ async fn token(
         Err(e) => return Err(format!("reading the Secret {namespace}/{name}: {e}")),
     };
     let strict = cmd_params.get(STRICT_TOKEN_REF_KEY).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    let labelled = secret.metadata.labels.as_ref().and_then(|l| l.get(SECRET_TYPE_LABEL)).map(String::as_str);
-    if strict && labelled != Some("scm-creds") {
-        return Err(format!(
-            "the Secret {namespace}/{name} is not an SCM credentials Secret (label {SECRET_TYPE_LABEL}: scm-creds), \
-             which {STRICT_TOKEN_REF_KEY} requires"
-        ));
-    }
+    check_token_secret(namespace, name, secret.type_.as_deref(), secret.metadata.labels.as_ref(), strict)?;
     let value = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone());
     let Some(value) = value else {
         return Err(format!("the Secret {namespace}/{name} has no key {key:?}"));
@@ -207,13 +250,49 @@ async fn token(
     Ok(Token(value))
 }
 
-/// A client of one Gitea instance's API v1.
+/// Whether a `tokenRef` may read the Secret `namespace/name` of type `secret_type` with
+/// `labels`: never one berth or Argo CD own ([`OWN_SECRETS`]), one of a type that holds other
+/// credentials ([`OTHER_CREDENTIAL_TYPES`]) or one Argo CD labels as another kind of credentials
+/// (repository, repo-creds, cluster …); under `strict` only one labelled `scm-creds`. The error names the
+/// Secret, never what it holds.
+fn check_token_secret(
+    namespace: &str,
+    name: &str,
+    secret_type: Option<&str>,
+    labels: Option<&BTreeMap<String, String>>,
+    strict: bool,
+) -> Result<(), String> {
+    let refused = "and never serves as a tokenRef; put the token in a Secret of its own";
+    let own = OWN_SECRETS.contains(&name);
+    let name = format!("{namespace}/{name}");
+    if own {
+        return Err(format!("the Secret {name} is berth's and Argo CD's own {refused}"));
+    }
+    if let Some(secret_type) = secret_type.filter(|t| OTHER_CREDENTIAL_TYPES.contains(t)) {
+        return Err(format!("the Secret {name} is of type {secret_type} {refused}"));
+    }
+    match labels.and_then(|l| l.get(SECRET_TYPE_LABEL)).map(String::as_str) {
+        Some(SCM_CREDS) => Ok(()),
+        Some(other) => Err(format!(
+            "the Secret {name} holds Argo CD credentials of another kind ({SECRET_TYPE_LABEL}: {other:?}) {refused}"
+        )),
+        None if strict => Err(format!(
+            "the Secret {name} is not an SCM credentials Secret (label {SECRET_TYPE_LABEL}: {SCM_CREDS}), \
+             which {STRICT_TOKEN_REF_KEY} requires"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A client of one Gitea instance's API v1, for one generation: its answers share [`MAX_TOTAL_BYTES`].
 #[derive(Debug)]
 struct Gitea {
     http: reqwest::Client,
     /// The instance URL as the generator wrote it (without the `/api/v1`).
     base: Url,
     token: Token,
+    /// The bytes of all answers read so far.
+    received: AtomicUsize,
 }
 
 impl Gitea {
@@ -232,7 +311,7 @@ impl Gitea {
             }))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Gitea { http, base, token })
+        Ok(Gitea { http, base, token, received: AtomicUsize::new(0) })
     }
 
     /// `<base>/api/v1/<segments…>?<query>`; each segment percent-encoded as one path segment.
@@ -248,43 +327,80 @@ impl Gitea {
         url
     }
 
-    /// GETs `url`; the status and the body (read up to [`MAX_RESPONSE_BYTES`]).
-    async fn get(&self, url: &Url) -> Result<(StatusCode, Vec<u8>), String> {
+    /// GETs `url`: the answer, its body not read yet.
+    async fn send(&self, url: &Url) -> Result<Response, String> {
         let mut request = self.http.get(url.clone()).header("Accept", "application/json");
         if !self.token.0.is_empty() {
             request = request.header("Authorization", format!("token {}", self.token.0));
         }
         tracing::debug!(url = %url, "asking the SCM provider");
-        let mut response = request
+        request
             .send()
             .await
-            .map_err(|e| self.mask(format!("GET {url}: {}", crate::clusters::error_chain(&e))))?;
-        let status = response.status();
+            .map_err(|e| self.mask(format!("GET {url}: {}", crate::clusters::error_chain(&e))))
+    }
+
+    /// The first `max` bytes of `response`'s body, and whether that is all of it; every byte that arrives
+    /// counts against [`MAX_TOTAL_BYTES`].
+    async fn body(&self, url: &Url, mut response: Response, max: usize) -> Result<(Vec<u8>, bool), String> {
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.mask(format!("GET {url}: {}", crate::clusters::error_chain(&e))))?
         {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(format!("GET {url}: the answer is larger than {MAX_RESPONSE_BYTES} bytes"));
+            let received = self.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+            if received > MAX_TOTAL_BYTES {
+                return Err(format!(
+                    "GET {url}: the provider's answers to this generator came to more than their limit of \
+                     {} MiB in all; narrow the generator",
+                    MAX_TOTAL_BYTES >> 20
+                ));
+            }
+            if body.len() + chunk.len() > max {
+                body.extend_from_slice(&chunk[..max - body.len()]);
+                return Ok((body, false));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, body))
+        Ok((body, true))
     }
 
-    /// GETs a JSON document; a status other than 2xx is an error with Gitea's message.
-    async fn get_json(&self, url: &Url) -> Result<Value, String> {
-        let (status, body) = self.get(url).await?;
-        if !status.is_success() {
-            return Err(self.failure(url, status, &body));
+    /// GETs `url` and reads a successful answer whole, up to [`MAX_RESPONSE_BYTES`]; `None` on 404 when
+    /// `not_found_is_none`; any other status is an error.
+    async fn get(&self, url: &Url, not_found_is_none: bool) -> Result<Option<Vec<u8>>, String> {
+        let response = self.send(url).await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && not_found_is_none {
+            return Ok(None);
         }
-        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))
+        if !status.is_success() {
+            return Err(self.failure(url, response).await);
+        }
+        let (body, whole) = self.body(url, response, MAX_RESPONSE_BYTES).await?;
+        if !whole {
+            return Err(format!(
+                "GET {url}: the answer is larger than its limit of {} MiB",
+                MAX_RESPONSE_BYTES >> 20
+            ));
+        }
+        Ok(Some(body))
     }
 
-    /// Every item of a paginated listing, at most [`MAX_PAGES`] pages; `None` when the listing answers 404.
-    async fn list(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Option<Vec<Value>>, String> {
+    /// GETs a JSON document of type `T`; a status other than 2xx is an error.
+    async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, String> {
+        let body = self.get(url, false).await?.unwrap_or_default();
+        serde_json::from_slice(&body).map_err(|e| not_gitea_json(url, &e))
+    }
+
+    /// Every item of a paginated listing of `T`, made into a `U` (or dropped) by `keep` page by page, at
+    /// most [`MAX_PAGES`] pages; `None` when the listing answers 404.
+    async fn list<T: DeserializeOwned, U>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        mut keep: impl FnMut(T) -> Result<Option<U>, String>,
+    ) -> Result<Option<Vec<U>>, String> {
         let mut items = Vec::new();
         let limit = PAGE_SIZE.to_string();
         for page in 1..=MAX_PAGES {
@@ -292,20 +408,15 @@ impl Gitea {
             let mut query = query.to_vec();
             query.extend([("page", page.as_str()), ("limit", limit.as_str())]);
             let url = self.url(segments, &query);
-            let (status, body) = self.get(&url).await?;
-            if status == StatusCode::NOT_FOUND {
+            let Some(body) = self.get(&url, true).await? else {
                 return Ok(None);
-            }
-            if !status.is_success() {
-                return Err(self.failure(&url, status, &body));
-            }
-            let Value::Array(batch) =
-                serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?
-            else {
-                return Err(format!("GET {url}: the answer is not a list"));
             };
+            let batch: Vec<T> = serde_json::from_slice(&body).map_err(|e| not_gitea_json(&url, &e))?;
+            drop(body);
             let last = batch.len() < PAGE_SIZE;
-            items.extend(batch);
+            for item in batch {
+                items.extend(keep(item)?);
+            }
             if last {
                 return Ok(Some(items));
             }
@@ -316,36 +427,120 @@ impl Gitea {
         ))
     }
 
-    /// Whether `path` exists (a file or a folder) in `owner/repo` at `branch`.
+    /// Whether `path` exists (a file or a folder) in `owner/repo` at `branch`; the listing is not read.
     async fn has_path(&self, owner: &str, repo: &str, branch: &str, path: &str) -> Result<bool, String> {
         let mut segments = vec!["repos", owner, repo, "contents"];
         segments.extend(segments_of(path, "path")?);
         let url = self.url(&segments, &[("ref", branch)]);
-        let (status, body) = self.get(&url).await?;
-        match status {
+        let response = self.send(&url).await?;
+        match response.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => Ok(true),
-            s => Err(self.failure(&url, s, &body)),
+            _ => Err(self.failure(&url, response).await),
         }
     }
 
-    /// An answer that is not a success, with the message Gitea gave (short, the token masked).
-    fn failure(&self, url: &Url, status: StatusCode, body: &[u8]) -> String {
-        let message = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).to_string());
-        let message: String = message.chars().take(200).collect();
+    /// An answer that is not a success: its status and URL, and Gitea's `message` when the body is JSON
+    /// with a short one (the token masked). Nothing else of the body: the URL may be an internal service's.
+    async fn failure(&self, url: &Url, response: Response) -> String {
+        let status = response.status();
+        let message = match self.body(url, response, MAX_ERROR_BODY_BYTES).await {
+            Ok((body, true)) => gitea_message(&body).map(|m| format!(": {m}")).unwrap_or_default(),
+            Ok((_, false)) => String::new(),
+            Err(e) => return e,
+        };
         let hint = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (check the token in tokenRef)",
             _ => "",
         };
-        self.mask(format!("GET {url}: {status}{hint}: {message}"))
+        self.mask(format!("GET {url}: {status}{hint}{message}"))
     }
 
     /// `text` with the token masked, should a server have echoed it.
     fn mask(&self, text: String) -> String {
         if self.token.0.len() >= 4 { text.replace(&self.token.0, "***") } else { text }
+    }
+}
+
+/// Gitea's error `message` from an error answer's `body`: only a JSON object's string `message` of at
+/// most [`MAX_MESSAGE_CHARS`] printable characters.
+fn gitea_message(body: &[u8]) -> Option<String> {
+    let answer: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let message = answer.get("message")?.as_str()?.trim();
+    let short = !message.is_empty() && message.chars().count() <= MAX_MESSAGE_CHARS;
+    (short && !message.chars().any(char::is_control)).then(|| message.to_string())
+}
+
+/// An answer that does not parse as the type asked: where, never what (serde's message quotes values).
+fn not_gitea_json(url: &Url, error: &serde_json::Error) -> String {
+    let what = match error.classify() {
+        serde_json::error::Category::Data => "JSON of another shape than Gitea's",
+        _ => "not JSON",
+    };
+    format!("GET {url}: the answer is {what} (line {}, column {})", error.line(), error.column())
+}
+
+/// The fields berth reads of Gitea's answers; the others are skipped unread.
+mod answers {
+    use serde::Deserialize;
+
+    /// A pull request (`/repos/{owner}/{repo}/pulls`).
+    #[derive(Debug, Deserialize)]
+    pub struct Pull {
+        pub number: Option<u64>,
+        pub title: Option<String>,
+        pub head: Option<Ref>,
+        pub base: Option<Ref>,
+        pub labels: Option<Vec<Named>>,
+        pub user: Option<User>,
+    }
+
+    /// A pull request's head or base.
+    #[derive(Debug, Deserialize)]
+    pub struct Ref {
+        #[serde(rename = "ref")]
+        pub name: Option<String>,
+        pub sha: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct User {
+        pub login: Option<String>,
+    }
+
+    /// A label, or anything else known by its name.
+    #[derive(Debug, Deserialize)]
+    pub struct Named {
+        pub name: Option<String>,
+    }
+
+    /// A repository (`/orgs/{owner}/repos`, `/users/{owner}/repos`).
+    #[derive(Debug, Deserialize)]
+    pub struct Repo {
+        pub id: Option<u64>,
+        pub name: Option<String>,
+        pub html_url: Option<String>,
+        pub ssh_url: Option<String>,
+        pub default_branch: Option<String>,
+        pub archived: Option<bool>,
+        pub empty: Option<bool>,
+    }
+
+    /// A branch (`/repos/{owner}/{repo}/branches[/{branch}]`).
+    #[derive(Debug, Deserialize)]
+    pub struct Branch {
+        pub name: Option<String>,
+        pub commit: Option<Commit>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Commit {
+        pub id: Option<String>,
+    }
+
+    /// The names of `labels`, those without one left out.
+    pub fn names(labels: Option<Vec<Named>>) -> Vec<String> {
+        labels.unwrap_or_default().into_iter().filter_map(|l| l.name).collect()
     }
 }
 
@@ -378,10 +573,6 @@ fn segments_of<'a>(path: &'a str, what: &str) -> Result<Vec<&'a str>, String> {
     if valid { Ok(segments) } else { Err(format!("the {what} {path:?} is not a valid path")) }
 }
 
-fn text(value: &Value, pointer: &str) -> String {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
 /// The open pull requests of the `gitea` generator's `owner/repo` that carry all of its `labels`.
 async fn pull_requests(
     gitea: &Gitea,
@@ -397,11 +588,29 @@ async fn pull_requests(
         Some(Value::Array(labels)) => labels.iter().filter_map(Value::as_str).collect(),
         Some(_) => return Err(invalid(kind, "gitea", "labels", "must be a list of label names".to_string())),
     };
+    // Each pull request carrying the labels, as the pages arrive.
+    let keep = |pull: answers::Pull| -> Result<Option<PullRequest>, String> {
+        let number = pull.number.ok_or("a pull request without a number in Gitea's answer")?;
+        let labels = answers::names(pull.labels);
+        if !wanted.iter().all(|w| labels.iter().any(|l| l == w)) {
+            return Ok(None);
+        }
+        let (head, base) = (pull.head, pull.base);
+        Ok(Some(PullRequest {
+            number,
+            title: pull.title.unwrap_or_default(),
+            branch: head.as_ref().and_then(|h| h.name.clone()).unwrap_or_default(),
+            target_branch: base.and_then(|b| b.name).unwrap_or_default(),
+            head_sha: head.and_then(|h| h.sha).unwrap_or_default(),
+            labels,
+            author: pull.user.and_then(|u| u.login).unwrap_or_default(),
+        }))
+    };
     let listed = gitea
-        .list(&["repos", owner, repo, "pulls"], &[("state", "open")])
+        .list(&["repos", owner, repo, "pulls"], &[("state", "open")], keep)
         .await
         .map_err(|m| Error::invalid(kind, "gitea", m))?;
-    let Some(listed) = listed else {
+    let Some(pulls) = listed else {
         if spec.get("continueOnRepoNotFoundError") == Some(&Value::Bool(true)) {
             tracing::warn!(
                 owner,
@@ -416,29 +625,6 @@ async fn pull_requests(
             format!("the repository {owner}/{repo} was not found at {}", gitea.base),
         ));
     };
-    let mut pulls = Vec::with_capacity(listed.len());
-    for item in &listed {
-        let Some(number) = item.get("number").and_then(Value::as_u64) else {
-            return Err(Error::invalid(kind, "gitea", "a pull request without a number in Gitea's answer"));
-        };
-        let labels: Vec<String> = item
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|labels| labels.iter().filter_map(|l| l.get("name")?.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        if !wanted.iter().all(|w| labels.iter().any(|l| l == w)) {
-            continue;
-        }
-        pulls.push(PullRequest {
-            number,
-            title: text(item, "/title"),
-            branch: text(item, "/head/ref"),
-            target_branch: text(item, "/base/ref"),
-            head_sha: text(item, "/head/sha"),
-            labels,
-            author: text(item, "/user/login"),
-        });
-    }
     pull_request::generate(spec, &pulls, mode)
 }
 
@@ -463,66 +649,68 @@ async fn repositories(
         ));
     }
     let filters = Filters::of(spec)?;
-    // An organisation's repositories, or a user's when the owner is no organisation.
-    let listed = match gitea.list(&["orgs", owner, "repos"], &[]).await.map_err(fail)? {
+    // An organisation's repositories, or a user's when the owner is no organisation; each kept as a
+    // Repository (its labels and commit still to read) as the pages arrive.
+    let keep = |item: answers::Repo| -> Result<Option<Repository>, String> {
+        if (exclude_archived && item.archived == Some(true)) || item.empty == Some(true) {
+            return Ok(None);
+        }
+        let name = item.name.unwrap_or_default();
+        // Not echoed: the answer is the provider's, and the URL may be an internal service's.
+        check_name(&name, "repository").map_err(|_| "a repository name in the answer is not a Gitea name")?;
+        Ok(Some(Repository {
+            organization: owner.to_string(),
+            repository: name,
+            repository_id: item.id.unwrap_or_default(),
+            url: (if protocol == "https" { item.html_url } else { item.ssh_url }).unwrap_or_default(),
+            branch: item.default_branch.unwrap_or_default(),
+            sha: String::new(),
+            labels: Vec::new(),
+        }))
+    };
+    let listed = match gitea.list(&["orgs", owner, "repos"], &[], keep).await.map_err(fail)? {
         Some(listed) => listed,
         None => gitea
-            .list(&["users", owner, "repos"], &[])
+            .list(&["users", owner, "repos"], &[], keep)
             .await
             .map_err(fail)?
             .ok_or_else(|| fail(format!("no organisation or user {owner:?} at {}", gitea.base)))?,
     };
     let mut repos: Vec<Repository> = Vec::new();
-    for item in &listed {
-        if exclude_archived && item.get("archived") == Some(&Value::Bool(true)) {
-            continue;
-        }
-        if item.get("empty") == Some(&Value::Bool(true)) {
-            continue;
-        }
-        let name = text(item, "/name");
-        check_name(&name, "repository").map_err(fail)?;
-        let labels: Vec<String> = gitea
-            .list(&["repos", owner, &name, "labels"], &[])
+    for mut repo in listed {
+        let name = repo.repository.clone();
+        let labels = gitea
+            .list(&["repos", owner, &name, "labels"], &[], |label: answers::Named| Ok(label.name))
             .await
-            .map_err(fail)?
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| l.get("name")?.as_str().map(str::to_string))
-            .collect();
-        let repo = Repository {
-            organization: owner.to_string(),
-            repository: name.clone(),
-            repository_id: item.get("id").and_then(Value::as_u64).unwrap_or_default(),
-            url: text(item, if protocol == "https" { "/html_url" } else { "/ssh_url" }),
-            branch: text(item, "/default_branch"),
-            sha: String::new(),
-            labels,
-        };
+            .map_err(fail)?;
+        repo.labels = labels.unwrap_or_default();
         if !filters.repository_matches(&repo) {
             continue;
         }
         if all_branches {
             let branches = gitea
-                .list(&["repos", owner, &name, "branches"], &[])
+                .list(&["repos", owner, &name, "branches"], &[], |branch: answers::Branch| {
+                    Ok(Some(Repository {
+                        branch: branch.name.unwrap_or_default(),
+                        sha: branch.commit.and_then(|c| c.id).unwrap_or_default(),
+                        ..repo.clone()
+                    }))
+                })
                 .await
-                .map_err(fail)?
-                .unwrap_or_default();
-            for branch in &branches {
-                repos.push(Repository {
-                    branch: text(branch, "/name"),
-                    sha: text(branch, "/commit/id"),
-                    ..repo.clone()
-                });
-            }
+                .map_err(fail)?;
+            repos.extend(branches.unwrap_or_default());
         } else {
             let mut segments = vec!["repos", owner, name.as_str(), "branches"];
-            segments.extend(segments_of(&repo.branch, "default branch").map_err(fail)?);
-            let branch = gitea
+            // Not echoed: the branch name is the provider's answer.
+            let branch = segments_of(&repo.branch, "default branch").map_err(|_| {
+                fail(format!("the default branch of {owner}/{name} in the answer is not a valid branch name"))
+            })?;
+            segments.extend(branch);
+            let branch: answers::Branch = gitea
                 .get_json(&gitea.url(&segments, &[]))
                 .await
-                .map_err(|m| fail(format!("the default branch {:?} of {owner}/{name}: {m}", repo.branch)))?;
-            repos.push(Repository { sha: text(&branch, "/commit/id"), ..repo });
+                .map_err(|m| fail(format!("the default branch of {owner}/{name}: {m}")))?;
+            repos.push(Repository { sha: branch.commit.and_then(|c| c.id).unwrap_or_default(), ..repo });
         }
         if repos.len() > berth_appset::MAX_PARAM_SETS {
             return Err(Error::TooManyParamSets { generator: kind, max: berth_appset::MAX_PARAM_SETS });
@@ -621,5 +809,167 @@ mod tests {
         let gitea = Gitea::new(Url::parse("http://h/").unwrap(), token, false).unwrap();
         assert!(!format!("{gitea:?}").contains("s3cret"));
         assert_eq!(gitea.mask("echo: token s3cret-token-value".to_string()), "echo: token ***");
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        params(pairs)
+    }
+
+    #[test]
+    fn a_token_ref_never_reads_berths_or_argo_cds_own_secrets_even_labelled_scm_creds() {
+        let scm = labels(&[(SECRET_TYPE_LABEL, SCM_CREDS)]);
+        for own in ["argocd-secret", "argocd-initial-admin-secret", "argocd-server-tls"] {
+            for strict in [false, true] {
+                let err = check_token_secret("argocd", own, Some("Opaque"), Some(&scm), strict).unwrap_err();
+                assert!(err.starts_with(&format!("the Secret argocd/{own} is berth's")), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_ref_never_reads_a_service_account_token_or_other_credential_types() {
+        for kind in
+            ["kubernetes.io/service-account-token", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson"]
+        {
+            let err = check_token_secret("argocd", "t", Some(kind), None, false).unwrap_err();
+            assert!(err.contains(&format!("argocd/t is of type {kind}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_token_ref_never_reads_argo_cd_credentials_of_another_kind() {
+        for kind in ["repository", "repo-creds", "cluster", ""] {
+            let label = labels(&[(SECRET_TYPE_LABEL, kind)]);
+            let err =
+                check_token_secret("argocd", "repo-1", Some("Opaque"), Some(&label), false).unwrap_err();
+            assert!(err.contains(&format!("({SECRET_TYPE_LABEL}: {kind:?})")), "{err}");
+        }
+    }
+
+    #[test]
+    fn strict_mode_reads_only_scm_creds_secrets_and_otherwise_unlabelled_ones_serve() {
+        let scm = labels(&[(SECRET_TYPE_LABEL, SCM_CREDS), ("team", "web")]);
+        let other = labels(&[("team", "web")]);
+        assert!(check_token_secret("argocd", "t", Some("Opaque"), Some(&scm), true).is_ok());
+        assert!(check_token_secret("argocd", "t", None, Some(&other), false).is_ok());
+        assert!(check_token_secret("argocd", "t", None, None, false).is_ok());
+        let err = check_token_secret("argocd", "t", None, Some(&other), true).unwrap_err();
+        assert!(err.contains(STRICT_TOKEN_REF_KEY), "{err}");
+    }
+
+    #[test]
+    fn an_error_answer_gives_only_a_short_json_message() {
+        assert_eq!(
+            gitea_message(br#"{"message":"token is required","url":"x"}"#).as_deref(),
+            Some("token is required")
+        );
+        let long = format!(r#"{{"message":"{}"}}"#, "a".repeat(MAX_MESSAGE_CHARS + 1));
+        for body in [
+            b"internal secret page".as_slice(),
+            br#"{"error":"secret"}"#,
+            br#"{"message":{"secret":"x"}}"#,
+            br#"{"message":"line\nbreak"}"#,
+            br#"["message"]"#,
+            long.as_bytes(),
+        ] {
+            assert_eq!(gitea_message(body), None, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn an_answer_of_another_shape_is_reported_without_its_values() {
+        let url = Url::parse("http://h/api/v1/repos/o/r/pulls").unwrap();
+        let error =
+            serde_json::from_slice::<Vec<answers::Pull>>(br#"[{"number":"hidden-value"}]"#).unwrap_err();
+        let text = not_gitea_json(&url, &error);
+        assert_eq!(
+            text,
+            "GET http://h/api/v1/repos/o/r/pulls: the answer is JSON of another shape than Gitea's (line 1, column 25)"
+        );
+        let error = serde_json::from_slice::<Vec<answers::Pull>>(b"hidden <html>").unwrap_err();
+        assert!(!not_gitea_json(&url, &error).contains("hidden"));
+    }
+
+    #[test]
+    fn listings_keep_only_the_fields_berth_reads() {
+        let page = br#"[{"id":7,"name":"web","html_url":"h","ssh_url":"s","default_branch":"main",
+            "archived":false,"empty":false,"owner":{"login":"acme","avatar_url":"x"},"description":"..."}]"#;
+        let repos: Vec<answers::Repo> = serde_json::from_slice(page).unwrap();
+        assert_eq!((repos[0].id, repos[0].name.as_deref()), (Some(7), Some("web")));
+        let pull: answers::Pull = serde_json::from_slice(
+            br#"{"number":3,"title":"t","head":{"ref":"feat","sha":"abc"},"labels":[{"name":"preview"},{"id":1}],"user":null}"#,
+        )
+        .unwrap();
+        assert_eq!(answers::names(pull.labels), ["preview"]);
+        assert_eq!(pull.head.and_then(|h| h.name).as_deref(), Some("feat"));
+    }
+
+    /// A local HTTP server answering each request with `answer(path and query)` as (status, body), one
+    /// connection at a time; its URL.
+    fn serve(answer: impl Fn(&str) -> (u16, Vec<u8>) + Send + 'static) -> Url {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let target = request_line.split(' ').nth(1).unwrap_or_default();
+                let (status, body) = answer(target);
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_shows_its_status_and_url_and_never_its_body() {
+        let base = serve(|target| match target {
+            t if t.starts_with("/api/v1/plain") => (500, b"internal-only: db password hunter2".to_vec()),
+            t if t.starts_with("/api/v1/json") => {
+                (403, br#"{"message":"token is required","detail":"internal-only"}"#.to_vec())
+            }
+            _ => (200, br#"[{"name":"internal-only"}]"#.to_vec()),
+        });
+        let gitea = Gitea::new(base.clone(), Token::default(), false).unwrap();
+        let err = gitea.list(&["plain"], &[], |l: answers::Named| Ok(l.name)).await.unwrap_err();
+        assert_eq!(err, format!("GET {base}api/v1/plain?page=1&limit=50: 500 Internal Server Error"));
+        let err = gitea.list(&["json"], &[], |l: answers::Named| Ok(l.name)).await.unwrap_err();
+        assert!(err.ends_with(": 403 Forbidden (check the token in tokenRef): token is required"), "{err}");
+        assert!(!err.contains("internal-only"), "{err}");
+        let err = gitea.get_json::<answers::Branch>(&gitea.url(&["plain"], &[])).await.unwrap_err();
+        assert!(!err.contains("internal-only") && err.contains("500"), "{err}");
+        let err = gitea.get_json::<Vec<u64>>(&gitea.url(&["listing"], &[])).await.unwrap_err();
+        assert!(err.contains("another shape than Gitea's") && !err.contains("internal-only"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn all_answers_of_one_generation_share_one_byte_budget() {
+        // Pages of about 1 MiB: a listing of 20 pages fits, a second one in the same generation does not.
+        let item = format!(r#"{{"name":"{}"}}"#, "x".repeat(20_000));
+        let page = format!("[{}]", vec![item; PAGE_SIZE].join(",")).into_bytes();
+        let base = serve(move |target| {
+            let number: usize =
+                target.split("page=").nth(1).and_then(|p| p.split('&').next()?.parse().ok()).unwrap();
+            (200, if number <= 20 { page.clone() } else { b"[]".to_vec() })
+        });
+        let gitea = Gitea::new(base, Token::default(), false).unwrap();
+        let drop_all = |_: answers::Named| Ok(None::<()>);
+        assert_eq!(gitea.list(&["first"], &[], drop_all).await, Ok(Some(Vec::new())));
+        let err = gitea.list(&["second"], &[], drop_all).await.unwrap_err();
+        assert!(err.contains("more than their limit of 32 MiB in all"), "{err}");
+        let fresh = Gitea::new(gitea.base.clone(), Token::default(), false).unwrap();
+        assert!(fresh.list(&["second"], &[], drop_all).await.is_ok(), "the budget is one generation's");
     }
 }

@@ -209,7 +209,8 @@ impl ClusterSecret {
             return None;
         }
         Some(berth_appset::generators::clusters::Cluster {
-            name: data.text("name").ok()?.to_string(),
+            // A Secret without a name is still a cluster (Argo CD gives it an empty name).
+            name: data.text("name").unwrap_or_default().to_string(),
             server: server.to_string(),
             project: data.text("project").ok().filter(|p| !p.is_empty()).map(String::from),
             labels: secret.metadata.labels.clone().unwrap_or_default(),

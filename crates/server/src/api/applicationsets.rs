@@ -162,6 +162,8 @@ struct Submitted {
     name: String,
     namespace: String,
     project: String,
+    /// The projects the generators' own templates name (besides `project`).
+    generator_projects: Vec<String>,
 }
 
 /// Reads a set sent to create or generate, as Argo CD validates it: a JSON object with a valid
@@ -188,6 +190,14 @@ fn submitted(shared: &Shared, mut set: Value) -> Result<Submitted, ApiError> {
     if !shared.serves_namespace(&namespace) {
         return Err(not_permitted(&namespace));
     }
+    // The ApplicationSet controller acts on the control namespace's sets only: one elsewhere would never
+    // generate anything.
+    if namespace != shared.namespace {
+        return Err(ApiError::bad_request(format!(
+            "ApplicationSets are served in namespace {} only; {namespace} is not it",
+            shared.namespace
+        )));
+    }
     set["apiVersion"] = "argoproj.io/v1alpha1".into();
     set["kind"] = "ApplicationSet".into();
     set["metadata"]["namespace"] = namespace.clone().into();
@@ -202,7 +212,23 @@ fn submitted(shared: &Shared, mut set: Value) -> Result<Submitted, ApiError> {
         ));
     }
     let project = if project.is_empty() { "default".to_string() } else { project };
-    Ok(Submitted { json: set, typed, name, namespace, project })
+    let mut generator_projects = Vec::new();
+    let mut templated = false;
+    berth_controller::appset::walk_templates(&set["spec"]["generators"], &mut |template| {
+        if let Some(p) = template.pointer("/spec/project").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            templated |= p.contains("{{");
+            generator_projects.push(p.to_string());
+        }
+    });
+    if templated {
+        return Err(ApiError::bad_request(
+            "the API does not support creating ApplicationSets with a templated `project` field",
+        ));
+    }
+    generator_projects.sort();
+    generator_projects.dedup();
+    generator_projects.retain(|p| *p != project);
+    Ok(Submitted { json: set, typed, name, namespace, project, generator_projects })
 }
 
 /// A serde message without the values it quotes (`invalid type: string "…"`): a value may be a secret.
@@ -257,6 +283,15 @@ fn unrecognized_generators(name: &str, generators: &Value) -> Result<(), ApiErro
 async fn may_create(shared: &Shared, caller: &crate::rbac::Subject, set: &Submitted) -> Result<(), ApiError> {
     if !shared.rbac.enforce(caller, "applicationsets", "create", &appset_object(shared, &set.json)) {
         return Err(ApiError::forbidden("permission denied"));
+    }
+    // A generator's own template may name another project: the caller must be allowed there too (the
+    // controller refuses any generated app in a project no template names, a templatePatch's included).
+    let namespace = set.json["metadata"]["namespace"].as_str().filter(|ns| *ns != shared.namespace);
+    for project in &set.generator_projects {
+        let object = crate::rbac::app_object(project, namespace, &set.name);
+        if !shared.rbac.enforce(caller, "applicationsets", "create", &object) {
+            return Err(ApiError::forbidden("permission denied"));
+        }
     }
     let projects: Api<AppProject> = Api::namespaced(shared.client.clone(), &shared.namespace);
     if projects.get_opt(&set.project).await.map_err(kube_error)?.is_none() {
