@@ -22,7 +22,7 @@ use crate::clusters::secret::ClusterSecret;
 const MAX_ENTRIES: usize = 200_000;
 /// The largest file the git files generator reads.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// The most bytes of files one generator reads in all.
+/// The most bytes of files one generation of a set reads in all.
 const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// argocd-cmd-params-cm's key choosing the files generator's globbing.
@@ -53,6 +53,9 @@ pub(crate) struct LiveInputs {
     pub cmd_params: Arc<BTreeMap<String, String>>,
     /// Each (repository, revision) resolved once per generation, however many generators read it.
     resolved: Mutex<Resolved>,
+    /// Bytes of files the git files generators read in this generation, all calls together (a matrix
+    /// calls its second child once per parameter set of the first).
+    read_bytes: Mutex<u64>,
 }
 
 impl LiveInputs {
@@ -71,6 +74,7 @@ impl LiveInputs {
             max_age,
             cmd_params,
             resolved: Mutex::default(),
+            read_bytes: Mutex::default(),
         }
     }
 
@@ -160,13 +164,14 @@ impl berth_appset::set::Inputs for LiveInputs {
         let (sha, tree) = self.tree(&generator.repo_url, revision)?;
         let mut listing = RepoListing { directories: tree.directories.clone(), files: Vec::new() };
         if generator.directories.is_empty() && !generator.files.is_empty() {
-            let wanted = git::matching_files(generator, &tree.files, self.file_globbing())?;
+            let wanted: std::collections::HashSet<String> =
+                git::matching_files(generator, &tree.files, self.file_globbing())?.into_iter().collect();
             let root = self
                 .handle
                 .block_on(self.controller.git.tree(&generator.repo_url, &sha))
                 .map_err(|e| Error::invalid("git", "repoURL", format!("{}: {e}", generator.repo_url)))?;
             // Only the files a pattern matches are read; the listing names the others for the checks.
-            let mut total = 0u64;
+            let mut total = self.read_bytes.lock().expect("read bytes lock");
             for path in &tree.files {
                 if !wanted.contains(path) {
                     listing.files.push(RepoFile { path: path.clone(), content: Vec::new() });
@@ -213,7 +218,7 @@ impl berth_appset::set::Inputs for LiveInputs {
     }
 }
 
-/// One file of an extracted tree, refused past [`MAX_FILE_BYTES`] or when the generator's total passes
+/// One file of an extracted tree, refused past [`MAX_FILE_BYTES`] or when the generation's total passes
 /// [`MAX_TOTAL_BYTES`]. Paths come from [`list_tree`]'s own walk, and a symbolic link is never followed.
 fn read_file(root: &Path, path: &str, total: &mut u64) -> Result<Vec<u8>, String> {
     let full = root.join(path);
