@@ -303,6 +303,58 @@ pub fn affected_applicationsets<'a>(
         .collect()
 }
 
+/// The repository (`owner`, `name`) of a verified pull-request event from GitHub, Gitea or Gogs
+/// (`X-GitHub-Event`/`X-Gogs-Event: pull_request`, which [`parse`] answers as ignored once verified); `None`
+/// for any other event or payload.
+pub fn pull_request_repository(event: &str, body: &[u8]) -> Option<(String, String)> {
+    if event != "pull_request" {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Payload {
+        repository: Repository,
+    }
+    #[derive(Deserialize)]
+    struct Repository {
+        name: String,
+        owner: Owner,
+    }
+    #[derive(Deserialize)]
+    struct Owner {
+        #[serde(alias = "username")]
+        login: String,
+    }
+    let payload: Payload = serde_json::from_slice(body).ok()?;
+    Some((payload.repository.owner.login, payload.repository.name))
+}
+
+/// The ApplicationSets whose `pullRequest` generators (at any depth) watch `owner/repo` on GitHub or
+/// Gitea: a pull request opened, pushed to or closed there generates them again at once, as Argo CD's
+/// webhook does, instead of at their next poll.
+pub fn affected_pull_request_sets<'a>(
+    owner: &str,
+    repo: &str,
+    sets: impl IntoIterator<Item = &'a berth_api::ApplicationSet>,
+) -> Vec<&'a berth_api::ApplicationSet> {
+    sets.into_iter()
+        .filter(|set| {
+            let generators = serde_json::to_value(&set.spec.generators).unwrap_or_default();
+            let mut affected = false;
+            berth_controller::appset::walk_generators(&generators, &mut |kind, spec| {
+                if kind != "pullRequest" {
+                    return;
+                }
+                for provider in ["github", "gitea"] {
+                    let field = |key: &str| spec[provider][key].as_str().unwrap_or_default().to_string();
+                    affected |= field("owner").eq_ignore_ascii_case(owner)
+                        && field("repo").eq_ignore_ascii_case(repo);
+                }
+            });
+            affected
+        })
+        .collect()
+}
+
 /// The provider and its event name, from the provider's event header.
 fn detect_provider(headers: &HeaderMap) -> Result<(Provider, String), WebhookError> {
     // Gogs first: Gitea sends X-Gogs-Event and X-GitHub-Event together, signed the Gogs way.
@@ -1643,5 +1695,39 @@ mod tests {
             .map(|s| s.metadata.name.as_deref().unwrap())
             .collect();
         assert_eq!(names, ["nested", "head"]);
+    }
+
+    /// A pull-request event names its repository; the sets with a pull-request generator on it are found.
+    #[test]
+    fn a_pull_request_event_reaches_the_sets_watching_that_repository() {
+        let body = br#"{"action": "opened", "number": 7, "repository": {"name": "web", "owner": {"login": "acme"}}}"#;
+        let gitea = br#"{"action": "closed", "repository": {"name": "web", "owner": {"username": "acme"}}}"#;
+        assert_eq!(pull_request_repository("pull_request", body), Some(("acme".into(), "web".into())));
+        assert_eq!(pull_request_repository("pull_request", gitea), Some(("acme".into(), "web".into())));
+        assert_eq!(pull_request_repository("push", body), None);
+        let set = |name: &str, generators: Value| -> berth_api::ApplicationSet {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"generators": generators, "template": {"metadata": {}, "spec": {"destination": {}}}}}))
+            .unwrap()
+        };
+        let sets = [
+            set(
+                "previews",
+                json!([{"pullRequest": {"gitea": {"owner": "Acme", "repo": "web", "api": "https://g"}}}]),
+            ),
+            set(
+                "nested",
+                json!([{"matrix": {"generators": [{"clusters": {}}, {"pullRequest": {"github": {"owner": "acme", "repo": "web"}}}]}}]),
+            ),
+            set(
+                "other",
+                json!([{"pullRequest": {"gitea": {"owner": "acme", "repo": "api", "api": "https://g"}}}]),
+            ),
+        ];
+        let names: Vec<&str> = affected_pull_request_sets("acme", "web", &sets)
+            .into_iter()
+            .map(|s| s.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["previews", "nested"]);
     }
 }

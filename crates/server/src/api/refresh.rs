@@ -27,6 +27,20 @@ pub(super) async fn webhook(
     let event = match crate::webhook::parse(&headers, &body, &shared.webhook_secrets(), limit) {
         Ok(event) => event,
         Err(crate::webhook::WebhookError::Ignored(what)) => {
+            // A verified pull-request event: the sets with a pull-request generator on that repository
+            // generate again now (not named in the answer: the route may need no login).
+            if let (Some((owner, repo)), Some(controller)) =
+                (crate::webhook::pull_request_repository(&what, &body), shared.controller.get())
+            {
+                let sets = controller.applicationsets();
+                let keys: Vec<String> =
+                    crate::webhook::affected_pull_request_sets(&owner, &repo, sets.iter().map(|s| &**s))
+                        .into_iter()
+                        .map(berth_controller::appset::key_of)
+                        .collect();
+                tracing::info!(sets = keys.len(), "webhook: a pull request; generating ApplicationSets");
+                controller.refresh_applicationsets(&keys);
+            }
             return Ok(Json(serde_json::json!({"ignored": what})));
         }
         Err(e) => {
