@@ -150,6 +150,26 @@ pub fn owner_key(app: &Application) -> Option<String> {
     Some(format!("{}/{}", app.metadata.namespace.as_deref().unwrap_or_default(), owner.name))
 }
 
+/// Why `app` may not manage the object (`group`, `kind`, `name`, `namespace`) on the cluster berth runs
+/// in: it is the ApplicationSet that generated `app` (an app that synced or pruned its own set would
+/// rewrite, or delete, itself and its siblings). `None` for any other object.
+pub fn own_set_refusal(
+    app: &Application,
+    group: &str,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Option<String> {
+    if group != "argoproj.io" || kind != "ApplicationSet" {
+        return None;
+    }
+    let key = owner_key(app)?;
+    let (set_namespace, set_name) = key.split_once('/')?;
+    (set_name == name && namespace == Some(set_namespace)).then(|| {
+        format!("ApplicationSet {set_namespace}/{set_name} generated this Application: an Application may not manage the set that owns it")
+    })
+}
+
 /// Two hashes of an owned Application: what its set generates (a change asks for a generation, which
 /// puts it back) and what its set reports (sync, health, operation: a change asks for the status stage).
 fn owned_fingerprint(app: &Application) -> (u64, u64) {
@@ -805,5 +825,23 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(of(json!([{"list": {"elements": []}}])), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn an_application_may_not_manage_the_set_that_generated_it() {
+        let app: Application = serde_json::from_value(json!({
+            "metadata": {"name": "web-prod", "namespace": "argocd", "ownerReferences": [
+                {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "name": "web", "uid": "u", "controller": true}]},
+            "spec": {"destination": {}}})).unwrap();
+        let refusal = own_set_refusal(&app, "argoproj.io", "ApplicationSet", "web", Some("argocd")).unwrap();
+        assert!(refusal.contains("argocd/web"), "{refusal}");
+        assert!(own_set_refusal(&app, "argoproj.io", "ApplicationSet", "other", Some("argocd")).is_none());
+        assert!(own_set_refusal(&app, "argoproj.io", "ApplicationSet", "web", Some("team-a")).is_none());
+        assert!(own_set_refusal(&app, "", "ConfigMap", "web", Some("argocd")).is_none());
+        let mut hand_made = app.clone();
+        hand_made.metadata.owner_references = None;
+        assert!(
+            own_set_refusal(&hand_made, "argoproj.io", "ApplicationSet", "web", Some("argocd")).is_none()
+        );
     }
 }

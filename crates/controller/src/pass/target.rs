@@ -530,6 +530,12 @@ impl Controller {
                 errors.push(format!("{}: {e}", m.file));
                 continue;
             }
+            if cluster.server == berth_api::destination::IN_CLUSTER_SERVER
+                && let Some(refusal) = crate::appset::own_set_refusal(app, &gk.group, &kind, &name, ns)
+            {
+                errors.push(format!("{}: {refusal}", m.file));
+                continue;
+            }
             if let Some(proj) = &proj {
                 let proj_name = proj.metadata.name.as_deref().unwrap_or_default();
                 let ns = namespaced.then(|| object["metadata"]["namespace"].as_str().unwrap_or_default());
