@@ -282,6 +282,7 @@ impl Controller {
         tasks.spawn(controller.clone().poll());
         tasks.spawn(controller.clone().watch_clusters());
         tasks.spawn(controller.clone().poll_appsets());
+        tasks.spawn(controller.clone().report_appsets());
         // Two ApplicationSet workers: a set whose generators wait on a slow server holds up no other
         // (the queue never gives one set to both).
         for _ in 0..2 {

@@ -43,8 +43,12 @@ pub const DEFAULT_REQUEUE: Duration = Duration::from_secs(180);
 const ERROR_REQUEUE: Duration = Duration::from_secs(20);
 /// How old a shared `ls-remote` may be for a generation that no push asked for.
 const LS_REMOTE_MAX_AGE: Duration = Duration::from_secs(3);
-/// Application writes of one set in flight at once.
-const WRITES_AT_ONCE: usize = 16;
+/// Application writes of one set in flight at once (a thousand creates take a few seconds; the client's
+/// QPS budget still paces them).
+const WRITES_AT_ONCE: usize = 64;
+/// How often the sets whose Applications changed sync or health report again: every change within it is
+/// one status write (a thousand apps syncing would otherwise rewrite a thousand-entry status each time).
+const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// Repository listings kept (one per repository and commit).
 const LISTINGS_KEPT: usize = 64;
 
@@ -78,6 +82,8 @@ pub(crate) struct AppSets {
     due: Mutex<HashMap<String, Instant>>,
     /// What of each owned Application last asked its set for work (see [`owned_fingerprint`]).
     seen: Mutex<HashMap<String, (u64, u64)>>,
+    /// Sets to report at the next [`REPORT_EVERY`] tick.
+    reports: Mutex<HashSet<String>>,
 }
 
 impl AppSets {
@@ -94,6 +100,7 @@ impl AppSets {
             fresh: Mutex::default(),
             due: Mutex::default(),
             seen: Mutex::default(),
+            reports: Mutex::default(),
         }
     }
 
@@ -209,10 +216,12 @@ impl Controller {
         let before = self.appsets.seen.lock().expect("seen lock").insert(name, now);
         match before {
             Some(before) if before.0 != now.0 => self.appsets.queue.push(&key, Level::Refresh),
-            Some(before) if before.1 != now.1 => self.appsets.queue.push(&key, Level::Compare),
-            Some(_) => {}
-            // First sight (start, or just created): the set reports it.
-            None => self.appsets.queue.push(&key, Level::Compare),
+            // Its sync or health changed, or first sight (start, or just created): the set reports it, with
+            // the others that change meanwhile, at the next tick.
+            Some(before) if before.1 == now.1 => {}
+            _ => {
+                self.appsets.reports.lock().expect("reports lock").insert(key);
+            }
         }
     }
 
@@ -327,6 +336,19 @@ impl Controller {
             };
             for key in due {
                 self.appsets.queue.push(&key, Level::Refresh);
+            }
+        }
+    }
+
+    /// Every [`REPORT_EVERY`], queues the status stage of each set an owned Application's change named.
+    pub(crate) async fn report_appsets(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(REPORT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let keys = std::mem::take(&mut *self.appsets.reports.lock().expect("reports lock"));
+            for key in keys {
+                self.appsets.queue.push(&key, Level::Compare);
             }
         }
     }
