@@ -49,6 +49,8 @@ const WRITES_AT_ONCE: usize = 64;
 /// How often the sets whose Applications changed sync or health report again: every change within it is
 /// one status write (a thousand apps syncing would otherwise rewrite a thousand-entry status each time).
 const REPORT_EVERY: Duration = Duration::from_millis(500);
+/// How often a set with a RollingSync reports (and so advances its rollout) even when nothing announced a change.
+const ROLLOUT_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Repository listings kept (one per repository and commit).
 const LISTINGS_KEPT: usize = 64;
 
@@ -197,6 +199,8 @@ fn owned_fingerprint(app: &Application) -> (u64, u64) {
         status.and_then(|s| s.health.as_ref()).map(|h| &h.status),
         status.and_then(|s| s.operation_state.as_ref()).map(|o| &o.phase),
         app.operation.is_some(),
+        // A compare done (RollingSync waits for one after each change it sees before a step advances).
+        status.and_then(|s| s.reconciled_at.as_ref()),
     ));
     (generated, reported)
 }
@@ -341,11 +345,20 @@ impl Controller {
     }
 
     /// Every [`REPORT_EVERY`], queues the status stage of each set an owned Application's change named.
+    /// Rolling sets also every [`ROLLOUT_REPORT_EVERY`], whatever changed: a rollout never stalls on a
+    /// change no event announced.
     pub(crate) async fn report_appsets(self: Arc<Self>) {
         let mut tick = tokio::time::interval(REPORT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rollouts = Instant::now();
         loop {
             tick.tick().await;
+            if last_rollouts.elapsed() >= ROLLOUT_REPORT_EVERY {
+                last_rollouts = Instant::now();
+                let rolling = self.appsets.store.state().into_iter().filter(|s| rollout::is_rolling(s));
+                let mut reports = self.appsets.reports.lock().expect("reports lock");
+                reports.extend(rolling.map(|s| key_of(&s)));
+            }
             let keys = std::mem::take(&mut *self.appsets.reports.lock().expect("reports lock"));
             for key in keys {
                 self.appsets.queue.push(&key, Level::Compare);
