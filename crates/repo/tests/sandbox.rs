@@ -193,9 +193,9 @@ fn the_tool_finds_no_git_or_shell_on_its_path() {
 #[test]
 fn writing_outside_the_scratch_directory_fails() {
     let l = layout();
-    for target in
-        [l.mine.join("new.yaml"), l.root.join("repo-cache/render/other-scratch"), PathBuf::from("/tmp/x")]
-    {
+    // (a path of this run's own outside the scratch directory: nothing else may have made it)
+    let elsewhere = std::env::temp_dir().join(format!("berth-sandbox-write-{}", std::process::id()));
+    for target in [l.mine.join("new.yaml"), l.root.join("repo-cache/render/other-scratch"), elsewhere] {
         assert_denied(sh(&l, &format!("echo x > '{}'", target.display())), &target.display().to_string());
         assert!(!target.exists(), "{} was written", target.display());
     }
