@@ -169,18 +169,12 @@ fn top_level(
     mode: TemplateMode,
     inputs: &dyn Inputs,
 ) -> Result<Vec<ParamSet>, Error> {
-    let kinds = leaf_kinds(&generator.leaf).len()
-        + usize::from(generator.matrix.is_some())
-        + usize::from(generator.merge.is_some());
-    if kinds != 1 {
-        return Err(Error::invalid(
-            "ApplicationSet",
-            "generator",
-            format!(
-                "each generator sets exactly one kind (list, clusters, git, matrix, merge …); found {kinds}"
-            ),
-        ));
-    }
+    one_kind(
+        &generator.leaf,
+        generator.matrix.is_some(),
+        generator.merge.is_some(),
+        ("ApplicationSet", "generator"),
+    )?;
     if let Some(m) = &generator.matrix {
         let sets = matrix::generate(m, |child| nested(child, mode, inputs, 1))?;
         return selector::apply(&generator.leaf, "matrix", sets);
@@ -202,16 +196,12 @@ fn nested(
     inputs: &dyn Inputs,
     depth: usize,
 ) -> Result<Vec<ParamSet>, Error> {
-    let kinds = leaf_kinds(&generator.leaf).len()
-        + usize::from(generator.matrix.is_some())
-        + usize::from(generator.merge.is_some());
-    if kinds != 1 {
-        return Err(Error::invalid(
-            "matrix",
-            "generators",
-            format!("each child generator sets exactly one kind; found {kinds}"),
-        ));
-    }
+    one_kind(
+        &generator.leaf,
+        generator.matrix.is_some(),
+        generator.merge.is_some(),
+        ("matrix", "generators"),
+    )?;
     if generator.matrix.is_some() || generator.merge.is_some() {
         if depth >= MAX_NESTING {
             return Err(Error::invalid(
@@ -226,9 +216,24 @@ fn nested(
             let value = generator.merge.as_ref().expect("checked above");
             merge::generate(&merge::from_nested(value)?, |child| nested(child, mode, inputs, depth + 1))?
         };
-        return selector::apply(&generator.leaf, "matrix", sets);
+        let kind = if generator.matrix.is_some() { "matrix" } else { "merge" };
+        return selector::apply(&generator.leaf, kind, sets);
     }
     leaf(&generator.leaf, mode, inputs)
+}
+
+/// `Ok` when a generator (its leaf kinds, and whether it is a matrix or a merge) sets exactly one kind;
+/// else the error names `at` (the generator and field reporting it).
+fn one_kind(leaf: &LeafGenerators, matrix: bool, merge: bool, at: (&'static str, &str)) -> Result<(), Error> {
+    let kinds = leaf_kinds(leaf).len() + usize::from(matrix) + usize::from(merge);
+    if kinds == 1 {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        at.0,
+        at.1,
+        format!("each generator sets exactly one kind (list, clusters, git, matrix, merge …); found {kinds}"),
+    ))
 }
 
 /// The kinds of leaf generator `leaf` sets.
