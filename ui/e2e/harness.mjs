@@ -1,8 +1,9 @@
 // @ts-check
 // What the browser tests share: the settings from the environment, Debian's Chromium through playwright-core,
-// the API as a script sees it, the demo git repository, and polling with deadlines.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// the API as a script sees it, the demo git repository, polling with deadlines, and a Dex for SSO.
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,4 +187,83 @@ export async function eventually(what, check, timeout = 30_000) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, delay));
   }
+}
+
+/**
+ * The password of `DEX_USER_HASH`: Dex reads only bcrypt hashes, and this one is Dex's own example's
+ * (config.dev.yaml), so no bcrypt is needed here.
+ */
+export const DEX_PASSWORD = 'password';
+const DEX_USER_HASH = '$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W';
+
+/** Dex's binary: DEX, else `dex` on PATH, else hack/deps' directory (hack/deps builds it). */
+function dexBinary() {
+  if (process.env.DEX) return process.env.DEX;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'dex'))) return join(dir, 'dex');
+  }
+  const bindir = execFileSync(join(here, '..', '..', 'hack', 'deps'), ['bindir'], { encoding: 'utf8' }).trim();
+  const dex = join(bindir, 'dex');
+  if (!existsSync(dex)) throw new Error(`no dex at ${dex}: run hack/deps (or set DEX)`);
+  return dex;
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released for the caller to listen on). */
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/**
+ * A real Dex of its own, the OIDC provider of the SSO scenarios: memory storage, no approval screen, its
+ * password database with one user (password `DEX_PASSWORD`, in `groups`), and one confidential client that
+ * may come back only to `redirectURI`. Its login page is the password form, as Dex shows it with no other
+ * connector. Answers the issuer (`http://127.0.0.1:<port>/dex`) once Dex serves its discovery document.
+ * @param {{clientID: string, clientSecret: string, redirectURI: string,
+ *          user: {email: string, username: string, groups: string[]}}} options
+ */
+export async function startDex({ clientID, clientSecret, redirectURI, user }) {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}/dex`;
+  const dir = mkdtempSync(join(tmpdir(), 'berth-e2e-dex-'));
+  const config = {
+    issuer,
+    storage: { type: 'memory' },
+    web: { http: `127.0.0.1:${port}` },
+    oauth2: { skipApprovalScreen: true },
+    enablePasswordDB: true,
+    staticPasswords: [{ ...user, hash: DEX_USER_HASH, userID: `e2e-${user.username}` }],
+    staticClients: [{ id: clientID, secret: clientSecret, name: 'berth', redirectURIs: [redirectURI] }],
+  };
+  // JSON is YAML: Dex reads it as its config file.
+  writeFileSync(join(dir, 'config.yaml'), JSON.stringify(config), { mode: 0o600 });
+  const log = openSync(join(dir, 'dex.log'), 'a');
+  const child = spawn(dexBinary(), ['serve', join(dir, 'config.yaml')], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  /** @type {number | null} */
+  let exited = null;
+  const gone = new Promise((resolve) => child.once('exit', (code) => resolve((exited = code ?? -1))));
+  const logTail = () => readFileSync(join(dir, 'dex.log'), 'utf8').split('\n').slice(-20).join('\n');
+  const stop = async () => {
+    if (exited === null) {
+      child.kill();
+      await gone;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await eventually('Dex to serve its discovery document', async () => {
+      if (exited !== null) throw new Error(`dex stopped (${String(exited)}):\n${logTail()}`);
+      const res = await fetch(`${issuer}/.well-known/openid-configuration`);
+      return res.ok;
+    }, 30_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { issuer, stop };
 }

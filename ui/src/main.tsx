@@ -1,7 +1,8 @@
 // berth's web UI: the shell (top bar, session, the control namespace) and the routes.
 import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { getSettings, logout, userInfo } from './api/applications';
+import { getSettings, logout, ssoLogout, userInfo } from './api/applications';
+import type { UserInfo } from './api/types';
 import { loginPath } from './api/client';
 import { ApplicationDetail } from './pages/ApplicationDetail';
 import { ApplicationSetDetail } from './pages/ApplicationSetDetail';
@@ -10,12 +11,14 @@ import { ApplicationsList } from './pages/ApplicationsList';
 import { ClustersPage } from './pages/Clusters';
 import { Login, Logo } from './pages/Login';
 import { appRefIn } from './lib/application';
+import { isSsoSession } from './lib/sso';
 import { APPLICATIONSETS_PATH, CLUSTERS_PATH, navigate, onLinkClick, useLocation } from './router';
 import './styles.css';
 
 function App() {
   const { path, query } = useLocation();
-  const [user, setUser] = useState<string | null>();
+  // Who is logged in (undefined while asked, null when nobody is).
+  const [user, setUser] = useState<UserInfo | null>();
   // Which apps are outside the control namespace (their routes and calls name the namespace); the settings
   // say it to a logged-in caller only, so they are read with the user. `{}`: the server did not say.
   const [control, setControl] = useState<{ namespace?: string }>();
@@ -23,7 +26,7 @@ function App() {
   const loadUser = useCallback(() => {
     setControl(undefined);
     userInfo()
-      .then((u) => setUser(u.loggedIn ? (u.username ?? '') : null))
+      .then((u) => setUser(u.loggedIn ? u : null))
       .catch(() => setUser(null));
     // An answer from before the login (without the namespace) must not land after this one's.
     const asked = ++settingsAsked.current;
@@ -50,11 +53,18 @@ function App() {
   if (user === undefined || (user !== null && control === undefined)) return <p class="empty">Loading…</p>;
   if (user === null || control === undefined) return null;
 
+  // An SSO session ends at the server's /auth/logout (and maybe the provider's logout page after it); a local
+  // account's in place.
   const signOut = async () => {
+    if (isSsoSession(user)) {
+      ssoLogout();
+      return;
+    }
     await logout();
     setUser(undefined);
     navigate('/login');
   };
+  const groups = user.groups ?? [];
 
   // `/applications/{name}` (the control namespace) or `/applications/{namespace}/{name}`.
   const match = /^\/applications\/(?:([^/]+)\/)?([^/]+)\/?$/.exec(path);
@@ -129,9 +139,14 @@ function App() {
           </a>
         </nav>
         <div class="topbar-user">
-          <span class="muted" data-testid="username">
-            {user}
+          <span class="muted" data-testid="username" title={isSsoSession(user) ? `Logged in through ${user.iss ?? ''}` : undefined}>
+            {user.username ?? ''}
           </span>
+          {groups.length ? (
+            <span class="muted small user-groups" data-testid="user-groups" title={`Groups: ${groups.join(', ')}`}>
+              {groups.join(', ')}
+            </span>
+          ) : null}
           <button type="button" class="button small" onClick={() => void signOut()}>
             Log out
           </button>

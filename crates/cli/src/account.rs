@@ -1,4 +1,4 @@
-//! `berth account list|get|update-password|generate-token|delete-token`, as `argocd account …`.
+//! `berth account list|get|get-user-info|update-password|generate-token|delete-token`, as `argocd account …`.
 
 use crate::client::{Client, ClientError, ConnectionArgs};
 use crate::context::{Config, config_path};
@@ -29,6 +29,11 @@ enum AccountCommand {
     Get {
         #[arg(short, long)]
         account: Option<String>,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Show who the server takes you for: user, issuer and groups (an SSO login's come from the provider).
+    GetUserInfo {
         #[arg(short, long, value_enum)]
         output: Option<Output>,
     },
@@ -78,6 +83,13 @@ pub async fn run(args: AccountArgs) -> Result<()> {
             match structured(&details, output)? {
                 Some(text) => print!("{text}"),
                 None => print!("{}", account_details(&details, now())),
+            }
+        }
+        AccountCommand::GetUserInfo { output } => {
+            let info = client.userinfo().await?;
+            match structured(&info, output)? {
+                Some(text) => print!("{text}"),
+                None => print!("{}", user_info(&info)),
             }
         }
         AccountCommand::UpdatePassword { account, current_password, new_password } => {
@@ -186,9 +198,9 @@ async fn relogin(connection: &ConnectionArgs, client: &Client, user: &str, passw
     Ok(())
 }
 
-/// Go durations (`24h`, `90m`) and days (`7d`), as `argocd account generate-token --expires-in`; zero is
-/// `None`: the token never expires.
-fn parse_expires_in(text: &str) -> Result<Option<Duration>> {
+/// Go durations (`24h`, `90m`) and days (`7d`), as `argocd account generate-token --expires-in` and
+/// `argocd proj role create-token --expires-in`; zero is `None`: the token never expires.
+pub(crate) fn parse_expires_in(text: &str) -> Result<Option<Duration>> {
     let days = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok());
     let duration = match days {
         Some(days) => Some(Duration::from_secs(days * 24 * 3600)),
@@ -199,6 +211,24 @@ fn parse_expires_in(text: &str) -> Result<Option<Duration>> {
         Some(d) => Ok(Some(d.max(Duration::from_secs(1)))),
         None => bail!("--expires-in {text:?} is not a duration: use e.g. 24h, 90m, 7d or 0s (never)"),
     }
+}
+
+/// `argocd account get-user-info`: whether the token is a session and, when it is, whose.
+fn user_info(info: &Value) -> String {
+    let logged_in = info["loggedIn"].as_bool().unwrap_or(false);
+    let mut out = format!("Logged In: {logged_in}\n");
+    if logged_in {
+        let text = |key: &str| info[key].as_str().unwrap_or_default().to_string();
+        let groups: Vec<&str> =
+            info["groups"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "Username: {}\nIssuer: {}\nGroups: {}\n",
+            text("username"),
+            text("iss"),
+            groups.join(",")
+        ));
+    }
+    out
 }
 
 fn capabilities(account: &Value) -> String {
@@ -264,6 +294,19 @@ fn account_details(account: &Value, now: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn user_info_prints_as_argocd_account_get_user_info() {
+        let sso = json!({"loggedIn": true, "username": "kim@example.com", "iss": "https://dex.example",
+            "groups": ["dev", "ops"]});
+        assert_eq!(
+            user_info(&sso),
+            "Logged In: true\nUsername: kim@example.com\nIssuer: https://dex.example\nGroups: dev,ops\n"
+        );
+        let local = json!({"loggedIn": true, "username": "admin", "iss": "argocd"});
+        assert_eq!(user_info(&local), "Logged In: true\nUsername: admin\nIssuer: argocd\nGroups: \n");
+        assert_eq!(user_info(&json!({"loggedIn": false})), "Logged In: false\n");
+    }
 
     #[test]
     fn token_lifetimes_read_as_argocd_reads_them() {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::Mutex;
 
 /// How to reach the server; every flag overrides the current context.
 #[derive(Args, Debug, Clone, Default)]
@@ -69,13 +70,37 @@ pub struct Target {
     pub token: Option<String>,
     pub plaintext: bool,
     pub insecure: bool,
+    /// How the token renews itself: an SSO session's context with a refresh token.
+    pub renewal: Option<Renewal>,
+}
+
+/// The context an SSO login saved and its refresh token: where a renewed ID token goes.
+#[derive(Clone, PartialEq)]
+pub struct Renewal {
+    pub config: PathBuf,
+    pub context: String,
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Renewal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renewal").field("config", &self.config).field("context", &self.context).finish()
+    }
 }
 
 impl ConnectionArgs {
     /// Flags and environment first, then the context for that server (the current one by default).
     pub fn target(&self) -> anyhow::Result<Target> {
-        let config = Config::load(&config_path(self.config.as_deref())?)?;
-        Ok(self.target_in(&config)?)
+        let path = config_path(self.config.as_deref())?;
+        let config = Config::load(&path)?;
+        let mut target = self.target_in(&config)?;
+        let own_token = self.auth_token.as_deref().is_none_or(str::is_empty);
+        target.renewal = config
+            .for_server(&target.server)
+            .filter(|_| own_token)
+            .and_then(|c| Some((c.name.clone(), c.refresh_token.clone()?)))
+            .map(|(context, refresh_token)| Renewal { config: path, context, refresh_token });
+        Ok(target)
     }
 
     pub fn target_in(&self, config: &Config) -> Result<Target, ClientError> {
@@ -94,6 +119,7 @@ impl ConnectionArgs {
             plaintext: self.plaintext || context.is_some_and(|c| c.plaintext),
             insecure: self.insecure || context.is_some_and(|c| c.insecure),
             server,
+            renewal: None,
         })
     }
 
@@ -117,29 +143,41 @@ pub fn base_url(server: &str, plaintext: bool) -> String {
     }
 }
 
+/// The CLI's HTTP client: rustls with ring, the usual timeouts, any certificate accepted with `insecure`.
+pub(crate) fn http_client(insecure: bool) -> Result<reqwest::Client, ClientError> {
+    // reqwest is built without a bundled provider: use ring, as kube does (a second install is a no-op).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .tls_danger_accept_invalid_certs(insecure)
+        .build()
+        .map_err(|e| ClientError::Setup(format!("building the HTTP client: {}", chain(&e))))
+}
+
 /// A connection to one server.
 pub struct Client {
     http: reqwest::Client,
     base: String,
     server: String,
+    insecure: bool,
+    /// Locked while an SSO session renews, so concurrent requests renew once.
+    session: Mutex<Session>,
+}
+
+struct Session {
     token: Option<String>,
+    renewal: Option<Renewal>,
 }
 
 impl Client {
     pub fn new(target: &Target) -> Result<Client, ClientError> {
-        // reqwest is built without a bundled provider: use ring, as kube does (a second install is a no-op).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .tls_danger_accept_invalid_certs(target.insecure)
-            .build()
-            .map_err(|e| ClientError::Setup(format!("building the HTTP client: {}", chain(&e))))?;
         Ok(Client {
-            http,
+            http: http_client(target.insecure)?,
             base: base_url(&target.server, target.plaintext),
             server: target.server.clone(),
-            token: target.token.clone(),
+            insecure: target.insecure,
+            session: Mutex::new(Session { token: target.token.clone(), renewal: target.renewal.clone() }),
         })
     }
 
@@ -166,8 +204,61 @@ impl Client {
         })
     }
 
+    /// One request; an SSO session whose ID token expired (or is refused with 401) renews and retries once.
     async fn send(
         &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ClientError> {
+        let mut token = self.session.lock().await.token.clone();
+        if let Some(old) = token.as_deref().filter(|t| crate::sso::expired(t, unix_now())) {
+            token = self.renew(Some(old)).await?.or(token);
+        }
+        let (status, text) = self.send_as(token.as_deref(), method.clone(), path, query, body).await?;
+        if status != 401 {
+            return Ok((status, text));
+        }
+        match self.renew(token.as_deref()).await? {
+            Some(renewed) => self.send_as(Some(&renewed), method, path, query, body).await,
+            None => Ok((status, text)),
+        }
+    }
+
+    /// A new ID token for the SSO session that sent `failed`, saved in its context; `None` when the
+    /// session cannot renew (no refresh token). A session another request renewed meanwhile is reused.
+    async fn renew(&self, failed: Option<&str>) -> Result<Option<String>, ClientError> {
+        let mut session = self.session.lock().await;
+        if session.token.as_deref() != failed {
+            return Ok(session.token.clone());
+        }
+        let Some(renewal) = session.renewal.as_mut() else {
+            return Ok(None);
+        };
+        let unauthenticated = |e: anyhow::Error| ClientError::Unauthenticated {
+            server: self.server.clone(),
+            message: format!("the SSO session could not be renewed: {e:#}"),
+        };
+        let tokens = crate::sso::refresh(&self.http, &self.base, self.insecure, &renewal.refresh_token)
+            .await
+            .map_err(unauthenticated)?;
+        if let Some(refresh_token) = tokens.refresh_token.clone() {
+            renewal.refresh_token = refresh_token;
+        }
+        let save = || -> anyhow::Result<()> {
+            let mut config = Config::load(&renewal.config)?;
+            config.renew(&renewal.context, &tokens.id_token, &renewal.refresh_token)?;
+            config.save(&renewal.config)
+        };
+        save().map_err(|e| ClientError::Setup(format!("saving the renewed SSO session: {e:#}")))?;
+        session.token = Some(tokens.id_token.clone());
+        Ok(Some(tokens.id_token))
+    }
+
+    async fn send_as(
+        &self,
+        token: Option<&str>,
         method: Method,
         path: &str,
         query: &[(&str, String)],
@@ -179,7 +270,7 @@ impl Client {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let mut request = self.http.request(method, url);
-        if let Some(token) = &self.token {
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
@@ -665,6 +756,12 @@ pub struct Manifests {
     pub revision: String,
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// A field that may be absent or `null` reads as its default.
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
@@ -716,7 +813,7 @@ fn with_transport_hint(reason: String) -> String {
 }
 
 /// An error and its causes on one line (reqwest's own text omits the cause, e.g. "connection refused").
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -742,7 +839,7 @@ mod tests {
             server: server.into(),
             token: token.map(Into::into),
             plaintext: true,
-            insecure: false,
+            ..Default::default()
         });
         config
     }
@@ -757,7 +854,8 @@ mod tests {
                 server: "127.0.0.1:8080".into(),
                 token: Some("ctx-token".into()),
                 plaintext: true,
-                insecure: false
+                insecure: false,
+                renewal: None,
             }
         );
         let args = ConnectionArgs { auth_token: Some("flag".into()), insecure: true, ..Default::default() };

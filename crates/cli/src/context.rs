@@ -18,7 +18,7 @@ pub struct Config {
 }
 
 /// One server as `berth login` left it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServerContext {
     pub name: String,
@@ -27,6 +27,10 @@ pub struct ServerContext {
     /// Cleared by `berth logout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The refresh token of an SSO login (`berth login --sso`), which renews the ID token in `token`;
+    /// `refresh-token`, as Argo CD's config keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[serde(default)]
     pub plaintext: bool,
     #[serde(default)]
@@ -112,6 +116,19 @@ impl Config {
         match self.contexts.iter_mut().find(|c| c.name == name) {
             Some(context) => {
                 context.token = None;
+                context.refresh_token = None;
+                Ok(())
+            }
+            None => bail!("no context named '{name}'{}", self.known_names()),
+        }
+    }
+
+    /// Keeps the renewed ID token and refresh token of the SSO session of context `name`.
+    pub fn renew(&mut self, name: &str, token: &str, refresh_token: &str) -> Result<()> {
+        match self.contexts.iter_mut().find(|c| c.name == name) {
+            Some(context) => {
+                context.token = Some(token.to_string());
+                context.refresh_token = Some(refresh_token.to_string());
                 Ok(())
             }
             None => bail!("no context named '{name}'{}", self.known_names()),
@@ -177,7 +194,7 @@ mod tests {
             server: server.into(),
             token: token.map(Into::into),
             plaintext: true,
-            insecure: false,
+            ..Default::default()
         }
     }
 
@@ -236,6 +253,39 @@ mod tests {
         assert_eq!(error, "no context named 'nope' (known: local, other)");
         config.use_context("other").unwrap();
         assert_eq!(config.current_context.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn an_sso_context_keeps_its_refresh_token_as_argocd_names_it_until_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let mut config = Config::default();
+        config.upsert(ServerContext {
+            refresh_token: Some("r-1".into()),
+            ..context("sso", "cd:443", Some("id-1"))
+        });
+        config.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("refresh-token: r-1"), "{text}");
+        let mut read = Config::load(&path).unwrap();
+        assert_eq!(read, config);
+
+        read.renew("sso", "id-2", "r-2").unwrap();
+        assert_eq!(
+            (read.current().unwrap().token.as_deref(), read.current().unwrap().refresh_token.as_deref()),
+            (Some("id-2"), Some("r-2"))
+        );
+        assert!(read.renew("gone", "a", "b").is_err());
+        read.logout("sso").unwrap();
+        assert_eq!(
+            (read.current().unwrap().token.clone(), read.current().unwrap().refresh_token.clone()),
+            (None, None)
+        );
+        read.save(&path).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("refresh-token"));
+        let old: Config =
+            serde_saphyr::from_str("contexts:\n- name: a\n  server: a:443\n  token: t\n").unwrap();
+        assert_eq!(old.contexts[0].refresh_token, None, "a config without the key reads as before");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! `berth login HOST`, `berth logout` and `berth context`: sessions kept in the config file.
+//! `berth login HOST [--sso]`, `berth logout` and `berth context`: sessions kept in the config file.
 
-use crate::client::{Client, Target};
+use crate::client::{Client, Target, base_url};
 use crate::context::{Config, ServerContext, config_path};
 use crate::output::Table;
+use crate::sso::{self, SsoOptions};
 use crate::terminal::prompt;
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{ArgAction, Args};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
@@ -14,12 +15,22 @@ pub struct LoginArgs {
     /// The server: HOST:PORT (`http://` or `https://` in front is understood too).
     host: String,
     /// The account (prompted for when missing and stdin is a terminal).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sso")]
     username: Option<String>,
     /// The password (prompted for, unechoed, when missing and stdin is a terminal); from `BERTH_PASSWORD`
     /// too, which keeps it off the process list.
     #[arg(long, env = "BERTH_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Log in through the server's SSO provider (Dex or oidc.config) in a browser, as `argocd login --sso`.
+    #[arg(long)]
+    sso: bool,
+    /// The local port of the SSO callback (`http://localhost:PORT/auth/callback`, which the provider must
+    /// allow as a redirect URI).
+    #[arg(long, default_value_t = sso::DEFAULT_PORT, value_name = "PORT")]
+    sso_port: u16,
+    /// Open the system's browser at the provider's login page (the URL is printed either way).
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    sso_launch_browser: bool,
     /// Accept any TLS certificate (the server's self-signed default).
     #[arg(long)]
     insecure: bool,
@@ -71,6 +82,9 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         bail!("give the server to log in to: `berth login HOST:PORT`");
     }
     let plaintext = args.plaintext || scheme_plaintext == Some(true);
+    if args.sso {
+        return sso_login(args, server, plaintext).await;
+    }
     let interactive = std::io::stdin().is_terminal();
     let username = match args.username {
         Some(username) => username,
@@ -82,7 +96,8 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         None if interactive => prompt("Password: ", true)?,
         None => bail!("--password is required when stdin is not a terminal"),
     };
-    let target = Target { server: server.clone(), token: None, plaintext, insecure: args.insecure };
+    let target =
+        Target { server: server.clone(), token: None, plaintext, insecure: args.insecure, renewal: None };
     let token = Client::new(&target)?.login(&username, &password).await?;
 
     let path = config_path(args.config.as_deref())?;
@@ -92,11 +107,35 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         name: name.clone(),
         server,
         token: Some(token),
+        refresh_token: None,
         plaintext,
         insecure: args.insecure,
     });
     config.save(&path)?;
     println!("'{username}:login' logged in successfully");
+    println!("Context '{name}' updated");
+    Ok(())
+}
+
+/// `berth login HOST --sso`: the browser logs in at the provider; the ID token is the session's token and
+/// the refresh token renews it.
+async fn sso_login(args: LoginArgs, server: String, plaintext: bool) -> Result<()> {
+    // Read before the browser round trip, so a broken config file fails before the user logs in.
+    let path = config_path(args.config.as_deref())?;
+    let mut config = Config::load(&path)?;
+    let options = SsoOptions { port: args.sso_port, launch_browser: args.sso_launch_browser };
+    let (tokens, claims) = sso::login(&base_url(&server, plaintext), args.insecure, &options).await?;
+    let name = args.name.unwrap_or_else(|| server.clone());
+    config.upsert(ServerContext {
+        name: name.clone(),
+        server,
+        token: Some(tokens.id_token),
+        refresh_token: tokens.refresh_token,
+        plaintext,
+        insecure: args.insecure,
+    });
+    config.save(&path)?;
+    println!("'{}' logged in successfully", sso::display_name(&claims));
     println!("Context '{name}' updated");
     Ok(())
 }
@@ -167,9 +206,7 @@ mod tests {
             config.upsert(ServerContext {
                 name: name.into(),
                 server: format!("{name}:443"),
-                token: None,
-                plaintext: false,
-                insecure: false,
+                ..Default::default()
             });
         }
         assert_eq!(

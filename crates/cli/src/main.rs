@@ -15,12 +15,15 @@ mod client;
 mod cluster;
 mod context;
 mod crds;
+mod dex;
 mod diff;
 mod login;
 mod output;
 mod proj;
+mod proj_role;
 mod repo;
 mod run;
+mod sso;
 mod terminal;
 mod version;
 
@@ -38,6 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the Application, AppProject and ApplicationSet CRDs as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Dex beside berth, as `argocd-dex`: generate its configuration from argocd-cm's dex.config, or run it.
+    Dex(dex::DexArgs),
     /// Offline tools for administrators, as `argocd admin`.
     Admin(admin::AdminArgs),
     /// Log in to a berth server and save the session as the current context.
@@ -66,7 +71,8 @@ enum Command {
 async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     // The client verbs report their own errors; library logs (TLS, HTTP) only when RUST_LOG asks.
-    let server_side = matches!(cli.command, Command::Run(_) | Command::Crds | Command::Admin(_));
+    let server_side =
+        matches!(cli.command, Command::Run(_) | Command::Crds | Command::Admin(_) | Command::Dex(_));
     let default_filter = if server_side { "info" } else { "off" };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -82,6 +88,7 @@ async fn main() -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Admin(args) => return admin::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Dex(args) => return dex::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Login(args) => login::login(args).await.map(|()| ExitCode::SUCCESS),
         Command::Logout(args) => login::logout(args).map(|()| ExitCode::SUCCESS),
         Command::Context(args) => login::context(args).map(|()| ExitCode::SUCCESS),

@@ -1,6 +1,7 @@
 //! `berth proj list`: the AppProjects, as `argocd proj list` prints them; `berth proj windows`: a
 //! project's sync windows, listed and edited as `argocd proj windows` does (through the project's
-//! `PUT /api/v1/projects/{name}`, so the server checks them as Argo CD's does).
+//! `PUT /api/v1/projects/{name}`, so the server checks them as Argo CD's does); `berth proj role`: its
+//! roles and their tokens (in `proj_role`).
 
 use crate::client::ConnectionArgs;
 use crate::output::{Output, Table, or_none, structured};
@@ -29,6 +30,9 @@ enum ProjCommand {
     /// Manage a project's sync windows (the times its applications may or may not sync).
     #[command(subcommand)]
     Windows(Box<WindowsCommand>),
+    /// Manage a project's roles: their policies, SSO groups and tokens.
+    #[command(subcommand)]
+    Role(Box<crate::proj_role::RoleCommand>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +145,7 @@ pub async fn run(args: ProjArgs) -> Result<()> {
             let items = client.list_projects().await?;
             print!("{}", list_output(&items, output)?);
         }
+        ProjCommand::Role(command) => crate::proj_role::run(&client, *command).await?,
         ProjCommand::Windows(command) => match *command {
             WindowsCommand::List { project, output } => {
                 let project = client.get_project(&project).await?;

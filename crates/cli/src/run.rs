@@ -56,6 +56,17 @@ pub struct RunArgs {
     /// separate argocd-server would; the benchmark of the API uses it).
     #[arg(long, env = "BERTH_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
     pub controller: bool,
+    /// Where Dex serves when argocd-cm has `dex.config` (Argo CD's `--dex-server`; e.g.
+    /// `http://berth-dex-server:5556`): `/api/dex` is proxied there. Without it, `berth run` starts Dex
+    /// itself on 127.0.0.1 when argocd-cm has `dex.config` and `--dex-binary` is found.
+    #[arg(long, env = "BERTH_DEX_SERVER")]
+    pub dex_server: Option<String>,
+    /// The `dex` binary `berth run` starts for `dex.config` (looked up on PATH).
+    #[arg(long, env = "BERTH_DEX_BINARY", default_value = "dex")]
+    pub dex_binary: PathBuf,
+    /// The local port of the Dex `berth run` starts.
+    #[arg(long, env = "BERTH_DEX_PORT", default_value_t = 5556)]
+    pub dex_port: u16,
 }
 
 /// The client of the cluster berth runs in, its requests limited as Argo CD's application controller limits
@@ -141,7 +152,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Dex: elsewhere (--dex-server), or run here when a binary is at hand (it starts once dex.config is set).
+    let dex_server = match (&args.dex_server, which(&args.dex_binary)) {
+        (Some(server), _) => Some(server.clone()),
+        (None, Some(binary)) => {
+            let listen = format!("127.0.0.1:{}", args.dex_port);
+            let dir = std::env::temp_dir().join(format!("berth-dex-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).context("Dex's configuration directory")?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            let run = berth_server::auth::oidc::dex_process::DexRun { binary, listen: listen.clone(), dir };
+            tokio::spawn(berth_server::auth::oidc::dex_process::supervise(
+                client.clone(),
+                config.namespace.clone(),
+                settings.clone(),
+                run,
+                stopped(stop_rx.clone()),
+            ));
+            Some(format!("http://{listen}"))
+        }
+        (None, None) => None,
+    };
     let server_config = berth_server::api::ServerConfig {
+        dex_server,
         namespace: config.namespace.clone(),
         addr: std::net::SocketAddr::new(args.address, args.port),
         insecure: args.insecure,
@@ -188,4 +220,15 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `binary` if it names an executable file, or the first such file of that name on PATH.
+fn which(binary: &std::path::Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable =
+        |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if binary.components().count() > 1 {
+        return executable(binary).then(|| binary.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(binary)).find(|p| executable(p))
 }

@@ -7,8 +7,8 @@
 //! use berth_controller::settings_keys::{is_supported, unsupported};
 //! use std::collections::BTreeMap;
 //! assert!(is_supported("kustomize.path.v5.4.3"));
-//! let cm = BTreeMap::from([("dex.config".to_string(), String::new())]);
-//! assert_eq!(unsupported(&cm), ["dex.config"]);
+//! let cm = BTreeMap::from([("ga.trackingid".to_string(), String::new())]);
+//! assert_eq!(unsupported(&cm), ["ga.trackingid"]);
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +29,9 @@ pub const SUPPORTED_KEYS: &[(&str, &str)] = &[
     ("cluster.inClusterEnabled", "controller: whether the in-cluster is a destination"),
     ("admin.enabled", "server: the admin account"),
     ("users.anonymous.enabled", "server: anonymous access"),
+    ("url", "server: the external URL (SSO callback, Dex issuer)"),
+    ("oidc.config", "server: SSO with an OIDC provider"),
+    ("dex.config", "server: SSO through Dex"),
     ("statusbadge.enabled", "server: status badges"),
     ("statusbadge.url", "server: status badge URL in /api/v1/settings"),
     ("server.x.frame.options", "server: X-Frame-Options"),
@@ -77,12 +80,12 @@ mod tests {
             "accounts.alice.enabled",
             "kustomize.buildOptions.v5.0.0",
             "users.anonymous.enabled",
-            "dex.config",
+            "ga.trackingid",
             "users.session.duration",
             "resource.customizations.actions.apps_Deployment",
             "accounts.",
         ]);
-        assert_eq!(unsupported(&cm), ["accounts.", "dex.config", "users.session.duration"]);
+        assert_eq!(unsupported(&cm), ["accounts.", "ga.trackingid", "users.session.duration"]);
     }
 
     #[test]

@@ -196,11 +196,11 @@ mod tests {
     #[test]
     fn each_unsupported_key_is_reported_once_when_first_seen() {
         let mut reported = BTreeSet::new();
-        let mut cm: Data = [("dex.config", ""), ("timeout.reconciliation", "3m"), ("ui.cssurl", "x")]
+        let mut cm: Data = [("ga.trackingid", ""), ("timeout.reconciliation", "3m"), ("ui.cssurl", "x")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(newly_unsupported(&cm, &mut reported), ["dex.config", "ui.cssurl"]);
+        assert_eq!(newly_unsupported(&cm, &mut reported), ["ga.trackingid", "ui.cssurl"]);
         assert!(newly_unsupported(&cm, &mut reported).is_empty(), "already logged");
         cm.insert("users.session.duration".into(), "1h".into());
         assert_eq!(newly_unsupported(&cm, &mut reported), ["users.session.duration"]);

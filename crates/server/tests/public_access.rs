@@ -222,7 +222,7 @@ async fn the_status_badge_shows_sync_and_health_only_when_argocd_cm_enables_it()
 async fn the_settings_endpoint_lists_argocd_cm_keys_berth_does_not_support_to_logged_in_callers() {
     let (client, ns) = namespace_with(
         "unsupported",
-        json!({"dex.config": "connectors: []", "timeout.reconciliation": "3m", "statusbadge.enabled": "true",
+        json!({"ga.trackingid": "UA-1", "timeout.reconciliation": "3m", "statusbadge.enabled": "true",
                "kustomize.buildOptions": "--load-restrictor LoadRestrictionsNone",
                "kustomize.path.v5.4.3": "/usr/local/bin/kustomize-5"}),
         json!({}),
@@ -233,7 +233,7 @@ async fn the_settings_endpoint_lists_argocd_cm_keys_berth_does_not_support_to_lo
     let url = format!("{}/api/v1/settings", server.base);
     let (status, settings) = get(&url, Some(&admin)).await;
     assert_eq!(status, 200, "{settings}");
-    assert_eq!(settings["unsupportedSettings"], json!(["dex.config"]));
+    assert_eq!(settings["unsupportedSettings"], json!(["ga.trackingid"]));
     assert_eq!(settings["statusBadgeEnabled"], true);
     assert_eq!(settings["kustomizeOptions"]["buildOptions"], "--load-restrictor LoadRestrictionsNone");
     assert_eq!(settings["kustomizeVersions"], json!(["v5.4.3"]));

@@ -325,6 +325,7 @@ async fn the_session_cookie_is_secure_over_https() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = berth_server::api::ServerConfig {
+        dex_server: None,
         namespace: ns.clone(),
         addr,
         insecure: false,

@@ -34,6 +34,7 @@ async fn start(client: &kube::Client, namespace: &str, insecure: bool) -> Server
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = berth_server::api::ServerConfig {
+        dex_server: None,
         namespace: namespace.into(),
         addr,
         insecure,

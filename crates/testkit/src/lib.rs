@@ -1,9 +1,10 @@
 //! What berth's integration tests share: a client for the real local cluster that fails loudly when it
 //! is missing, polling with a deadline (never a sleep as synchronisation), the CRDs, namespaces, unique
 //! names and git repositories made on disk, real git servers to serve them ([`git_servers`]) and a real
-//! Gitea for the pull request and SCM provider generators ([`gitea`]).
+//! Gitea for the pull request and SCM provider generators ([`gitea`]) and a real Dex for SSO ([`dex`]).
 
 pub mod clusters;
+pub mod dex;
 pub mod git_servers;
 pub mod gitea;
 

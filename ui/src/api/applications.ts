@@ -185,10 +185,27 @@ export function login(username: string, password: string): Promise<unknown> {
   return sendJson('POST', '/api/v1/session', { username, password });
 }
 
+/** Ends a local account's session: the token stops working and the cookie is cleared. */
 export async function logout(): Promise<void> {
   try {
     await request('/api/v1/session', { method: 'DELETE' });
   } catch {
     // an older server has no logout: the cookie then lives until it expires
   }
+}
+
+/**
+ * Where "Log in via …" goes: the server's `/auth/login` sends the browser to the provider, and its callback
+ * sets the session cookie and comes back to `returnPath` (a path of this site).
+ */
+export function ssoLoginHref(returnPath: string): string {
+  return `/auth/login?return_url=${encodeURIComponent(returnPath)}`;
+}
+
+/**
+ * Ends an SSO session: a full navigation to the server's `/auth/logout`, which clears the cookie and sends the
+ * browser on to the provider's logout page (oidc.config's `logoutURL`) or back to `/login`.
+ */
+export function ssoLogout(): void {
+  location.assign('/auth/logout');
 }

@@ -218,15 +218,36 @@ export interface KubeEvent {
   reportingComponent?: string;
 }
 
+/** `GET /api/v1/session/userinfo`; `iss` is `argocd` for a local account, the provider's issuer for SSO. */
 export interface UserInfo {
   loggedIn: boolean;
   username?: string;
+  iss?: string;
+  groups?: string[] | null;
 }
 
-/** What the UI reads of `GET /api/v1/settings`; `controllerNamespace` comes only to a logged-in caller. */
+/** The OIDC provider argocd-cm's `oidc.config` names (Argo CD's OIDCConfig, what the UI reads of it). */
+export interface OidcConfig {
+  name?: string;
+  issuer?: string;
+  clientID?: string;
+}
+
+/** Dex's connectors from argocd-cm's `dex.config`. */
+export interface DexConfig {
+  connectors?: { name: string; type: string }[] | null;
+}
+
+/**
+ * What the UI reads of `GET /api/v1/settings`; `controllerNamespace` comes only to a logged-in caller. The
+ * SSO fields come without a session (the login page reads them).
+ */
 export interface Settings {
   controllerNamespace?: string;
   appsInAnyNamespaceEnabled?: boolean;
+  oidcConfig?: OidcConfig | null;
+  dexConfig?: DexConfig | null;
+  userLoginsDisabled?: boolean;
 }
 
 /** A parameter an action takes (Argo CD's ResourceActionParam); a run sends `{name, value}`. */

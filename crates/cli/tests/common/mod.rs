@@ -133,6 +133,7 @@ pub async fn start_tls_server(client: &kube::Client, namespace: &str) -> Server 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = berth_server::api::ServerConfig {
+        dex_server: None,
         namespace: namespace.into(),
         addr,
         insecure: false,

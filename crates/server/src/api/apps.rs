@@ -662,15 +662,24 @@ pub(super) async fn list_projects(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let api: Api<berth_api::AppProject> = Api::namespaced(shared.client.clone(), &shared.namespace);
-    let list = api.list(&Default::default()).await.map_err(kube_error)?;
-    let items: Vec<&berth_api::AppProject> = list
-        .items
-        .iter()
-        .filter(|p| {
-            shared.rbac.enforce(&caller, "projects", "get", p.metadata.name.as_deref().unwrap_or_default())
-        })
+    // Only right after the start is the store not filled yet.
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(10), shared.projects.wait_until_ready());
+    if !matches!(ready.await, Ok(Ok(()))) {
+        return Err(ApiError::new(
+            super::GrpcCode::Unavailable,
+            "the projects are not loaded yet; try again",
+        ));
+    }
+    let policy = shared.rbac.current();
+    let rbac = policy.resolve(&caller);
+    let mut items: Vec<Arc<berth_api::AppProject>> = shared
+        .projects
+        .state()
+        .into_iter()
+        .filter(|p| rbac.enforce("projects", "get", p.metadata.name.as_deref().unwrap_or_default()))
         .collect();
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let items: Vec<&berth_api::AppProject> = items.iter().map(|p| p.as_ref()).collect();
     Ok(Json(serde_json::json!({"metadata": {}, "items": items})))
 }
 

@@ -99,7 +99,7 @@ impl HttpSettings {
             return false;
         }
         let path = request.uri().path().trim_end_matches('/');
-        if path == "/api/webhook" || (method == Method::POST && path == "/api/v1/session") {
+        if path == "/api/webhook" || (method == Method::POST && path == "/api/v1/session") || is_dex(path) {
             return false;
         }
         let headers = request.headers();
@@ -118,6 +118,12 @@ impl HttpSettings {
     }
 }
 
+/// Is `path` Dex's, proxied (its login forms are Dex's own, posted before any session exists)?
+fn is_dex(path: &str) -> bool {
+    path == crate::auth::oidc::config::DEX_PATH
+        || path.strip_prefix(crate::auth::oidc::config::DEX_PATH).is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Is `request` one that changes state and needs a session (every `/api/` one but the login, the logout
 /// and the webhook)? Those are refused before their body is read when the session does not verify, so
 /// an anonymous client cannot make the server read a body at all.
@@ -128,24 +134,26 @@ fn needs_session(request: &Request) -> bool {
         && path.starts_with("/api/")
         && path != "/api/webhook"
         && path != "/api/v1/session"
+        && !is_dex(path)
 }
 
 /// The middleware of every route: refuses forgeable state-changing requests (415, as Argo CD) and
 /// anonymous ones (401, before reading their body), and adds the framing headers to every answer.
 pub(crate) async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let settings = shared.http_settings();
-    let mut response =
-        if needs_session(&request) && super::session::authenticate(&shared, request.headers()).is_err() {
-            ApiError::unauthenticated("no session information").into_response()
-        } else if settings.refuses(&request) {
-            ApiError::bad_request(
-                "Invalid content type: state-changing requests must send Content-Type: application/json",
-            )
-            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-            .into_response()
-        } else {
-            next.run(request).await
-        };
+    let mut response = if needs_session(&request)
+        && super::session::authenticate(&shared, request.headers()).await.is_err()
+    {
+        ApiError::unauthenticated("no session information").into_response()
+    } else if settings.refuses(&request) {
+        ApiError::bad_request(
+            "Invalid content type: state-changing requests must send Content-Type: application/json",
+        )
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        .into_response()
+    } else {
+        next.run(request).await
+    };
     let headers = response.headers_mut();
     if let Some(value) = &settings.frame_options {
         headers.insert(header::X_FRAME_OPTIONS, value.clone());

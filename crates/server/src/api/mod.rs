@@ -30,6 +30,7 @@ mod refresh;
 mod serve;
 mod session;
 mod settings;
+mod sso;
 mod stream;
 mod tree;
 mod watch;
@@ -51,8 +52,12 @@ pub struct Shared {
     pub apps: reflector::Store<Application>,
     pub namespace: String,
     pub sessions: Arc<crate::auth::SessionManager>,
-    /// argocd-rbac-cm's policy, replaced when the ConfigMap changes.
+    /// argocd-rbac-cm's policy with the AppProjects' roles, replaced when the ConfigMap or a project changes.
     pub rbac: Arc<crate::rbac::LiveEnforcer>,
+    /// SSO: the OIDC provider in force (argocd-cm `oidc.config` or `dex.config`) and logged-out ID tokens.
+    pub sso: Arc<crate::auth::oidc::SsoState>,
+    /// The AppProjects of `namespace`, kept by a watch (their roles feed `rbac`).
+    pub projects: reflector::Store<berth_api::AppProject>,
     /// Every change to an Application, from the same watch that fills `apps` (the stream's fan-out).
     pub(crate) events: tokio::sync::broadcast::Sender<Arc<stream::AppEvent>>,
     /// The controller of this process, for what only it knows (targets, comparisons, git); empty when
@@ -117,7 +122,11 @@ impl Shared {
             watch::watch_applications(client.clone(), namespace, application_namespaces.clone());
         let sessions = Arc::new(crate::auth::SessionManager::new(boot.secret_key, boot.accounts));
         let rbac = Arc::new(crate::rbac::LiveEnforcer::new(rbac));
+        let projects = watch::watch_projects(client.clone(), namespace, rbac.clone());
+        let sso = Arc::new(crate::auth::oidc::SsoState::default());
+        sso.reload(&client, namespace, objects.config_map(ARGOCD_CM), objects.argocd_secret()).await;
         let followed = watch::Settings {
+            sso: sso.clone(),
             sessions: sessions.clone(),
             rbac: rbac.clone(),
             http: http.clone(),
@@ -137,7 +146,9 @@ impl Shared {
             client,
             namespace: namespace.into(),
             sessions,
+            sso,
             rbac,
+            projects,
             controller,
             http,
             webhook_secrets,
@@ -249,6 +260,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applicationsets/{name}/resource-tree", get(applicationsets::resource_tree))
         .route("/api/v1/projects", get(apps::list_projects))
         .route("/api/v1/projects/{name}", get(projects::get_project).put(projects::update_project))
+        .route("/api/v1/projects/{name}/roles/{role}/token", axum::routing::post(projects::create_token))
+        .route(
+            "/api/v1/projects/{name}/roles/{role}/token/{iat}",
+            axum::routing::delete(projects::delete_token),
+        )
+        .route("/auth/login", get(sso::login))
+        .route("/auth/callback", get(sso::callback))
+        .route("/auth/logout", get(sso::logout).post(sso::logout))
+        .route("/api/dex", axum::routing::any(sso::dex_proxy))
+        .route("/api/dex/{*rest}", axum::routing::any(sso::dex_proxy))
         .route("/api/webhook", axum::routing::post(refresh::webhook))
         .route("/api/badge", get(badge::badge))
         .merge(settings::routes())

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The configuration objects as the process watches them (shared with the controller); `None`: the
     /// server starts a source of its own.
     pub settings: Option<berth_controller::SettingsSource>,
+    /// Where Dex serves when argocd-cm has `dex.config` (`http://127.0.0.1:5556`): `/api/dex` is proxied
+    /// there and the server reaches Dex's issuer through it. `None`: Dex is not run with this server.
+    pub dex_server: Option<String>,
 }
 
 /// `GET /metrics` alone, for the metrics listener.
@@ -99,6 +102,7 @@ async fn serve_listener_for(
     let shared = Shared::start_for(client.clone(), &config.namespace, settings, application_namespaces)
         .await
         .map_err(std::io::Error::other)?;
+    shared.sso.set_dex_server(config.dex_server.clone());
     let shared = Arc::new(shared.with_controller(config.controller.clone()));
     let mut app = router(shared);
     if config.metrics_on_api_port {

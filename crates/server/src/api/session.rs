@@ -43,20 +43,25 @@ impl FromRequestParts<Arc<Shared>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, ApiError> {
-        authenticate(shared, &parts.headers)
+        authenticate(shared, &parts.headers).await
     }
 }
 
 /// The caller of a request with these headers, or 401 (`no session information`, `invalid session`). With
 /// anonymous access on, a request whose session is missing or does not verify is the anonymous caller, as
 /// in Argo CD; nothing of a token that failed to verify is ever used (GHSA-r642-gv9p-2wjj).
-pub(crate) fn authenticate(shared: &Shared, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+///
+/// A token berth signed (`iss: argocd`) is a local account's or a project role's; any other is an ID token
+/// of the SSO provider, whose claims give the caller's name and groups (argocd-rbac-cm `scopes`).
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, ApiError> {
     let verified = match session_token(headers) {
         None => Err(ApiError::unauthenticated("no session information")),
-        Some(token) => match shared.sessions.verify(token) {
-            Ok(claims) => Ok(Caller { subject: Subject::user(claims.account), token: token.to_string() }),
-            Err(_) => Err(ApiError::unauthenticated("invalid session")),
-        },
+        Some(token) => {
+            verify_token(shared, token).await.map(|subject| Caller { subject, token: token.to_string() })
+        }
     };
     match verified {
         Err(_) if shared.sessions.accounts().server.anonymous_enabled => Ok(Caller::anonymous()),
@@ -64,8 +69,42 @@ pub(crate) fn authenticate(shared: &Shared, headers: &axum::http::HeaderMap) -> 
     }
 }
 
+/// The RBAC subject of a session token, or 401.
+async fn verify_token(shared: &Shared, token: &str) -> Result<Subject, ApiError> {
+    let invalid = |_| ApiError::unauthenticated("invalid session");
+    if crate::auth::is_project_token(token) {
+        return shared
+            .sessions
+            .verify_project_token(token, &shared.rbac.current())
+            .map(|claims| claims.subject())
+            .map_err(invalid);
+    }
+    if crate::auth::oidc::is_berth_token(token) {
+        return shared.sessions.verify(token).map(|claims| Subject::user(claims.account)).map_err(invalid);
+    }
+    match shared.sso.verify(token).await {
+        Ok(claims) => Ok(Subject::from_claims(&claims, shared.rbac.current().scopes())),
+        Err(e) => {
+            tracing::debug!("SSO token refused: {e}");
+            Err(ApiError::unauthenticated("invalid session"))
+        }
+    }
+}
+
+/// Whether a session token still verifies now, without waiting on the network (streams check theirs
+/// again whenever a session may have ended).
+pub(crate) fn still_valid(shared: &Shared, token: &str) -> bool {
+    if crate::auth::is_project_token(token) {
+        shared.sessions.verify_project_token(token, &shared.rbac.current()).is_ok()
+    } else if crate::auth::oidc::is_berth_token(token) {
+        shared.sessions.verify(token).is_ok()
+    } else {
+        shared.sso.verify_now(token).is_ok()
+    }
+}
+
 /// The token of a request: `Authorization: Bearer …` or Argo CD's `argocd.token` cookie.
-fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+pub(crate) fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +148,7 @@ pub(super) async fn login(
 
 /// Argo CD's `argocd.token` cookie: never readable by scripts, never sent from another site's page, and
 /// `Secure` when served over HTTPS so it never travels in clear. An empty token clears it.
-fn session_cookie(token: &str, over_tls: bool) -> String {
+pub(crate) fn session_cookie(token: &str, over_tls: bool) -> String {
     let expiry = if token.is_empty() { "; Max-Age=0" } else { "" };
     let secure = if over_tls { "; Secure" } else { "" };
     format!("argocd.token={token}; Path=/{expiry}; HttpOnly; SameSite=Strict{secure}")
@@ -134,11 +173,18 @@ pub(super) async fn userinfo(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
 ) -> Json<serde_json::Value> {
-    match authenticate(&shared, &headers) {
+    match authenticate(&shared, &headers).await {
         Ok(caller) if caller.is_anonymous() => Json(serde_json::json!({"loggedIn": false})),
-        Ok(Caller { subject, .. }) => Json(
-            serde_json::json!({"loggedIn": true, "username": subject.name, "iss": "argocd", "groups": subject.groups}),
-        ),
+        Ok(Caller { subject, token }) => {
+            let iss = if crate::auth::oidc::is_berth_token(&token) {
+                crate::auth::ISSUER.to_string()
+            } else {
+                shared.sso.current().map(|s| s.config().issuer.clone()).unwrap_or_default()
+            };
+            Json(
+                serde_json::json!({"loggedIn": true, "username": subject.name, "iss": iss, "groups": subject.groups}),
+            )
+        }
         Err(_) => Json(serde_json::json!({"loggedIn": false})),
     }
 }

@@ -276,7 +276,7 @@ impl Watcher {
         let valid = if self.token.is_empty() {
             self.shared.sessions.accounts().server.anonymous_enabled
         } else {
-            self.shared.sessions.verify(&self.token).is_ok()
+            super::session::still_valid(&self.shared, &self.token)
         };
         if !valid {
             tracing::info!(user = %self.caller.name, "stream: the session ended; closing the watch");

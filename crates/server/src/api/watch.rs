@@ -1,8 +1,9 @@
-//! What the server keeps in step with the cluster: the Applications (for the handlers and the streams) and
-//! argocd-rbac-cm, argocd-cm and argocd-secret (policy, HTTP settings, accounts).
+//! What the server keeps in step with the cluster: the Applications (for the handlers and the streams), the
+//! AppProjects (their roles join the policy) and argocd-rbac-cm, argocd-cm and argocd-secret (policy, HTTP
+//! settings, accounts).
 
 use super::{harden, stream};
-use berth_api::Application;
+use berth_api::{AppProject, Application};
 use berth_controller::instance::{APPLICATION_NAMESPACES_KEY, ApplicationNamespaces, CMD_PARAMS_CM};
 use berth_controller::settings_source::{ARGOCD_CM, ARGOCD_RBAC_CM, ConfigObjects};
 use futures::{StreamExt, TryStreamExt};
@@ -41,6 +42,7 @@ pub(super) async fn follow_settings(
             *settings.webhook_secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
         }
         if cm_changed || secret_changed {
+            settings.sso.reload(&client, &namespace, now.config_map(ARGOCD_CM), now.argocd_secret()).await;
             match crate::auth::load(&client, &namespace).await {
                 Ok((key, accounts)) => settings.sessions.replace(key, accounts),
                 Err(e) => tracing::warn!("accounts: {e}; the previous accounts stay in force"),
@@ -52,6 +54,7 @@ pub(super) async fn follow_settings(
 
 /// What [`follow_settings`] keeps current.
 pub(super) struct Settings {
+    pub(super) sso: Arc<crate::auth::oidc::SsoState>,
     pub(super) sessions: Arc<crate::auth::SessionManager>,
     pub(super) rbac: Arc<crate::rbac::LiveEnforcer>,
     pub(super) http: Arc<std::sync::RwLock<Arc<harden::HttpSettings>>>,
@@ -100,6 +103,35 @@ pub(super) fn watch_applications(
         }
     });
     (store, events)
+}
+
+/// The AppProjects of `namespace`, kept by a watch (the store fills in the background); `rbac` takes their
+/// roles (policies, groups, tokens) once the first list is in and again after every change, so a new role,
+/// a revoked token or a deleted project applies to the next request.
+pub(super) fn watch_projects(
+    client: kube::Client,
+    namespace: &str,
+    rbac: Arc<crate::rbac::LiveEnforcer>,
+) -> reflector::Store<AppProject> {
+    let api: Api<AppProject> = Api::namespaced(client, namespace);
+    let (store, writer) = reflector::store();
+    let reader = store.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|project| project.metadata.managed_fields = None)
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                // A relist rebuilds once, when it is whole.
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(_) => rbac.set_projects(reader.state().iter().map(|p| AppProject::clone(p)).collect()),
+                Err(e) => tracing::warn!(error = %e, "watching AppProjects; retrying"),
+            }
+        }
+    });
+    store
 }
 
 /// The namespaces besides `namespace` whose Applications the server serves: `given` (`berth run

@@ -24,7 +24,9 @@
 //! ```
 //!
 //! Token subjects follow Argo CD: a login token has `sub: "<account>:login"`, an API token
-//! `sub: "<account>:apiKey"`; a subject without a capability is read as an API token. Both carry
+//! `sub: "<account>:apiKey"`; a subject without a capability is read as an API token. A project role token
+//! (`sub: "proj:<project>:<role>"`, [`SessionManager::issue_project_token`]) is checked against the
+//! AppProjects instead ([`SessionManager::verify_project_token`]). Both carry
 //! `iss: "argocd"`, `iat`, `nbf` and a `jti`; login tokens expire after the session duration (24 h by
 //! default), API tokens only when asked to.
 
@@ -33,7 +35,9 @@ mod argocd_secret;
 mod bootstrap;
 mod clock;
 mod limiter;
+pub mod oidc;
 mod password;
+mod project_token;
 mod server_settings;
 mod session;
 
@@ -43,6 +47,7 @@ pub use bootstrap::{Bootstrap, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limiter::LoginLimits;
 pub use password::PASSWORD_HASH_COST;
+pub use project_token::{IssuedProjectToken, ProjectClaims, is_project_token};
 pub use server_settings::{
     ANONYMOUS_ENABLED_KEY, STATUS_BADGE_ENABLED_KEY, STATUS_BADGE_URL_KEY, ServerSettings,
 };

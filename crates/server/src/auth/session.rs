@@ -15,7 +15,7 @@ const SECRET_KEY_KEY: &str = "server.secretkey";
 /// Argo CD's `users.session.duration` default.
 const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Subjects of project role tokens, which are checked against AppProjects rather than accounts.
-const PROJECT_SUBJECT_PREFIX: &str = "proj:";
+pub(super) const PROJECT_SUBJECT_PREFIX: &str = "proj:";
 
 /// The HMAC key tokens are signed with: argocd-secret's `server.secretkey`, its bytes as stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,19 +75,19 @@ impl fmt::Debug for IssuedToken {
 
 /// The claims as signed, in the order Go's `jwt.RegisteredClaims` writes them.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Wire {
+pub(super) struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    iss: Option<String>,
+    pub(super) iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    sub: Option<String>,
+    pub(super) sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "numeric_date")]
-    exp: Option<i64>,
+    pub(super) exp: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "numeric_date")]
-    nbf: Option<i64>,
+    pub(super) nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "numeric_date")]
-    iat: Option<i64>,
+    pub(super) iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    jti: Option<String>,
+    pub(super) jti: Option<String>,
 }
 
 /// JWT numeric dates: whole seconds written, fractional ones accepted.
@@ -287,29 +287,11 @@ impl SessionManager {
     /// the account's last password change.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let keys = self.keys();
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Times are checked below against this manager's clock.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        let wire =
-            jsonwebtoken::decode::<Wire>(token, &keys.decoding, &validation).map_err(token_error)?.claims;
-        let now = unix_seconds(self.clock.now());
-        if wire.iss.as_deref() != Some(ISSUER) {
-            return Err(AuthError::TokenInvalid("not issued by argocd"));
-        }
-        let issued_at = wire.iat.ok_or(AuthError::TokenInvalid("no iat claim"))?;
-        if wire.exp.is_some_and(|exp| now >= exp) {
-            return Err(AuthError::TokenExpired);
-        }
-        if wire.nbf.is_some_and(|nbf| now < nbf) {
-            return Err(AuthError::TokenInvalid("not valid yet"));
-        }
+        let (wire, issued_at) = self.decode(token)?;
         let subject = wire.sub.unwrap_or_default();
         if subject.starts_with(PROJECT_SUBJECT_PREFIX) {
-            return Err(AuthError::TokenInvalid("project role tokens are not supported"));
+            // Checked against its project by `verify_project_token`, never as an account's.
+            return Err(AuthError::TokenInvalid("a project role token is not an account's"));
         }
         let (name, capability) = match subject.split_once(':') {
             Some((name, "login")) => (name, Capability::Login),
@@ -346,6 +328,38 @@ impl SessionManager {
         })
     }
 
+    /// The claims of a token signed with the current key (HS256 only) by `argocd`, already valid and not
+    /// expired by this manager's clock; with its `iat`, which every token berth accepts carries.
+    pub(super) fn decode(&self, token: &str) -> Result<(Wire, i64), AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Times are checked below against this manager's clock.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let wire = jsonwebtoken::decode::<Wire>(token, &self.keys().decoding, &validation)
+            .map_err(token_error)?
+            .claims;
+        let now = self.now();
+        if wire.iss.as_deref() != Some(ISSUER) {
+            return Err(AuthError::TokenInvalid("not issued by argocd"));
+        }
+        let issued_at = wire.iat.ok_or(AuthError::TokenInvalid("no iat claim"))?;
+        if wire.exp.is_some_and(|exp| now >= exp) {
+            return Err(AuthError::TokenExpired);
+        }
+        if wire.nbf.is_some_and(|nbf| now < nbf) {
+            return Err(AuthError::TokenInvalid("not valid yet"));
+        }
+        Ok((wire, issued_at))
+    }
+
+    /// Seconds since the Unix epoch by this manager's clock.
+    pub(super) fn now(&self) -> i64 {
+        unix_seconds(self.clock.now())
+    }
+
     /// Refuses the token from now on (logout). Kept in memory until the token would have expired; to
     /// revoke an API token, delete it from argocd-secret with [`super::delete_api_token`].
     pub fn revoke(&self, claims: &Claims) {
@@ -357,7 +371,13 @@ impl SessionManager {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn sign(&self, subject: &str, now: i64, expires_at: Option<i64>, id: &str) -> Result<String, AuthError> {
+    pub(super) fn sign(
+        &self,
+        subject: &str,
+        now: i64,
+        expires_at: Option<i64>,
+        id: &str,
+    ) -> Result<String, AuthError> {
         let wire = Wire {
             iss: Some(ISSUER.to_string()),
             sub: Some(subject.to_string()),

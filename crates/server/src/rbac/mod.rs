@@ -30,7 +30,7 @@ mod project;
 mod tests;
 
 pub use live::LiveEnforcer;
-pub use project::validate_project_roles;
+pub use project::{ProjectTokenState, parse_role_subject, role_subject, validate_project_roles};
 
 use berth_api::AppProject;
 use policy::{Effect, Policy, PolicyLine};
@@ -315,7 +315,20 @@ impl Enforcer {
     /// Is a project token still listed in its role (not revoked)? `id` is the token's `jti`; tokens
     /// without one are known by their issued-at time.
     pub fn project_token_active(&self, project: &str, role: &str, id: Option<&str>, issued_at: i64) -> bool {
-        self.projects.get(project).is_some_and(|p| p.token_listed(role, id, issued_at))
+        self.project_token_state(project, role, id, issued_at) == ProjectTokenState::Listed
+    }
+
+    /// Why a project token is or is not usable: its project and role must exist and the role list it.
+    pub fn project_token_state(
+        &self,
+        project: &str,
+        role: &str,
+        id: Option<&str>,
+        issued_at: i64,
+    ) -> ProjectTokenState {
+        self.projects
+            .get(project)
+            .map_or(ProjectTokenState::NoProject, |p| p.token_state(role, id, issued_at))
     }
 
     fn default_role_allows(

@@ -5,7 +5,7 @@ use super::RbacError;
 use super::glob::Glob;
 use super::policy::{Effect, Policy, PolicyLine, Rule};
 use berth_api::AppProject;
-use berth_api::project::ProjectRole;
+use berth_api::project::{JwtToken, ProjectRole};
 use std::collections::HashMap;
 
 /// Resources whose objects are named `<project>/…`, so a project role may grant them.
@@ -16,8 +16,8 @@ pub(crate) const PROJECT_SCOPED_RESOURCES: &[&str] =
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ProjectPolicy {
     pub(crate) policy: Policy,
-    /// Role name → (token id, issued-at) of every token still listed in the project.
-    tokens: HashMap<String, Vec<(Option<String>, i64)>>,
+    /// Role name → the tokens the project lists for it.
+    tokens: HashMap<String, RoleTokens>,
 }
 
 impl ProjectPolicy {
@@ -60,31 +60,65 @@ impl ProjectPolicy {
                     built.policy.add_role(group.to_owned(), subject.clone());
                 }
             }
+            let listed = |tokens: &[JwtToken]| -> Vec<(Option<String>, i64)> {
+                tokens.iter().map(|t| (t.id.clone().filter(|id| !id.is_empty()), t.iat)).collect()
+            };
+            let in_status = project.status.as_ref().and_then(|s| s.jwt_tokens_by_role.get(&role.name));
             built.tokens.insert(
                 role.name.clone(),
-                role.jwt_tokens.iter().map(|t| (t.id.clone().filter(|id| !id.is_empty()), t.iat)).collect(),
+                RoleTokens { spec: listed(&role.jwt_tokens), status: in_status.map(|t| listed(&t.items)) },
             );
         }
         built
     }
 
-    pub(crate) fn token_listed(&self, role: &str, id: Option<&str>, issued_at: i64) -> bool {
+    /// Whether the role exists and lists the token, as Argo CD looks it up: a token with an id in
+    /// `status.jwtTokensByRole[role]` (in the role's own `jwtTokens` when the status has no entry for
+    /// the role: a project from before the status kept them); a token without one (before Argo CD 1.8)
+    /// by its issued-at time in either.
+    pub(crate) fn token_state(&self, role: &str, id: Option<&str>, issued_at: i64) -> ProjectTokenState {
         let Some(tokens) = self.tokens.get(role) else {
-            return false;
+            return ProjectTokenState::NoRole;
         };
-        match id.filter(|id| !id.is_empty()) {
-            Some(id) => tokens.iter().any(|(t, _)| t.as_deref() == Some(id)),
-            None => tokens.iter().any(|(_, iat)| *iat == issued_at),
-        }
+        let listed = match id.filter(|id| !id.is_empty()) {
+            Some(id) => {
+                tokens.status.as_ref().unwrap_or(&tokens.spec).iter().any(|(t, _)| t.as_deref() == Some(id))
+            }
+            None => {
+                tokens.spec.iter().chain(tokens.status.iter().flatten()).any(|(_, iat)| *iat == issued_at)
+            }
+        };
+        if listed { ProjectTokenState::Listed } else { ProjectTokenState::Revoked }
     }
 }
 
-pub(crate) fn role_subject(project: &str, role: &str) -> String {
+/// (token id, issued-at) of a role's tokens, as the role lists them and as the project's status does.
+#[derive(Clone, Debug, Default)]
+struct RoleTokens {
+    spec: Vec<(Option<String>, i64)>,
+    /// `None` when the status has no entry for the role.
+    status: Option<Vec<(Option<String>, i64)>>,
+}
+
+/// What the projects say of a project role token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectTokenState {
+    /// The role lists the token: it may be used.
+    Listed,
+    NoProject,
+    /// The project has no such role (it was removed, or its name is invalid).
+    NoRole,
+    /// The role exists but no longer lists the token.
+    Revoked,
+}
+
+/// The RBAC subject of a project role: `proj:<project>:<role>`.
+pub fn role_subject(project: &str, role: &str) -> String {
     format!("proj:{project}:{role}")
 }
 
 /// `proj:<project>:<role>` → (project, role).
-pub(crate) fn parse_role_subject(subject: &str) -> Option<(&str, &str)> {
+pub fn parse_role_subject(subject: &str) -> Option<(&str, &str)> {
     let rest = subject.strip_prefix("proj:")?;
     let (project, role) = rest.split_once(':')?;
     (!role.contains(':')).then_some((project, role))

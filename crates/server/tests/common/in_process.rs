@@ -17,6 +17,8 @@ pub struct Options {
     pub application_namespaces: Vec<String>,
     /// The controller's workers; 0 takes the usual 2.
     pub workers: usize,
+    /// Where Dex serves (`berth run --dex-server`), for argocd-cm `dex.config`.
+    pub dex_server: Option<String>,
 }
 
 /// The API server on a free port of 127.0.0.1 (plain HTTP), and the controller when asked.
@@ -63,6 +65,7 @@ impl InProcess {
         let served = ApplicationNamespaces::of(&options.application_namespaces);
         let shared =
             berth_server::api::Shared::start_for(client.clone(), namespace, settings, served).await.unwrap();
+        shared.sso.set_dex_server(options.dex_server.clone());
         let shared = Arc::new(shared.with_controller(view));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();

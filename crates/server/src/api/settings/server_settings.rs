@@ -15,7 +15,7 @@ pub(in crate::api) async fn get_settings(
     headers: axum::http::HeaderMap,
 ) -> Json<Value> {
     // The anonymous caller is not logged in: it sees what a caller without a session sees.
-    let logged_in = session::authenticate(&shared, &headers).is_ok_and(|caller| !caller.is_anonymous());
+    let logged_in = session::authenticate(&shared, &headers).await.is_ok_and(|caller| !caller.is_anonymous());
     let accounts = shared.sessions.accounts();
     let server = &accounts.server;
     let tracking = &shared.http_settings().tracking;
@@ -37,6 +37,28 @@ pub(in crate::api) async fn get_settings(
         "appsInAnyNamespaceEnabled": !shared.application_namespaces.is_empty(),
         "impersonationEnabled": false,
     });
+    if let Some(sso) = shared.sso.current() {
+        let c = sso.config();
+        body["url"] = json!(c.url);
+        match &c.kind {
+            crate::auth::oidc::config::ProviderKind::Oidc => {
+                body["oidcConfig"] = json!({
+                    "name": c.name,
+                    "issuer": c.issuer,
+                    "clientID": c.client_id,
+                    "cliClientID": c.cli_client_id,
+                    "scopes": c.scopes,
+                    "idTokenClaims": c.id_token_claims,
+                    "enablePKCEAuthentication": c.pkce,
+                });
+            }
+            crate::auth::oidc::config::ProviderKind::Dex { connectors } => {
+                let connectors: Vec<Value> =
+                    connectors.iter().map(|(name, kind)| json!({"name": name, "type": kind})).collect();
+                body["dexConfig"] = json!({ "connectors": connectors });
+            }
+        }
+    }
     if logged_in {
         body["controllerNamespace"] = json!(shared.namespace);
         body["unsupportedSettings"] = json!(server.unsupported);
