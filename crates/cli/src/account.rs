@@ -49,6 +49,13 @@ enum AccountCommand {
         #[arg(long)]
         new_password: Option<String>,
     },
+    /// Print the bcrypt hash of a password, for argocd-secret or Dex's staticPasswords (offline, as
+    /// `argocd account bcrypt`).
+    Bcrypt {
+        /// The password; from `BERTH_PASSWORD` too, which keeps it off the process list.
+        #[arg(long, env = "BERTH_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
     /// Print a new API token for an account with the apiKey capability (the current user by default).
     GenerateToken {
         #[arg(short, long)]
@@ -70,6 +77,10 @@ enum AccountCommand {
 }
 
 pub async fn run(args: AccountArgs) -> Result<()> {
+    if let AccountCommand::Bcrypt { password } = &args.command {
+        println!("{}", berth_server::auth::hash_password(password)?);
+        return Ok(());
+    }
     let connection = args.connection;
     let client = connection.client()?;
     match args.command {
@@ -111,6 +122,7 @@ pub async fn run(args: AccountArgs) -> Result<()> {
             client.delete_token(&account, &id).await?;
             println!("Token '{id}' of account '{account}' deleted");
         }
+        AccountCommand::Bcrypt { .. } => unreachable!("answered before connecting"),
     }
     Ok(())
 }

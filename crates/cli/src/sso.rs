@@ -74,6 +74,11 @@ impl OidcClient {
             scopes.insert(0, "openid".into());
         }
         if connectors {
+            // As the server's own login asks: Dex then names the user by the connector's own id
+            // (`federated_claims.user_id`), the same RBAC name for the UI's and the CLI's sessions.
+            if !scopes.iter().any(|s| s == "federated:id") {
+                scopes.push("federated:id".into());
+            }
             let issuer = format!("{url}/api/dex");
             return Ok(OidcClient { issuer, client_id: DEX_CLI_CLIENT_ID.into(), scopes, own_dex: true });
         }
@@ -566,7 +571,7 @@ mod tests {
         let client = OidcClient::from_settings(&dex, base).unwrap();
         assert_eq!(client.issuer, "https://cd.example/api/dex");
         assert_eq!(client.client_id, "argo-cd-cli");
-        assert_eq!(client.scopes, ["openid", "profile", "email", "groups", "offline_access"]);
+        assert_eq!(client.scopes, ["openid", "profile", "email", "groups", "offline_access", "federated:id"]);
         assert!(client.own_dex);
 
         let oidc = json!({"url": "https://cd.example", "oidcConfig": {"issuer": "https://idp.example/",

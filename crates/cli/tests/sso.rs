@@ -298,20 +298,30 @@ async fn berth_dex_gendexcfg_writes_dexs_configuration_from_dex_config_for_its_o
     assert_eq!(config["staticClients"][1]["id"], "argo-cd-cli");
     assert_eq!(config["connectors"][0]["config"]["clientSecret"], "gh-secret-value");
     assert_eq!(config["connectors"][0]["config"]["orgs"][0]["name"], "my-org");
-    // A reference that names nothing: a clear error naming it, no file.
+    // A reference that names nothing stays as written (as in Argo CD), with a warning naming it; a dex.config
+    // that is not a mapping is an error naming the key.
+    let set = |data: serde_json::Value| {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "argocd-cm", "namespace": ns}, "data": data});
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+        async move {
+            maps.patch("argocd-cm", &PatchParams::apply("berth-test"), &Patch::Apply(&body)).await.unwrap()
+        }
+    };
+    let gendexcfg = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["dex", "gendexcfg", "-n", &ns])
+            .output()
+    };
     let missing = dex_config.replace("$dex.github.clientSecret", "$dex.gitlab.clientSecret");
-    let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "argocd-cm", "namespace": ns}, "data": {"url": "https://berth.example.com", "dex.config": missing}});
-    Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .patch("argocd-cm", &PatchParams::apply("berth-test"), &Patch::Apply(&body))
-        .await
-        .unwrap();
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["dex", "gendexcfg", "-n", &ns])
-        .output()
-        .await
-        .unwrap();
-    assert!(!run.status.success());
+    set(serde_json::json!({"url": "https://berth.example.com", "dex.config": missing})).await;
+    let run = gendexcfg().await.unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("$dex.gitlab.clientSecret") && !stderr.contains("gh-secret-value"), "{stderr}");
+    set(serde_json::json!({"url": "https://berth.example.com", "dex.config": "- not a mapping"})).await;
+    let run = gendexcfg().await.unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("dex.config") && stderr.contains("mapping"), "{stderr}");
 }

@@ -502,3 +502,48 @@ async fn dex_config_runs_dex_behind_api_dex_with_argo_cds_clients_and_groups_fro
         http.get(format!("{}/api/v1/projects", server.base)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(projects.status(), StatusCode::OK, "group authors has role:readonly");
 }
+
+#[tokio::test]
+async fn the_seeds_argocd_cm_oidc_applies_unchanged_and_shows_its_provider() {
+    let client = client().await;
+    let ns = unique("sso-seed");
+    ensure_namespace(&client, &ns).await;
+    let server = common::start(&client, &ns).await;
+    // The seed's file as written, but for its namespace; `url` by another field manager, as an install has it.
+    let text = std::fs::read_to_string(berth_testkit::seed_dir().join("argocd-cm-oidc.yaml")).unwrap();
+    let mut seed: Value = serde_saphyr::from_str(&text).unwrap();
+    seed["metadata"]["namespace"] = json!(ns);
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .patch("argocd-cm", &PatchParams::apply("seed").force(), &Patch::Apply(&seed))
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .patch(
+            "argocd-secret",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"oidc.github.clientSecret": "seed-secret-value"}})),
+        )
+        .await
+        .unwrap();
+    apply_cm(&client, &ns, "argocd-cm", json!({"url": server.base})).await;
+    let http = dex::http_client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let settings: Value =
+            http.get(format!("{}/api/v1/settings", server.base)).send().await.unwrap().json().await.unwrap();
+        if settings.get("oidcConfig").is_some() {
+            assert_eq!(settings["oidcConfig"]["name"], "GitHub");
+            assert_eq!(settings["oidcConfig"]["issuer"], "https://github.com/login/oauth");
+            assert_eq!(settings["oidcConfig"]["clientID"], "example-client-id");
+            assert!(!settings.to_string().contains("seed-secret-value"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the seed's oidc.config never showed: {settings}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The provider cannot be reached from here: the login says so, and names no secret.
+    let r = http.get(format!("{}/auth/login", server.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cannot be reached") && !body.contains("seed-secret-value"), "{body}");
+}

@@ -202,3 +202,43 @@ async fn an_issuer_given_with_a_listen_address_is_served_there_under_its_path() 
     assert_eq!(document["issuer"], issuer);
     assert_eq!(document["token_endpoint"], dex.token_endpoint());
 }
+
+/// hack/deps patches this Dex's refresh grant: unpatched, with memory storage, it deadlocks refreshing a
+/// password-database login (the offline session is read under the refresh token's own lock).
+#[tokio::test]
+async fn a_password_login_refreshes_twice_without_hanging() {
+    let dex = Dex::start(DexOptions {
+        static_passwords: vec![StaticPassword::new("alice@example.com", "alice-pw").groups(&["devs"])],
+        static_clients: vec![StaticClient::public(CLI, CALLBACK)],
+        ..DexOptions::default()
+    })
+    .await;
+    let url = authorize_url(&dex, CLI, "openid email groups offline_access", Some(VERIFIER));
+    let callback = dex::login(&dex::http_client(), &url, "alice@example.com", "alice-pw").await.unwrap();
+    let code = code_of(&callback);
+    let http = dex::http_client();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+        ("client_id", CLI),
+    ];
+    let tokens: Value =
+        http.post(dex.token_endpoint()).form(&form).send().await.unwrap().json().await.unwrap();
+    let mut refresh = tokens["refresh_token"].as_str().expect("a refresh token (offline_access)").to_string();
+    for round in 0..2 {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", CLI)];
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            http.post(dex.token_endpoint()).form(&form).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("refresh {round} hung: Dex's refresh grant is unpatched"))
+        .unwrap();
+        assert!(answer.status().is_success(), "refresh {round}: {}", answer.status());
+        let tokens: Value = answer.json().await.unwrap();
+        assert!(tokens["id_token"].as_str().is_some_and(|t| !t.is_empty()));
+        refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    }
+}

@@ -47,6 +47,15 @@ pub use bootstrap::{Bootstrap, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limiter::LoginLimits;
 pub use password::PASSWORD_HASH_COST;
+
+/// A bcrypt hash (`$2a$10$…`) of `password`, as Argo CD writes them (`argocd account bcrypt`; Dex's
+/// `staticPasswords` take the same).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    if password.is_empty() {
+        return Err(AuthError::BlankPassword);
+    }
+    password::hash(password, PASSWORD_HASH_COST)
+}
 pub use project_token::{IssuedProjectToken, ProjectClaims, is_project_token};
 pub use server_settings::{
     ANONYMOUS_ENABLED_KEY, STATUS_BADGE_ENABLED_KEY, STATUS_BADGE_URL_KEY, ServerSettings,

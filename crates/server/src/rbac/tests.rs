@@ -302,6 +302,21 @@ fn email_scope_lets_policies_name_users_by_email() {
     assert!(!rbac.enforce(&groups_only, "applications", "delete", "default/app"));
 }
 
+#[test]
+fn a_groups_claim_that_is_a_string_is_one_group_never_split() {
+    let rbac =
+        Enforcer::from_config("g, admins, role:admin\ng, team-a, role:readonly", None, None, true).unwrap();
+    for groups in ["admins,team-a", "team-a admins", "admins team-a"] {
+        let subject = Subject::from_claims(&serde_json::json!({"sub": "u", "groups": groups}), rbac.scopes());
+        assert_eq!(subject.groups, [groups]);
+        assert!(!rbac.enforce(&subject, "applications", "delete", "default/app"), "{groups}");
+        assert!(!rbac.enforce(&subject, "applications", "get", "default/app"), "{groups}");
+    }
+    let one = Subject::from_claims(&serde_json::json!({"sub": "u", "groups": "team-a"}), rbac.scopes());
+    assert!(rbac.enforce(&one, "applications", "get", "default/app"), "a single group as a string counts");
+    assert!(!rbac.enforce(&one, "applications", "delete", "default/app"));
+}
+
 // Globs
 
 #[test]

@@ -99,8 +99,6 @@ impl SsoConfig {
 pub enum ConfigError {
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
-    #[error("{key}: {reference} names no {what}")]
-    MissingReference { key: &'static str, reference: String, what: String },
 }
 
 /// `oidc.config` as written.
@@ -187,28 +185,29 @@ impl SecretValues<'_> {
     }
 }
 
-/// `value` with every `$…` string replaced by what it names.
-fn resolve(value: &mut Value, secrets: &SecretValues<'_>, key: &'static str) -> Result<(), ConfigError> {
+/// `value` with every `$…` string replaced by what it names. A reference that names nothing stays as
+/// written, as in Argo CD (a bcrypt hash in Dex's `staticPasswords` starts with `$` too), and `warnings`
+/// names it (never a value).
+fn resolve(value: &mut Value, secrets: &SecretValues<'_>, key: &'static str, warnings: &mut Vec<String>) {
     match value {
         Value::String(s) => {
             if let Some((name, k)) = parse_reference(s) {
-                let found = secrets.lookup(name.as_deref(), &k).ok_or_else(|| ConfigError::MissingReference {
-                    key,
-                    reference: s.clone(),
-                    what: match &name {
-                        None => format!("key of {}", super::super::ARGOCD_SECRET),
+                match secrets.lookup(name.as_deref(), &k) {
+                    Some(found) => *s = found.to_string(),
+                    // Keys of Secrets never hold `$`: a hash is not a reference, and is not worth a warning.
+                    None if k.contains('$') => {}
+                    None => warnings.push(match &name {
+                        None => format!("{key}: {s} names no key of {}; the value is used as written", super::super::ARGOCD_SECRET),
                         Some(n) => format!(
-                            "key of a Secret {n} labelled app.kubernetes.io/part-of=argocd in the control namespace"
+                            "{key}: {s} names no key of a Secret {n} labelled app.kubernetes.io/part-of=argocd in the control namespace; the value is used as written"
                         ),
-                    },
-                })?;
-                *s = found.to_string();
+                    }),
+                }
             }
-            Ok(())
         }
-        Value::Array(items) => items.iter_mut().try_for_each(|v| resolve(v, secrets, key)),
-        Value::Object(map) => map.values_mut().try_for_each(|v| resolve(v, secrets, key)),
-        _ => Ok(()),
+        Value::Array(items) => items.iter_mut().for_each(|v| resolve(v, secrets, key, warnings)),
+        Value::Object(map) => map.values_mut().for_each(|v| resolve(v, secrets, key, warnings)),
+        _ => {}
     }
 }
 
@@ -226,8 +225,17 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.trim().is_empty())
 }
 
-/// Dex's connectors in `dex.config` (name and type of each), for the login page.
+/// Dex's connectors in `dex.config` (name and type of each), for the login page; Dex's password database
+/// (`enablePasswordDB: true`) is one too, as Dex lists it (`local`, "Email").
 fn dex_connectors(value: &Value) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut connectors = listed_connectors(value)?;
+    if value.get("enablePasswordDB").and_then(Value::as_bool) == Some(true) {
+        connectors.push(("Email".into(), "local".into()));
+    }
+    Ok(connectors)
+}
+
+fn listed_connectors(value: &Value) -> Result<Vec<(String, String)>, ConfigError> {
     let Some(list) = value.get("connectors") else { return Ok(Vec::new()) };
     let items = list.as_array().ok_or_else(|| ConfigError::Invalid {
         key: DEX_CONFIG_KEY,
@@ -296,7 +304,7 @@ impl SsoConfig {
                 ));
             }
             let mut value = parse_yaml(OIDC_CONFIG_KEY, text)?;
-            resolve(&mut value, secrets, OIDC_CONFIG_KEY)?;
+            resolve(&mut value, secrets, OIDC_CONFIG_KEY, warnings);
             let o: OidcYaml = serde_json::from_value(value)
                 .map_err(|e| ConfigError::Invalid { key: OIDC_CONFIG_KEY, reason: e.to_string() })?;
             let need = |field: &str, v: &str| {
@@ -345,7 +353,7 @@ impl SsoConfig {
                     .then(|| non_empty(o.user_info_path).unwrap_or_else(|| "/userinfo".into())),
             }));
         }
-        let value = resolved_dex_config(dex.expect("one of the two is set"), secrets)?;
+        let value = resolved_dex_config(dex.expect("one of the two is set"), secrets, warnings)?;
         let connectors = dex_connectors(&value)?;
         if connectors.is_empty() {
             warnings.push(format!("{DEX_CONFIG_KEY} has no connectors: SSO through Dex is off"));
@@ -378,9 +386,13 @@ impl SsoConfig {
 
 /// `dex.config` with its references resolved, as Dex's own configuration takes it (the caller adds
 /// issuer, storage, web and the clients; see [`super::dex`]).
-pub fn resolved_dex_config(text: &str, secrets: &SecretValues<'_>) -> Result<Value, ConfigError> {
+pub fn resolved_dex_config(
+    text: &str,
+    secrets: &SecretValues<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ConfigError> {
     let mut value = parse_yaml(DEX_CONFIG_KEY, text)?;
-    resolve(&mut value, secrets, DEX_CONFIG_KEY)?;
+    resolve(&mut value, secrets, DEX_CONFIG_KEY, warnings);
     Ok(value)
 }
 
@@ -464,18 +476,26 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_reference_is_an_error_naming_the_reference_only() {
-        let err = load(
-            &[
-                ("url", "https://b"),
-                ("oidc.config", "issuer: https://idp\nclientID: a\nclientSecret: $nope\n"),
-            ],
-            &[("other", "do-not-print")],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("$nope") && err.contains("argocd-secret"), "{err}");
-        assert!(!err.contains("do-not-print"));
+    fn a_missing_reference_stays_as_written_with_a_warning_naming_it_only() {
+        let secret = data(&[("other", "do-not-print")]);
+        let secrets = SecretValues { argocd_secret: Some(&secret), others: Default::default() };
+        let mut warnings = Vec::new();
+        let cm = data(&[
+            ("url", "https://b"),
+            ("oidc.config", "issuer: https://idp\nclientID: a\nclientSecret: $nope\n"),
+        ]);
+        let sso = SsoConfig::from_config_map(&cm, &secrets, b"k", &mut warnings).unwrap().unwrap();
+        assert_eq!(sso.client_secret.0, "$nope");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("$nope") && warnings[0].contains("argocd-secret"), "{warnings:?}");
+        assert!(!warnings[0].contains("do-not-print"));
+        // A bcrypt hash is no reference and no warning.
+        let mut warnings = Vec::new();
+        let dex =
+            "enablePasswordDB: true\nstaticPasswords:\n- email: a@b\n  hash: $2a$10$abcdefghijklmnopqrstuv\n";
+        let value = resolved_dex_config(dex, &secrets, &mut warnings).unwrap();
+        assert_eq!(value["staticPasswords"][0]["hash"], "$2a$10$abcdefghijklmnopqrstuv");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
@@ -513,10 +533,17 @@ mod tests {
         assert_eq!(sso.client_secret.0.len(), 40);
         let no_connectors = load(&[("url", "https://b"), ("dex.config", "staticClients: []\n")], &[]);
         assert_eq!(no_connectors, Ok(None));
+        let password_db =
+            load(&[("url", "https://b"), ("dex.config", "enablePasswordDB: true\n")], &[]).unwrap();
+        assert_eq!(
+            password_db.unwrap().kind,
+            ProviderKind::Dex { connectors: vec![("Email".into(), "local".into())] }
+        );
         let secret = data(&[("dex.github.clientSecret", "gh")]);
         let resolved = resolved_dex_config(
             dex,
             &SecretValues { argocd_secret: Some(&secret), others: Default::default() },
+            &mut Vec::new(),
         )
         .unwrap();
         assert_eq!(resolved["connectors"][0]["config"]["clientSecret"], "gh");

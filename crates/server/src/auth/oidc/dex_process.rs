@@ -41,7 +41,11 @@ pub async fn generate_config(
         .ok_or_else(|| format!("argocd-cm has no {URL_KEY}: Dex's issuer is <url>/api/dex"))?;
     let others = super::referenced_secrets(client, namespace, &[text]).await;
     let secrets = SecretValues { argocd_secret: Some(argocd_secret), others };
-    let resolved = config::resolved_dex_config(text, &secrets).map_err(|e| e.to_string())?;
+    let mut warnings = Vec::new();
+    let resolved = config::resolved_dex_config(text, &secrets, &mut warnings).map_err(|e| e.to_string())?;
+    for w in warnings {
+        tracing::warn!("argocd-cm: {w}");
+    }
     let key = argocd_secret.get("server.secretkey").map(String::as_bytes).unwrap_or_default();
     Ok(super::dex::generate(&url, &resolved, key, listen))
 }

@@ -287,3 +287,49 @@ async fn labelled_secret(
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(userinfo_groups: Option<&str>) -> (SsoState, Arc<Sso>) {
+        let config = SsoConfig { userinfo_groups: userinfo_groups.map(str::to_string), ..config::example() };
+        let sso =
+            Arc::new(Sso { provider: Provider::new(Arc::new(config), None).unwrap(), state_key: vec![1] });
+        let state = SsoState::default();
+        state.set(Some(sso.clone()));
+        (state, sso)
+    }
+
+    #[test]
+    fn userinfo_groups_replace_the_tokens_groups_only_when_enabled() {
+        let claims = json!({"sub": "u1", "exp": unix_now() + 60, "groups": ["from-token"]});
+        let (on, sso) = state(Some("/userinfo"));
+        on.remember_userinfo(&claims, json!({"sub": "u1", "groups": ["from-userinfo"]}));
+        assert_eq!(on.with_userinfo(&sso, claims.clone())["groups"], json!(["from-userinfo"]));
+        let other = json!({"sub": "u2", "exp": unix_now() + 60, "groups": ["own"]});
+        assert_eq!(on.with_userinfo(&sso, other)["groups"], json!(["own"]), "another subject keeps its own");
+        let (off, sso) = state(None);
+        off.remember_userinfo(&claims, json!({"groups": ["from-userinfo"]}));
+        assert_eq!(off.with_userinfo(&sso, claims)["groups"], json!(["from-token"]));
+    }
+
+    #[test]
+    fn a_login_state_is_good_once() {
+        let (s, _) = state(None);
+        assert!(s.use_state_once("abc", unix_now() + 60));
+        assert!(!s.use_state_once("abc", unix_now() + 60));
+        assert!(s.use_state_once("def", unix_now() + 60));
+    }
+
+    #[test]
+    fn only_tokens_claiming_argo_cds_issuer_go_to_the_local_check() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = |claims: &str| format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(claims));
+        assert!(is_berth_token(&token(r#"{"iss":"argocd"}"#)));
+        assert!(!is_berth_token(&token(r#"{"iss":"https://idp"}"#)));
+        assert!(is_berth_token("garbage"), "what cannot be read goes to the strict local check");
+    }
+}
