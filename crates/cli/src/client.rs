@@ -233,6 +233,8 @@ impl Client {
         if session.token.as_deref() != failed {
             return Ok(session.token.clone());
         }
+        // The refresh token goes only to the provider that issued the session's token.
+        let issuer = session.token.as_deref().and_then(crate::sso::issuer_of);
         let Some(renewal) = session.renewal.as_mut() else {
             return Ok(None);
         };
@@ -240,9 +242,15 @@ impl Client {
             server: self.server.clone(),
             message: format!("the SSO session could not be renewed: {e:#}"),
         };
-        let tokens = crate::sso::refresh(&self.http, &self.base, self.insecure, &renewal.refresh_token)
-            .await
-            .map_err(unauthenticated)?;
+        let tokens = crate::sso::refresh(
+            &self.http,
+            &self.base,
+            self.insecure,
+            &renewal.refresh_token,
+            issuer.as_deref(),
+        )
+        .await
+        .map_err(unauthenticated)?;
         if let Some(refresh_token) = tokens.refresh_token.clone() {
             renewal.refresh_token = refresh_token;
         }

@@ -85,10 +85,9 @@ pub async fn run(args: DexArgs) -> Result<()> {
         DexCommand::Run { common, dex_binary, dir } => {
             let dir = match dir {
                 Some(dir) => dir,
-                None => std::env::temp_dir().join(format!("berth-dex-{}", std::process::id())),
+                None => berth_server::auth::oidc::dex_process::private_dir()
+                    .context("Dex's configuration directory")?,
             };
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
             let settings = berth_controller::SettingsSource::start(client.clone(), &common.namespace)
                 .await
                 .map_err(anyhow::Error::msg)?;

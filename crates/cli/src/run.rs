@@ -157,9 +157,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         (Some(server), _) => Some(server.clone()),
         (None, Some(binary)) => {
             let listen = format!("127.0.0.1:{}", args.dex_port);
-            let dir = std::env::temp_dir().join(format!("berth-dex-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).context("Dex's configuration directory")?;
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            let dir = berth_server::auth::oidc::dex_process::private_dir()
+                .context("Dex's configuration directory")?;
             let run = berth_server::auth::oidc::dex_process::DexRun { binary, listen: listen.clone(), dir };
             tokio::spawn(berth_server::auth::oidc::dex_process::supervise(
                 client.clone(),

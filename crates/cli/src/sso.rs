@@ -127,6 +127,9 @@ impl Provider {
                 .with_context(|| format!("discovering the provider {}", client.issuer))?,
         )
         .with_context(|| format!("reading the discovery document of {}", client.issuer))?;
+        for endpoint in [&discovery.authorization_endpoint, &discovery.token_endpoint] {
+            check_endpoint(endpoint, &client.issuer)?;
+        }
         if discovery.issuer.trim_end_matches('/') != client.issuer {
             bail!(
                 "the provider at {} calls itself {}: check the issuer in argocd-cm",
@@ -467,14 +470,25 @@ pub async fn login(base: &str, insecure: bool, options: &SsoOptions) -> Result<(
     finished
 }
 
-/// Exchanges `refresh_token` for a new ID token at the provider the server names.
+/// Exchanges `refresh_token` for a new ID token at the provider the server names, which must be `issuer`
+/// (the one that issued the session's token) when known: a server that now names another provider never
+/// receives the refresh token's new home.
 pub async fn refresh(
     server_http: &reqwest::Client,
     base: &str,
     insecure: bool,
     refresh_token: &str,
+    issuer: Option<&str>,
 ) -> Result<Tokens> {
     let provider = Provider::discover(server_http, base, insecure).await?;
+    if let Some(issuer) = issuer
+        && issuer.trim_end_matches('/') != provider.client.issuer
+    {
+        bail!(
+            "the server now names the provider {}, not {issuer} that issued this session: log in again",
+            provider.client.issuer
+        );
+    }
     provider
         .token_request(&[
             ("grant_type", "refresh_token"),
@@ -482,6 +496,26 @@ pub async fn refresh(
             ("client_id", &provider.client.client_id),
         ])
         .await
+}
+
+/// The `iss` of a saved ID token (read, not verified: the CLI's own copy, to pin where it renews).
+pub fn issuer_of(token: &str) -> Option<String> {
+    claims(token)?["iss"].as_str().map(str::to_string)
+}
+
+/// An endpoint the provider publishes is used only over HTTPS, or over plain HTTP at the issuer's own
+/// origin (a provider on loopback, the server's own Dex): never another scheme a browser opener would
+/// follow (`file:`, `smb:`), nor a downgrade to another host.
+fn check_endpoint(endpoint: &str, issuer: &str) -> Result<()> {
+    let url = Url::parse(endpoint).with_context(|| format!("the provider's endpoint {endpoint:?}"))?;
+    let same_origin = Url::parse(issuer).is_ok_and(|i| i.origin() == url.origin());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if same_origin => Ok(()),
+        _ => bail!(
+            "the provider's endpoint {endpoint} is neither HTTPS nor on the issuer's own origin: refused"
+        ),
+    }
 }
 
 /// Opens `url` in the desktop's browser, the URL one argument and no shell in between; a failure only
@@ -562,6 +596,19 @@ mod tests {
         assert_eq!(read_callback("/auth/callback?state=s1", "s1"), Callback::NoCode);
         assert_eq!(read_callback("/favicon.ico", "s1"), Callback::NotFound);
         assert_eq!(read_callback("/auth/callback/x?state=s1&code=c", "s1"), Callback::NotFound);
+    }
+
+    #[test]
+    fn endpoints_are_https_or_the_issuers_own_origin() {
+        assert!(check_endpoint("https://idp.example/auth", "https://idp.example").is_ok());
+        assert!(check_endpoint("https://elsewhere.example/auth", "https://idp.example").is_ok());
+        assert!(check_endpoint("http://127.0.0.1:5556/dex/auth", "http://127.0.0.1:5556/dex").is_ok());
+        for bad in
+            ["file:///etc/passwd", "smb://evil/share", "http://evil.example/auth", "javascript:alert(1)"]
+        {
+            assert!(check_endpoint(bad, "http://127.0.0.1:5556/dex").is_err(), "{bad}");
+        }
+        assert!(check_endpoint("http://idp.example/auth", "https://idp.example").is_err(), "no downgrade");
     }
 
     #[test]

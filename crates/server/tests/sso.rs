@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const CLIENT_SECRET: &str = "berth-client-secret-1234";
 const ALICE: (&str, &str) = ("alice@example.com", "alice-password");
 const BOB: (&str, &str) = ("bob@example.com", "bob-password");
+/// A provider user whose id is the name of a local account (`ci`).
+const CI_NAMESAKE: (&str, &str) = ("ci@example.com", "ci-password");
 
 struct Fixture {
     client: kube::Client,
@@ -45,6 +47,7 @@ async fn fixture(prefix: &str) -> Fixture {
             StaticPassword::new(ALICE.0, ALICE.1).groups(&["team-a"]),
             // A group whose name holds a comma is one group, never split into `team-a` and `admins`.
             StaticPassword::new(BOB.0, BOB.1).groups(&["team-b,admins"]),
+            StaticPassword { user_id: "ci".into(), ..StaticPassword::new(CI_NAMESAKE.0, CI_NAMESAKE.1) },
         ],
         static_clients: vec![
             StaticClient::confidential("berth", CLIENT_SECRET, &format!("{}/auth/callback", server.base)),
@@ -435,16 +438,8 @@ async fn dex_config_runs_dex_behind_api_dex_with_argo_cds_clients_and_groups_fro
         common::Options { dex_server: Some(format!("http://{listen}")), ..Default::default() },
     )
     .await;
-    // As an Argo CD team writes it: a connector, its secret referenced from argocd-secret.
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .patch(
-            "argocd-secret",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"dex.mock.name": "Mock SSO"}})),
-        )
-        .await
-        .unwrap();
-    let dex_config = "connectors:\n- type: mockCallback\n  id: mock\n  name: $dex.mock.name\n";
+    // As an Argo CD team writes it (`$` references resolve in Dex's copy only: crates/cli/tests/sso.rs).
+    let dex_config = "connectors:\n- type: mockCallback\n  id: mock\n  name: Mock SSO\n";
     apply_cm(&client, &ns, "argocd-cm", json!({"url": server.base, "dex.config": dex_config})).await;
     apply_cm(&client, &ns, "argocd-rbac-cm", json!({"policy.csv": "g, authors, role:readonly\n"})).await;
     let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("argocd-cm").await.unwrap().data.unwrap();
@@ -546,4 +541,72 @@ async fn the_seeds_argocd_cm_oidc_applies_unchanged_and_shows_its_provider() {
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let body = r.text().await.unwrap();
     assert!(body.contains("cannot be reached") && !body.contains("seed-secret-value"), "{body}");
+}
+
+#[tokio::test]
+async fn an_sso_user_named_like_a_local_account_is_not_that_account() {
+    let f = fixture("sso-namesake").await;
+    // Dex names users by their own id with `federated:id`: this one is `ci`, as the local account below.
+    let oidc = format!(
+        "name: Dex\nissuer: {}\nclientID: berth\nclientSecret: $oidc.dex.clientSecret\nrequestedScopes: [openid, profile, email, groups, federated:id]\n",
+        f.dex.issuer()
+    );
+    apply_cm(
+        &f.client,
+        &f.ns,
+        "argocd-cm",
+        json!({"url": f.server.base, "oidc.config": oidc, "accounts.ci": "apiKey"}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let settings: Value = f
+            .http
+            .get(format!("{}/api/v1/settings", f.server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if settings["oidcConfig"]["scopes"].as_array().is_some_and(|s| s.iter().any(|s| s == "federated:id"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new oidc.config never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = browser_login(&f, CI_NAMESAKE).await;
+    let info: Value = f
+        .http
+        .get(format!("{}/api/v1/session/userinfo", f.server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["username"], "ci");
+    let mint = f
+        .http
+        .post(format!("{}/api/v1/account/ci/token", f.server.base))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mint.status(), StatusCode::FORBIDDEN, "an SSO user may not mint the local account's tokens");
+    let read =
+        f.http.get(format!("{}/api/v1/account/ci", f.server.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
+    let password = f
+        .http
+        .put(format!("{}/api/v1/account/password", f.server.base))
+        .bearer_auth(&token)
+        .json(&json!({"currentPassword": "x", "newPassword": "something-new-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(password.status(), StatusCode::BAD_REQUEST);
 }

@@ -33,8 +33,13 @@ export function Login({ query, onLoggedIn }: { query: URLSearchParams; onLoggedI
   const [busy, setBusy] = useState(false);
   // undefined while asked; null when the server did not say (then the local login form, as before SSO).
   const [settings, setSettings] = useState<Settings | null>();
-  // The server's `sso_error` (Argo CD's older `has_sso_error=true` says only that it failed).
-  const [ssoError, setSsoError] = useState(query.get('sso_error') ?? (query.get('has_sso_error') === 'true' ? 'Login failed.' : undefined));
+  // `sso_error` (or Argo CD's older `has_sso_error=true`) says a login through the provider failed. Its text
+  // is not shown: anyone can put words in a link to this page, so the page says only what it knows.
+  const [ssoError, setSsoError] = useState(
+    query.has('sso_error') || query.get('has_sso_error') === 'true'
+      ? 'Login through SSO failed. Try again, or ask your administrator.'
+      : undefined,
+  );
 
   useEffect(() => {
     document.title = 'Log in · berth';
@@ -75,7 +80,7 @@ export function Login({ query, onLoggedIn }: { query: URLSearchParams; onLoggedI
         ) : null}
         {ssoError ? (
           <p class="banner banner-bad" role="alert" data-testid="sso-error">
-            {ssoError.startsWith('Login failed') ? ssoError : `Login failed: ${ssoError}`}
+            {ssoError}
           </p>
         ) : null}
         {provider ? (

@@ -30,6 +30,15 @@ impl Caller {
     pub fn is_anonymous(&self) -> bool {
         self.token.is_empty()
     }
+
+    /// Whether the session is a local account's (a token berth signed for an account), not an SSO user's or
+    /// a project role's: only then is the caller the account of its name (an SSO user whose provider calls
+    /// it `ci` is not the local account `ci`, as in Argo CD).
+    pub fn is_local_account(&self) -> bool {
+        !self.token.is_empty()
+            && !crate::auth::is_project_token(&self.token)
+            && crate::auth::oidc::is_berth_token(&self.token)
+    }
 }
 
 impl std::ops::Deref for Caller {

@@ -71,6 +71,7 @@ pub(super) async fn login(
             "SSO is not configured (argocd-cm url and oidc.config or dex.config)",
         );
     };
+    let over_tls = tls.is_some() || sso.config().url.starts_with("https://");
     let return_to = match flow::return_path(sso.config(), query.return_url.as_deref()) {
         Ok(path) => path,
         Err(reason) => return refuse(StatusCode::BAD_REQUEST, reason),
@@ -87,7 +88,7 @@ pub(super) async fn login(
     };
     let login = LoginState::new(return_to, now());
     let to = flow::authorization_url(sso.config(), &discovery.authorization_endpoint, &login);
-    redirect(&to, &[state_cookie(&flow::seal(&login, &sso.state_key), tls.is_some())])
+    redirect(&to, &[state_cookie(&flow::seal(&login, &sso.state_key), over_tls)])
 }
 
 #[derive(serde::Deserialize)]
@@ -106,10 +107,11 @@ pub(super) async fn callback(
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    let over_tls = tls.is_some();
     let Some(sso) = shared.sso.current() else {
         return refuse(StatusCode::NOT_FOUND, "SSO is not configured");
     };
+    // Behind a proxy that ends TLS, the external URL says the browser speaks HTTPS.
+    let over_tls = tls.is_some() || sso.config().url.starts_with("https://");
     let clear_state = state_cookie("", over_tls);
     let fail = |status: StatusCode, message: &str| {
         let mut r = refuse(status, &format!("login failed: {message}"));
@@ -202,12 +204,25 @@ pub(super) async fn dex_proxy(State(shared): State<Arc<Shared>>, request: Reques
     let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
     let method = request.method().clone();
     let mut forwarded = reqwest::header::HeaderMap::new();
-    for name in
-        [header::CONTENT_TYPE, header::ACCEPT, header::COOKIE, header::AUTHORIZATION, header::ACCEPT_LANGUAGE]
-    {
+    for name in [header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION, header::ACCEPT_LANGUAGE] {
         if let Some(v) = request.headers().get(&name) {
             forwarded.insert(name, v.clone());
         }
+    }
+    // Dex's own cookies go through; berth's session and login state never leave berth.
+    let cookies: Vec<&str> = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|c| c.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("argocd.token") && !kv.starts_with(STATE_COOKIE))
+        .collect();
+    if !cookies.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        forwarded.insert(header::COOKIE, v);
     }
     let body = match axum::body::to_bytes(request.into_body(), DEX_BODY_LIMIT).await {
         Ok(b) => b,

@@ -73,12 +73,12 @@ mod tests {
     #[test]
     fn unsupported_keys_and_kustomize_versions_are_listed() {
         let s = ServerSettings::from_config_map(&cm(&[
-            ("dex.config", "connectors: []"),
+            ("ga.trackingid", "UA-1"),
             ("kustomize.path.v5.4.3", "/usr/local/bin/kustomize-5"),
             ("kustomize.buildOptions", "--load-restrictor LoadRestrictionsNone"),
             ("statusbadge.url", "https://cd.example.com/"),
         ]));
-        assert_eq!(s.unsupported, ["dex.config"]);
+        assert_eq!(s.unsupported, ["ga.trackingid"]);
         assert_eq!(s.kustomize_versions, ["v5.4.3"]);
         assert_eq!(s.kustomize_build_options, "--load-restrictor LoadRestrictionsNone");
         assert_eq!(s.status_badge_url, "https://cd.example.com/");

@@ -14,8 +14,7 @@ use std::time::Duration;
 const SECRET_KEY_KEY: &str = "server.secretkey";
 /// Argo CD's `users.session.duration` default.
 const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
-/// Subjects of project role tokens, which are checked against AppProjects rather than accounts.
-pub(super) const PROJECT_SUBJECT_PREFIX: &str = "proj:";
+pub(super) use crate::rbac::PROJECT_SUBJECT_PREFIX;
 
 /// The HMAC key tokens are signed with: argocd-secret's `server.secretkey`, its bytes as stored.
 #[derive(Clone, PartialEq, Eq)]

@@ -30,6 +30,7 @@ mod project;
 mod tests;
 
 pub use live::LiveEnforcer;
+pub(crate) use project::SUBJECT_PREFIX as PROJECT_SUBJECT_PREFIX;
 pub use project::{ProjectTokenState, parse_role_subject, role_subject, validate_project_roles};
 
 use berth_api::AppProject;
@@ -104,13 +105,15 @@ impl Subject {
     }
 
     /// From a token's claims: the name is `federated_claims.user_id` when present (Dex), else `sub`;
-    /// the groups are the values (a string or a list of strings) of each claim named in `scopes`.
+    /// the groups are the values (a string or a list of strings) of each claim named in `scopes`. Names and
+    /// groups that spell a project role's subject (`proj:…`) are left out.
     pub fn from_claims(claims: &serde_json::Value, scopes: &[String]) -> Subject {
         let name = claims
             .pointer("/federated_claims/user_id")
             .and_then(serde_json::Value::as_str)
             .filter(|id| !id.is_empty())
             .or_else(|| claims.get("sub").and_then(serde_json::Value::as_str))
+            .filter(|name| !name.starts_with(project::SUBJECT_PREFIX))
             .unwrap_or_default()
             .to_owned();
         let mut groups: Vec<String> = Vec::new();
@@ -123,7 +126,11 @@ impl Subject {
                 _ => Vec::new(),
             };
             for value in values {
-                if !value.is_empty() && !groups.iter().any(|g| g == value) {
+                // A provider's user or group named `proj:<p>:<r>` is no project role (only its tokens are).
+                if !value.is_empty()
+                    && !value.starts_with(project::SUBJECT_PREFIX)
+                    && !groups.iter().any(|g| g == value)
+                {
                     groups.push(value.to_owned());
                 }
             }

@@ -113,13 +113,16 @@ pub enum ProjectTokenState {
 }
 
 /// The RBAC subject of a project role: `proj:<project>:<role>`.
+/// How every project role's subject begins (`proj:<project>:<role>`).
+pub(crate) const SUBJECT_PREFIX: &str = "proj:";
+
 pub fn role_subject(project: &str, role: &str) -> String {
-    format!("proj:{project}:{role}")
+    format!("{SUBJECT_PREFIX}{project}:{role}")
 }
 
 /// `proj:<project>:<role>` → (project, role).
 pub fn parse_role_subject(subject: &str) -> Option<(&str, &str)> {
-    let rest = subject.strip_prefix("proj:")?;
+    let rest = subject.strip_prefix(SUBJECT_PREFIX)?;
     let (project, role) = rest.split_once(':')?;
     (!role.contains(':')).then_some((project, role))
 }

@@ -303,6 +303,14 @@ fn email_scope_lets_policies_name_users_by_email() {
 }
 
 #[test]
+fn a_provider_cannot_name_a_user_or_group_after_a_project_role() {
+    let claims = serde_json::json!({"sub": "proj:shop:ci", "groups": ["proj:shop:ci", "devs"]});
+    let subject = Subject::from_claims(&claims, &["groups".to_owned()]);
+    assert_eq!(subject.name, "");
+    assert_eq!(subject.groups, ["devs"]);
+}
+
+#[test]
 fn a_groups_claim_that_is_a_string_is_one_group_never_split() {
     let rbac =
         Enforcer::from_config("g, admins, role:admin\ng, team-a, role:readonly", None, None, true).unwrap();

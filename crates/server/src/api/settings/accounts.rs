@@ -3,7 +3,6 @@
 use super::permission_denied;
 use crate::api::{ApiError, Caller, GrpcCode, Shared};
 use crate::auth::{Account, AuthError};
-use crate::rbac::Subject;
 use crate::rbac::resources::ACCOUNTS;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -43,9 +42,11 @@ async fn fresh_accounts(shared: &Shared) -> Result<Arc<crate::auth::Accounts>, A
     Ok(shared.sessions.accounts())
 }
 
-/// An account may always read and update itself; others need RBAC `accounts` on its name.
-fn may_touch_account(shared: &Shared, caller: &Subject, action: &str, account: &str) -> bool {
-    caller.name == account || shared.rbac.enforce(caller, ACCOUNTS, action, account)
+/// A local account may always read and update itself; others (SSO users and project roles too, whatever
+/// their name) need RBAC `accounts` on its name.
+fn may_touch_account(shared: &Shared, caller: &Caller, action: &str, account: &str) -> bool {
+    (caller.is_local_account() && caller.name == account)
+        || shared.rbac.enforce(caller, ACCOUNTS, action, account)
 }
 
 /// Argo CD's Account: name, enabled, capabilities and the API tokens' `{id, issuedAt, expiresAt}`, newest
@@ -120,6 +121,10 @@ pub(super) async fn update_password(
     caller: Caller,
     Json(change): Json<PasswordChange>,
 ) -> Result<Json<Value>, ApiError> {
+    if !caller.is_local_account() {
+        // The caller proves who it is with its own password, which only a local account has.
+        return Err(ApiError::bad_request("password can only be changed by a local account's session"));
+    }
     let target = if change.name.is_empty() { caller.name.clone() } else { change.name.clone() };
     if target != caller.name && !shared.rbac.enforce(&caller, ACCOUNTS, "update", &target) {
         return Err(permission_denied());

@@ -304,7 +304,13 @@ impl SsoConfig {
                 ));
             }
             let mut value = parse_yaml(OIDC_CONFIG_KEY, text)?;
-            resolve(&mut value, secrets, OIDC_CONFIG_KEY, warnings);
+            // Only the client's id and secret are read from Secrets, as in Argo CD: the other fields are
+            // published (`/api/v1/settings`), so a reference there must never show a Secret's value.
+            for field in ["clientSecret", "clientID"] {
+                if let Some(v) = value.get_mut(field) {
+                    resolve(v, secrets, OIDC_CONFIG_KEY, warnings);
+                }
+            }
             let o: OidcYaml = serde_json::from_value(value)
                 .map_err(|e| ConfigError::Invalid { key: OIDC_CONFIG_KEY, reason: e.to_string() })?;
             let need = |field: &str, v: &str| {
@@ -353,8 +359,10 @@ impl SsoConfig {
                     .then(|| non_empty(o.user_info_path).unwrap_or_else(|| "/userinfo".into())),
             }));
         }
-        let value = resolved_dex_config(dex.expect("one of the two is set"), secrets, warnings)?;
-        let connectors = dex_connectors(&value)?;
+        let text = dex.expect("one of the two is set");
+        // The connectors' names as written (they are published): references resolve only in Dex's copy.
+        let connectors = dex_connectors(&parse_yaml(DEX_CONFIG_KEY, text)?)?;
+        resolved_dex_config(text, secrets, warnings)?;
         if connectors.is_empty() {
             warnings.push(format!("{DEX_CONFIG_KEY} has no connectors: SSO through Dex is off"));
             return Ok(None);
@@ -496,6 +504,28 @@ mod tests {
         let value = resolved_dex_config(dex, &secrets, &mut warnings).unwrap();
         assert_eq!(value["staticPasswords"][0]["hash"], "$2a$10$abcdefghijklmnopqrstuv");
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn references_resolve_only_where_nothing_is_published() {
+        let oidc = "name: $server.secretkey\nissuer: https://idp\nclientID: $oidc.id\nclientSecret: $oidc.secret\nrequestedScopes: [$server.secretkey]\n";
+        let sso = load(
+            &[("url", "https://b"), ("oidc.config", oidc)],
+            &[("server.secretkey", "KEY"), ("oidc.id", "the-id"), ("oidc.secret", "the-secret")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((sso.client_id.as_str(), sso.client_secret.0.as_str()), ("the-id", "the-secret"));
+        assert_eq!(sso.name, "$server.secretkey");
+        assert_eq!(sso.scopes, ["$server.secretkey"]);
+        let dex = "connectors:\n- type: github\n  id: gh\n  name: $server.secretkey\n";
+        let sso = load(&[("url", "https://b"), ("dex.config", dex)], &[("server.secretkey", "KEY")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            sso.kind,
+            ProviderKind::Dex { connectors: vec![("$server.secretkey".into(), "github".into())] }
+        );
     }
 
     #[test]

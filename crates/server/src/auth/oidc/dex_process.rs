@@ -47,6 +47,9 @@ pub async fn generate_config(
         tracing::warn!("argocd-cm: {w}");
     }
     let key = argocd_secret.get("server.secretkey").map(String::as_bytes).unwrap_or_default();
+    if key.iter().all(u8::is_ascii_whitespace) {
+        return Err("argocd-secret has no server.secretkey: Dex's client secret derives from it".into());
+    }
     Ok(super::dex::generate(&url, &resolved, key, listen))
 }
 
@@ -81,9 +84,13 @@ pub async fn supervise(
                     let _ = c.kill().await;
                 }
                 match write_private(&path, &config) {
+                    // Dex parses what its connectors' providers send: it gets no variable of berth's (no
+                    // credentials, no KUBECONFIG), only a PATH.
                     Ok(()) => match tokio::process::Command::new(&run.binary)
                         .arg("serve")
                         .arg(&path)
+                        .env_clear()
+                        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
                         .kill_on_drop(true)
                         .spawn()
                     {
@@ -115,6 +122,25 @@ pub async fn supervise(
     if let Some(mut c) = child {
         let _ = c.kill().await;
     }
+    // The configuration holds client secrets: it goes with the Dex it was written for.
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A new directory under the temporary directory, readable by this user only, for Dex's configuration: a
+/// random name created anew (never one that exists, nor a symlink someone put there).
+pub fn private_dir() -> std::io::Result<PathBuf> {
+    use rand::RngExt;
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let name = format!("berth-dex-{:016x}", rand::rng().random::<u64>());
+        let dir = std::env::temp_dir().join(name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no directory could be created")))
 }
 
 /// Writes `text` to `path` readable by this user only (it holds client secrets).

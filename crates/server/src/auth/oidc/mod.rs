@@ -40,7 +40,7 @@ pub struct SsoState {
     /// Login states already finished → when they expire: a callback is good once.
     used_states: Mutex<HashMap<String, i64>>,
     /// `enableUserInfoGroups`: the userinfo claims read at login, by subject, until the session would end.
-    userinfo: Mutex<HashMap<String, (serde_json::Value, i64)>>,
+    userinfo: Mutex<HashMap<(String, String), (serde_json::Value, i64)>>,
     /// The client the Dex proxy forwards with (no redirects followed).
     dex_http: std::sync::OnceLock<reqwest::Client>,
 }
@@ -94,6 +94,17 @@ impl SsoState {
         let others = referenced_secrets(client, namespace, &texts).await;
         let secrets = config::SecretValues { argocd_secret: Some(argocd_secret), others };
         let key = argocd_secret.get("server.secretkey").map(String::as_bytes).unwrap_or_default();
+        if key.iter().all(u8::is_ascii_whitespace) {
+            // The login state's key and Dex's client secret derive from it: without one they would be
+            // public constants.
+            if argocd_cm.contains_key(config::OIDC_CONFIG_KEY)
+                || argocd_cm.contains_key(config::DEX_CONFIG_KEY)
+            {
+                tracing::warn!("SSO is off: argocd-secret has no server.secretkey");
+            }
+            self.set(None);
+            return;
+        }
         let mut warnings = Vec::new();
         let loaded = SsoConfig::from_config_map(argocd_cm, &secrets, key, &mut warnings);
         for w in warnings {
@@ -121,12 +132,14 @@ impl SsoState {
                 None
             }
         };
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.set(next);
     }
 
-    /// Puts `sso` in force directly (tests and embedders).
+    /// Puts `sso` in force directly (tests and embedders). Userinfo kept for the previous provider is
+    /// forgotten.
     pub fn set(&self, sso: Option<Arc<Sso>>) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = sso;
+        self.userinfo.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Verifies an ID token with the provider in force; logged-out tokens are refused.
@@ -150,26 +163,32 @@ impl SsoState {
         let now = unix_now();
         let mut used = self.used_states.lock().unwrap_or_else(|e| e.into_inner());
         used.retain(|_, exp| *exp > now);
-        if used.len() >= MAX_REVOKED {
+        if used.contains_key(state) {
             return false;
         }
-        used.insert(state.to_string(), expires).is_none()
+        insert_bounded(&mut used, state.to_string(), expires, |exp| *exp);
+        true
     }
 
     /// Keeps the userinfo claims of a login (`enableUserInfoGroups`), by the ID token's subject.
+    /// Keeps the userinfo claims of a login (`enableUserInfoGroups`), by the ID token's issuer and subject;
+    /// an answer about another subject (OIDC Core 5.3.2) is not kept.
     pub fn remember_userinfo(&self, claims: &serde_json::Value, info: serde_json::Value) {
-        let (Some(sub), Some(exp)) = (
-            claims.get("sub").and_then(serde_json::Value::as_str),
-            claims.get("exp").and_then(serde_json::Value::as_f64),
-        ) else {
+        let text =
+            |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+        let (Some(iss), Some(sub), Some(exp)) =
+            (text(claims, "iss"), text(claims, "sub"), claims.get("exp").and_then(serde_json::Value::as_f64))
+        else {
             return;
         };
+        if text(&info, "sub").as_deref() != Some(sub.as_str()) {
+            tracing::warn!("SSO userinfo: the answer is about another subject than the ID token; not used");
+            return;
+        }
         let now = unix_now();
         let mut cache = self.userinfo.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, until)| *until > now);
-        if cache.len() < MAX_REVOKED {
-            cache.insert(sub.to_string(), (info, exp as i64));
-        }
+        insert_bounded(&mut cache, (iss, sub), (info, exp as i64), |(_, until)| *until);
     }
 
     /// The claims with the userinfo groups of their subject merged in, when `enableUserInfoGroups` is on.
@@ -177,9 +196,11 @@ impl SsoState {
         if sso.config().userinfo_groups.is_none() {
             return claims;
         }
-        let sub = claims.get("sub").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let text =
+            |k: &str| claims.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let key = (text("iss"), text("sub"));
         let cache = self.userinfo.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some((info, _)), Some(map)) = (cache.get(&sub), claims.as_object_mut())
+        if let (Some((info, _)), Some(map)) = (cache.get(&key), claims.as_object_mut())
             && let Some(groups) = info.get("groups")
         {
             map.insert("groups".into(), groups.clone());
@@ -210,10 +231,27 @@ impl SsoState {
         let now = unix_now();
         let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, exp| *exp > now);
-        if revoked.len() < MAX_REVOKED {
-            revoked.insert(digest(token), expires);
-        }
+        insert_bounded(&mut revoked, digest(token), expires, |exp| *exp);
     }
+}
+
+/// Inserts into a map of entries that lapse at a time (`lapses`, seconds since the epoch), at most
+/// [`MAX_REVOKED`] of them: when full, the entry that lapses first makes room (a flood of entries can shorten
+/// how long the oldest is remembered, never refuse a new one).
+fn insert_bounded<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    lapses: impl Fn(&V) -> i64,
+) {
+    if map.len() >= MAX_REVOKED
+        && !map.contains_key(&key)
+        && let Some(first) = map.iter().min_by_key(|(_, v)| lapses(v)).map(|(k, _)| k.clone())
+    {
+        map.remove(&first);
+        tracing::warn!("SSO: {MAX_REVOKED} entries remembered; the one lapsing first was dropped");
+    }
+    map.insert(key, value);
 }
 
 fn unix_now() -> i64 {
@@ -304,15 +342,36 @@ mod tests {
 
     #[test]
     fn userinfo_groups_replace_the_tokens_groups_only_when_enabled() {
-        let claims = json!({"sub": "u1", "exp": unix_now() + 60, "groups": ["from-token"]});
+        let claims =
+            json!({"iss": "https://idp", "sub": "u1", "exp": unix_now() + 60, "groups": ["from-token"]});
         let (on, sso) = state(Some("/userinfo"));
         on.remember_userinfo(&claims, json!({"sub": "u1", "groups": ["from-userinfo"]}));
         assert_eq!(on.with_userinfo(&sso, claims.clone())["groups"], json!(["from-userinfo"]));
-        let other = json!({"sub": "u2", "exp": unix_now() + 60, "groups": ["own"]});
-        assert_eq!(on.with_userinfo(&sso, other)["groups"], json!(["own"]), "another subject keeps its own");
+        let other = json!({"iss": "https://idp", "sub": "u2", "exp": unix_now() + 60, "groups": ["own"]});
+        assert_eq!(
+            on.with_userinfo(&sso, other.clone())["groups"],
+            json!(["own"]),
+            "another subject keeps its own"
+        );
+        on.remember_userinfo(&other, json!({"sub": "u1", "groups": ["admins"]}));
+        assert_eq!(
+            on.with_userinfo(&sso, other)["groups"],
+            json!(["own"]),
+            "an answer about another subject is not kept"
+        );
+        let same_sub_other_issuer = json!({"iss": "https://other", "sub": "u1", "exp": unix_now() + 60});
+        assert!(on.with_userinfo(&sso, same_sub_other_issuer).get("groups").is_none());
         let (off, sso) = state(None);
-        off.remember_userinfo(&claims, json!({"groups": ["from-userinfo"]}));
+        off.remember_userinfo(&claims, json!({"sub": "u1", "groups": ["from-userinfo"]}));
         assert_eq!(off.with_userinfo(&sso, claims)["groups"], json!(["from-token"]));
+    }
+
+    #[test]
+    fn a_full_map_drops_the_entry_lapsing_first_never_the_new_one() {
+        let mut map: HashMap<u32, i64> = (0..MAX_REVOKED as u32).map(|i| (i, 1_000 + i64::from(i))).collect();
+        insert_bounded(&mut map, u32::MAX, 5, |exp| *exp);
+        assert_eq!(map.len(), MAX_REVOKED);
+        assert!(!map.contains_key(&0) && map.contains_key(&u32::MAX));
     }
 
     #[test]
