@@ -336,7 +336,7 @@ fn binary() -> PathBuf {
 
 /// An HTTP client for [`login`]: it follows no redirect, so the one leaving Dex is seen, not fetched.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()

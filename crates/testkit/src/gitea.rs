@@ -50,7 +50,7 @@ impl Gitea {
         let dir = tempfile::tempdir().expect("a temporary directory for Gitea");
         let config = dir.path().join("app.ini");
         let log = dir.path().join("gitea.log");
-        let http = reqwest::Client::builder()
+        let http = crate::http_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client for Gitea's API");

@@ -175,3 +175,10 @@ impl GitRepo {
         self.git(&["rev-parse", "HEAD"])
     }
 }
+
+/// A reqwest client builder that works however the workspace's features unify: when another crate turns on
+/// reqwest's rustls without a crypto provider (berth's crates do), ring's is installed first, as kube uses.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
