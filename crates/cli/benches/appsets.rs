@@ -158,16 +158,7 @@ async fn main() {
     let namespaces = make_namespaces(&client, &[&control]).await;
 
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    for i in 0..n {
-        write_app(&repo, i, 1, "1");
-    }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "monorepo"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
-    let url = format!("file://{}", repo.display());
+    let (repo, url, first) = repo_of_apps(work.path(), n, "monorepo");
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");

@@ -29,16 +29,7 @@ async fn main() {
     let namespaces = make_namespaces(&client, &[&control, &dest]).await;
 
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    for i in 0..n {
-        write_app(&repo, i, 1, "1");
-    }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "apps"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
-    let url = format!("file://{}", repo.display());
+    let (repo, url, first) = repo_of_apps(work.path(), n, "apps");
 
     let berth = start_berth(&client, &control, work.path()).await;
     let pid = berth.pid;
@@ -47,27 +38,7 @@ async fn main() {
 
     // 1. n apps at once.
     let started = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let apps = apps.clone();
-            let (url, dest, control) = (url.clone(), dest.clone(), control.clone());
-            async move {
-                let name = format!("app-{i:04}");
-                let body = serde_json::json!({
-                    "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                    "metadata": {"name": name, "namespace": control},
-                    "spec": {"project": "default",
-                             "source": {"repoURL": url, "path": format!("apps/{name}"), "targetRevision": "main"},
-                             "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
-                             "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}}
-                });
-                apps.patch(&name, &PatchParams::apply("berth-bench"), &Patch::Apply(&body)).await.map(|_| ())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("creating apps");
+    create_apps(&apps, n, &url, &control, &dest).await;
     let created = started.elapsed().as_secs_f64();
     let all_synced = wait_all_synced(&apps, n, &first, started).await;
     let rss_one = rss_mib(pid);

@@ -2,7 +2,7 @@
 
 use crate::client::{Client, ClientError, ConnectionArgs};
 use crate::context::{Config, config_path};
-use crate::output::{Output, Table, structured};
+use crate::output::{Output, Table, out, outln, structured};
 use crate::terminal::prompt;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
@@ -78,7 +78,7 @@ enum AccountCommand {
 
 pub async fn run(args: AccountArgs) -> Result<()> {
     if let AccountCommand::Bcrypt { password } = &args.command {
-        println!("{}", berth_server::auth::hash_password(password)?);
+        outln!("{}", berth_server::auth::hash_password(password)?)?;
         return Ok(());
     }
     let connection = args.connection;
@@ -86,21 +86,21 @@ pub async fn run(args: AccountArgs) -> Result<()> {
     match args.command {
         AccountCommand::List { output } => {
             let items = client.list_accounts().await?;
-            print!("{}", list_output(&items, output)?);
+            out!("{}", list_output(&items, output)?)?;
         }
         AccountCommand::Get { account, output } => {
             let account = account_or_me(&client, account).await?;
             let details = client.get_account(&account).await?;
             match structured(&details, output)? {
-                Some(text) => print!("{text}"),
-                None => print!("{}", account_details(&details, now())),
+                Some(text) => out!("{text}")?,
+                None => out!("{}", account_details(&details, now()))?,
             }
         }
         AccountCommand::GetUserInfo { output } => {
             let info = client.userinfo().await?;
             match structured(&info, output)? {
-                Some(text) => print!("{text}"),
-                None => print!("{}", user_info(&info)),
+                Some(text) => out!("{text}")?,
+                None => out!("{}", user_info(&info))?,
             }
         }
         AccountCommand::UpdatePassword { account, current_password, new_password } => {
@@ -110,7 +110,7 @@ pub async fn run(args: AccountArgs) -> Result<()> {
             let expires = parse_expires_in(&expires_in)?;
             let account = account_or_me(&client, account).await?;
             match client.create_token(&account, expires, id.as_deref()).await {
-                Ok(token) => println!("{token}"),
+                Ok(token) => outln!("{token}")?,
                 Err(ClientError::Api { code: Some(9), message, .. }) if message.contains("apiKey") => bail!(
                     "{message}: give it the capability in argocd-cm (`accounts.{account}: apiKey`) first"
                 ),
@@ -120,7 +120,7 @@ pub async fn run(args: AccountArgs) -> Result<()> {
         AccountCommand::DeleteToken { id, account } => {
             let account = account_or_me(&client, account).await?;
             client.delete_token(&account, &id).await?;
-            println!("Token '{id}' of account '{account}' deleted");
+            outln!("Token '{id}' of account '{account}' deleted")?;
         }
         AccountCommand::Bcrypt { .. } => unreachable!("answered before connecting"),
     }
@@ -178,7 +178,7 @@ async fn update_password(
     };
     let other = (account != me).then_some(account.as_str());
     client.update_password(other, &current, &new).await?;
-    println!("Password updated");
+    outln!("Password updated")?;
     if other.is_none() {
         relogin(connection, client, &me, &new).await?;
     }
@@ -190,10 +190,10 @@ async fn update_password(
 async fn relogin(connection: &ConnectionArgs, client: &Client, user: &str, password: &str) -> Result<()> {
     let target = connection.target()?;
     if connection.auth_token.as_deref().is_some_and(|t| !t.is_empty()) {
-        println!(
+        outln!(
             "The token given with --auth-token ends with the old password: run `berth login {}`",
             target.server
-        );
+        )?;
         return Ok(());
     }
     let path = config_path(connection.config.as_deref())?;
@@ -206,7 +206,7 @@ async fn relogin(connection: &ConnectionArgs, client: &Client, user: &str, passw
         context.token = Some(token);
     }
     config.save(&path)?;
-    println!("Context '{name}' updated");
+    outln!("Context '{name}' updated")?;
     Ok(())
 }
 

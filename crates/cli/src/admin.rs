@@ -2,6 +2,7 @@
 //! argocd-cm's resource customizations on one object offline, as `argocd admin settings resource-overrides`
 //! does. The settings are read exactly as the controller reads them.
 
+use crate::output::out;
 use anyhow::{Context, Result, bail};
 use berth_controller::settings::Settings;
 use berth_engine::normalize;
@@ -64,7 +65,7 @@ pub fn run(args: AdminArgs) -> Result<()> {
             ignore_differences_report(&obj, &settings)?
         }
     };
-    print!("{out}");
+    out!("{out}")?;
     Ok(())
 }
 

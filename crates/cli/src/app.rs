@@ -6,7 +6,7 @@ use crate::client::{
     Client, ClientError, ConnectionArgs, ManagedResources, Refresh, ResourceDiff, SyncOptions, SyncRequest,
     SyncResource,
 };
-use crate::output::{Output, structured, to_yaml};
+use crate::output::{Output, out, outln, structured, to_yaml};
 use anyhow::{Context as _, Result, bail};
 use berth_api::Application;
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
@@ -235,7 +235,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
             } else {
                 None
             };
-            print!("{}", list_output(&items, control.as_deref(), output)?);
+            out!("{}", list_output(&items, control.as_deref(), output)?)?;
         }
         AppCommand::Get { name, output, refresh, hard_refresh } => {
             let refresh = match (refresh, hard_refresh) {
@@ -245,14 +245,14 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
             };
             let raw = client.get_application(&name, refresh).await?;
             if let Some(text) = structured(&raw, output)? {
-                print!("{text}");
+                out!("{text}")?;
             } else if output == Some(Output::Name) {
-                println!("{name}");
+                outln!("{name}")?;
             } else {
                 let app = typed(&name, raw)?;
-                print!("{}", app_view::summary(&app, client.base(), &name));
-                println!();
-                print!("{}", resources_view(client, &app).await);
+                out!("{}", app_view::summary(&app, client.base(), &name))?;
+                outln!()?;
+                out!("{}", resources_view(client, &app).await)?;
             }
         }
         AppCommand::Create(args) => create(client, args).await?,
@@ -264,12 +264,12 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
                     format!("Are you sure you want to delete '{name}' (its resources stay)? [y/n] ")
                 };
                 if !crate::terminal::confirm(&question, "delete")? {
-                    println!("application '{name}' not deleted");
+                    outln!("application '{name}' not deleted")?;
                     return Ok(ExitCode::SUCCESS);
                 }
             }
             client.delete_application(&name, cascade).await?;
-            println!("application '{name}' deleted");
+            outln!("application '{name}' deleted")?;
         }
         AppCommand::Sync(args) => return sync(client, args).await,
         AppCommand::Wait { name, sync, health, operation, timeout } => {
@@ -285,8 +285,8 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
             let app = typed(&name, raw)?;
             let history = app.status.as_ref().map(|s| s.history.clone()).unwrap_or_default();
             match structured(&history, output)? {
-                Some(text) => print!("{text}"),
-                None => print!("{}", app_view::history_table(&app)),
+                Some(text) => out!("{text}")?,
+                None => out!("{}", app_view::history_table(&app))?,
             }
         }
         AppCommand::Rollback { name, id, prune, dry_run, timeout } => {
@@ -298,7 +298,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
                 })?,
             };
             let requested = client.rollback(&name, id, prune, dry_run).await?;
-            println!("rolling back {name} to history ID {id}");
+            outln!("rolling back {name} to history ID {id}")?;
             let requested = serde_json::from_value::<Application>(requested).ok();
             return wait_for_operation(
                 client,
@@ -315,13 +315,13 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
                     client.managed_resources(&name).await?.items.into_iter().map(|i| i.live_state).collect()
                 }
             };
-            print!("{}", manifests_yaml(&documents)?);
+            out!("{}", manifests_yaml(&documents)?)?;
         }
         AppCommand::Resources { name, orphaned } => match client.resource_tree(&name).await {
-            Ok(tree) => print!("{}", app_view::resources_list(&tree, orphaned)),
+            Ok(tree) => out!("{}", app_view::resources_list(&tree, orphaned))?,
             Err(ClientError::Unsupported { .. }) if !orphaned => {
                 let app = typed(&name, client.get_application(&name, None).await?)?;
-                print!("{}", app_view::status_resources_list(&app));
+                out!("{}", app_view::status_resources_list(&app))?;
             }
             Err(e) => return Err(e.into()),
         },
@@ -329,7 +329,7 @@ async fn run_command(client: &Client, command: AppCommand) -> Result<ExitCode> {
         AppCommand::Actions(args) => crate::app_actions::run(client, args).await?,
         AppCommand::TerminateOp { name } => {
             client.terminate_operation(&name).await?;
-            println!("Application '{name}' operation terminating");
+            outln!("Application '{name}' operation terminating")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -382,7 +382,7 @@ async fn create(client: &Client, args: CreateArgs) -> Result<()> {
     for app in apps {
         let name = app.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
         match client.create_application(&app, args.upsert).await {
-            Ok(_) => println!("application '{name}' created"),
+            Ok(_) => outln!("application '{name}' created")?,
             Err(ClientError::Api { status: 409, message, .. })
             | Err(ClientError::Api { code: Some(6), message, .. }) => {
                 bail!("application '{name}' already exists ({message}): pass --upsert to replace it")
@@ -479,7 +479,7 @@ async fn sync(client: &Client, args: SyncArgs) -> Result<ExitCode> {
     };
     let requested = client.sync(&args.name, &request).await?;
     if args.no_wait {
-        println!("sync of {} requested", args.name);
+        outln!("sync of {} requested", args.name)?;
         return Ok(ExitCode::SUCCESS);
     }
     let requested = serde_json::from_value::<Application>(requested).ok();
@@ -557,15 +557,15 @@ async fn wait_for_operation(
         // The old operation's results are not this one's progress.
         if current {
             for line in progress.update(&app) {
-                println!("{line}");
+                outln!("{line}")?;
             }
         }
         let state = app.status.as_ref().and_then(|s| s.operation_state.as_ref());
         if let Some(state) = state.filter(|_| requested.finished(&app)) {
-            println!();
-            print!("{}", app_view::operation_summary(state));
-            println!();
-            print!("{}", app_view::resources_table(&app));
+            outln!()?;
+            out!("{}", app_view::operation_summary(state))?;
+            outln!()?;
+            out!("{}", app_view::resources_table(&app))?;
             return Ok(match state.phase.as_str() {
                 "Succeeded" => ExitCode::SUCCESS,
                 phase => {
@@ -605,9 +605,9 @@ async fn wait(
         let app = typed(name, client.get_application(name, None).await?)?;
         let missing = app_view::waiting_for(&app, sync, health, operation);
         if missing.is_empty() {
-            print!("{}", app_view::summary(&app, client.base(), name));
-            println!();
-            print!("{}", app_view::resources_table(&app));
+            out!("{}", app_view::summary(&app, client.base(), name))?;
+            outln!()?;
+            out!("{}", app_view::resources_table(&app))?;
             return Ok(ExitCode::SUCCESS);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -626,7 +626,7 @@ async fn diff(client: &Client, name: &str) -> Result<bool> {
     let resources = client.managed_resources(name).await?;
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (text, differs) = render_diffs(&resources, colour)?;
-    print!("{text}");
+    out!("{text}")?;
     Ok(differs)
 }
 

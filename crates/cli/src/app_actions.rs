@@ -5,7 +5,7 @@
 //! built-in `scale` takes `replicas`).
 
 use crate::client::{Client, ClientError, ManagedResources, split_app_name};
-use crate::output::{Output, Table, structured};
+use crate::output::{Output, Table, out, structured};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -134,8 +134,8 @@ pub async fn run(client: &Client, args: ActionsArgs) -> Result<()> {
                 }));
             }
             match structured(&shown, output)? {
-                Some(text) => print!("{text}"),
-                None => print!("{}", table(&shown)),
+                Some(text) => out!("{text}")?,
+                None => out!("{}", table(&shown))?,
             }
         }
         ActionsCommand::Run { name, action, kind, selector, all, params } => {

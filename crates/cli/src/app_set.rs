@@ -2,6 +2,7 @@
 //! stays as it is.
 
 use crate::client::Client;
+use crate::output::outln;
 use anyhow::{Result, bail};
 use clap::{ArgAction, Args};
 use serde_json::Value;
@@ -147,11 +148,11 @@ pub async fn run(client: &Client, args: SetArgs) -> Result<()> {
     let app = client.get_application(&args.name, None).await?;
     let spec = apply(app["spec"].clone(), &args)?;
     if spec == app["spec"] {
-        println!("application '{}' unchanged", args.name);
+        outln!("application '{}' unchanged", args.name)?;
         return Ok(());
     }
     client.update_application_spec(&args.name, &spec).await?;
-    println!("application '{}' updated", args.name);
+    outln!("application '{}' updated", args.name)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! (`/api/v1/applicationsets`). A set outside the server's control namespace is named `<namespace>/<name>`.
 
 use crate::client::{Client, ClientError, ConnectionArgs, split_app_name};
-use crate::output::{Output, Table, or_none, structured, to_yaml};
+use crate::output::{Output, Table, or_none, structured, to_yaml, write};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -79,7 +79,7 @@ pub async fn run(args: AppsetArgs) -> Result<()> {
     match args.command {
         AppsetCommand::List { projects, selector, output } => {
             let items = list(&client, &projects, selector.as_deref()).await?;
-            emit(&list_output(&items, output)?)
+            write(&list_output(&items, output)?)
         }
         AppsetCommand::Get { name, output } => {
             let set = get(&client, &name).await?;
@@ -92,7 +92,7 @@ pub async fn run(args: AppsetArgs) -> Result<()> {
                     get_output(&set, &owned_by(&set, &apps))
                 }
             };
-            emit(&text)
+            write(&text)
         }
         AppsetCommand::Create { mut files, positional, upsert, dry_run, output } => {
             files.extend(positional);
@@ -113,12 +113,12 @@ pub async fn run(args: AppsetArgs) -> Result<()> {
                         "Are you sure you want to delete '{name}' and the Applications it generated? [y/n] "
                     );
                     if !crate::terminal::confirm(&question, "delete an ApplicationSet")? {
-                        println!("applicationset '{name}' not deleted");
+                        write(&format!("applicationset '{name}' not deleted\n"))?;
                         continue;
                     }
                 }
                 let _: Value = set_call(&client, &name, Method::DELETE, "", None).await?;
-                println!("applicationset '{name}' deleted");
+                write(&format!("applicationset '{name}' deleted\n"))?;
             }
             Ok(())
         }
@@ -132,18 +132,8 @@ pub async fn run(args: AppsetArgs) -> Result<()> {
             let answer: Value =
                 client.call(Method::POST, "/api/v1/applicationsets/generate", &[], Some(&body)).await?;
             let apps = answer["applications"].as_array().cloned().unwrap_or_default();
-            emit(&generated_output(&apps, output)?)
+            write(&generated_output(&apps, output)?)
         }
-    }
-}
-
-/// Writes `text` to stdout; a reader that went away (`| head`) ends the command quietly.
-fn emit(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to stdout"),
     }
 }
 
@@ -196,7 +186,7 @@ async fn create(
         .await
         .with_context(|| format!("creating applicationset '{name}'"))?;
     if let Some(text) = structured(&answer, output)? {
-        return emit(&text);
+        return write(&text);
     }
     let action = match &before {
         None => "created",
@@ -209,7 +199,7 @@ async fn create(
         Some(_) => "updated",
     };
     if !dry_run {
-        return emit(&format!("applicationset '{name}' {action}\n"));
+        return write(&format!("applicationset '{name}' {action}\n"));
     }
     let mut out = format!("applicationset '{name}' {action} (dry run)\n");
     let resources =
@@ -221,7 +211,7 @@ async fn create(
         }
         out.push_str(&table.render());
     }
-    emit(&out)
+    write(&out)
 }
 
 /// The ApplicationSets of a YAML or JSON file (several documents allowed; `-` is stdin).

@@ -2,7 +2,7 @@
 //! Secrets), as `argocd cluster …`.
 
 use crate::client::{Client, ConnectionArgs};
-use crate::output::{Output, Table, structured, to_yaml};
+use crate::output::{Output, Table, out, outln, structured, to_yaml};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -51,12 +51,12 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
     match args.command {
         ClusterCommand::List { output } => {
             let items = client.list_clusters().await?;
-            print!("{}", list_output(&items, output)?);
+            out!("{}", list_output(&items, output)?)?;
         }
         ClusterCommand::Get { cluster, output } => {
             let server = resolve(&client, &cluster).await?;
             let cluster = client.get_cluster(&server).await?;
-            print!("{}", get_output(&cluster, output)?);
+            out!("{}", get_output(&cluster, output)?)?;
         }
         ClusterCommand::Rm { cluster, yes } => {
             let server = resolve(&client, &cluster).await?;
@@ -65,12 +65,12 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
                     "Are you sure you want to remove '{server}'? Applications deploying to it will not sync any more. [y/n] "
                 );
                 if !crate::terminal::confirm(&question, "remove a cluster")? {
-                    println!("The command to remove '{server}' was cancelled.");
+                    outln!("The command to remove '{server}' was cancelled.")?;
                     return Ok(());
                 }
             }
             client.delete_cluster(&server).await?;
-            println!("Cluster '{server}' removed");
+            outln!("Cluster '{server}' removed")?;
         }
         ClusterCommand::Add(add) => add::add(&client, add).await?,
         ClusterCommand::RotateAuth(rotate) => add::rotate_auth(&client, rotate).await?,
@@ -208,7 +208,7 @@ mod tests {
 mod add {
     use super::resolve;
     use crate::client::Client;
-    use crate::output::{Output, structured};
+    use crate::output::{Output, out, outln, structured};
     use anyhow::{Context as _, Result, bail};
     use berth_api::destination::IN_CLUSTER_SERVER;
     use clap::{Args, ValueEnum};
@@ -245,7 +245,7 @@ mod add {
                 Format::Json => Output::Json,
                 Format::Yaml => Output::Yaml,
             };
-            print!("{}", structured(cluster, Some(output))?.unwrap_or_default());
+            out!("{}", structured(cluster, Some(output))?.unwrap_or_default())?;
             Ok(())
         }
     }
@@ -666,7 +666,7 @@ mod add {
                 args.context
             );
             if !crate::terminal::confirm(&question, "add a cluster")? {
-                println!("The command to add '{}' was cancelled.", args.context);
+                outln!("The command to add '{}' was cancelled.", args.context)?;
                 return Ok(());
             }
         }
@@ -683,7 +683,7 @@ mod add {
         let registered = register(client, &body, args.upsert).await?;
         match args.output {
             Some(format) => format.print(&registered)?,
-            None => println!("Cluster '{}' added", body["server"].as_str().unwrap_or_default()),
+            None => outln!("Cluster '{}' added", body["server"].as_str().unwrap_or_default())?,
         }
         Ok(())
     }
@@ -728,7 +728,7 @@ mod add {
         }
         match args.output {
             Some(format) => format.print(&answer)?,
-            None => println!("Cluster '{server}' rotated auth"),
+            None => outln!("Cluster '{server}' rotated auth")?,
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! configuration argocd-cm's `dex.config` and argocd-secret give; `run` keeps a Dex running with it,
 //! restarting it when they change (what `berth run` does by itself when a `dex` binary is on PATH).
 
+use crate::output::out;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -78,7 +79,7 @@ pub async fn run(args: DexArgs) -> Result<()> {
             match out {
                 Some(path) => berth_server::auth::oidc::dex_process::write_private(&path, &config)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{config}"),
+                None => out!("{config}")?,
             }
             Ok(())
         }

@@ -2,7 +2,7 @@
 
 use crate::client::{Client, Target, base_url};
 use crate::context::{Config, ServerContext, config_path};
-use crate::output::Table;
+use crate::output::{Table, out, outln};
 use crate::sso::{self, SsoOptions};
 use crate::terminal::prompt;
 use anyhow::{Result, bail};
@@ -112,8 +112,8 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         insecure: args.insecure,
     });
     config.save(&path)?;
-    println!("'{username}:login' logged in successfully");
-    println!("Context '{name}' updated");
+    outln!("'{username}:login' logged in successfully")?;
+    outln!("Context '{name}' updated")?;
     Ok(())
 }
 
@@ -135,8 +135,8 @@ async fn sso_login(args: LoginArgs, server: String, plaintext: bool) -> Result<(
         insecure: args.insecure,
     });
     config.save(&path)?;
-    println!("'{}' logged in successfully", sso::display_name(&claims));
-    println!("Context '{name}' updated");
+    outln!("'{}' logged in successfully", sso::display_name(&claims))?;
+    outln!("Context '{name}' updated")?;
     Ok(())
 }
 
@@ -149,7 +149,7 @@ pub fn logout(args: LogoutArgs) -> Result<()> {
     };
     config.logout(&name)?;
     config.save(&path)?;
-    println!("Logged out from '{name}'");
+    outln!("Logged out from '{name}'")?;
     Ok(())
 }
 
@@ -157,7 +157,7 @@ pub fn context(args: ContextArgs) -> Result<()> {
     let path = config_path(args.config.as_deref())?;
     let mut config = Config::load(&path)?;
     match args.name {
-        None => print!("{}", contexts_table(&config)),
+        None => out!("{}", contexts_table(&config))?,
         Some(name) if args.delete => {
             let before = config.contexts.len();
             config.contexts.retain(|c| c.name != name);
@@ -168,12 +168,12 @@ pub fn context(args: ContextArgs) -> Result<()> {
                 config.current_context = None;
             }
             config.save(&path)?;
-            println!("Context '{name}' deleted");
+            outln!("Context '{name}' deleted")?;
         }
         Some(name) => {
             config.use_context(&name)?;
             config.save(&path)?;
-            println!("Switched to context '{name}'");
+            outln!("Switched to context '{name}'")?;
         }
     }
     Ok(())

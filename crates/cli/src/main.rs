@@ -73,7 +73,10 @@ async fn main() -> Result<ExitCode> {
     // The client verbs report their own errors; library logs (TLS, HTTP) only when RUST_LOG asks.
     let server_side =
         matches!(cli.command, Command::Run(_) | Command::Crds | Command::Admin(_) | Command::Dex(_));
-    let default_filter = if server_side { "info" } else { "off" };
+    // kube's client logs every failed request as an error of its own; berth's callers report the failures
+    // that matter once (with backoff), so an outage of the API server is a few lines, not thousands.
+    let default_filter =
+        if server_side { "info,kube_client=error,kube_client::client::builder=off" } else { "off" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
@@ -82,9 +85,9 @@ async fn main() -> Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let remote = match cli.command {
-        Command::Run(args) => return run::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => run::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Crds => {
-            print!("{}", crds::to_yaml().context("serialising the CRDs")?);
+            output::write(&crds::to_yaml().context("serialising the CRDs")?)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Admin(args) => return admin::run(args).map(|()| ExitCode::SUCCESS),
@@ -100,7 +103,7 @@ async fn main() -> Result<ExitCode> {
         Command::Account(args) => account::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Version(args) => version::run(args).await.map(|()| ExitCode::SUCCESS),
     };
-    // The client verbs print one human line, not a debug chain.
+    // The client verbs and `berth run` print one human line, not a debug chain.
     Ok(remote.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE

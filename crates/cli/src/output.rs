@@ -5,6 +5,37 @@ use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 use serde::Serialize;
 
+/// Writes `text` to stdout: every command's output goes through here (or [`out!`] and [`outln!`]). A reader
+/// that went away (`berth crds | head -1`) ends the process at once, quietly and with exit code 0, as a closed
+/// pipe ends a Unix filter: nothing the command would still print has a reader (`print!` panics there).
+pub fn write(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.context("writing to stdout"),
+    }
+}
+
+/// `print!` through [`write`]: `Result<()>`, and a closed stdout ends the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!($($arg)*))
+    };
+}
+pub(crate) use out;
+
+/// `println!` through [`write`]: `Result<()>`, and a closed stdout ends the command quietly.
+macro_rules! outln {
+    () => {
+        $crate::output::write("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
 /// `-o`: the default is a table.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {

@@ -4,7 +4,7 @@
 //! roles and their tokens (in `proj_role`).
 
 use crate::client::ConnectionArgs;
-use crate::output::{Output, Table, or_none, structured};
+use crate::output::{Output, Table, or_none, out, outln, structured};
 use anyhow::{Context as _, Result, bail};
 use berth_api::AppProject;
 use berth_api::project::{GroupKind, SyncWindow};
@@ -143,21 +143,21 @@ pub async fn run(args: ProjArgs) -> Result<()> {
     match args.command {
         ProjCommand::List { output } => {
             let items = client.list_projects().await?;
-            print!("{}", list_output(&items, output)?);
+            out!("{}", list_output(&items, output)?)?;
         }
         ProjCommand::Role(command) => crate::proj_role::run(&client, *command).await?,
         ProjCommand::Windows(command) => match *command {
             WindowsCommand::List { project, output } => {
                 let project = client.get_project(&project).await?;
                 let now = k8s_openapi::jiff::Timestamp::now();
-                print!("{}", windows_output(&project["spec"]["syncWindows"], output, now)?);
+                out!("{}", windows_output(&project["spec"]["syncWindows"], output, now)?)?;
             }
             command => {
                 let name = command.project().to_string();
                 let mut project = client.get_project(&name).await?;
                 let message = edit_windows(&mut project, command)?;
                 client.update_project(&name, &project).await?;
-                println!("{message}");
+                outln!("{message}")?;
             }
         },
     }

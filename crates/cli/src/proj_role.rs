@@ -5,7 +5,7 @@
 
 use crate::account::parse_expires_in;
 use crate::client::Client;
-use crate::output::{Output, Table, or_none, structured};
+use crate::output::{Output, Table, or_none, out, outln, structured};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
@@ -121,16 +121,16 @@ pub async fn run(client: &Client, command: RoleCommand) -> Result<()> {
         RoleCommand::Get { project, role, output } => {
             let stored = client.get_project(&project).await?;
             let found = find_role(&stored, &role).with_context(|| missing(&project, &role))?;
-            print!("{}", role_output(&stored, found, output)?);
+            out!("{}", role_output(&stored, found, output)?)?;
         }
         RoleCommand::List { project, output } => {
             let stored = client.get_project(&project).await?;
-            print!("{}", roles_output(&stored["spec"]["roles"], output)?);
+            out!("{}", roles_output(&stored["spec"]["roles"], output)?)?;
         }
         RoleCommand::ListTokens { project, role, unixtime } => {
             let stored = client.get_project(&project).await?;
             find_role(&stored, &role).with_context(|| missing(&project, &role))?;
-            print!("{}", tokens_output(&tokens_of(&stored, &role), unixtime));
+            out!("{}", tokens_output(&tokens_of(&stored, &role), unixtime))?;
         }
         RoleCommand::CreateToken { project, role, expires_in, id, token_only } => {
             let expires_in = match expires_in.as_deref() {
@@ -150,9 +150,9 @@ pub async fn run(client: &Client, command: RoleCommand) -> Result<()> {
             let answer: Value = client.call(Method::POST, &path, &[], Some(&body)).await?;
             let token = answer["token"].as_str().context("the server answered no token")?;
             if token_only {
-                println!("{token}");
+                outln!("{token}")?;
             } else {
-                print!("{}", token_summary(&project, &role, token)?);
+                out!("{}", token_summary(&project, &role, token)?)?;
             }
         }
         RoleCommand::DeleteToken { project, role, issued_at } => {
@@ -186,7 +186,7 @@ async fn edit(client: &Client, command: RoleCommand) -> Result<()> {
     };
     client.update_project(&project, &stored).await.with_context(|| format!("updating project {project}"))?;
     if !message.is_empty() {
-        println!("{message}");
+        outln!("{message}")?;
     }
     Ok(())
 }
@@ -203,7 +203,7 @@ fn apply(project: &mut Value, command: RoleCommand) -> Result<Option<String>> {
     match command {
         RoleCommand::Create { role, description, .. } => {
             if index(roles, &role).is_some() {
-                println!("Role '{role}' already exists");
+                outln!("Role '{role}' already exists")?;
                 return Ok(None);
             }
             let mut new = json!({"name": role});
@@ -215,7 +215,7 @@ fn apply(project: &mut Value, command: RoleCommand) -> Result<Option<String>> {
         }
         RoleCommand::Delete { role, .. } => {
             let Some(i) = index(roles, &role) else {
-                println!("Role '{role}' does not exist in project");
+                outln!("Role '{role}' does not exist in project")?;
                 return Ok(None);
             };
             roles.remove(i);
@@ -246,7 +246,7 @@ fn apply(project: &mut Value, command: RoleCommand) -> Result<Option<String>> {
             let i = index(roles, &role).with_context(|| missing(&name, &role))?;
             let groups = list_mut(&mut roles[i], "groups");
             if groups.iter().any(|g| g.as_str() == Some(group.as_str())) {
-                println!("Group '{group}' already present in role '{role}'");
+                outln!("Group '{group}' already present in role '{role}'")?;
                 return Ok(None);
             }
             groups.push(group.clone().into());
@@ -258,7 +258,7 @@ fn apply(project: &mut Value, command: RoleCommand) -> Result<Option<String>> {
             let before = groups.len();
             groups.retain(|g| g.as_str() != Some(group.as_str()));
             if groups.len() == before {
-                println!("Group '{group}' not present in role '{role}'");
+                outln!("Group '{group}' not present in role '{role}'")?;
                 return Ok(None);
             }
             Ok(Some(format!("Group '{group}' removed from role '{role}'")))

@@ -1,7 +1,7 @@
 //! `berth repo add|list|rm`: repository connections (Argo CD's `repository` Secrets), as `argocd repo …`.
 
 use crate::client::{ClientError, ConnectionArgs};
-use crate::output::{Output, Table, structured};
+use crate::output::{Output, Table, out, outln, structured};
 use crate::terminal::prompt;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
@@ -70,7 +70,7 @@ pub async fn run(args: RepoArgs) -> Result<()> {
             let repo = repository_request(add.spec()?)?;
             let client = args.connection.client()?;
             match client.create_repository(&repo, add.upsert).await {
-                Ok(_) => println!("Repository '{}' added", add.url),
+                Ok(_) => outln!("Repository '{}' added", add.url)?,
                 Err(ClientError::Api { status: 409, .. }) => bail!(
                     "repository '{}' already exists with a different spec: pass --upsert to replace it",
                     add.url
@@ -80,11 +80,11 @@ pub async fn run(args: RepoArgs) -> Result<()> {
         }
         RepoCommand::List { output } => {
             let items = args.connection.client()?.list_repositories().await?;
-            print!("{}", list_output(&items, output)?);
+            out!("{}", list_output(&items, output)?)?;
         }
         RepoCommand::Rm { url } => {
             args.connection.client()?.delete_repository(&url).await?;
-            println!("Repository '{url}' removed");
+            outln!("Repository '{url}' removed")?;
         }
     }
     Ok(())

@@ -67,12 +67,27 @@ pub struct RunArgs {
     /// The local port of the Dex `berth run` starts.
     #[arg(long, env = "BERTH_DEX_PORT", default_value_t = 5556)]
     pub dex_port: u16,
+    /// This replica's name among several (its Lease is `berth-controller-<id>`); unique per process.
+    /// Default: $POD_NAME, else the host name.
+    #[arg(long, env = "BERTH_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds a replica's Lease holds without renewal: a replica that stops (or is cut off) has its
+    /// Applications taken over this long after its last renewal; it renews every fifth of it.
+    #[arg(long, env = "BERTH_LEASE_DURATION_SECONDS", default_value_t = 10)]
+    pub lease_duration_seconds: u64,
 }
 
 /// The client of the cluster berth runs in, its requests limited as Argo CD's application controller limits
 /// them (`ARGOCD_K8S_CLIENT_QPS`, `ARGOCD_K8S_CLIENT_BURST`); each remote cluster has a budget of its own.
-async fn client(kubeconfig: Option<&PathBuf>, limits: ClientLimits) -> Result<Client> {
-    let config = match kubeconfig {
+/// Every request says which replica sent it (`User-Agent: berth/<version> (replica <id>)`), so the API
+/// server's audit log tells the replicas apart.
+async fn client(kubeconfig: Option<&PathBuf>, limits: ClientLimits, replica: &str) -> Result<Client> {
+    Ok(limited_client(kube_config(kubeconfig, replica).await?, limits)?)
+}
+
+/// The configuration of [`client`], before its request budget.
+async fn kube_config(kubeconfig: Option<&PathBuf>, replica: &str) -> Result<kube::Config> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -82,13 +97,27 @@ async fn client(kubeconfig: Option<&PathBuf>, limits: ClientLimits) -> Result<Cl
             .await
             .context("no Kubernetes configuration found (set KUBECONFIG, or run in a Pod)")?,
     };
-    Ok(limited_client(config, limits)?)
+    let agent = format!("berth/{} (replica {replica})", env!("CARGO_PKG_VERSION"));
+    if let Ok(agent) = reqwest::header::HeaderValue::from_str(&agent) {
+        config.headers.push((reqwest::header::USER_AGENT, agent));
+    }
+    Ok(config)
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    // The ports first: one taken stops berth here, named, before the controller could run without its API.
+    let api_listener = listen(std::net::SocketAddr::new(args.address, args.port), "the API and UI").await?;
+    let metrics_listener = match args.metrics_port {
+        0 => None,
+        port => {
+            let addr = std::net::SocketAddr::new(args.metrics_address.unwrap_or(args.address), port);
+            Some(listen(addr, "the metrics").await?)
+        }
+    };
     // Before any client: a limit berth cannot read stops it, where a default would hide the mistake.
     let limits = ClientLimits::from_env()?;
-    let client = client(args.kubeconfig.as_ref(), limits).await?;
+    let replica = args.replica_id.clone().unwrap_or_else(berth_controller::replicas::default_identity);
+    let client = client(args.kubeconfig.as_ref(), limits, &replica).await?;
     let version = client.apiserver_version().await.context("the API server did not answer")?;
     tracing::info!(
         server = %version.git_version,
@@ -147,7 +176,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
         application_namespaces: args.application_namespaces.clone(),
         view: view.clone(),
         settings: Some(settings.clone()),
+        replica: berth_controller::replicas::ReplicaConfig {
+            identity: replica.clone(),
+            lease_duration: Duration::from_secs(args.lease_duration_seconds),
+            // Apart from the controller's request budget and workers: a busy sync never delays a renewal.
+            kube_config: Some(kube_config(args.kubeconfig.as_ref(), &replica).await?),
+        },
     };
+    if let Ok(replicas) = std::env::var("ARGOCD_CONTROLLER_REPLICAS") {
+        tracing::info!(%replicas, "ARGOCD_CONTROLLER_REPLICAS is not needed: berth counts the live replicas by their Leases");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -182,18 +220,29 @@ pub async fn run(args: RunArgs) -> Result<()> {
     };
     // The API serves the Applications the controller reconciles: the same flag, the same fallback.
     let app_namespaces = berth_controller::instance::ApplicationNamespaces::of(&args.application_namespaces);
-    let server = tokio::spawn(berth_server::api::serve_for(
+    let serving = berth_server::api::serve_listener_for(
         client.clone(),
         server_config,
         app_namespaces,
+        api_listener,
         stopped(stop_rx.clone()),
-    ));
-    if args.metrics_port != 0 {
-        let addr = std::net::SocketAddr::new(args.metrics_address.unwrap_or(args.address), args.metrics_port);
-        let metrics = berth_server::api::serve_metrics(addr, stopped(stop_rx.clone()));
+    );
+    // The API failing stops the whole process, rather than a controller left running without it; its cause
+    // ends `run`'s error.
+    let server_stop = stop_tx.clone();
+    let server = tokio::spawn(async move {
+        let served = serving.await;
+        if served.is_err() {
+            tracing::error!("the API server failed: stopping");
+            let _ = server_stop.send(true);
+        }
+        served
+    });
+    if let Some(listener) = metrics_listener {
+        let metrics = berth_server::api::serve_metrics_on(listener, stopped(stop_rx.clone()));
         tokio::spawn(async move {
             if let Err(e) = metrics.await {
-                tracing::error!(%addr, error = %e, "the metrics listener stopped");
+                tracing::error!(error = %e, "the metrics listener stopped");
             }
         });
     }
@@ -209,6 +258,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
     server.await.context("the API server task")?.context("the API server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener on `addr` for what `serves`; failing, one line names the address and the system's reason
+/// (`cannot listen on 0.0.0.0:8080 (the API and UI): Address already in use`).
+async fn listen(addr: std::net::SocketAddr, serves: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let reason = e.to_string();
+        // The OS's words alone: "(os error 98)" tells a reader nothing more.
+        let reason = match e.raw_os_error() {
+            Some(code) => reason.strip_suffix(&format!(" (os error {code})")).unwrap_or(&reason).to_string(),
+            None => reason,
+        };
+        anyhow::anyhow!("cannot listen on {addr} ({serves}): {reason}")
+    })
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends a Pod).

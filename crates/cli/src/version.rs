@@ -1,7 +1,7 @@
 //! `berth version`: this binary's version and the server's (`GET /api/version`).
 
 use crate::client::{Client, ConnectionArgs};
-use crate::output::{Output, structured};
+use crate::output::{Output, out, structured};
 use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
@@ -54,12 +54,12 @@ pub async fn run(args: VersionArgs) -> Result<()> {
         if let Some(server) = server_version {
             both["server"] = server?;
         }
-        print!("{}", structured(&both, args.output)?.unwrap_or_default());
+        out!("{}", structured(&both, args.output)?.unwrap_or_default())?;
         return Ok(());
     }
-    print!("{}", text("berth", &client_version));
+    out!("{}", text("berth", &client_version))?;
     if let Some(server) = server_version {
-        print!("{}", text("berth-server", &server?));
+        out!("{}", text("berth-server", &server?))?;
     }
     Ok(())
 }

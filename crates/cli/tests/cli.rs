@@ -47,6 +47,44 @@ async fn without_a_session_every_remote_command_says_to_log_in() {
     assert!(run.stdout.starts_with(&format!("berth: v{}\n", env!("CARGO_PKG_VERSION"))), "{}", run.stdout);
 }
 
+#[tokio::test]
+async fn a_reader_closing_stdout_early_ends_the_command_quietly() {
+    let cli = Cli::new();
+    // `berth crds | head -1`: the CRDs (close to a megabyte) outgrow the pipe, so berth writes into a closed one.
+    let run = cli.run_into_closed_pipe(&["crds"], 1).await;
+    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "---\n", ""), "{run:?}");
+    // Closed before berth writes at all.
+    for args in [&["crds"][..], &["version", "--client"], &["version", "--client", "-o", "yaml"]] {
+        let run = cli.run_into_closed_pipe(args, 0).await;
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{args:?}: {run:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_on_a_port_already_taken_fails_at_once_naming_it() {
+    let (_client, ns) = namespace("cli-port").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let cli = Cli::new();
+    // The API's port, then the metrics' (the API on a free one): each stops berth before the controller starts.
+    for (args, serves) in [
+        (["--port", &port, "--metrics-port", "0"], "the API and UI"),
+        (["--port", "0", "--metrics-port", &port], "the metrics"),
+    ] {
+        let mut run_args = vec!["run", "--namespace", &ns, "--address", "127.0.0.1", "--insecure"];
+        run_args.extend(args);
+        let run = tokio::time::timeout(Duration::from_secs(30), cli.run(&run_args))
+            .await
+            .unwrap_or_else(|_| panic!("{run_args:?} still runs after 30 s"))
+            .failed();
+        assert_eq!(
+            run.stderr,
+            format!("error: cannot listen on 127.0.0.1:{port} ({serves}): Address already in use\n"),
+            "{run_args:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_over_https_needs_insecure_for_the_self_signed_certificate() {
     let (client, ns) = namespace("cli-tls").await;

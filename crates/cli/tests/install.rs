@@ -1,9 +1,14 @@
 //! deploy/install.yaml is current, applies to the real local cluster, and its ServiceAccount holds every
-//! permission berth uses and none of the dangerous ones it does not.
+//! permission berth uses and none of the dangerous ones it does not; its Deployment runs two replicas that roll
+//! one at a time behind a PodDisruptionBudget, ready on `/readyz`.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 use kube::config::{AuthInfo, Context, Kubeconfig, NamedAuthInfo, NamedContext};
 use std::path::{Path, PathBuf};
@@ -122,7 +127,14 @@ const BERTH_USES: &[(&str, &str, &str, Option<&str>)] = &[
     ("create", "", "secrets", Some("argocd")),
     ("patch", "", "secrets", Some("argocd")),
     ("create", "", "events", Some("argocd")),
+    // replicas: berth-controller-<replica> and berth-applicationset-controller
+    ("get", "coordination.k8s.io", "leases", Some("argocd")),
+    ("list", "coordination.k8s.io", "leases", Some("argocd")),
+    ("watch", "coordination.k8s.io", "leases", Some("argocd")),
+    ("create", "coordination.k8s.io", "leases", Some("argocd")),
     ("update", "coordination.k8s.io", "leases", Some("argocd")),
+    ("patch", "coordination.k8s.io", "leases", Some("argocd")),
+    ("delete", "coordination.k8s.io", "leases", Some("argocd")),
     // managed resources in any namespace: watch, server-side apply, prune
     ("watch", "apps", "deployments", None),
     ("patch", "apps", "deployments", Some("web")),
@@ -209,11 +221,41 @@ async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
     }
     assert!(excess.is_empty(), "install.yaml grants more than berth needs: {excess:?}");
 
+    // The ServiceAccount holds, renews and releases a Lease in the control namespace, as a replica does.
+    let admin = berth_testkit::client().await;
+    let lease_name = berth_testkit::unique("install-lease");
+    let as_berth: Api<Lease> = Api::namespaced(client.clone(), "argocd");
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": &lease_name, "labels": {"berth.dev/lease": "install-test"}},
+        "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15}
+    }))
+    .unwrap();
+    let mut lease =
+        as_berth.create(&PostParams::default(), &lease).await.expect("the ServiceAccount creates a Lease");
+    lease.spec.as_mut().unwrap().holder_identity = Some("replica-b".into());
+    as_berth
+        .replace(&lease_name, &PostParams::default(), &lease)
+        .await
+        .expect("the ServiceAccount updates it");
+    let seen = Api::<Lease>::namespaced(admin.clone(), "argocd").get(&lease_name).await.unwrap();
+    assert_eq!(seen.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
+    as_berth.delete(&lease_name, &Default::default()).await.expect("the ServiceAccount deletes it");
+    assert!(Api::<Lease>::namespaced(admin.clone(), "argocd").get_opt(&lease_name).await.unwrap().is_none());
+
+    assert_deployment_is_highly_available(&admin, "argocd").await;
+
     // The real binary, authenticated as the ServiceAccount, starts its controller without a forbidden call.
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], metrics_port));
     let mut berth = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--port", "0", "--metrics-port", "0", "--cache-dir"])
+        .args(["run", "--port", "0", "--metrics-address", "127.0.0.1", "--metrics-port"])
+        .arg(metrics_port.to_string())
+        .arg("--cache-dir")
         .arg(dir.path().join("cache"))
         .env("KUBECONFIG", &kubeconfig)
+        // Dex elsewhere, as the Deployment says: a Dex started here (argocd-cm may hold a dex.config) would
+        // outlive the kill below.
+        .env("BERTH_DEX_SERVER", "http://berth-dex-server:5556")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -244,10 +286,107 @@ async fn install_yaml_applies_and_grants_exactly_what_berth_uses() {
             Err(_) => break false,
         }
     };
+    // The probes' paths answer on the metrics port: live at once; ready once its caches are synced and it
+    // holds its share (alone here: at once).
+    let ready = Some((200, "ok".to_string()));
+    let mut readyz = None;
+    if started {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while readyz != ready && std::time::Instant::now() < deadline {
+            readyz = plain_get(metrics, "/readyz").await;
+            if readyz != ready {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let healthz = plain_get(metrics, "/healthz").await;
     let _ = berth.kill();
     let _ = berth.wait();
     assert!(started, "berth run as the ServiceAccount did not start its controller:\n{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "berth run hit a forbidden call:\n{log}");
+    assert_eq!(healthz, Some((200, "ok".to_string())));
+    assert_eq!(readyz, ready, "/readyz on berth run's metrics port");
+}
+
+/// A plain HTTP/1.1 GET: (status, body), or `None` while nothing listens.
+async fn plain_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// The berth Deployment of `namespace` as the API server holds it after the apply: two replicas spread over
+/// nodes, rolled one at a time (a new one ready before an old one stops), probed on the metrics port, named by
+/// their Pod; both become available, and the PodDisruptionBudget lets a drain take one of them and no more.
+async fn assert_deployment_is_highly_available(admin: &kube::Client, namespace: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), namespace);
+    let deployment = deployments.get("berth").await.expect("Deployment berth");
+    let spec = deployment.spec.expect("a Deployment spec");
+    assert_eq!(spec.replicas, Some(2));
+    let strategy = spec.strategy.expect("a strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.expect("rollingUpdate");
+    assert_eq!(
+        (rolling.max_unavailable, rolling.max_surge),
+        (Some(IntOrString::Int(0)), Some(IntOrString::Int(1)))
+    );
+    let pod = spec.template.spec.expect("a Pod spec");
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    let preferred = pod
+        .affinity
+        .and_then(|a| a.pod_anti_affinity)
+        .and_then(|a| a.preferred_during_scheduling_ignored_during_execution)
+        .expect("preferred pod anti-affinity");
+    let term = &preferred[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    let own_labels = spec.template.metadata.and_then(|m| m.labels).expect("Pod labels");
+    let selector = term.label_selector.clone().and_then(|s| s.match_labels).expect("a label selector");
+    assert!(
+        selector.iter().all(|(k, v)| own_labels.get(k) == Some(v)),
+        "{selector:?} selects berth's own Pods"
+    );
+
+    let container = pod.containers.iter().find(|c| c.name == "berth").expect("container berth");
+    let replica_id =
+        container.env.iter().flatten().find(|e| e.name == "BERTH_REPLICA_ID").expect("BERTH_REPLICA_ID");
+    let field =
+        replica_id.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("from the downward API");
+    assert_eq!(field.field_path, "metadata.name");
+    let metrics_port = container.ports.iter().flatten().find(|p| p.name.as_deref() == Some("metrics"));
+    assert_eq!(metrics_port.map(|p| p.container_port), Some(8083), "berth run's default --metrics-port");
+    for (probe, path) in [(&container.readiness_probe, "/readyz"), (&container.liveness_probe, "/healthz")] {
+        let get =
+            probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("a probe on {path}"));
+        assert_eq!((get.path.as_deref(), &get.port), (Some(path), &IntOrString::String("metrics".into())));
+    }
+
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(admin.clone(), namespace);
+    let budget = budgets.get("berth").await.expect("PodDisruptionBudget berth");
+    let budget_spec = budget.spec.expect("a PodDisruptionBudget spec");
+    assert_eq!(budget_spec.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(budget_spec.selector.and_then(|s| s.match_labels).as_ref(), Some(&own_labels));
+
+    // The local cluster's nodes run Pods (kwok): the rollout completes and the budget counts both replicas.
+    berth_testkit::poll(
+        "two available replicas and a budget allowing one disruption",
+        std::time::Duration::from_secs(90),
+        || async {
+            let status = deployments.get("berth").await.unwrap().status.unwrap_or_default();
+            let budget = budgets.get("berth").await.unwrap().status.unwrap_or_default();
+            status.updated_replicas == Some(2)
+                && status.available_replicas == Some(2)
+                && status.replicas == Some(2)
+                && budget.current_healthy == Some(2)
+                && budget.disruptions_allowed == Some(1)
+        },
+    )
+    .await;
 }
 
 /// deploy/namespace-install.yaml, applied to a namespace of the test's own (its `argocd` replaced), grants its
@@ -287,6 +426,9 @@ async fn namespace_install_yaml_confines_berth_to_its_namespace_and_syncs_there(
         ("patch", "", "configmaps", n),
         ("create", "", "events", n),
         ("patch", "apps", "deployments", n),
+        ("create", "coordination.k8s.io", "leases", n),
+        ("update", "coordination.k8s.io", "leases", n),
+        ("delete", "coordination.k8s.io", "leases", n),
     ] {
         assert!(
             allowed(&client, verb, group, resource, namespace).await,
@@ -295,6 +437,7 @@ async fn namespace_install_yaml_confines_berth_to_its_namespace_and_syncs_there(
     }
     for (verb, group, resource, namespace) in [
         ("list", "", "configmaps", Some(other.as_str())),
+        ("create", "coordination.k8s.io", "leases", Some(other.as_str())),
         ("patch", "", "configmaps", Some(other.as_str())),
         ("list", "", "namespaces", None),
         ("get", "apiextensions.k8s.io", "customresourcedefinitions", None),
@@ -308,6 +451,7 @@ async fn namespace_install_yaml_confines_berth_to_its_namespace_and_syncs_there(
             "{verb} {group}/{resource} in {namespace:?}"
         );
     }
+    assert_deployment_is_highly_available(&admin, &ns).await;
 
     // A git repository with one ConfigMap, and two Applications: into the managed namespace and into another.
     let repo = berth_testkit::GitRepo::new();

@@ -14,6 +14,7 @@ pub mod metrics;
 mod pass;
 pub mod project;
 mod queue;
+pub mod replicas;
 mod retry;
 pub use view::{
     CacheInfo, ClusterInfo, ConnectionState, ConnectionStatus, InfoItem, ManagedResource, NodeHealth,
@@ -68,6 +69,8 @@ pub struct ControllerConfig {
     /// argocd-cm and argocd-ssh-known-hosts-cm as the process watches them (shared with the API server);
     /// `None`: the controller starts a source of its own.
     pub settings: Option<SettingsSource>,
+    /// How this replica shares the Applications with the others ([`replicas`]).
+    pub replica: replicas::ReplicaConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,9 @@ pub enum Error {
     /// The Application changed since it was read (or the watch is behind berth's own last write).
     #[error("the Application is being updated; retrying with a fresh copy")]
     Stale,
+    /// This replica may not write for the Application (any more): another one owns it.
+    #[error(transparent)]
+    Fenced(#[from] replicas::Fenced),
 }
 
 /// The controller as the API server sees it: what it reads (resource tree, managed resources, revision
@@ -134,6 +140,10 @@ pub struct Controller {
     recorder: kube::runtime::events::Recorder,
     /// The ApplicationSets and their own queue.
     appsets: appset::AppSets,
+    /// This replica's share of the Applications, and whether it runs the ApplicationSet controller.
+    pub(crate) replicas: Arc<replicas::Replicas>,
+    /// The reconciles failing now, and why ([`Controller::reconcile_logged`]).
+    failing: Arc<Mutex<Failing>>,
 }
 
 impl Controller {
@@ -213,6 +223,7 @@ impl Controller {
             },
         );
         let cmd_params = read_cmd_params(&client, &ns).await;
+        let config_replica = config.replica.clone();
         let controller = Arc::new(Controller {
             git: GitCache::new(&config.cache_dir),
             client: client.clone(),
@@ -233,6 +244,8 @@ impl Controller {
             seen: Mutex::default(),
             recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
             appsets: appset::AppSets::new(appset_store, appset_queue, cmd_params),
+            replicas: Arc::new(replicas::Replicas::new(&config_replica)),
+            failing: Arc::default(),
         });
         controller.config.view.fill(&controller);
         controller.ensure_default_project().await;
@@ -251,7 +264,28 @@ impl Controller {
         let mut taken = TakenSettings::default();
         controller.take_settings(&source.current(), &mut taken);
 
+        // This replica's Lease and the others': the share of the Applications it acts on.
+        let (stop_replicas, replicas_stopped) = tokio::sync::oneshot::channel::<()>();
+        let contested = vec![replicas::APPLICATIONSET_LEASE];
+        let replicas_stopped = async move {
+            let _ = replicas_stopped.await;
+        };
+        let replicas_task = match controller.config.replica.kube_config.clone() {
+            Some(config) => tokio::spawn(controller.replicas.clone().run_apart(
+                config,
+                ns.clone(),
+                contested,
+                replicas_stopped,
+            )),
+            None => tokio::spawn(controller.replicas.clone().run(
+                client.clone(),
+                ns.clone(),
+                contested,
+                replicas_stopped,
+            )),
+        };
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(controller.clone().follow_share());
         tasks.spawn(controller.clone().follow_settings(updates, taken));
         let c = controller.clone();
         tasks.spawn(async move {
@@ -304,6 +338,9 @@ impl Controller {
         controller.queue.close();
         while workers.join_next().await.is_some() {}
         tasks.abort_all();
+        // Nothing is written from here on; the Leases go, so the other replicas take over at once.
+        let _ = stop_replicas.send(());
+        let _ = replicas_task.await;
         Ok(())
     }
 
@@ -401,6 +438,59 @@ impl Controller {
         }
     }
 
+    /// Follows this replica's share: the Applications that became its own are reconciled at once; those
+    /// that moved to another replica are forgotten here (their memo and render). The ApplicationSets are
+    /// generated at once by the replica that starts to run their controller.
+    async fn follow_share(self: Arc<Self>) {
+        let mut changes = self.replicas.subscribe();
+        let mut leading = false;
+        // Also every few seconds, so the share's gauge follows Applications created and deleted.
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            changes.borrow_and_update();
+            let mut owned = 0;
+            for app in self.apps.state() {
+                let name = self.instance_of(&app);
+                if self.replicas.owns(&name) {
+                    owned += 1;
+                    if !self.memo.lock().expect("memo lock").contains_key(&name) {
+                        self.queue.push(&name, Level::Refresh);
+                    }
+                } else {
+                    self.memo.lock().expect("memo lock").remove(&name);
+                }
+            }
+            let members = self.replicas.members();
+            tracing::debug!(owned, members = members.len(), "this replica's share");
+            metrics::global().set_shard(owned, members.len());
+            // Ready (readiness probe): its caches are synced (the initial lists came before this task) and it
+            // has taken its share once; a later loss of the Lease does not take the API out of service.
+            if self.replicas.is_acting() {
+                metrics::global().set_ready(true);
+            }
+            let leads = self.replicas.leads(replicas::APPLICATIONSET_LEASE);
+            if leads && !leading {
+                self.appsets_inputs_changed();
+            }
+            leading = leads;
+        }
+    }
+
+    /// The Applications this replica owns now.
+    pub fn owned_applications(&self) -> usize {
+        self.apps.state().iter().filter(|a| self.replicas.owns(&self.instance_of(a))).count()
+    }
+
+    /// Whether this replica acts on the Application `instance` (the API server refreshes the others through
+    /// the refresh annotation, which their owner sees).
+    pub fn owns(&self, instance: &str) -> bool {
+        self.replicas.owns(instance)
+    }
+
     fn requeue_all(&self, level: Level) {
         for app in self.apps.state() {
             self.queue.push(&self.instance_of(&app), level);
@@ -488,6 +578,7 @@ impl Controller {
     }
 
     async fn reconcile_logged(&self, name: &str, level: Level) {
+        let failing = self.failing.clone();
         let started = Instant::now();
         let result = self.reconcile(name, level).await;
         metrics::global().reconciled(started.elapsed());
@@ -500,22 +591,94 @@ impl Controller {
                 queued = self.queue.len(),
                 "reconciled"
             ),
+            // The share moved away mid-pass: its new owner carries on from the record. Or this replica's
+            // Lease lapsed for a moment (a slow renewal): it looks again in a second, from a fresh start.
+            Err(Error::Fenced(e)) => {
+                tracing::info!(app = name, reason = %e, "pass stopped: not this replica's any more");
+                self.memo.lock().expect("memo lock").remove(name);
+                let (queue, name) = (self.queue.clone(), name.to_string());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    queue.push(&name, level);
+                });
+            }
             Err(e) => {
                 // A stale copy is retried as soon as the watch can have caught up; other errors back off.
                 let delay = if matches!(e, Error::Stale) {
                     Duration::from_millis(50)
                 } else {
-                    tracing::warn!(app = name, error = %e, "reconcile failed; retrying in 5s");
-                    Duration::from_secs(5)
+                    let mut f = failing.lock().expect("failing lock");
+                    let unreachable = api_server_unreachable(&e);
+                    if unreachable {
+                        if f.outage.failed(tokio::time::Instant::now()) {
+                            tracing::warn!(error = %e, "reconciles failing: the API server does not answer; one application at a time retries every second, all when it answers (warned again each minute while it lasts)");
+                        }
+                        // One retry asks for all: the others wait for its answer instead of each asking.
+                        if f.probe.as_deref().is_some_and(|p| p != name) {
+                            let parked = f.parked.entry(name.to_string()).or_insert(level);
+                            *parked = (*parked).max(level);
+                            return;
+                        }
+                        f.probe = Some(name.to_string());
+                    } else {
+                        tracing::warn!(app = name, error = %e, "reconcile failed; retrying in 5s");
+                    }
+                    // One retry waiting per application: the failures of several passes do not pile up.
+                    if !f.retrying.insert(name.to_string()) {
+                        return;
+                    }
+                    // The one retry of an outage asks often: all applications resume within a second of it.
+                    if unreachable { Duration::from_secs(1) } else { Duration::from_secs(5) }
                 };
-                let queue = self.queue.clone();
-                let name = name.to_string();
+                let (queue, failing, name) = (self.queue.clone(), failing.clone(), name.to_string());
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
+                    let mut f = failing.lock().expect("failing lock");
+                    f.retrying.remove(&name);
+                    if f.probe.as_deref() == Some(name.as_str()) {
+                        f.probe = None;
+                    }
+                    drop(f);
                     queue.push(&name, level);
                 });
+                return;
             }
         }
+        // The API server answers again: compare every application now instead of at its next retry or poll
+        // (the caches listed again, and self-heal must see drift made meanwhile).
+        let mut f = failing.lock().expect("failing lock");
+        if let Some(r) = f.outage.succeeded(tokio::time::Instant::now()) {
+            let parked = std::mem::take(&mut f.parked);
+            drop(f);
+            tracing::info!(down_for = ?r.down_for, failures = r.failures, "reconciles work again; comparing every application");
+            self.requeue_all(Level::Compare);
+            for (app, level) in parked {
+                self.queue.push(&app, level);
+            }
+        }
+    }
+}
+
+/// The reconcile failures of one controller ([`Controller::reconcile_logged`]).
+#[derive(Default)]
+struct Failing {
+    /// The API server's outage as the reconciles see it: one warning for all applications while it lasts.
+    outage: berth_engine::outage::Outage,
+    /// The one application whose retry asks whether the API server answers again during an outage.
+    probe: Option<String>,
+    /// The applications that failed meanwhile and their level: queued again when it answers.
+    parked: HashMap<String, Level>,
+    /// The applications with a retry waiting (one each).
+    retrying: std::collections::HashSet<String>,
+}
+
+/// Whether a reconcile failed because the API server did not answer (see [`berth_engine::outage::unreachable`]).
+fn api_server_unreachable(e: &Error) -> bool {
+    match e {
+        Error::Kube(e) | Error::Cache(berth_engine::cache::CacheError::Discovery(e)) => {
+            berth_engine::outage::unreachable(e)
+        }
+        _ => false,
     }
 }
 
@@ -588,7 +751,11 @@ where
         };
         futures::future::ready(admitted)
     });
-    let stream = reflector(writer, events).default_backoff().touched_objects();
+    // Errors are retried with backoff and logged once per outage ([`berth_engine::outage`]), not per retry.
+    let source = format!("{}s", K::kind(&Default::default()));
+    let events = berth_engine::outage::retried(events, berth_engine::outage::WatchRetry::new(source))
+        .map(Ok::<_, watcher::Error>);
+    let stream = reflector(writer, events).touched_objects();
     tokio::spawn(async move {
         stream
             .for_each(move |obj| {

@@ -1,10 +1,11 @@
 //! Prometheus metrics of the controller, in the text exposition format, under Argo CD's metric names
 //! where Argo CD has one (so its dashboards read berth): reconcile durations, sync results, git
-//! requests, renders, and the work queue's depth. Process-wide: one controller per process.
+//! requests, renders, the work queue's depth, and this replica's shard. Process-wide: one controller per
+//! process. Also the replica's readiness (`/readyz`), which the metrics listener serves.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -59,15 +60,21 @@ struct State {
     renders: BTreeMap<String, Histogram>,
 }
 
+#[derive(Default)]
 pub struct Metrics {
     state: Mutex<State>,
     queue_depth: AtomicI64,
+    /// Applications this replica owns, and the live replicas it sees (its own included).
+    shard_applications: AtomicI64,
+    shard_replicas: AtomicI64,
+    /// This replica's shard has its caches synced: it may be sent traffic and counted on by a rollout.
+    ready: AtomicBool,
 }
 
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics { state: Mutex::default(), queue_depth: AtomicI64::new(0) })
+    METRICS.get_or_init(Metrics::default)
 }
 
 impl Metrics {
@@ -99,6 +106,22 @@ impl Metrics {
 
     pub fn set_queue_depth(&self, depth: usize) {
         self.queue_depth.store(depth as i64, Ordering::Relaxed);
+    }
+
+    /// The size of this replica's shard: the Applications it owns among the `live_replicas` it sees.
+    pub fn set_shard(&self, owned_apps: usize, live_replicas: usize) {
+        self.shard_applications.store(owned_apps as i64, Ordering::Relaxed);
+        self.shard_replicas.store(live_replicas as i64, Ordering::Relaxed);
+    }
+
+    /// Marks this replica ready (its shard's caches are synced) or not (starting, or its shard is moving).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether `/readyz` answers 200: false until [`Metrics::set_ready`] says otherwise.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 
     /// Everything, in Prometheus's text format.
@@ -153,6 +176,12 @@ impl Metrics {
             "workqueue_depth{{name=\"app_reconciliation_queue\"}} {}",
             self.queue_depth.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP berth_shard_applications Applications owned by this replica's shard.\n");
+        out.push_str("# TYPE berth_shard_applications gauge\n");
+        let _ = writeln!(out, "berth_shard_applications {}", self.shard_applications.load(Ordering::Relaxed));
+        out.push_str("# HELP berth_shard_replicas Live replicas this replica sees, itself included.\n");
+        out.push_str("# TYPE berth_shard_replicas gauge\n");
+        let _ = writeln!(out, "berth_shard_replicas {}", self.shard_replicas.load(Ordering::Relaxed));
         out
     }
 }
@@ -181,12 +210,13 @@ mod tests {
 
     #[test]
     fn the_exposition_names_argo_cds_metrics_and_escapes_labels() {
-        let m = Metrics { state: Mutex::default(), queue_depth: AtomicI64::new(0) };
+        let m = Metrics::default();
         m.reconciled(Duration::from_millis(100));
         m.synced("we\"b", "argocd", "default", "Succeeded");
         m.git_request("https://example.com/r.git", "ls-remote", Duration::from_millis(20));
         m.rendered("Helm", Duration::from_millis(40));
         m.set_queue_depth(3);
+        m.set_shard(120, 3);
         let text = m.render();
         assert!(text.contains("argocd_app_sync_total{name=\"we\\\"b\",namespace=\"argocd\",project=\"default\",phase=\"Succeeded\"} 1"), "{text}");
         assert!(text.contains(
@@ -195,5 +225,20 @@ mod tests {
         assert!(text.contains("berth_render_duration_seconds_count{source_type=\"Helm\"} 1"));
         assert!(text.contains("workqueue_depth{name=\"app_reconciliation_queue\"} 3"));
         assert!(text.contains("argocd_app_reconcile_count 1"));
+        assert!(
+            text.contains("# TYPE berth_shard_applications gauge\nberth_shard_applications 120\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE berth_shard_replicas gauge\nberth_shard_replicas 3\n"), "{text}");
+    }
+
+    #[test]
+    fn a_replica_is_not_ready_until_its_shard_says_so() {
+        let m = Metrics::default();
+        assert!(!m.ready());
+        m.set_ready(true);
+        assert!(m.ready());
+        m.set_ready(false);
+        assert!(!m.ready());
     }
 }

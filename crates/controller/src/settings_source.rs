@@ -2,10 +2,11 @@
 //! argocd-secret — watched once and shared by every reader in the process: `berth run` starts one source and
 //! hands it to the controller and the API server, so each object has one watch and one copy.
 
+use berth_engine::outage::{WatchRetry, retried};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,32 +79,35 @@ impl SettingsSource {
     /// Starts the watches of `namespace` and returns once both have listed (so a reader never takes an
     /// object that exists for an absent one); the watches go on for the life of the process.
     pub async fn start(client: kube::Client, namespace: &str) -> Result<SettingsSource, String> {
-        let maps =
-            watcher(Api::<ConfigMap>::namespaced(client.clone(), namespace), watcher::Config::default())
-                .default_backoff()
-                .filter_map(|event| async move {
-                    match event.ok()? {
-                        watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
-                            let name = cm.metadata.name.unwrap_or_default();
-                            CONFIG_MAPS
-                                .contains(&name.as_str())
-                                .then(|| Change::Map(name, cm.data.unwrap_or_default()))
-                        }
-                        watcher::Event::Delete(cm) => {
-                            let name = cm.metadata.name.unwrap_or_default();
-                            CONFIG_MAPS.contains(&name.as_str()).then(|| Change::Map(name, Data::new()))
-                        }
-                        watcher::Event::InitDone => Some(Change::Listed),
-                        watcher::Event::Init => None,
-                    }
-                });
-        let secret = watcher(
-            Api::<Secret>::namespaced(client, namespace),
-            watcher::Config::default().fields(&format!("metadata.name={ARGOCD_SECRET}")),
+        let maps = retried(
+            watcher(Api::<ConfigMap>::namespaced(client.clone(), namespace), watcher::Config::default()),
+            WatchRetry::new("ConfigMaps argocd-cm, argocd-rbac-cm, argocd-ssh-known-hosts-cm"),
         )
-        .default_backoff()
         .filter_map(|event| async move {
-            match event.ok()? {
+            match event {
+                watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
+                    let name = cm.metadata.name.unwrap_or_default();
+                    CONFIG_MAPS
+                        .contains(&name.as_str())
+                        .then(|| Change::Map(name, cm.data.unwrap_or_default()))
+                }
+                watcher::Event::Delete(cm) => {
+                    let name = cm.metadata.name.unwrap_or_default();
+                    CONFIG_MAPS.contains(&name.as_str()).then(|| Change::Map(name, Data::new()))
+                }
+                watcher::Event::InitDone => Some(Change::Listed),
+                watcher::Event::Init => None,
+            }
+        });
+        let secret = retried(
+            watcher(
+                Api::<Secret>::namespaced(client, namespace),
+                watcher::Config::default().fields(&format!("metadata.name={ARGOCD_SECRET}")),
+            ),
+            WatchRetry::new(format!("Secret {ARGOCD_SECRET}")),
+        )
+        .filter_map(|event| async move {
+            match event {
                 watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
                     Some(Change::Secret(secret_text(&s)))
                 }

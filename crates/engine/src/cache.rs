@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::outage::WatchRetry;
 use crate::resource::{GroupKind, ResourceKey};
 use crate::tracking::Tracking;
 
@@ -124,11 +125,6 @@ struct Feed {
     events: UnboundedSender<ObjectEvent>,
     watch_timeout: Option<Duration>,
 }
-
-/// How long a failing watch waits before it tries again: doubling from the first to the last, back to the
-/// first after it works again, so a cluster that went away is not asked every second.
-const WATCH_RETRY_FIRST: Duration = Duration::from_secs(1);
-const WATCH_RETRY_MAX: Duration = Duration::from_secs(16);
 
 impl ClusterCache {
     pub fn new(client: kube::Client, events: UnboundedSender<ObjectEvent>) -> Self {
@@ -349,10 +345,15 @@ impl Feed {
         }
         let mut stream = watcher(api, config).boxed();
         let mut initial: Objects = HashMap::new();
-        let mut retry = WATCH_RETRY_FIRST;
+        // Backoff, one warning while it fails and one line when it recovers ([`WatchRetry`]); a list
+        // after an outage reports every object that changed meanwhile, so self-heal sees drift at once.
+        let mut retry = WatchRetry::new(match &scope {
+            Some(s) => format!("{gk} in {}", s.namespace),
+            None => gk.to_string(),
+        });
         while let Some(event) = stream.next().await {
             if event.is_ok() {
-                retry = WATCH_RETRY_FIRST;
+                retry.succeeded();
             }
             match event {
                 Ok(watcher::Event::Init) => initial.clear(),
@@ -394,9 +395,10 @@ impl Feed {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(kind = %gk, error = %e, ?retry, "watch error, retrying");
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(WATCH_RETRY_MAX);
+                    let wait = retry.failed(&e);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod jq;
 pub mod managed_fields;
 pub mod normalize;
+pub mod outage;
 pub mod resource;
 pub mod sync;
 pub mod tracking;

@@ -119,6 +119,45 @@ pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A git repository at `work/repo` with `n` apps (`apps/app-NNNN`, one ConfigMap each), committed with
+/// `message`: its path, `file://` URL and commit.
+pub fn repo_of_apps(work: &std::path::Path, n: usize, message: &str) -> (std::path::PathBuf, String, String) {
+    let repo = work.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    for i in 0..n {
+        write_app(&repo, i, 1, "1");
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", message]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", repo.display());
+    (repo, url, first)
+}
+
+/// Creates the Applications `app-0000` … of [`repo_of_apps`] in `control`, 32 at a time: automated sync
+/// with prune and selfHeal, into `dest`.
+pub async fn create_apps(apps: &Api<berth_api::Application>, n: usize, url: &str, control: &str, dest: &str) {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            let name = format!("app-{i:04}");
+            let body = serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": name, "namespace": control},
+                "spec": {"project": "default",
+                         "source": {"repoURL": url, "path": format!("apps/{name}"), "targetRevision": "main"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+                         "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}}
+            });
+            apps.patch(&name, &PatchParams::apply("berth-bench"), &Patch::Apply(&body)).await.map(|_| ())
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("creating apps");
+}
+
 pub fn write_app(repo: &std::path::Path, i: usize, objects: usize, value: &str) {
     let dir = repo.join(format!("apps/app-{i:04}"));
     std::fs::create_dir_all(&dir).unwrap();

@@ -5,6 +5,7 @@
 // The server's tests start berth in-process the same way; one file serves both crates.
 #[path = "../../../server/tests/common/in_process.rs"]
 mod in_process;
+pub mod replicas;
 pub use in_process::*;
 
 use std::path::PathBuf;
@@ -55,7 +56,45 @@ impl Cli {
     }
 
     pub async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        let mut command = tokio::process::Command::from(self.command(args, env));
+        // A test that gives up waiting (a timeout) leaves no berth behind.
+        let out = command.kill_on_drop(true).output().await.expect("berth runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
+    /// `berth ARGS | head -n LINES`: the reader closes berth's stdout after `lines` lines (`0`: before reading
+    /// anything); `stdout` holds the lines read.
+    pub async fn run_into_closed_pipe(&self, args: &[&str], lines: usize) -> Run {
+        let mut command = self.command(args, &[]);
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut child =
+                command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("berth runs");
+            let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut stdout = String::new();
+            for _ in 0..lines {
+                reader.read_line(&mut stdout).unwrap();
+            }
+            drop(reader);
+            let out = child.wait_with_output().expect("berth ends");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout,
+                stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The binary with this config directory, `env` set, and none of the caller's `BERTH_*` session.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
             .args(args)
             .env("XDG_CONFIG_HOME", self.home.path())
             .env("HOME", self.home.path())
@@ -64,15 +103,8 @@ impl Cli {
             .env_remove("BERTH_AUTH_TOKEN")
             .env_remove("BERTH_CONFIG")
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("berth runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
+            .stdin(Stdio::null());
+        command
     }
 
     /// `berth login HOST --plaintext` as `username`; it must succeed.

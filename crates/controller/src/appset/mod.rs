@@ -231,7 +231,20 @@ impl Controller {
 
     /// A push reached the sets `keys` (`namespace/name`): each generates at once, resolving its
     /// revisions afresh.
-    pub fn refresh_applicationsets(&self, keys: &[String]) {
+    pub async fn refresh_applicationsets(&self, keys: &[String]) {
+        if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
+            // Another replica runs the ApplicationSet controller: Argo CD's refresh annotation tells it.
+            for key in keys {
+                let (namespace, name) = key.split_once('/').unwrap_or((self.config.namespace.as_str(), key));
+                let api: Api<ApplicationSet> = Api::namespaced(self.client.clone(), namespace);
+                let body =
+                    serde_json::json!({ "metadata": { "annotations": { REFRESH_ANNOTATION: "true" } } });
+                if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                    tracing::warn!(appset = %key, error = %e, "refresh request failed");
+                }
+            }
+            return;
+        }
         let mut fresh = self.appsets.fresh.lock().expect("fresh lock");
         for key in keys {
             fresh.insert(key.clone());
@@ -373,6 +386,11 @@ impl Controller {
 
     async fn reconcile_appset(self: &Arc<Self>, key: &str, level: Level) -> Result<(), crate::Error> {
         let (namespace, name) = key.split_once('/').unwrap_or((self.config.namespace.as_str(), key));
+        // Only the replica holding the ApplicationSet controller's Lease generates (it takes every set
+        // again when it gets the Lease).
+        if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
+            return Ok(());
+        }
         let Some(set) = self.appsets.store.get(&ObjectRef::new(name).within(namespace)) else {
             self.appsets.due.lock().expect("due lock").remove(key);
             return Ok(());
@@ -399,7 +417,7 @@ impl Controller {
         let fresh = self.appsets.fresh.lock().expect("fresh lock").remove(key) || annotated;
         let max_age = if fresh { Duration::ZERO } else { LS_REMOTE_MAX_AGE };
         let (generated, _revisions) = self.generate(set, max_age).await;
-        if annotated {
+        if annotated && self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
             let api: Api<ApplicationSet> =
                 Api::namespaced(self.client.clone(), set.metadata.namespace.as_deref().unwrap_or_default());
             let body = serde_json::json!({ "metadata": { "annotations": { REFRESH_ANNOTATION: null } } });
@@ -492,7 +510,13 @@ impl Controller {
         let failures: Vec<(&'static str, String)> = futures::stream::iter(writes)
             .map(|w| {
                 let api = api.clone();
-                async move { w.run(&api).await }
+                async move {
+                    // A replica that lost the ApplicationSet controller's Lease meanwhile writes nothing more.
+                    if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
+                        return Ok(());
+                    }
+                    w.run(&api).await
+                }
             })
             .buffer_unordered(WRITES_AT_ONCE)
             .filter_map(|r| async move { r.err() })
@@ -562,8 +586,14 @@ impl Controller {
                 let apps: Vec<Application> = owned.iter().map(|a| (**a).clone()).collect();
                 let progress = rollout::progress(set, &apps, &previous.application_status, now.clone());
                 let api: Api<Application> = Api::namespaced(self.client.clone(), namespace);
+                // Checked again here: generation may have taken long, and a former leader must not start
+                // syncs out of the rollout's order.
+                let leads = || self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE);
                 for app in &apps {
                     let Some(operation) = progress.operation_for(app) else { continue };
+                    if !leads() {
+                        return Ok(());
+                    }
                     let app_name = app.metadata.name.as_deref().unwrap_or_default();
                     let body = serde_json::json!({ "operation": operation });
                     if let Err(e) = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&body)).await {
@@ -571,6 +601,9 @@ impl Controller {
                     }
                 }
                 for app_name in &progress.refresh {
+                    if !leads() {
+                        return Ok(());
+                    }
                     let body = serde_json::json!({ "metadata": { "annotations": { berth_api::annotations::REFRESH: "normal" } } });
                     if let Err(e) = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&body)).await {
                         tracing::warn!(appset = name, app = %app_name, error = %e, "RollingSync: could not ask for a refresh");
@@ -624,6 +657,9 @@ impl Controller {
             && previous.resources_count == next.resources_count
             && same_rollout(&previous, &next);
         if unchanged {
+            return Ok(());
+        }
+        if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
             return Ok(());
         }
         let api: Api<ApplicationSet> = Api::namespaced(self.client.clone(), namespace);

@@ -98,8 +98,11 @@ pub(crate) fn summarise(
         resources.push(resource_status(&d.key, &version_of(&d.object), code, health, None, wave));
     }
     for (key, live) in orphans {
-        // IgnoreExtraneous: an object made outside git (by a tool, say) is shown, not counted.
-        if !normalize::has_compare_option(live, "IgnoreExtraneous") {
+        // IgnoreExtraneous: an object made outside git (by a tool, say) is shown, not counted. One already
+        // being deleted (a prune waiting for its finalizers or dependents) is not counted either: counting it
+        // would start a second sync of the same commit to prune it again.
+        let deleting = !live["metadata"]["deletionTimestamp"].is_null();
+        if !deleting && !normalize::has_compare_option(live, "IgnoreExtraneous") {
             out_of_sync += 1;
         }
         resources.push(resource_status(

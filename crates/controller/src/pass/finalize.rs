@@ -146,13 +146,7 @@ impl Controller {
         let run_id = short_id(&(&app.metadata.deletion_timestamp, phase.as_str()));
         let world = OperationWorld::new(self, &name, &cluster);
         let opts = SyncOptions::default();
-        let mut execution = sync::run::Operation {
-            world: &world,
-            tasks: &tasks,
-            opts: &opts,
-            run_id: &run_id,
-            records: vec![],
-        };
+        let mut execution = sync::run::Operation::new(&world, &tasks, &opts, &run_id, vec![]);
         execution.run_hooks(phase).await
     }
 
@@ -166,6 +160,7 @@ impl Controller {
             { "op": "replace", "path": "/metadata/finalizers", "value": remaining }
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        self.replicas.check(name)?;
         match api.patch(app_name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
@@ -205,6 +200,7 @@ impl Controller {
         let mut finalizers = app.metadata.finalizers.clone().unwrap_or_default();
         finalizers.extend(wanted.iter().map(|f| f.to_string()));
         let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        self.replicas.check(&name)?;
         let stored = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         self.remember_write(&name, &stored);
         Ok(stored.metadata.resource_version)

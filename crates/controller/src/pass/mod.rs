@@ -17,8 +17,8 @@ use berth_repo::render::Rendered;
 use berth_api::Application;
 use berth_api::annotations;
 use berth_api::application::{
-    ApplicationSource, ApplicationStatus, Operation, OperationInitiator, OperationState, SyncOperation,
-    SyncStatus,
+    ApplicationSource, ApplicationStatus, ComparedTo, Operation, OperationInitiator, OperationState,
+    SyncOperation, SyncStatus,
 };
 use berth_api::codes::{ConditionType, OperationPhase, SyncCode};
 use berth_engine::managed_fields::ClientSideManagers;
@@ -67,6 +67,34 @@ pub struct Memo {
     pub(crate) pass_explicit: bool,
     /// What events were last reported from (sync and health status, operation): see `events::between`.
     pub(crate) reported: Option<ApplicationStatus>,
+    /// Passes this process finished (successfully or not) for the application.
+    pub(crate) passes: u64,
+    /// This process has refreshed the application (asked git for its revisions); until then a refresh
+    /// nobody asked for may resume from the stored status ([`Controller::resume`]).
+    pub(crate) refreshed: bool,
+}
+
+/// The commit the stored status names for each of `app`'s sources, when a restarted controller may take
+/// them as resolved: the status was compared to this very spec (`compared_to`, the spec's), found Synced or
+/// OutOfSync, and no operation is asked for or under way.
+pub(crate) fn stored_commits(app: &Application, compared_to: &ComparedTo) -> Option<Vec<String>> {
+    let status = app.status.as_ref()?;
+    let sync = status.sync.as_ref()?;
+    let compared = sync.status == SyncCode::Synced.as_str() || sync.status == SyncCode::OutOfSync.as_str();
+    let operating = app.operation.is_some()
+        || status.operation_state.as_ref().is_some_and(|s| !OperationPhase::of(s).is_completed());
+    if !compared || operating || sync.compared_to.as_ref() != Some(compared_to) {
+        return None;
+    }
+    let commits =
+        if app.spec.sources.is_empty() { vec![sync.revision.clone()?] } else { sync.revisions.clone() };
+    (commits.len() == app_sources(app).len() && commits.iter().all(|c| !c.is_empty())).then_some(commits)
+}
+
+/// Jitter derived from the name: spreads applications' polls evenly and stays stable across passes.
+fn jitter(name: &str, settings: &crate::Settings) -> Duration {
+    let spread = settings.jitter.as_millis() as u64;
+    Duration::from_millis(if spread == 0 { 0 } else { hash_of(&name) % spread })
 }
 
 pub(crate) fn hash_of(value: &impl serde::Serialize) -> u64 {
@@ -178,12 +206,32 @@ impl PassState {
 
 impl Controller {
     pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
+        let result = self.reconcile_once(name, level).await;
+        if let Some(memo) = self.memo.lock().expect("memo lock").get_mut(name) {
+            memo.passes += 1;
+        }
+        result
+    }
+
+    /// How many passes this process finished for the application `name` (an instance name: `name` in the
+    /// control namespace, `namespace_name` elsewhere); what a test or a probe waits on to know a restarted
+    /// controller reached every application, without asking it to write anything.
+    pub fn passes(&self, name: &str) -> u64 {
+        self.memo.lock().expect("memo lock").get(name).map_or(0, |m| m.passes)
+    }
+
+    async fn reconcile_once(&self, name: &str, level: Level) -> Result<(), Error> {
         let Some(app) = self.application(name) else {
             // Deleted: forget it, so a new Application of the same name starts fresh.
             self.memo.lock().expect("memo lock").remove(name);
             self.seen.lock().expect("seen lock").remove(name);
             return Ok(());
         };
+        if !self.replicas.owns(name) {
+            // Another replica's (or nobody's yet): what this one knew of it would be stale when it comes back.
+            self.memo.lock().expect("memo lock").remove(name);
+            return Ok(());
+        }
         let app: Application = (*app).clone();
         let rv = app.metadata.resource_version.clone().unwrap_or_default();
         let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
@@ -222,6 +270,7 @@ impl Controller {
             Some(_) => level.max(Level::Refresh),
             None => level,
         };
+        let level = self.resume(&app, name, level, explicit || annotation.is_some(), &settings);
         let mut pass = PassState::new(&app, &settings, rv);
         // Target: the desired state at the revision git names now.
         let target = match self.validate(&app) {
@@ -464,6 +513,7 @@ impl Controller {
             self.clear_operation(name, &op).await?;
         }
         if refresh_asked && !refresh_cleared {
+            self.replicas.check(name)?;
             let (api, app_name) = self.application_api(name);
             let patch = serde_json::json!({"metadata": {"annotations": {(annotations::REFRESH): null}}});
             let stored = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
@@ -476,13 +526,50 @@ impl Controller {
         let mut memo = self.memo.lock().expect("memo lock");
         let m = memo.entry(name.to_string()).or_default();
         if level >= Level::Refresh || m.next_refresh.is_none() {
-            m.next_refresh = settings.reconciliation.map(|period| {
-                // Jitter derived from the name spreads applications evenly and stays stable across passes.
-                let spread = settings.jitter.as_millis() as u64;
-                let jitter = if spread == 0 { 0 } else { hash_of(&name) % spread };
-                Instant::now() + period + Duration::from_millis(jitter)
-            });
+            m.next_refresh =
+                settings.reconciliation.map(|period| Instant::now() + period + jitter(name, settings));
         }
+    }
+
+    /// The level a pass runs at. A refresh nobody asked for (the first sight of each application after a
+    /// start, a project or secret that changed), before this process refreshed the application once, runs
+    /// as a compare when the stored status is fresh ([`status::fresh_reconciled_at`]) and names the commits
+    /// of this very spec ([`stored_commits`]): those commits are taken as resolved (no `ls-remote`), the
+    /// stored `reconciledAt` stays, and the first poll is due from it. Argo CD too leaves such an
+    /// application alone at start (its `needRefreshAppStatus`); berth still compares it, to know its state.
+    fn resume(
+        &self,
+        app: &Application,
+        name: &str,
+        level: Level,
+        asked: bool,
+        settings: &crate::Settings,
+    ) -> Level {
+        let mut memo = self.memo.lock().expect("memo lock");
+        let m = memo.entry(name.to_string()).or_default();
+        if level != Level::Refresh || asked || m.refreshed {
+            m.refreshed |= level >= Level::Refresh;
+            return level;
+        }
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let fresh =
+            app.status.as_ref().and_then(|s| status::fresh_reconciled_at(s, settings.reconciliation, now));
+        let (Some(age), Some(commits)) = (fresh, stored_commits(app, &self.compared_to(app))) else {
+            m.refreshed = true;
+            return level;
+        };
+        for (source, commit) in app_sources(app).iter().zip(commits) {
+            if source.chart.is_none() {
+                m.resolved.insert(target::resolution_key(source, &target::wanted_revision(source)), commit);
+            }
+        }
+        if m.next_refresh.is_none() {
+            m.next_refresh = settings
+                .reconciliation
+                .map(|period| Instant::now() + period.saturating_sub(age) + jitter(name, settings));
+        }
+        tracing::debug!(app = name, ?age, "resumed from the stored status: compared, not refreshed");
+        Level::Compare
     }
 
     pub(crate) fn pass_explicit(&self, name: &str) -> bool {
@@ -490,10 +577,21 @@ impl Controller {
     }
 
     /// Queues a refresh of `name` as the refresh annotation would, without writing the Application: the
-    /// pass resolves the revision with an `ls-remote` started after this call.
-    pub fn request_refresh(&self, name: &str, hard: bool) {
-        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested = true;
-        self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
+    /// pass resolves the revision with an `ls-remote` started after this call. An Application another
+    /// replica owns gets Argo CD's refresh annotation instead, which its owner sees.
+    pub async fn request_refresh(&self, name: &str, hard: bool) {
+        if self.replicas.owns(name) {
+            self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested =
+                true;
+            self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
+            return;
+        }
+        let (api, app_name) = self.application_api(name);
+        let level = if hard { "hard" } else { "normal" };
+        let patch = serde_json::json!({"metadata": {"annotations": {annotations::REFRESH: level}}});
+        if let Err(e) = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            tracing::warn!(app = name, error = %e, "refresh request failed");
+        }
     }
 
     pub(crate) fn pass_started(&self, name: &str) -> Instant {
@@ -555,5 +653,58 @@ impl Controller {
             tokio::time::sleep(after).await;
             queue.push(&name, Level::Compare);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synced_app() -> Application {
+        let spec = serde_json::json!({"project": "default", "destination": {"namespace": "web"},
+            "source": {"repoURL": "https://example.com/r.git", "path": "web", "targetRevision": "main"}});
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
+            "spec": spec,
+            "status": {"sync": {"status": "Synced", "revision": "abc",
+                "comparedTo": {"source": spec["source"], "destination": spec["destination"]}},
+                "operationState": {"phase": "Succeeded", "operation": {"sync": {}}, "startedAt": "2025-01-01T00:00:00Z"}}
+        }))
+        .unwrap()
+    }
+
+    fn compared_to(app: &Application) -> ComparedTo {
+        ComparedTo {
+            source: app.spec.source.clone(),
+            sources: app.spec.sources.clone(),
+            destination: app.spec.destination.clone(),
+            ignore_differences: app.spec.ignore_differences.clone(),
+        }
+    }
+
+    #[test]
+    fn a_restart_takes_the_commit_the_stored_status_names_for_the_same_spec() {
+        let app = synced_app();
+        assert_eq!(stored_commits(&app, &compared_to(&app)), Some(vec!["abc".to_string()]));
+    }
+
+    #[test]
+    fn a_restart_asks_git_again_when_the_spec_moved_or_an_operation_is_under_way() {
+        let app = synced_app();
+        let mut moved = app.clone();
+        moved.spec.source.as_mut().unwrap().target_revision = Some("v2".into());
+        assert_eq!(stored_commits(&moved, &compared_to(&moved)), None, "compared to another revision");
+
+        let mut running = app.clone();
+        running.status.as_mut().unwrap().operation_state.as_mut().unwrap().phase = "Running".into();
+        assert_eq!(stored_commits(&running, &compared_to(&running)), None);
+
+        let mut requested = app.clone();
+        requested.operation = Some(Operation::default());
+        assert_eq!(stored_commits(&requested, &compared_to(&requested)), None);
+
+        let mut unknown = app.clone();
+        unknown.status.as_mut().unwrap().sync.as_mut().unwrap().status = "Unknown".into();
+        assert_eq!(stored_commits(&unknown, &compared_to(&unknown)), None, "the last compare failed");
     }
 }

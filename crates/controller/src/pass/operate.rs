@@ -290,6 +290,9 @@ impl sync::run::World for OperationWorld<'_> {
         obj: &serde_json::Value,
         mode: berth_engine::apply::ApplyMode,
     ) -> Result<serde_json::Value, kube::Error> {
+        if !mode.dry_run {
+            self.controller.replicas.check(self.app)?;
+        }
         self.cluster.apply(info, obj, mode).await
     }
 
@@ -298,6 +301,7 @@ impl sync::run::World for OperationWorld<'_> {
         info: &berth_engine::cache::KindInfo,
         obj: &serde_json::Value,
     ) -> Result<serde_json::Value, kube::Error> {
+        self.controller.replicas.check(self.app)?;
         self.cluster.create(info, obj).await
     }
 
@@ -308,6 +312,9 @@ impl sync::run::World for OperationWorld<'_> {
         propagation: PropagationPolicy,
         dry_run: bool,
     ) -> Result<(), kube::Error> {
+        if !dry_run {
+            self.controller.replicas.check(self.app)?;
+        }
         self.cluster.delete(info, key, propagation, dry_run).await
     }
 }
@@ -582,8 +589,7 @@ impl Controller {
         let records: Vec<sync::Record> =
             state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
         let world = OperationWorld::new(self, &name, &cluster);
-        let mut execution =
-            sync::run::Operation { world: &world, tasks: &tasks, opts: &opts, run_id: &run_id, records };
+        let mut execution = sync::run::Operation::new(&world, &tasks, &opts, &run_id, records);
         let progress = execution.advance().await;
         let multi = !app.spec.sources.is_empty() || sources.len() > 1;
         let source = if multi { None } else { sources.first().cloned() };

@@ -150,6 +150,7 @@ impl Controller {
         status: &ApplicationStatus,
         clear_refresh: bool,
     ) -> Result<(), Error> {
+        self.replicas.check(name)?;
         let (api, app_name) = self.application_api(name);
         let mut patch = serde_json::json!([
             { "op": "test", "path": "/metadata/resourceVersion", "value": rv },
@@ -212,6 +213,7 @@ impl Controller {
 
     /// Removes the operation that was run, unless someone replaced it meanwhile.
     pub(crate) async fn clear_operation(&self, name: &str, op: &Operation) -> Result<(), Error> {
+        self.replicas.check(name)?;
         let (api, app_name) = self.application_api(name);
         let patch = serde_json::json!([
             { "op": "test", "path": "/operation", "value": op },
@@ -228,6 +230,24 @@ impl Controller {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// How long ago the stored status was refreshed (`reconciledAt`), while that is within the polling
+/// `period` (polling off: however long ago); `None` when the refresh is due or status has none.
+///
+/// Argo CD writes `reconciledAt` on every refresh, and refreshes every application when its controller
+/// starts. berth differs only there: a restarted controller keeps a `reconciledAt` that is still within
+/// the polling period (the stored status then stands for this process's first refresh, and the next one
+/// is due from it, not from the start), so a restart with nothing changed writes nothing.
+pub(crate) fn fresh_reconciled_at(
+    status: &ApplicationStatus,
+    period: Option<std::time::Duration>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let at = status.reconciled_at.as_ref()?;
+    // A clock a little behind the writer's makes a negative age: just written.
+    let age = std::time::Duration::from_secs(now.as_second().saturating_sub(at.0.as_second()).max(0) as u64);
+    period.is_none_or(|p| age < p).then_some(age)
 }
 
 /// Status equality that ignores timestamps berth refreshes on every pass.
@@ -282,6 +302,21 @@ mod tests {
         );
         assert_eq!(merged[0].last_transition_time, old[0].last_transition_time);
         assert_ne!(merged[1].last_transition_time, old[0].last_transition_time);
+    }
+
+    #[test]
+    fn a_refresh_within_the_polling_period_is_fresh_and_an_older_one_is_due() {
+        let at = |second: i64| ApplicationStatus {
+            reconciled_at: Some(Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())),
+            ..Default::default()
+        };
+        let now = k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap();
+        let period = Some(std::time::Duration::from_secs(180));
+        assert_eq!(fresh_reconciled_at(&at(900), period, now), Some(std::time::Duration::from_secs(100)));
+        assert_eq!(fresh_reconciled_at(&at(820), period, now), None, "180 s old: the poll is due");
+        assert_eq!(fresh_reconciled_at(&at(1_002), period, now), Some(std::time::Duration::ZERO));
+        assert_eq!(fresh_reconciled_at(&ApplicationStatus::default(), period, now), None);
+        assert_eq!(fresh_reconciled_at(&at(0), None, now), Some(std::time::Duration::from_secs(1_000)));
     }
 
     #[test]

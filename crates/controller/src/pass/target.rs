@@ -237,7 +237,7 @@ impl Controller {
             return Ok(wanted);
         }
         let wanted = if wanted.is_empty() { "HEAD".to_string() } else { wanted };
-        let source_hash = hash_of(&(source, &wanted));
+        let source_hash = resolution_key(source, &wanted);
         let cached = self
             .memo
             .lock()
@@ -599,6 +599,16 @@ impl Controller {
             .resolve(&app.spec.destination, secrets.iter().map(|s| &**s), in_cluster_enabled)
             .map_err(TargetError::InvalidSpec)
     }
+}
+
+/// Where the memo keeps the commit `source`'s revision `wanted` resolved to.
+pub(crate) fn resolution_key(source: &ApplicationSource, wanted: &str) -> u64 {
+    hash_of(&(source, wanted))
+}
+
+/// The revision a source asks for when no operation pins one (`HEAD` when it names none).
+pub(crate) fn wanted_revision(source: &ApplicationSource) -> String {
+    source.target_revision.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "HEAD".into())
 }
 
 /// Everything of a source that a render depends on, except the commit.

@@ -21,15 +21,21 @@ pub struct Bench {
     pub namespaces: Vec<String>,
     /// `--application-namespaces` of the next [`Bench::start_controller`].
     pub application_namespaces: Vec<String>,
+    /// The running controller, as the API server of the same process would see it.
+    pub view: berth_controller::ControllerView,
 }
 
 impl Bench {
     pub async fn start(prefix: &str) -> Bench {
+        Bench::start_on(prefix, client().await).await
+    }
+
+    /// A bench on the cluster `client` reaches (another local cluster than KUBECONFIG's).
+    pub async fn start_on(prefix: &str, client: kube::Client) -> Bench {
         // BERTH_TEST_LOG=berth_controller=debug shows the controller's log for a failing test.
         if let Ok(filter) = std::env::var("BERTH_TEST_LOG") {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         }
-        let client = client().await;
         install_crds(&client).await;
         let namespace = unique(prefix);
         ensure_namespace(&client, &namespace).await;
@@ -52,6 +58,7 @@ impl Bench {
             cache_dir: tempfile::tempdir().unwrap(),
             namespaces: vec![namespace],
             application_namespaces: Vec::new(),
+            view: Default::default(),
         };
         bench.start_controller();
         bench
@@ -66,8 +73,9 @@ impl Bench {
             self_heal_timeout: Duration::ZERO,
             namespaces: Vec::new(),
             application_namespaces: self.application_namespaces.clone(),
-            view: Default::default(),
+            view: self.view.clone(),
             settings: None,
+            replica: Default::default(),
         };
         let client = self.client.clone();
         self.task = Some(tokio::spawn(async move {
@@ -278,4 +286,58 @@ pub fn conditions(app: &serde_json::Value) -> String {
         .flatten()
         .map(|c| format!("{}: {}\n", c["type"], c["message"]))
         .collect()
+}
+
+/// The annotation that marks the object a test writes itself to close a watch ([`writes_until_sentinel`]).
+pub const SENTINEL: &str = "berth-test/sentinel";
+
+/// The writes a watch of `api` delivers from `rv` until the test's own sentinel object arrives (see
+/// [`write_sentinel`]): what anyone else wrote meanwhile, as "TYPE kind/name" (TYPE is the watch event's,
+/// or DELETING for the marking write of a foreground deletion), read from the API server.
+pub fn writes_until_sentinel<K>(api: Api<K>, rv: String) -> tokio::task::JoinHandle<Vec<String>>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    tokio::spawn(async move {
+        let mut stream = api.watch(&WatchParams::default().timeout(290), &rv).await.unwrap().boxed();
+        let mut writes = Vec::new();
+        while let Some(event) = stream.next().await {
+            let (what, object) = match event.unwrap() {
+                WatchEvent::Added(o) => ("ADDED", o),
+                WatchEvent::Modified(o) => ("MODIFIED", o),
+                WatchEvent::Deleted(o) => ("DELETED", o),
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Error(e) => panic!("the watch from {rv} failed: {e:?}"),
+            };
+            let meta = object.meta();
+            if meta.annotations.as_ref().is_some_and(|a| a.contains_key(SENTINEL)) {
+                return writes;
+            }
+            // A foreground deletion first marks the object (deletionTimestamp, a finalizer), then deletes it.
+            let what =
+                if what == "MODIFIED" && meta.deletion_timestamp.is_some() { "DELETING" } else { what };
+            writes.push(format!("{what} {}/{}", K::kind(&()), meta.name.as_deref().unwrap_or_default()));
+        }
+        panic!("the watch from {rv} ended before the sentinel arrived; writes so far: {writes:?}");
+    })
+}
+
+/// Writes a new sentinel ConfigMap in `namespace`, which ends the [`writes_until_sentinel`] watches of
+/// ConfigMaps there. It carries no tracking annotation, so no Application takes or prunes it.
+pub async fn write_sentinel(client: &kube::Client, namespace: &str) {
+    let name = unique("sentinel");
+    apply_json(
+        client,
+        namespace,
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "annotations": {SENTINEL: "true"}}}),
+    )
+    .await;
 }

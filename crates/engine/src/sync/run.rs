@@ -144,11 +144,27 @@ pub struct Operation<'a, W: World> {
     pub run_id: &'a str,
     /// The operation's record so far; the pass adds to it.
     pub records: Vec<Record>,
+    /// Objects the server's dry run (at the operation's start) found it would leave exactly as they are,
+    /// with the resourceVersion both the dry run and the cache saw: not written again. An operation resumed
+    /// after its writer stopped between an apply and its record re-applies nothing. Forgotten once a
+    /// stage has written anything (it may change how later objects are admitted).
+    unchanged: HashMap<ResourceKey, String>,
 }
 
 const RUNNING_PHASES: &[Phase] = &[Phase::PreSync, Phase::Sync, Phase::PostSync];
 
-impl<W: World> Operation<'_, W> {
+impl<'a, W: World> Operation<'a, W> {
+    /// One pass over `tasks` from the operation's `records` so far.
+    pub fn new(
+        world: &'a W,
+        tasks: &'a [Task],
+        opts: &'a SyncOptions,
+        run_id: &'a str,
+        records: Vec<Record>,
+    ) -> Self {
+        Operation { world, tasks, opts, run_id, records, unchanged: HashMap::new() }
+    }
+
     /// Takes the operation one step further.
     pub async fn advance(&mut self) -> Progress {
         self.refresh_hooks();
@@ -477,7 +493,8 @@ impl<W: World> Operation<'_, W> {
                     let server_side = (self.opts.server_side
                         && !has_sync_option(object, "ServerSideApply=false"))
                         || server_side_apply(object);
-                    let verified_rv = self.opts.in_sync.get(&task.key);
+                    let verified_rv =
+                        self.opts.in_sync.get(&task.key).or_else(|| self.unchanged.get(&task.key));
                     if let Some(live) = before.as_deref()
                         && verified_rv
                             .is_some_and(|rv| live["metadata"]["resourceVersion"].as_str() == Some(rv))
@@ -560,6 +577,11 @@ impl<W: World> Operation<'_, W> {
                     }
                 }
             }
+        }
+        // A stage that may have written (anything not found unchanged) can change how later stages'
+        // objects are admitted: their dry run no longer tells.
+        if items.iter().any(|i| !self.unchanged.contains_key(&self.tasks[*i].key)) {
+            self.unchanged.clear();
         }
         match waiting {
             Some(w) => Started::Waiting(w),
@@ -710,7 +732,17 @@ impl<W: World> Operation<'_, W> {
             let mode = ApplyMode { dry_run: true, ..self.opts.mode_for(object) };
             let force = mode.force;
             match self.world.apply(&info, object, mode).await {
-                Ok(_) => {}
+                Ok(predicted) => {
+                    // The dry run's resourceVersion is the server's current one: the cached copy must be
+                    // that very version, or a change made since (a drift) could hide behind it.
+                    if let Some(live) = self.world.live(&task.key)
+                        && let Some(rv) = live["metadata"]["resourceVersion"].as_str()
+                        && predicted["metadata"]["resourceVersion"].as_str() == Some(rv)
+                        && left_as_is(&live, &predicted)
+                    {
+                        self.unchanged.insert(task.key.clone(), rv.to_string());
+                    }
+                }
                 Err(e) if self.created_before(i, &e) => {}
                 // Force=true deletes and creates an object the server refuses to change in place.
                 Err(kube::Error::Api(e)) if force && (e.code == 422 || e.code == 409) => {}
@@ -911,6 +943,30 @@ fn same_object(before: &serde_json::Value, after: &serde_json::Value) -> bool {
         o
     };
     content(before) == content(after)
+}
+
+/// Whether a dry run's result leaves the live object as it is: the same content and, where both copies
+/// carry them (the cache drops them), the same field ownership (managers, operations and fields; only the
+/// entries' times may differ), so the write would change nothing.
+fn left_as_is(live: &serde_json::Value, predicted: &serde_json::Value) -> bool {
+    let both_own =
+        !live["metadata"]["managedFields"].is_null() && !predicted["metadata"]["managedFields"].is_null();
+    let strip = |o: &serde_json::Value| {
+        let mut o = o.clone();
+        if let Some(meta) = o["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+            if !both_own {
+                meta.remove("managedFields");
+            }
+            if let Some(entries) = meta.get_mut("managedFields").and_then(|m| m.as_array_mut()) {
+                for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+                    entry.remove("time");
+                }
+            }
+        }
+        o
+    };
+    strip(live) == strip(predicted)
 }
 
 /// Whether an object asks for server-side apply by its own annotation (ServerSideApply=false wins).

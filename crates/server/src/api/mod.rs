@@ -41,8 +41,8 @@ pub(crate) use error::kube_error;
 pub use error::{ApiError, GrpcCode};
 pub use query::ListQuery;
 pub use serve::{
-    ServerConfig, metrics_router, serve, serve_for, serve_listener, serve_metrics, serve_metrics_on,
-    serve_on, serve_tls_on,
+    ServerConfig, metrics_router, serve, serve_for, serve_listener, serve_listener_for, serve_metrics,
+    serve_metrics_on, serve_on, serve_tls_on,
 };
 pub(crate) use session::Caller;
 

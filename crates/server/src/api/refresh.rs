@@ -39,7 +39,7 @@ pub(super) async fn webhook(
                         .map(berth_controller::appset::key_of)
                         .collect();
                 tracing::info!(sets = keys.len(), "webhook: a pull request; generating ApplicationSets");
-                controller.refresh_applicationsets(&keys);
+                controller.refresh_applicationsets(&keys).await;
             }
             return Ok(Json(serde_json::json!({"ignored": what})));
         }
@@ -72,16 +72,17 @@ pub(super) async fn webhook(
             .map(berth_controller::appset::key_of)
             .collect();
         tracing::info!(provider = %event.provider, revision = %event.revision, sets = keys.len(), "webhook: generating ApplicationSets");
-        controller.refresh_applicationsets(&keys);
+        controller.refresh_applicationsets(&keys).await;
     }
     Ok(Json(serde_json::json!({"refreshed": names})))
 }
 
-/// Refreshes an application: straight into the queue of the controller running in this process (no write
-/// to the Application), else through Argo CD's refresh annotation, which any controller acts on.
+/// Refreshes an application: straight into the queue of the controller running in this process when it
+/// owns the application (no write to the Application), else through Argo CD's refresh annotation, which
+/// its owner acts on.
 async fn request_refresh(shared: &Shared, app: &Application, hard: bool) {
     if let Some(controller) = shared.controller.get() {
-        controller.request_refresh(&shared.instance_of(app), hard);
+        controller.request_refresh(&shared.instance_of(app), hard).await;
         return;
     }
     let name = app.metadata.name.as_deref().unwrap_or_default();

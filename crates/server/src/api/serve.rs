@@ -31,9 +31,23 @@ pub struct ServerConfig {
     pub dex_server: Option<String>,
 }
 
-/// `GET /metrics` alone, for the metrics listener.
+/// The metrics listener's routes: `GET /metrics`, `/healthz` (the process answers: liveness) and `/readyz`
+/// (this replica's shard has its caches synced: readiness).
 pub fn metrics_router() -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok" }))
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+}
+
+/// 200 once this replica's caches are synced; 503 before, so a rollout waits for it and a Service skips it.
+async fn readyz() -> Response {
+    if berth_controller::metrics::global().ready() {
+        "ok".into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: the shard's caches are not synced")
+            .into_response()
+    }
 }
 
 /// Serves [`metrics_router`] over plain HTTP on `addr` (Argo CD's server metrics port is 8083) until
@@ -86,7 +100,9 @@ pub async fn serve_listener(
     serve_listener_for(client, config, ApplicationNamespaces::default(), listener, shutdown).await
 }
 
-async fn serve_listener_for(
+/// [`serve_for`] on a listener bound by the caller (`config.addr` is not used): `berth run` binds its ports
+/// before anything else starts, so a port taken fails at once, naming it.
+pub async fn serve_listener_for(
     client: kube::Client,
     config: ServerConfig,
     application_namespaces: ApplicationNamespaces,
@@ -254,4 +270,48 @@ async fn metrics() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         berth_controller::metrics::global().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A plain HTTP/1.1 GET on the metrics listener: (status, body).
+    async fn get_plain(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tcp.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn readyz_answers_503_until_the_shard_is_ready_and_healthz_always_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_metrics_on(listener, std::future::pending()));
+        let metrics = berth_controller::metrics::global();
+
+        metrics.set_ready(false);
+        assert_eq!(
+            get_plain(addr, "/readyz").await,
+            (503, "not ready: the shard's caches are not synced".into())
+        );
+        assert_eq!(get_plain(addr, "/healthz").await, (200, "ok".into()));
+        metrics.set_ready(true);
+        assert_eq!(get_plain(addr, "/readyz").await, (200, "ok".into()));
+        metrics.set_shard(7, 2);
+        let (status, text) = get_plain(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            text.contains("berth_shard_applications 7\n") && text.contains("berth_shard_replicas 2\n"),
+            "{text}"
+        );
+        metrics.set_ready(false);
+    }
 }

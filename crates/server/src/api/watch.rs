@@ -81,17 +81,18 @@ pub(super) fn watch_applications(
     let (events, _) = tokio::sync::broadcast::channel(stream::EVENT_BUFFER);
     let mut feed = stream::ChangeFeed::new(store.clone(), events.clone());
     // managedFields are server-side apply's bookkeeping, often a third of an app; the API never serves them.
-    let stream = watcher(api, watcher::Config::default())
-        .try_filter(move |event| {
-            let keep = match event {
-                watcher::Event::Apply(app) | watcher::Event::InitApply(app) | watcher::Event::Delete(app) => {
-                    admitted(app)
-                }
-                watcher::Event::Init | watcher::Event::InitDone => true,
-            };
-            futures::future::ready(keep)
-        })
-        .default_backoff()
+    let stream = watcher(api, watcher::Config::default()).try_filter(move |event| {
+        let keep = match event {
+            watcher::Event::Apply(app) | watcher::Event::InitApply(app) | watcher::Event::Delete(app) => {
+                admitted(app)
+            }
+            watcher::Event::Init | watcher::Event::InitDone => true,
+        };
+        futures::future::ready(keep)
+    });
+    // Retried with backoff, a warning while it fails and one line when it works again.
+    let stream = berth_engine::outage::retried(stream, berth_engine::outage::WatchRetry::new("Applications"))
+        .map(Ok::<_, watcher::Error>)
         .modify(|app| app.metadata.managed_fields = None)
         .reflect(writer);
     tokio::spawn(async move {
@@ -116,8 +117,9 @@ pub(super) fn watch_projects(
     let api: Api<AppProject> = Api::namespaced(client, namespace);
     let (store, writer) = reflector::store();
     let reader = store.clone();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
+    let stream = watcher(api, watcher::Config::default());
+    let stream = berth_engine::outage::retried(stream, berth_engine::outage::WatchRetry::new("AppProjects"))
+        .map(Ok::<_, watcher::Error>)
         .modify(|project| project.metadata.managed_fields = None)
         .reflect(writer);
     tokio::spawn(async move {

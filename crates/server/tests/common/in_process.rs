@@ -55,6 +55,7 @@ impl InProcess {
                 application_namespaces: options.application_namespaces.clone(),
                 view: view.clone(),
                 settings: None,
+                replica: Default::default(),
             };
             let run = berth_controller::Controller::run(client.clone(), config, until_stopped());
             (Some(tokio::spawn(run)), Some(cache))

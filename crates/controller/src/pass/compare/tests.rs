@@ -115,6 +115,19 @@ fn a_target_with_errors_is_unknown_and_its_conditions_come_first() {
 }
 
 #[test]
+fn an_orphan_already_being_deleted_is_shown_but_asks_for_no_second_prune() {
+    let t = target(vec![desired("a", None)]);
+    let observed =
+        vec![Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) }];
+    let mut pruned = (*live("old", "Healthy")).clone();
+    pruned["metadata"]["deletionTimestamp"] = "2026-12-05T15:00:00Z".into();
+    let orphans = [(ResourceKey::new("apps", "Deployment", "web", "old"), Arc::new(pruned))];
+    let c = summarise(&t, observed, &orphans, health_of);
+    assert_eq!(c.sync_status, SyncCode::Synced);
+    assert_eq!(code(&c, "old"), ("OutOfSync".into(), Some("Healthy".into()), Some(true)));
+}
+
+#[test]
 fn an_extraneous_object_marked_ignore_extraneous_is_shown_but_leaves_the_app_synced() {
     let t = target(vec![desired("a", None)]);
     let observed =

@@ -241,13 +241,8 @@ impl<'a> Driver<'a> {
     }
 
     fn pass(&mut self) -> Progress {
-        let mut operation = Operation {
-            world: self.world,
-            tasks: &self.tasks,
-            opts: &self.opts,
-            run_id: "run1",
-            records: std::mem::take(&mut self.records),
-        };
+        let mut operation =
+            Operation::new(self.world, &self.tasks, &self.opts, "run1", std::mem::take(&mut self.records));
         let progress = block_on(operation.advance());
         self.records = operation.records;
         progress
@@ -468,6 +463,41 @@ fn a_resumed_operation_does_not_run_a_finished_hook_again() {
 }
 
 #[test]
+fn an_apply_whose_record_was_lost_is_not_written_again_when_the_server_would_change_nothing() {
+    let world = ScriptedWorld::with_live(&[]);
+    let desired = [object("ConfigMap", "web", json!({})), object("ConfigMap", "other", json!({}))];
+    let mut op = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["apply configmap/other", "apply configmap/web"]);
+
+    // Its writer stopped between the applies and the record (a replica whose share moved): the next
+    // owner's dry run finds both as they would be written, and writes neither again.
+    let mut resumed = Driver::new(&world, &desired, SyncOptions::default());
+    assert!(matches!(resumed.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["apply configmap/other", "apply configmap/web"]);
+    assert!(resumed.record("web").message.contains("unchanged"), "{}", resumed.record("web").message);
+
+    // A change in git is written.
+    let changed =
+        [object("ConfigMap", "web", json!({"note": "v2"})), object("ConfigMap", "other", json!({}))];
+    let mut next = Driver::new(&world, &changed, SyncOptions::default());
+    assert!(matches!(next.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["apply configmap/other", "apply configmap/web", "apply configmap/web"]);
+}
+
+#[test]
+fn a_left_as_is_dry_run_must_keep_field_ownership_too() {
+    let live = json!({"metadata": {"name": "a", "resourceVersion": "7",
+        "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update", "time": "t1"}]},
+        "data": {"k": "v"}});
+    let mut predicted = live.clone();
+    predicted["metadata"]["managedFields"][0]["time"] = "t2".into();
+    assert!(super::left_as_is(&live, &predicted), "only the time moved");
+    predicted["metadata"]["managedFields"] = json!([{"manager": "argocd-controller", "operation": "Apply"}]);
+    assert!(!super::left_as_is(&live, &predicted), "a takeover of the fields is a change");
+}
+
+#[test]
 fn a_hook_created_just_before_a_restart_is_found_by_its_run_and_not_created_again() {
     let world = ScriptedWorld::where_health("migrate", HealthStatus::Progressing, "job running");
     let desired = [hook("PreSync", "migrate"), object("ConfigMap", "web", json!({}))];
@@ -553,8 +583,7 @@ fn deletion_hooks_run_stage_by_stage_and_report_a_failure() {
     ];
     let tasks = crate::sync::plan::deletion_hooks(&desired, Phase::PreDelete);
     let opts = SyncOptions::default();
-    let mut operation =
-        Operation { world: &world, tasks: &tasks, opts: &opts, run_id: "del", records: vec![] };
+    let mut operation = Operation::new(&world, &tasks, &opts, "del", vec![]);
     let Progress::Failed(message) = block_on(operation.run_hooks(Phase::PreDelete)) else {
         panic!("a failed PreDelete hook fails the deletion step")
     };
