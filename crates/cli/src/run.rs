@@ -118,6 +118,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let limits = ClientLimits::from_env()?;
     let replica = args.replica_id.clone().unwrap_or_else(berth_controller::replicas::default_identity);
     let client = client(args.kubeconfig.as_ref(), limits, &replica).await?;
+    // Open while this replica may write (its Lease held): the controller's clients check it last.
+    let gate = berth_controller::replicas::fence::Gate::default();
     let version = client.apiserver_version().await.context("the API server did not answer")?;
     tracing::info!(
         server = %version.git_version,
@@ -181,8 +183,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
             lease_duration: Duration::from_secs(args.lease_duration_seconds),
             // Apart from the controller's request budget and workers: a busy sync never delays a renewal.
             kube_config: Some(kube_config(args.kubeconfig.as_ref(), &replica).await?),
+            gate: gate.clone(),
+            fenced: true,
         },
     };
+    // The controller's own client: the API server's writes (a user's) are not the replica's to fence.
+    let controller_client = berth_controller::clusters::limits::fenced_client(
+        kube_config(args.kubeconfig.as_ref(), &replica).await?,
+        limits,
+        &gate,
+    )?;
     if let Ok(replicas) = std::env::var("ARGOCD_CONTROLLER_REPLICAS") {
         tracing::info!(%replicas, "ARGOCD_CONTROLLER_REPLICAS is not needed: berth counts the live replicas by their Leases");
     }
@@ -251,7 +261,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     if args.controller {
-        berth_controller::Controller::run(client, config, stopped(stop_rx)).await?;
+        berth_controller::Controller::run(controller_client, config, stopped(stop_rx)).await?;
     } else {
         tracing::info!("the Application controller is off (--controller=false)");
     }

@@ -224,6 +224,7 @@ impl Controller {
         );
         let cmd_params = read_cmd_params(&client, &ns).await;
         let config_replica = config.replica.clone();
+        let registry_gate = config.replica.fenced.then(|| config.replica.gate.clone());
         let controller = Arc::new(Controller {
             git: GitCache::new(&config.cache_dir),
             client: client.clone(),
@@ -236,7 +237,8 @@ impl Controller {
             clusters: clusters::Registry::new(
                 clusters::in_cluster(client.clone(), cache, managed_namespaces),
                 events_tx,
-            ),
+            )
+            .with_gate(registry_gate),
             queue: Arc::default(),
             memo: Mutex::default(),
             renders: berth_repo::render::RenderCache::default(),
@@ -248,7 +250,6 @@ impl Controller {
             failing: Arc::default(),
         });
         controller.config.view.fill(&controller);
-        controller.ensure_default_project().await;
         let ready = async { tokio::try_join!(apps.1, projects.1, secrets.1) };
         tokio::time::timeout(Duration::from_secs(60), ready)
             .await
@@ -444,6 +445,7 @@ impl Controller {
     async fn follow_share(self: Arc<Self>) {
         let mut changes = self.replicas.subscribe();
         let mut leading = false;
+        let mut acted = false;
         // Also every few seconds, so the share's gauge follows Applications created and deleted.
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -452,6 +454,12 @@ impl Controller {
                 _ = tick.tick() => {}
             }
             changes.borrow_and_update();
+            if !acted && self.replicas.is_acting() {
+                // Argo CD creates the default AppProject at start; a replica does once it may write, before
+                // its first pass.
+                acted = true;
+                self.ensure_default_project().await;
+            }
             let mut owned = 0;
             for app in self.apps.state() {
                 let name = self.instance_of(&app);

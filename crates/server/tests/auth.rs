@@ -9,6 +9,8 @@ use kube::api::{Api, Patch, PatchParams};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod common;
+
 async fn namespace(prefix: &str) -> (kube::Client, String) {
     let client = client().await;
     let ns = unique(prefix);
@@ -217,4 +219,45 @@ async fn writes_to_undeclared_accounts_are_refused() {
     assert_eq!(err.to_string(), "account admin does not have 'apiKey' capability");
     let err = auth::set_password(&client, &ns, "admin.password", "whatever-123").await.unwrap_err();
     assert!(matches!(err, AuthError::AccountNotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_logout_on_one_replica_is_refused_by_the_other() {
+    let (client, ns) = namespace("auth-replicas").await;
+    let a = common::start(&client, &ns).await;
+    let b = common::start(&client, &ns).await;
+    let token = common::token(&a.base, "admin", &common::admin_password(&client, &ns).await).await;
+    let on = |server: &common::Server| format!("{}/api/v1/applications", server.base);
+    let get = reqwest::Method::GET;
+    assert_eq!(common::call(get.clone(), &on(&b), &token, None).await.0, 200, "valid on both before");
+
+    let (status, _) =
+        common::call(reqwest::Method::DELETE, &format!("{}/api/v1/session", a.base), &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(common::call(get.clone(), &on(&a), &token, None).await.0, 401);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = common::call(get.clone(), &on(&b), &token, None).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(tokio::time::Instant::now() < deadline, "replica B still takes the logged-out token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The Secret names the token by its id only.
+    let shared = secret_data(&client, &ns, auth::revocations::REVOKED_SESSIONS_SECRET).await.unwrap();
+    let labels = shared.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("app.kubernetes.io/part-of").map(String::as_str), Some("argocd"));
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+            .unwrap();
+    let id = claims["jti"].as_str().unwrap();
+    let data = shared.data.clone().unwrap_or_default();
+    assert_eq!(data.keys().collect::<Vec<_>>(), [id]);
+    assert_eq!(text(&shared, id).unwrap(), claims["exp"].to_string());
+    let stored = serde_json::to_string(&shared).unwrap();
+    assert!(!stored.contains(&token) && !stored.contains(payload), "the Secret holds no token");
 }

@@ -231,25 +231,18 @@ impl Controller {
 
     /// A push reached the sets `keys` (`namespace/name`): each generates at once, resolving its
     /// revisions afresh.
-    pub async fn refresh_applicationsets(&self, keys: &[String]) {
+    /// Generates the sets `keys` again now, as their refresh annotation would. False when another replica
+    /// runs the ApplicationSet controller: the caller sets Argo CD's annotation instead, which it sees.
+    pub fn refresh_applicationsets(&self, keys: &[String]) -> bool {
         if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
-            // Another replica runs the ApplicationSet controller: Argo CD's refresh annotation tells it.
-            for key in keys {
-                let (namespace, name) = key.split_once('/').unwrap_or((self.config.namespace.as_str(), key));
-                let api: Api<ApplicationSet> = Api::namespaced(self.client.clone(), namespace);
-                let body =
-                    serde_json::json!({ "metadata": { "annotations": { REFRESH_ANNOTATION: "true" } } });
-                if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await {
-                    tracing::warn!(appset = %key, error = %e, "refresh request failed");
-                }
-            }
-            return;
+            return false;
         }
         let mut fresh = self.appsets.fresh.lock().expect("fresh lock");
         for key in keys {
             fresh.insert(key.clone());
             self.appsets.queue.push(key, Level::Refresh);
         }
+        true
     }
 
     /// The ApplicationSets as the watch last delivered them.

@@ -95,6 +95,20 @@ pub fn limited_client(config: kube::Config, limits: ClientLimits) -> Result<kube
     Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&RateLimitLayer::new(limits)).build())
 }
 
+/// [`limited_client`] for the controller of one replica among several: below the request budget, a fence
+/// refuses a write whenever this replica may not write ([`crate::replicas::fence`]), so nothing that
+/// waited for a token goes out after its share moved.
+pub fn fenced_client(
+    config: kube::Config,
+    limits: ClientLimits,
+    gate: &crate::replicas::fence::Gate,
+) -> Result<kube::Client, kube::Error> {
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::replicas::fence::FenceLayer(gate.clone()))
+        .with_layer(&RateLimitLayer::new(limits))
+        .build())
+}
+
 /// Makes a [`RateLimit`] with a full bucket of its own around each service it is given.
 #[derive(Clone, Debug)]
 pub struct RateLimitLayer {

@@ -242,6 +242,8 @@ pub(crate) struct Registry {
     events: UnboundedSender<ObjectEvent>,
     /// How objects name their application (argocd-cm), given to every cache, including those made later.
     tracking: Mutex<Tracking>,
+    /// When the controller's in-cluster client is fenced (`berth run`), the remote clusters' are too.
+    gate: Option<crate::replicas::fence::Gate>,
 }
 
 /// A remote cluster's entry.
@@ -296,7 +298,14 @@ impl Registry {
             swept_at: Mutex::default(),
             events,
             tracking: Mutex::default(),
+            gate: None,
         }
+    }
+
+    /// Fences the remote clusters' clients with `gate` ([`crate::replicas::fence`]).
+    pub(crate) fn with_gate(mut self, gate: Option<crate::replicas::fence::Gate>) -> Registry {
+        self.gate = gate;
+        self
     }
 
     /// The cluster `destination` names, by `server` (compared without a trailing slash) or by `name`, among
@@ -453,8 +462,11 @@ impl Registry {
         config.write_timeout = Some(REMOTE_WRITE_TIMEOUT);
         // The read timeout counts from the request, not from when its pooled connection went idle.
         config.reset_reader_on_write = true;
-        let client = limits::limited_client(config, limits::ClientLimits::of_process())
-            .map_err(|e| format!("spec.destination: cluster Secret {}: {e}", parsed.secret_name))?;
+        let client = match &self.gate {
+            Some(gate) => limits::fenced_client(config, limits::ClientLimits::of_process(), gate),
+            None => limits::limited_client(config, limits::ClientLimits::of_process()),
+        }
+        .map_err(|e| format!("spec.destination: cluster Secret {}: {e}", parsed.secret_name))?;
         let cache = ClusterCache::new(client.clone(), self.events.clone())
             .with_namespaces(parsed.namespaces.clone())
             .with_cluster_resources(parsed.cluster_resources)

@@ -577,21 +577,15 @@ impl Controller {
     }
 
     /// Queues a refresh of `name` as the refresh annotation would, without writing the Application: the
-    /// pass resolves the revision with an `ls-remote` started after this call. An Application another
-    /// replica owns gets Argo CD's refresh annotation instead, which its owner sees.
-    pub async fn request_refresh(&self, name: &str, hard: bool) {
-        if self.replicas.owns(name) {
-            self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested =
-                true;
-            self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
-            return;
+    /// pass resolves the revision with an `ls-remote` started after this call. False when another replica
+    /// owns it: the caller sets Argo CD's refresh annotation instead, which its owner sees.
+    pub fn request_refresh(&self, name: &str, hard: bool) -> bool {
+        if !self.replicas.owns(name) {
+            return false;
         }
-        let (api, app_name) = self.application_api(name);
-        let level = if hard { "hard" } else { "normal" };
-        let patch = serde_json::json!({"metadata": {"annotations": {annotations::REFRESH: level}}});
-        if let Err(e) = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            tracing::warn!(app = name, error = %e, "refresh request failed");
-        }
+        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested = true;
+        self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
+        true
     }
 
     pub(crate) fn pass_started(&self, name: &str) -> Instant {

@@ -8,8 +8,10 @@
 //! found itself alone. (a) means the others, who judge a Lease by when they saw it change, declare this
 //! replica gone only after it has stopped; (b) and (c) mean that when a joining replica starts to act, every
 //! other acting replica has listed the Leases since the newcomer's was created, and so knows its share moved.
-//! [`Replicas::check`] is asked right before every write.
+//! [`Replicas::check`] is asked right before every write, and the controller's clients refuse a write at the
+//! moment it leaves while this replica may not act ([`fence`]), whatever waited in between.
 
+pub mod fence;
 pub mod lease;
 pub mod membership;
 pub mod rendezvous;
@@ -39,6 +41,11 @@ pub struct ReplicaConfig {
     /// neither a busy sync's request budget nor busy workers ever delay a renewal. `None`: the
     /// controller's client, on its runtime (in-process tests).
     pub kube_config: Option<kube::Config>,
+    /// Opened and closed as this replica may write: `berth run` puts it on the controller's clients
+    /// ([`fence::FenceLayer`]).
+    pub gate: fence::Gate,
+    /// The controller's clients carry [`Self::gate`] (then remote clusters' clients get it too).
+    pub fenced: bool,
 }
 
 impl std::fmt::Debug for ReplicaConfig {
@@ -56,6 +63,8 @@ impl Default for ReplicaConfig {
             identity: default_identity(),
             lease_duration: Duration::from_secs(10),
             kube_config: None,
+            gate: fence::Gate::default(),
+            fenced: false,
         }
     }
 }
@@ -101,6 +110,7 @@ struct State {
 /// This replica's view of the others and its share of the work.
 pub struct Replicas {
     identity: String,
+    gate: fence::Gate,
     duration: Duration,
     margin: Duration,
     state: Mutex<State>,
@@ -121,6 +131,7 @@ impl Replicas {
         let duration = config.lease_duration.max(Duration::from_secs(2));
         Replicas {
             identity: config.identity.clone(),
+            gate: config.gate.clone(),
             duration,
             margin: duration / 5,
             state: Mutex::default(),
@@ -134,8 +145,11 @@ impl Replicas {
             identity: identity.into(),
             lease_duration: Duration::from_secs(10),
             kube_config: None,
+            gate: fence::Gate::default(),
+            fenced: false,
         });
         r.state.lock().expect("replicas lock").standalone = true;
+        r.gate.set(true, None, None);
         r
     }
 
@@ -363,6 +377,10 @@ impl Replicas {
                 }
                 _ => {}
             }
+            {
+                let state = self.state.lock().expect("replicas lock");
+                self.gate.set(state.standalone, state.acting_from, state.valid_until);
+            }
             let now = Instant::now();
             let shape = self.shape(now);
             if shape != announced {
@@ -383,6 +401,7 @@ impl Replicas {
             let mut state = self.state.lock().expect("replicas lock");
             state.valid_until = None;
             state.leading.clear();
+            self.gate.set(false, None, None);
         }
         self.changes.send_modify(|g| *g += 1);
         for c in &mut contested {
@@ -429,6 +448,8 @@ mod tests {
             identity: "a".into(),
             lease_duration: Duration::from_secs(10),
             kube_config: None,
+            gate: fence::Gate::default(),
+            fenced: false,
         });
         let now = Instant::now();
         {

@@ -74,7 +74,8 @@ pub struct Shared {
 
 impl Shared {
     /// Bootstraps the admin account (generating its initial password on the first start), reads
-    /// argocd-rbac-cm, and starts watching the Applications and the configuration objects.
+    /// argocd-rbac-cm, and starts watching the Applications, the configuration objects and the logouts
+    /// the replicas share.
     pub async fn start(client: kube::Client, namespace: &str) -> Result<Shared, String> {
         let settings = SettingsSource::start(client.clone(), namespace).await?;
         Shared::start_with(client, namespace, settings).await
@@ -125,6 +126,7 @@ impl Shared {
         let projects = watch::watch_projects(client.clone(), namespace, rbac.clone());
         let sso = Arc::new(crate::auth::oidc::SsoState::default());
         sso.reload(&client, namespace, objects.config_map(ARGOCD_CM), objects.argocd_secret()).await;
+        watch::follow_revocations(client.clone(), namespace, sessions.clone(), sso.clone());
         let followed = watch::Settings {
             sso: sso.clone(),
             sessions: sessions.clone(),

@@ -39,7 +39,7 @@ pub(super) async fn webhook(
                         .map(berth_controller::appset::key_of)
                         .collect();
                 tracing::info!(sets = keys.len(), "webhook: a pull request; generating ApplicationSets");
-                controller.refresh_applicationsets(&keys).await;
+                refresh_applicationsets(&shared, &controller, &keys).await;
             }
             return Ok(Json(serde_json::json!({"ignored": what})));
         }
@@ -62,8 +62,8 @@ pub(super) async fn webhook(
         request_refresh(&shared, app, false).await;
         names.push(qualified_name(&shared, app));
     }
-    // ApplicationSets whose git generators read the pushed revision generate again (only with a
-    // controller in this process: Argo CD's sets have no refresh annotation a remote controller reads).
+    // ApplicationSets whose git generators read the pushed revision generate again (with a controller in
+    // this process, which knows the sets' generators; the replica running them is told by annotation).
     // (Not named in the answer: the route needs no login when no webhook secret is set.)
     if let Some(controller) = shared.controller.get() {
         let sets = controller.applicationsets();
@@ -72,7 +72,7 @@ pub(super) async fn webhook(
             .map(berth_controller::appset::key_of)
             .collect();
         tracing::info!(provider = %event.provider, revision = %event.revision, sets = keys.len(), "webhook: generating ApplicationSets");
-        controller.refresh_applicationsets(&keys).await;
+        refresh_applicationsets(&shared, &controller, &keys).await;
     }
     Ok(Json(serde_json::json!({"refreshed": names})))
 }
@@ -81,8 +81,9 @@ pub(super) async fn webhook(
 /// owns the application (no write to the Application), else through Argo CD's refresh annotation, which
 /// its owner acts on.
 async fn request_refresh(shared: &Shared, app: &Application, hard: bool) {
-    if let Some(controller) = shared.controller.get() {
-        controller.request_refresh(&shared.instance_of(app), hard).await;
+    if let Some(controller) = shared.controller.get()
+        && controller.request_refresh(&shared.instance_of(app), hard)
+    {
         return;
     }
     let name = app.metadata.name.as_deref().unwrap_or_default();
@@ -93,6 +94,28 @@ async fn request_refresh(shared: &Shared, app: &Application, hard: bool) {
         api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await
     {
         tracing::warn!(app = %name, namespace = namespace_of(app), error = %e, "refresh request failed");
+    }
+}
+
+/// Generates the sets `keys` again: in the controller of this process when it runs the ApplicationSet
+/// controller, else through Argo CD's `application-set-refresh` annotation, which the replica running it sees.
+async fn refresh_applicationsets(
+    shared: &Shared,
+    controller: &berth_controller::Controller,
+    keys: &[String],
+) {
+    if controller.refresh_applicationsets(keys) {
+        return;
+    }
+    for key in keys {
+        let (namespace, name) = key.split_once('/').unwrap_or((shared.namespace.as_str(), key));
+        let api: Api<berth_api::ApplicationSet> = Api::namespaced(shared.client.clone(), namespace);
+        let body = serde_json::json!({"metadata": {"annotations": {berth_controller::appset::REFRESH_ANNOTATION: "true"}}});
+        if let Err(e) =
+            api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body)).await
+        {
+            tracing::warn!(appset = %key, error = %e, "refresh request failed");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Who is calling: sessions (login, logout, userinfo) and the [`Caller`] every authenticated handler takes.
 
 use super::{ApiError, Shared, harden};
+use crate::auth::revocations::{self, Revoked};
 use crate::rbac::Subject;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -171,6 +172,7 @@ pub(super) async fn logout(
 ) -> Response {
     if let Some(claims) = session_token(&headers).and_then(|t| shared.sessions.verify(t).ok()) {
         shared.sessions.revoke(&claims);
+        revocations::share(&shared.client, &shared.namespace, &Revoked::local(&claims)).await;
     }
     ([(axum::http::header::SET_COOKIE, session_cookie("", tls.is_some()))], Json(serde_json::json!({})))
         .into_response()

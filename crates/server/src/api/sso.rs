@@ -5,6 +5,7 @@
 
 use super::{Shared, harden, session};
 use crate::auth::oidc::flow::{self, LoginState, STATE_COOKIE};
+use crate::auth::revocations::{self, Revoked};
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -180,10 +181,12 @@ pub(super) async fn logout(
         if crate::auth::oidc::is_berth_token(token) {
             if let Ok(claims) = shared.sessions.verify(token) {
                 shared.sessions.revoke(&claims);
+                revocations::share(&shared.client, &shared.namespace, &Revoked::local(&claims)).await;
             }
         } else if let Ok(claims) = shared.sso.verify(token).await {
             let exp = claims.get("exp").and_then(serde_json::Value::as_f64).unwrap_or_default() as i64;
             shared.sso.revoke(token, exp);
+            revocations::share(&shared.client, &shared.namespace, &Revoked::sso(token, exp)).await;
             if let Some(sso) = shared.sso.current()
                 && let Some(template) = &sso.config().logout_url
             {

@@ -1,6 +1,6 @@
 //! What the server keeps in step with the cluster: the Applications (for the handlers and the streams), the
-//! AppProjects (their roles join the policy) and argocd-rbac-cm, argocd-cm and argocd-secret (policy, HTTP
-//! settings, accounts).
+//! AppProjects (their roles join the policy), argocd-rbac-cm, argocd-cm and argocd-secret (policy, HTTP
+//! settings, accounts) and the logouts of the other replicas (Secret `berth-revoked-sessions`).
 
 use super::{harden, stream};
 use berth_api::{AppProject, Application};
@@ -134,6 +134,32 @@ pub(super) fn watch_projects(
         }
     });
     store
+}
+
+/// Follows Secret `berth-revoked-sessions` ([`crate::auth::revocations`]): the logouts of every replica join
+/// `sessions` and `sso`, so a token logged out on another replica is refused here too, within the watch's
+/// latency. A deleted Secret takes nothing away: what was merged stays until it lapses.
+pub(super) fn follow_revocations(
+    client: kube::Client,
+    namespace: &str,
+    sessions: Arc<crate::auth::SessionManager>,
+    sso: Arc<crate::auth::oidc::SsoState>,
+) {
+    use crate::auth::revocations::{self, REVOKED_SESSIONS_SECRET};
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={REVOKED_SESSIONS_SECRET}"));
+    let stream = berth_engine::outage::retried(
+        watcher(api, config),
+        berth_engine::outage::WatchRetry::new(REVOKED_SESSIONS_SECRET),
+    );
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let watcher::Event::Apply(secret) | watcher::Event::InitApply(secret) = event {
+                revocations::merge(&secret.data.unwrap_or_default(), &sessions, &sso);
+            }
+        }
+    });
 }
 
 /// The namespaces besides `namespace` whose Applications the server serves: `given` (`berth run

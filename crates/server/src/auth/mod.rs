@@ -10,6 +10,7 @@
 //! - [`SessionManager`] is pure (no cluster): login with rate limiting, token issue and verification,
 //!   revocation. Feed it fresh [`Accounts`] with [`SessionManager::replace`] when either object changes.
 //! - [`update_password`], [`set_password`], [`add_api_token`] and [`delete_api_token`] write argocd-secret.
+//! - [`revocations`] shares logouts between replicas through Secret `berth-revoked-sessions`.
 //!
 //! ```no_run
 //! # async fn run(client: kube::Client) -> Result<(), berth_server::auth::AuthError> {
@@ -38,6 +39,7 @@ mod limiter;
 pub mod oidc;
 mod password;
 mod project_token;
+pub mod revocations;
 mod server_settings;
 mod session;
 

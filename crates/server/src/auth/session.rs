@@ -370,6 +370,26 @@ impl SessionManager {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Takes the tokens other replicas logged out ([`super::revocations`]): each id is refused until its
+    /// token would have expired; entries already lapsed are not taken. Open streams check their token again
+    /// only when an id is new.
+    pub fn merge_revoked(&self, ids: impl IntoIterator<Item = (String, Option<i64>)>) {
+        let now = self.now();
+        let mut revoked = self.lock_revoked();
+        revoked.retain(|_, exp| exp.is_none_or(|exp| exp > now));
+        let mut added = false;
+        for (id, expires_at) in ids {
+            if !id.is_empty() && expires_at.is_none_or(|exp| exp > now) && !revoked.contains_key(&id) {
+                revoked.insert(id, expires_at);
+                added = true;
+            }
+        }
+        drop(revoked);
+        if added {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     pub(super) fn sign(
         &self,
         subject: &str,

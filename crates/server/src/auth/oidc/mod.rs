@@ -221,7 +221,7 @@ impl SsoState {
         })
     }
 
-    fn check_revoked(&self, token: &str) -> Result<(), OidcError> {
+    pub(crate) fn check_revoked(&self, token: &str) -> Result<(), OidcError> {
         let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         if revoked.contains_key(&digest(token)) { Err(OidcError::TokenRevoked) } else { Ok(()) }
     }
@@ -232,6 +232,19 @@ impl SsoState {
         let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, exp| *exp > now);
         insert_bounded(&mut revoked, digest(token), expires, |exp| *exp);
+    }
+
+    /// Takes the ID tokens other replicas logged out, by digest ([`crate::auth::revocations`]): each is
+    /// refused until its `exp`; entries already lapsed are not taken.
+    pub fn merge_revoked(&self, digests: impl IntoIterator<Item = ([u8; 32], i64)>) {
+        let now = unix_now();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, exp| *exp > now);
+        for (digest, expires) in digests {
+            if expires > now && !revoked.contains_key(&digest) {
+                insert_bounded(&mut revoked, digest, expires, |exp| *exp);
+            }
+        }
     }
 }
 
@@ -258,7 +271,8 @@ fn unix_now() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// What a logged-out ID token is remembered by, here and in the Secret the replicas share.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
