@@ -223,6 +223,10 @@ impl Controller {
             },
         );
         let cmd_params = read_cmd_params(&client, &ns).await;
+        if let Some(algorithm) = cmd_params.get("controller.sharding.algorithm") {
+            // Argo CD shards clusters among its controllers; berth shards Applications (rendezvous hashing).
+            tracing::info!(%algorithm, "argocd-cmd-params-cm controller.sharding.algorithm is not used: berth shares Applications among the live replicas by rendezvous hashing");
+        }
         let config_replica = config.replica.clone();
         let registry_gate = config.replica.fenced.then(|| config.replica.gate.clone());
         let controller = Arc::new(Controller {
