@@ -173,7 +173,8 @@ impl Contested {
         };
         let rv = lease.metadata.resource_version.clone();
         if self.last.as_ref().map(|l| &l.metadata.resource_version) != Some(&rv) {
-            self.changed_at = now;
+            // Another holder is judged from when its renewal was surely seen: after the answer.
+            self.changed_at = Instant::now();
         }
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();

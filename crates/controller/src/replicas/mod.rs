@@ -326,6 +326,8 @@ impl Replicas {
                         if forbidden.failed(tokio::time::Instant::now()) {
                             tracing::error!(namespace = %namespace, error = %e.message, "cannot hold this replica's Lease: grant get, list, create, update and delete on coordination.k8s.io leases in this namespace (deploy/install.yaml's Role berth-leases); reconciling nothing until then");
                         }
+                        // Asked again with the backoff of a failing round.
+                        failed = Some(kube::Error::Api(e));
                     }
                     Err(e) => failed = Some(e),
                 }
