@@ -144,6 +144,10 @@ pub struct Controller {
     pub(crate) replicas: Arc<replicas::Replicas>,
     /// The reconciles failing now, and why ([`Controller::reconcile_logged`]).
     failing: Arc<Mutex<Failing>>,
+    /// Set once this replica, acting for the first time, has made sure the `default` AppProject exists and
+    /// its watch delivered it: no pass runs before, so no app reads "project default does not exist" in the
+    /// moment between the Lease and the project.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl Controller {
@@ -252,6 +256,7 @@ impl Controller {
             appsets: appset::AppSets::new(appset_store, appset_queue, cmd_params),
             replicas: Arc::new(replicas::Replicas::new(&config_replica)),
             failing: Arc::default(),
+            prepared: std::sync::atomic::AtomicBool::new(false),
         });
         controller.config.view.fill(&controller);
         let ready = async { tokio::try_join!(apps.1, projects.1, secrets.1) };
@@ -350,11 +355,20 @@ impl Controller {
     }
 
     /// Argo CD creates the `default` AppProject (any repo, any destination) at start; so does berth.
+    /// Waits (a few seconds at most) until the projects' watch holds it, so the first passes see it.
     async fn ensure_default_project(&self) {
         let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.config.namespace);
-        if matches!(api.get_opt("default").await, Ok(Some(_))) {
-            return;
+        if !matches!(api.get_opt("default").await, Ok(Some(_))) {
+            self.create_default_project(&api).await;
         }
+        let key = reflector::ObjectRef::new("default").within(&self.config.namespace);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.projects.get(&key).is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn create_default_project(&self, api: &Api<AppProject>) {
         let body = serde_json::json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
             "metadata": {"name": "default", "namespace": self.config.namespace},
@@ -463,6 +477,7 @@ impl Controller {
                 // its first pass.
                 acted = true;
                 self.ensure_default_project().await;
+                self.prepared.store(true, std::sync::atomic::Ordering::Release);
             }
             let mut owned = 0;
             for app in self.apps.state() {

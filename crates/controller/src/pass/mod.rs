@@ -227,8 +227,9 @@ impl Controller {
             self.seen.lock().expect("seen lock").remove(name);
             return Ok(());
         };
-        if !self.replicas.owns(name) {
+        if !self.replicas.owns(name) || !self.prepared.load(std::sync::atomic::Ordering::Acquire) {
             // Another replica's (or nobody's yet): what this one knew of it would be stale when it comes back.
+            // Before the replica is prepared the share's follower queues it again (it has no memo).
             self.memo.lock().expect("memo lock").remove(name);
             return Ok(());
         }
