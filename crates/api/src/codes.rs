@@ -89,6 +89,9 @@ vocabulary!(
         ExcludedResourceWarning,
         /// The same object appears twice among the rendered manifests.
         RepeatedResourceWarning,
+        /// Status keeps a summary of sources too large to copy whole, or the API server refused it as too
+        /// large (berth's own type; Argo CD has none).
+        StatusTooLargeWarning,
         UnknownError,
     }
 );

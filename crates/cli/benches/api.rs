@@ -199,19 +199,7 @@ async fn main() {
         assert!(Instant::now() < deadline, "berth run did not answer; see {}", work.path().display());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &control);
-    let secret = secrets.get("argocd-initial-admin-secret").await.expect("the initial admin secret");
-    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/v1/session"))
-        .json(&serde_json::json!({"username": "admin", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("a token").to_string();
+    let token = berth_testkit::admin_token(&http, &base, &client, &control).await;
     let list = format!("{base}/api/v1/applications");
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

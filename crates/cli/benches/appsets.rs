@@ -14,7 +14,7 @@
 mod common;
 
 use common::*;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use std::io::Write;
 use std::path::Path;
@@ -66,23 +66,6 @@ async fn start_server(client: &kube::Client, control: &str, port: u16, work: &Pa
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A session token of the admin, whose password berth wrote to `argocd-initial-admin-secret`.
-async fn login(client: &kube::Client, control: &str, http: &reqwest::Client, base: &str) -> String {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), control);
-    let secret = secrets.get("argocd-initial-admin-secret").await.expect("the initial admin secret");
-    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/v1/session"))
-        .json(&serde_json::json!({"username": "admin", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["token"].as_str().expect("a token").to_string()
 }
 
 /// One Application per folder under `apps/`, named by the folder, auto-synced into `dest`.
@@ -165,7 +148,7 @@ async fn main() {
     let berth = start_server(&client, &control, port, work.path()).await;
     let pid = berth.pid;
     let http = reqwest::Client::new();
-    let token = login(&client, &control, &http, &base).await;
+    let token = berth_testkit::admin_token(&http, &base, &client, &control).await;
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &control);
     let sets: Api<berth_api::ApplicationSet> = Api::namespaced(client.clone(), &control);
     let rss_before = rss_mib(pid);

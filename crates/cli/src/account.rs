@@ -215,7 +215,11 @@ async fn relogin(connection: &ConnectionArgs, client: &Client, user: &str, passw
 pub(crate) fn parse_expires_in(text: &str) -> Result<Option<Duration>> {
     let days = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok());
     let duration = match days {
-        Some(days) => Some(Duration::from_secs(days * 24 * 3600)),
+        // As long as any Go duration at most (about 292 years); more is refused, not wrapped.
+        Some(days) => days
+            .checked_mul(24 * 3600)
+            .map(Duration::from_secs)
+            .filter(|d| *d <= berth_controller::settings::LONGEST_DURATION),
         None => berth_controller::settings::parse_duration(text),
     };
     match duration {
@@ -328,6 +332,7 @@ mod tests {
         assert_eq!(parse_expires_in("1h30m").unwrap(), Some(Duration::from_secs(5_400)));
         assert_eq!(parse_expires_in("7d").unwrap(), Some(Duration::from_secs(604_800)));
         assert!(parse_expires_in("soon").unwrap_err().to_string().contains("e.g. 24h"));
+        assert!(parse_expires_in("99999999999999999d").is_err(), "past Go's longest duration");
     }
 
     #[test]

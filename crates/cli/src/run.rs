@@ -1,4 +1,5 @@
-//! `berth run`: every part of berth in one process: the Application controller and the API server.
+//! `berth run`: every part of berth in one process: the Application controller and the API server, each on
+//! a runtime of its own so that load on one never starves the other.
 
 use anyhow::{Context, Result};
 use berth_controller::clusters::limits::{ClientLimits, limited_client};
@@ -23,9 +24,24 @@ pub struct RunArgs {
     /// Applications reconciled at once (one application is never reconciled twice at once).
     #[arg(long, env = "BERTH_WORKERS", default_value_t = 16)]
     pub workers: usize,
-    /// Seconds between a drift and its revert by selfHeal (Argo CD's self-heal timeout).
+    /// Seconds between the last sync and a self-heal (Argo CD's fixed self-heal timeout), used only when
+    /// `--self-heal-backoff-timeout-seconds` is 0 (which turns the backoff off), as in Argo CD.
     #[arg(long, env = "BERTH_SELF_HEAL_TIMEOUT_SECONDS", default_value_t = 0)]
     pub self_heal_timeout_seconds: u64,
+    /// Seconds the second self-heal of one revision waits after the last sync (Argo CD's
+    /// `--self-heal-backoff-timeout-seconds`; its env ARGOCD_APPLICATION_CONTROLLER_SELF_HEAL_BACKOFF_* names
+    /// are not read: one env name a flag); 0: no backoff, `--self-heal-timeout-seconds` paces self-heal.
+    #[arg(long, env = "BERTH_SELF_HEAL_BACKOFF_TIMEOUT_SECONDS", default_value_t = 2)]
+    pub self_heal_backoff_timeout_seconds: u64,
+    /// Each further self-heal of the same revision waits this many times longer.
+    #[arg(long, env = "BERTH_SELF_HEAL_BACKOFF_FACTOR", default_value_t = 3)]
+    pub self_heal_backoff_factor: u32,
+    /// The longest wait between two self-heals, in seconds.
+    #[arg(long, env = "BERTH_SELF_HEAL_BACKOFF_CAP_SECONDS", default_value_t = 300)]
+    pub self_heal_backoff_cap_seconds: u64,
+    /// Seconds after the last sync from which the self-heal count starts again.
+    #[arg(long, env = "BERTH_SELF_HEAL_BACKOFF_COOLDOWN_SECONDS", default_value_t = 330)]
+    pub self_heal_backoff_cooldown_seconds: u64,
     /// Port of the API server (and UI).
     #[arg(long, env = "BERTH_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -76,6 +92,9 @@ pub struct RunArgs {
     #[arg(long, env = "BERTH_LEASE_DURATION_SECONDS", default_value_t = 10)]
     pub lease_duration_seconds: u64,
 }
+
+/// Threads of the API server's runtime (the controller keeps the process's main runtime to itself).
+const API_THREADS: usize = 2;
 
 /// The client of the cluster berth runs in, its requests limited as Argo CD's application controller limits
 /// them (`ARGOCD_K8S_CLIENT_QPS`, `ARGOCD_K8S_CLIENT_BURST`); each remote cluster has a budget of its own.
@@ -169,6 +188,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         cache_dir,
         workers: args.workers,
         self_heal_timeout: Duration::from_secs(args.self_heal_timeout_seconds),
+        self_heal_backoff: berth_controller::SelfHealBackoff {
+            timeout: Duration::from_secs(args.self_heal_backoff_timeout_seconds),
+            factor: args.self_heal_backoff_factor,
+            cap: Duration::from_secs(args.self_heal_backoff_cap_seconds),
+            cooldown: Duration::from_secs(args.self_heal_backoff_cooldown_seconds),
+        },
         namespaces: args
             .managed_namespaces
             .iter()
@@ -230,18 +255,43 @@ pub async fn run(args: RunArgs) -> Result<()> {
     };
     // The API serves the Applications the controller reconciles: the same flag, the same fallback.
     let app_namespaces = berth_controller::instance::ApplicationNamespaces::of(&args.application_namespaces);
-    let serving = berth_server::api::serve_listener_for(
-        client.clone(),
-        server_config,
-        app_namespaces,
-        api_listener,
-        stopped(stop_rx.clone()),
-    );
+    // The API server on a runtime of its own, on threads of its own, with a client of its own (a kube client
+    // does its I/O on the runtime that made it): clients listing thousands of applications never delay the
+    // controller's passes, which keep this runtime (issue 19: self-heal took a minute under API load).
+    let api_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_THREADS)
+        .thread_name("berth-api")
+        .enable_all()
+        .build()
+        .context("the API server's runtime")?;
+    let api_listener = api_listener.into_std().context("the API listener")?;
+    let (kubeconfig, api_replica, api_stopped) =
+        (args.kubeconfig.clone(), replica.clone(), stopped(stop_rx.clone()));
+    let serving = async move {
+        let client = self::client(kubeconfig.as_ref(), limits, &api_replica)
+            .await
+            .map_err(|e| std::io::Error::other(format!("the API server's client: {e:#}")))?;
+        let listener = tokio::net::TcpListener::from_std(api_listener)?;
+        berth_server::api::serve_listener_for(client, server_config, app_namespaces, listener, api_stopped)
+            .await
+    };
+    let (served_tx, served_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("berth-api".into())
+        .spawn(move || {
+            let served = api_runtime.block_on(serving);
+            // Connections still open past the server's grace are cut with it.
+            api_runtime.shutdown_timeout(Duration::from_secs(1));
+            let _ = served_tx.send(served);
+        })
+        .context("the API server's thread")?;
     // The API failing stops the whole process, rather than a controller left running without it; its cause
     // ends `run`'s error.
     let server_stop = stop_tx.clone();
     let server = tokio::spawn(async move {
-        let served = serving.await;
+        let served = served_rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the API server's thread panicked")));
         if served.is_err() {
             tracing::error!("the API server failed: stopping");
             let _ = server_stop.send(true);

@@ -34,9 +34,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often [`Controller::watch_clusters`] asks each cluster whether it answers (passes reuse that answer
@@ -56,8 +57,11 @@ pub struct ControllerConfig {
     pub cache_dir: PathBuf,
     /// Reconciles that run at once (each application is only ever in one).
     pub workers: usize,
-    /// Delay between a drift and its revert (Argo CD's self-heal timeout).
+    /// Delay between a drift and its revert (Argo CD's legacy self-heal timeout); zero: the backoff
+    /// [`ControllerConfig::self_heal_backoff`] paces self-heal instead.
     pub self_heal_timeout: Duration,
+    /// How self-heal of the same revision slows down when the drift keeps coming back (Argo CD 3.x).
+    pub self_heal_backoff: SelfHealBackoff,
     /// The only namespaces berth manages (a namespaced install, with Roles there and no ClusterRole);
     /// empty: the whole cluster.
     pub namespaces: Vec<String>,
@@ -71,6 +75,33 @@ pub struct ControllerConfig {
     pub settings: Option<SettingsSource>,
     /// How this replica shares the Applications with the others ([`replicas`]).
     pub replica: replicas::ReplicaConfig,
+}
+
+/// Argo CD 3.x's self-heal backoff: the n-th self-heal of one revision (n > 1) waits
+/// `timeout × factor^(n-2)`, at most `cap`, after the last sync finished; the count starts again with a
+/// new revision, or once the app stayed synced for `cooldown`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfHealBackoff {
+    /// The wait before the second self-heal; zero: no wait at all.
+    pub timeout: Duration,
+    /// Each further self-heal waits this many times longer.
+    pub factor: u32,
+    /// The longest wait.
+    pub cap: Duration,
+    /// A last sync this long ago means the app stayed synced: the count starts again.
+    pub cooldown: Duration,
+}
+
+impl Default for SelfHealBackoff {
+    /// Argo CD's defaults: 2 s, ×3, at most 5 min, counted afresh after 5.5 min.
+    fn default() -> Self {
+        SelfHealBackoff {
+            timeout: Duration::from_secs(2),
+            factor: 3,
+            cap: Duration::from_secs(300),
+            cooldown: Duration::from_secs(330),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,16 +125,51 @@ pub enum Error {
 /// hands a clone to the server; the controller fills it when it starts. Never filled: no controller runs
 /// in this process, and the server answers what needs one with 503.
 #[derive(Clone, Default)]
-pub struct ControllerView(Arc<RwLock<std::sync::Weak<Controller>>>);
+pub struct ControllerView(Arc<RwLock<Filled>>);
+
+/// What [`ControllerView`] holds once the controller started: the controller and the runtime it runs on.
+#[derive(Default)]
+struct Filled {
+    controller: std::sync::Weak<Controller>,
+    runtime: Option<tokio::runtime::Handle>,
+}
 
 impl ControllerView {
     /// The running controller, if any.
     pub fn get(&self) -> Option<Arc<Controller>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).upgrade()
+        self.0.read().controller.upgrade()
+    }
+
+    /// Runs `work` with the running controller on the controller's own runtime, whichever runtime awaits
+    /// it (`berth run` serves the API on a runtime of its own): what the work starts (a cluster's client
+    /// and watches, a git fetch) lives with the controller, and API load never starves it. `None`: no
+    /// controller runs, or it is stopping.
+    pub async fn run<T, F, Fut>(&self, work: F) -> Option<T>
+    where
+        F: FnOnce(Arc<Controller>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (controller, runtime) = {
+            let filled = self.0.read();
+            (filled.controller.upgrade()?, filled.runtime.clone())
+        };
+        let work = work(controller);
+        match runtime {
+            Some(runtime) => match runtime.spawn(work).await {
+                Ok(done) => Some(done),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => None,
+            },
+            None => Some(work.await),
+        }
     }
 
     fn fill(&self, controller: &Arc<Controller>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(controller);
+        *self.0.write() = Filled {
+            controller: Arc::downgrade(controller),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
     }
 }
 
@@ -135,7 +201,7 @@ pub struct Controller {
     queue: Arc<queue::Queue>,
     memo: Mutex<HashMap<String, pass::Memo>>,
     renders: berth_repo::render::RenderCache,
-    tool_versions: std::sync::OnceLock<Arc<(String, String)>>,
+    tool_versions: pass::target::ToolVersions,
     seen: Mutex<HashMap<String, u64>>,
     recorder: kube::runtime::events::Recorder,
     /// The ApplicationSets and their own queue.
@@ -218,8 +284,7 @@ impl Controller {
                 move |set: &berth_api::ApplicationSet| {
                     let key = appset::key_of(set);
                     let fingerprint = appset::fingerprint(set);
-                    let changed =
-                        seen.lock().expect("seen lock").insert(key.clone(), fingerprint) != Some(fingerprint);
+                    let changed = seen.lock().insert(key.clone(), fingerprint) != Some(fingerprint);
                     if changed || appset::asks_for_refresh(set) {
                         set_queue.push(&key, Level::Refresh);
                     }
@@ -234,7 +299,7 @@ impl Controller {
         let config_replica = config.replica.clone();
         let registry_gate = config.replica.fenced.then(|| config.replica.gate.clone());
         let controller = Arc::new(Controller {
-            git: GitCache::new(&config.cache_dir),
+            git: GitCache::new(&config.cache_dir).with_observer(metrics::git_observer()),
             client: client.clone(),
             config,
             apps: apps.0,
@@ -250,7 +315,7 @@ impl Controller {
             queue: Arc::default(),
             memo: Mutex::default(),
             renders: berth_repo::render::RenderCache::default(),
-            tool_versions: std::sync::OnceLock::new(),
+            tool_versions: pass::target::ToolVersions::default(),
             seen: Mutex::default(),
             recorder: kube::runtime::events::Recorder::new(client.clone(), events::reporter()),
             appsets: appset::AppSets::new(appset_store, appset_queue, cmd_params),
@@ -332,14 +397,29 @@ impl Controller {
         for _ in 0..2 {
             tasks.spawn(controller.clone().run_appsets());
         }
+        // A pass that panics is contained: its worker goes on, the application is retried with backoff
+        // ([`queue::Queue::work`], [`Controller::pass_panicked`]); `/healthz` reports workers that stop.
+        metrics::global().watch_queue(&controller.queue);
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..controller.config.workers.max(1) {
             let c = controller.clone();
             workers.spawn(async move {
-                while let Some((name, level)) = c.queue.pop().await {
-                    c.reconcile_logged(&name, level).await;
-                    c.queue.done(&name);
-                }
+                let alive = metrics::global().worker_started();
+                let passes = c.clone();
+                let panics = c.clone();
+                c.queue
+                    .work(
+                        move |name, level| {
+                            let c = passes.clone();
+                            async move { c.reconcile_logged(&name, level).await }
+                        },
+                        move |name, level, message| {
+                            let c = panics.clone();
+                            async move { c.pass_panicked(&name, level, &message).await }
+                        },
+                    )
+                    .await;
+                alive.finished();
             });
         }
         tracing::info!(namespace = %controller.config.namespace, application_namespaces = ?controller.app_namespaces.patterns(), workers = controller.config.workers, "controller started");
@@ -401,7 +481,7 @@ impl Controller {
     }
 
     fn settings(&self) -> Arc<Settings> {
-        self.settings.read().expect("settings lock").clone()
+        self.settings.read().clone()
     }
 
     /// Takes what changed of argocd-cm (the settings) and argocd-ssh-known-hosts-cm (the SSH hosts git
@@ -445,12 +525,12 @@ impl Controller {
         }
         self.clusters.set_tracking(&settings.tracking);
         self.git.set_allow_file_urls(settings.allow_file_urls);
-        let changed = **self.settings.read().expect("settings lock") != settings;
-        *self.settings.write().expect("settings lock") = Arc::new(settings);
+        let changed = **self.settings.read() != settings;
+        *self.settings.write() = Arc::new(settings);
         if changed {
             self.appsets_inputs_changed();
             // A new polling period or new ignore rules apply from the next pass of every application.
-            for m in self.memo.lock().expect("memo lock").values_mut() {
+            for m in self.memo.lock().values_mut() {
                 m.next_refresh = None;
             }
             self.requeue_all(Level::Compare);
@@ -484,11 +564,11 @@ impl Controller {
                 let name = self.instance_of(&app);
                 if self.replicas.owns(&name) {
                     owned += 1;
-                    if !self.memo.lock().expect("memo lock").contains_key(&name) {
+                    if !self.memo.lock().contains_key(&name) {
                         self.queue.push(&name, Level::Refresh);
                     }
                 } else {
-                    self.memo.lock().expect("memo lock").remove(&name);
+                    self.memo.lock().remove(&name);
                 }
             }
             let members = self.replicas.members();
@@ -560,8 +640,7 @@ impl Controller {
     fn application_changed(&self, app: &Application) {
         let name = self.instance_of(app);
         let fingerprint = pass::fingerprint(app);
-        let changed =
-            self.seen.lock().expect("seen lock").insert(name.clone(), fingerprint) != Some(fingerprint);
+        let changed = self.seen.lock().insert(name.clone(), fingerprint) != Some(fingerprint);
         if changed {
             let hard = pass::refresh_annotation(app) == Some("hard");
             self.queue.push(&name, if hard { Level::HardRefresh } else { Level::Refresh });
@@ -575,7 +654,7 @@ impl Controller {
             tick.tick().await;
             let now = Instant::now();
             let due: Vec<String> = {
-                let memo = self.memo.lock().expect("memo lock");
+                let memo = self.memo.lock();
                 memo.iter()
                     .filter(|(_, m)| m.next_refresh.is_some_and(|t| t <= now))
                     .map(|(n, _)| n.clone())
@@ -606,8 +685,13 @@ impl Controller {
 
     async fn reconcile_logged(&self, name: &str, level: Level) {
         let failing = self.failing.clone();
+        // An application whose pass panicked waits for its retry; what is asked meanwhile is kept for it.
+        if failing.lock().panicked.holds(name, level, Instant::now()) {
+            return;
+        }
         let started = Instant::now();
         let result = self.reconcile(name, level).await;
+        failing.lock().panicked.passed(name);
         metrics::global().reconciled(started.elapsed());
         metrics::global().set_queue_depth(self.queue.len());
         match result {
@@ -622,7 +706,7 @@ impl Controller {
             // Lease lapsed for a moment (a slow renewal): it looks again in a second, from a fresh start.
             Err(Error::Fenced(e)) => {
                 tracing::info!(app = name, reason = %e, "pass stopped: not this replica's any more");
-                self.memo.lock().expect("memo lock").remove(name);
+                self.memo.lock().remove(name);
                 let (queue, name) = (self.queue.clone(), name.to_string());
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -634,7 +718,7 @@ impl Controller {
                 let delay = if matches!(e, Error::Stale) {
                     Duration::from_millis(50)
                 } else {
-                    let mut f = failing.lock().expect("failing lock");
+                    let mut f = failing.lock();
                     let unreachable = api_server_unreachable(&e);
                     if unreachable {
                         if f.outage.failed(tokio::time::Instant::now()) {
@@ -660,7 +744,7 @@ impl Controller {
                 let (queue, failing, name) = (self.queue.clone(), failing.clone(), name.to_string());
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let mut f = failing.lock().expect("failing lock");
+                    let mut f = failing.lock();
                     f.retrying.remove(&name);
                     if f.probe.as_deref() == Some(name.as_str()) {
                         f.probe = None;
@@ -673,7 +757,7 @@ impl Controller {
         }
         // The API server answers again: compare every application now instead of at its next retry or poll
         // (the caches listed again, and self-heal must see drift made meanwhile).
-        let mut f = failing.lock().expect("failing lock");
+        let mut f = failing.lock();
         if let Some(r) = f.outage.succeeded(tokio::time::Instant::now()) {
             let parked = std::mem::take(&mut f.parked);
             drop(f);
@@ -684,6 +768,70 @@ impl Controller {
             }
         }
     }
+
+    /// A pass of `name` panicked (the worker caught it, and still holds the application): logged, counted,
+    /// retried after its backoff ([`queue::PanicBackoff`]), and said in the application's conditions so
+    /// its users see it; the next pass that returns writes its own conditions over it.
+    async fn pass_panicked(&self, name: &str, level: Level, message: &str) {
+        let delay = self.failing.lock().panicked.panicked(name, Instant::now());
+        metrics::global().reconcile_panicked();
+        // The message may quote an object the pass read (a rendered Secret, say): the log gets it bounded and
+        // without URL credentials, the Application's readers only that it happened.
+        let shown = berth_repo::validate::shown(message);
+        tracing::error!(app = name, ?level, panic = %shown, retry_in_s = delay.as_secs(), "reconcile panicked; the worker goes on, the application is retried later");
+        let condition = panic_condition(delay);
+        match self.record_panic(name, condition).await {
+            Ok(()) => {}
+            Err(Error::Fenced(e)) => {
+                tracing::info!(app = name, reason = %e, "panic not recorded: not this replica's any more")
+            }
+            Err(e) => {
+                tracing::warn!(app = name, error = %e, "could not record the panic in the application's conditions")
+            }
+        }
+        let (queue, failing, name) = (self.queue.clone(), self.failing.clone(), name.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let level = failing.lock().panicked.retry(&name, level);
+            queue.push(&name, level);
+        });
+    }
+
+    /// Writes `condition` (an `UnknownError`, replacing an earlier panic's) onto the Application's stored
+    /// status, as every status write goes: fenced, onto the copy read.
+    async fn record_panic(&self, name: &str, condition: String) -> Result<(), Error> {
+        let (api, app_name) = self.application_api(name);
+        // Read afresh: the store's copy may be behind writes the pass made before it panicked.
+        let Some(app) = api.get_opt(app_name).await? else { return Ok(()) };
+        let mut rv = app.metadata.resource_version.clone().unwrap_or_default();
+        let mut status = app.status.unwrap_or_default();
+        status.conditions = with_panic_condition(&status.conditions, condition);
+        self.write_status(name, &mut rv, &status).await
+    }
+}
+
+/// How the condition of a panicked pass begins (an earlier one is replaced by the next).
+const PANIC_CONDITION: &str = "berth's reconcile of this application panicked";
+
+/// The condition message of a pass that panicked and is retried after `delay`. The panic's own message
+/// stays in berth's log: it may quote what the pass read, which the Application's readers may not see.
+fn panic_condition(delay: Duration) -> String {
+    format!("{PANIC_CONDITION} (its message is in berth's log); retrying in {}s", delay.as_secs())
+}
+
+/// `conditions` with an `UnknownError` saying `condition` in place of any earlier panic's.
+fn with_panic_condition(
+    conditions: &[berth_api::application::ApplicationCondition],
+    condition: String,
+) -> Vec<berth_api::application::ApplicationCondition> {
+    let mut out: Vec<_> =
+        conditions.iter().filter(|c| !c.message.starts_with(PANIC_CONDITION)).cloned().collect();
+    out.push(berth_api::application::ApplicationCondition {
+        type_: berth_api::codes::ConditionType::UnknownError.to_string(),
+        message: condition,
+        last_transition_time: Some(pass::status::now()),
+    });
+    out
 }
 
 /// The reconcile failures of one controller ([`Controller::reconcile_logged`]).
@@ -697,6 +845,8 @@ struct Failing {
     parked: HashMap<String, Level>,
     /// The applications with a retry waiting (one each).
     retrying: std::collections::HashSet<String>,
+    /// The applications whose pass panicked, waiting for their retry ([`Controller::pass_panicked`]).
+    panicked: queue::PanicBackoff,
 }
 
 /// Whether a reconcile failed because the API server did not answer (see [`berth_engine::outage::unreachable`]).
@@ -795,4 +945,44 @@ where
     });
     let ready_reader = reader.clone();
     (reader, async move { ready_reader.wait_until_ready().await })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::application::ApplicationCondition;
+
+    #[test]
+    fn a_panic_condition_says_that_it_panicked_and_when_it_is_retried_but_not_the_message() {
+        assert_eq!(
+            panic_condition(Duration::from_secs(20)),
+            "berth's reconcile of this application panicked (its message is in berth's log); retrying in 20s"
+        );
+    }
+
+    #[test]
+    fn a_new_panic_condition_replaces_the_last_one_and_keeps_the_others() {
+        let condition = |type_: &str, message: &str| ApplicationCondition {
+            type_: type_.into(),
+            message: message.into(),
+            last_transition_time: None,
+        };
+        let old = [
+            condition("ComparisonError", "git said no"),
+            condition("UnknownError", &panic_condition(Duration::from_secs(10))),
+        ];
+        let new = with_panic_condition(&old, panic_condition(Duration::from_secs(20)));
+        let kept: Vec<_> = new.iter().map(|c| (c.type_.as_str(), c.message.as_str())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("ComparisonError", "git said no"),
+                (
+                    "UnknownError",
+                    "berth's reconcile of this application panicked (its message is in berth's log); retrying in 20s"
+                )
+            ]
+        );
+        assert!(new[1].last_transition_time.is_some());
+    }
 }

@@ -44,6 +44,11 @@ pub fn rollback_operation(
                 .into(),
         );
     }
+    if entry.source.iter().chain(&entry.sources).any(crate::pass::status::is_summarised) {
+        return Err(format!(
+            "cannot rollback to deployment {id} of {name}: its Helm values were too large to keep in history (only their size and sha256 are). sync to revision instead."
+        ));
+    }
     Ok(Operation {
         sync: Some(SyncOperation {
             revision: entry.revision.clone(),
@@ -143,5 +148,19 @@ mod tests {
         assert!(err.contains("does not have deployment with id 7") && err.contains("0, 1"), "{err}");
         let err = rollback_operation(&app(false), 1, false, false, "admin").unwrap_err();
         assert!(err.starts_with("cannot rollback to revision deployed with Argo CD v0.11 or lower"), "{err}");
+    }
+
+    #[test]
+    fn rollback_is_refused_to_an_entry_whose_helm_values_history_kept_only_as_a_digest() {
+        let mut app = app(false);
+        let entry = &mut app.status.as_mut().unwrap().history[0];
+        let mut source = entry.source.clone().unwrap();
+        source.helm = Some(berth_api::application::ApplicationSourceHelm {
+            values: Some("v".repeat(64 * 1024)),
+            ..Default::default()
+        });
+        entry.source = Some(crate::pass::status::source_copy(&source));
+        let err = rollback_operation(&app, 0, false, false, "admin").unwrap_err();
+        assert!(err.contains("too large to keep in history"), "{err}");
     }
 }

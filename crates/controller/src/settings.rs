@@ -91,15 +91,13 @@ impl Settings {
             match parse_duration(v) {
                 Some(d) if d.is_zero() => s.reconciliation = None,
                 Some(d) => s.reconciliation = Some(d),
-                None => s.warnings.push(format!("argocd-cm timeout.reconciliation: {v:?} is not a duration")),
+                None => s.warnings.push(not_a_duration("argocd-cm timeout.reconciliation", v)),
             }
         }
         if let Some(v) = data.get("timeout.reconciliation.jitter") {
             match parse_duration(v) {
                 Some(d) => s.jitter = d,
-                None => s
-                    .warnings
-                    .push(format!("argocd-cm timeout.reconciliation.jitter: {v:?} is not a duration")),
+                None => s.warnings.push(not_a_duration("argocd-cm timeout.reconciliation.jitter", v)),
             }
         }
         s.self_heal_paused = data.get("berth.selfHeal.paused").is_some_and(|v| v.trim() == "true");
@@ -214,32 +212,33 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// Go-style durations (`180s`, `3m`, `1h30m`, `1.5h`, `0`) and bare seconds (`180`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// Go's longest duration: its `time.Duration` counts nanoseconds in an i64 (2562047h47m16.854775807s, about
+/// 292 years). No duration berth reads is longer, so one added to a clock's reading stays countable.
+pub const LONGEST_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// A duration as Argo CD reads one (its `parseStringToDuration`): whole seconds (`180`, `-5`), else Go's
+/// `time.ParseDuration` (`180s`, `3m`, `1h30m`, `1.5h`, `-1m`, `0`). `None` for anything else and for
+/// anything past Go's bounds (±[`LONGEST_DURATION`]), which Go refuses (or, for seconds, wraps around).
+pub fn parse_signed_duration(text: &str) -> Option<jiff::SignedDuration> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if let Ok(secs) = text.parse::<i64>() {
+        return secs.checked_mul(1_000_000_000).map(jiff::SignedDuration::from_nanos);
     }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * factor;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
+    crate::windows::duration::parse(text).ok()
+}
+
+/// A duration as [`parse_signed_duration`] reads it (`180s`, `3m`, `1h30m`, `1.5h`, `0`, bare seconds
+/// `180`), `None` when negative: never longer than [`LONGEST_DURATION`], never a panic.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    parse_signed_duration(text).and_then(|d| Duration::try_from(d).ok())
+}
+
+/// The message refusing `value` of `field` as a duration; the value is quoted, escaped and cut short.
+pub fn not_a_duration(field: &str, value: &str) -> String {
+    format!(
+        "{field}: {} is not a duration (Go's time.ParseDuration form, at most 2562047h)",
+        berth_repo::validate::shown(value)
+    )
 }
 
 #[cfg(test)]
@@ -293,6 +292,74 @@ mod tests {
         assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn durations_past_gos_longest_are_refused_not_a_panic() {
+        assert_eq!(parse_duration("9223372036854775807ns"), Some(LONGEST_DURATION));
+        assert_eq!(parse_duration("2562047h"), Some(Duration::from_secs(2_562_047 * 3600)));
+        assert_eq!(parse_duration("9223372036"), Some(Duration::from_secs(9_223_372_036)));
+        assert_eq!(parse_duration("9223372036s"), Some(Duration::from_secs(9_223_372_036)));
+        for text in [
+            "99999999999999999999s",
+            "9223372036854775808ns",
+            "2562048h",
+            "9223372037",
+            "18446744073709551615",
+            "99999999999999999999",
+            "1e400s",
+            "NaN",
+            "inf",
+            "-5s",
+            "-5",
+            "",
+            "s",
+            ".s",
+        ] {
+            assert_eq!(parse_duration(text), None, "{text:?}");
+        }
+        assert_eq!(parse_duration("-0"), Some(Duration::ZERO));
+        assert_eq!(parse_signed_duration("-5"), Some(jiff::SignedDuration::from_secs(-5)));
+        assert_eq!(parse_signed_duration("-1m"), Some(jiff::SignedDuration::from_mins(-1)));
+    }
+
+    #[test]
+    fn a_reconciliation_past_gos_longest_keeps_the_default_with_a_warning_naming_key_and_value() {
+        for key in ["timeout.reconciliation", "timeout.reconciliation.jitter"] {
+            let s = Settings::from_config_map(&data(&[(key, "99999999999999999999s")]));
+            assert_eq!(
+                (s.reconciliation, s.jitter),
+                (Settings::default().reconciliation, Settings::default().jitter)
+            );
+            assert_eq!(
+                s.warnings,
+                [format!(
+                    "argocd-cm {key}: \"99999999999999999999s\" is not a duration (Go's time.ParseDuration form, \
+                     at most 2562047h)"
+                )]
+            );
+        }
+        let long = "9".repeat(500);
+        let s = Settings::from_config_map(&data(&[("timeout.reconciliation", &long)]));
+        assert!(s.warnings[0].len() < 250 && s.warnings[0].contains('…'), "{:?}", s.warnings);
+        let longest = Settings::from_config_map(&data(&[("timeout.reconciliation", "9223372036s")]));
+        assert_eq!(longest.reconciliation, Some(Duration::from_secs(9_223_372_036)));
+        assert!(longest.warnings.is_empty(), "{:?}", longest.warnings);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_duration_never_panics_and_never_reads_past_gos_longest(
+            text in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[-+]?[0-9.]{0,25}(ns|us|µs|μs|ms|s|m|h|d|e|)([0-9.]{0,12}(s|m|h))?",
+            ],
+        ) {
+            if let Some(d) = parse_duration(&text) {
+                proptest::prop_assert!(d <= LONGEST_DURATION, "{text:?} read as {d:?}");
+            }
+            let _ = not_a_duration("field", &text);
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! ```
 
 mod cron;
-mod duration;
+pub(crate) mod duration;
 
 pub use cron::Schedule;
 

@@ -9,9 +9,10 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::watcher;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -112,7 +113,7 @@ struct Watches(Mutex<Vec<tokio::task::AbortHandle>>);
 
 impl Drop for Watches {
     fn drop(&mut self) {
-        for task in self.0.get_mut().unwrap_or_else(PoisonError::into_inner).iter() {
+        for task in self.0.get_mut().iter() {
             task.abort();
         }
     }
@@ -163,25 +164,14 @@ impl ClusterCache {
     /// How a kind is served, running discovery again (at most every 5 s) when it is not known yet,
     /// for CRDs created after start.
     pub async fn kind(&self, gk: &GroupKind) -> Result<KindInfo, CacheError> {
-        if let Some(info) = self.state.read().expect("cache lock").kinds.get(gk) {
+        if let Some(info) = self.state.read().kinds.get(gk) {
             return Ok(info.clone());
         }
-        let stale = self
-            .state
-            .read()
-            .expect("cache lock")
-            .discovered_at
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(5));
+        let stale = self.state.read().discovered_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5));
         if stale {
             self.discover().await?;
         }
-        self.state
-            .read()
-            .expect("cache lock")
-            .kinds
-            .get(gk)
-            .cloned()
-            .ok_or_else(|| CacheError::UnknownKind(gk.clone()))
+        self.state.read().kinds.get(gk).cloned().ok_or_else(|| CacheError::UnknownKind(gk.clone()))
     }
 
     /// Forces a new discovery (after a sync created CRDs, for example).
@@ -197,7 +187,7 @@ impl ClusterCache {
                 kinds.insert(gk, KindInfo { namespaced: caps.scope == Scope::Namespaced, resource: ar });
             }
         }
-        let mut state = self.state.write().expect("cache lock");
+        let mut state = self.state.write();
         state.kinds = kinds;
         state.discovered_at = Some(Instant::now());
         state.generation += 1;
@@ -207,7 +197,7 @@ impl ClusterCache {
     /// Sets how objects name their application (argocd-cm's tracking method, instance label key and
     /// `installationID`). A change re-indexes the objects already cached; returns whether it changed.
     pub fn set_tracking(&self, tracking: &Tracking) -> bool {
-        let mut state = self.state.write().expect("cache lock");
+        let mut state = self.state.write();
         if state.tracking == *tracking {
             return false;
         }
@@ -227,13 +217,13 @@ impl ClusterCache {
 
     /// Increases with every discovery (what `api_versions` returns can only change then).
     pub fn discovery_generation(&self) -> u64 {
-        self.state.read().expect("cache lock").generation
+        self.state.read().generation
     }
 
     /// Every API version the cluster serves, as `group/version` and `group/version/Kind` (Helm's
     /// `--api-versions`).
     pub fn api_versions(&self) -> Vec<String> {
-        let state = self.state.read().expect("cache lock");
+        let state = self.state.read();
         let mut out = std::collections::BTreeSet::new();
         for info in state.kinds.values() {
             out.insert(info.resource.api_version.clone());
@@ -249,7 +239,7 @@ impl ClusterCache {
             return Err(CacheError::ClusterScoped(gk.clone(), self.namespaces.to_vec()));
         }
         let mut synced = {
-            let mut state = self.state.write().expect("cache lock");
+            let mut state = self.state.write();
             match state.synced.get(gk) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -257,7 +247,7 @@ impl ClusterCache {
                     state.synced.insert(gk.clone(), rx.clone());
                     state.objects.entry(gk.clone()).or_default();
                     let tx = Arc::new(tx);
-                    let mut watches = self.watches.0.lock().expect("watches lock");
+                    let mut watches = self.watches.0.lock();
                     if self.namespaces.is_empty() || !info.namespaced {
                         let task = tokio::spawn(self.feed().watch(gk.clone(), info, None, tx));
                         watches.push(task.abort_handle());
@@ -290,7 +280,7 @@ impl ClusterCache {
     /// What the cache holds: objects and kinds watched, and when a watch last listed. Counts under the
     /// read lock, one addition a kind.
     pub fn stats(&self) -> CacheStats {
-        let state = self.state.read().expect("cache lock");
+        let state = self.state.read();
         CacheStats {
             resources: state.objects.values().map(HashMap::len).sum(),
             kinds: state.synced.len(),
@@ -310,19 +300,19 @@ impl ClusterCache {
 
     /// The live object with this key, if its kind is watched and it exists.
     pub fn get(&self, key: &ResourceKey) -> Option<Arc<serde_json::Value>> {
-        let state = self.state.read().expect("cache lock");
+        let state = self.state.read();
         state.objects.get(&key.group_kind())?.get(&(key.namespace.clone(), key.name.clone())).cloned()
     }
 
     /// Every live object that names `app` as its application (see [`Tracking`]).
     pub fn tracked_by(&self, app: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
-        let state = self.state.read().expect("cache lock");
+        let state = self.state.read();
         state.by_app.get(app).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
 
     /// The watched objects whose ownerReferences name `uid` (the resource tree reads this).
     pub fn children(&self, uid: &str) -> Vec<(ResourceKey, Arc<serde_json::Value>)> {
-        let state = self.state.read().expect("cache lock");
+        let state = self.state.read();
         state.children.get(uid).map(|keys| state.lookup(keys)).unwrap_or_default()
     }
 }
@@ -406,20 +396,20 @@ impl Feed {
 
     fn upsert(&self, gk: &GroupKind, value: serde_json::Value) -> Option<ObjectEvent> {
         let id = object_id(&value);
-        let mut state = self.state.write().expect("cache lock");
+        let mut state = self.state.write();
         let old = state.objects.entry(gk.clone()).or_default().insert(id, Arc::new(value.clone()));
         index_change(&mut state, old.as_deref(), Some(&value))
     }
 
     fn remove(&self, gk: &GroupKind, value: &serde_json::Value) -> Option<ObjectEvent> {
-        let mut state = self.state.write().expect("cache lock");
+        let mut state = self.state.write();
         let old = state.objects.entry(gk.clone()).or_default().remove(&object_id(value));
         index_change(&mut state, old.as_deref().or(Some(value)), None)
     }
 
     /// Replaces a kind's objects with a watch's fresh list: all of them, or (`scope`) those of one namespace.
     fn replace_all(&self, gk: &GroupKind, fresh: Objects, scope: Option<&str>) -> Vec<ObjectEvent> {
-        let mut state = self.state.write().expect("cache lock");
+        let mut state = self.state.write();
         state.last_synced = Some(SystemTime::now());
         let mut old = state.objects.remove(gk).unwrap_or_default();
         let mut kept = Objects::new();
@@ -560,7 +550,7 @@ mod tests {
         cache.feed().replace_all(&gk, [in_namespace("b", "three")].into(), Some("b"));
         // a lists again without "two": b's object stays, a's "two" goes.
         cache.feed().replace_all(&gk, [in_namespace("a", "one")].into(), Some("a"));
-        let state = cache.state.read().unwrap();
+        let state = cache.state.read();
         let mut ids: Vec<_> = state.objects[&gk].keys().cloned().collect();
         ids.sort();
         assert_eq!(ids, [("a".to_string(), "one".to_string()), ("b".to_string(), "three".to_string())]);
@@ -573,7 +563,7 @@ mod tests {
         let cache = ClusterCache::new(kube::Client::try_from(config).unwrap(), tx);
         let gk = GroupKind { group: String::new(), kind: "ConfigMap".into() };
         let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
-        let mut state = cache.state.write().unwrap();
+        let mut state = cache.state.write();
         state.kinds.insert(gk.clone(), KindInfo { resource, namespaced: true });
         state.discovered_at = Some(Instant::now());
         drop(state);
@@ -589,7 +579,7 @@ mod tests {
         let state = Arc::downgrade(&cache.state);
         let clone = cache.clone();
         drop(cache);
-        let running = clone.watches.0.lock().unwrap().iter().all(|task| !task.is_finished());
+        let running = clone.watches.0.lock().iter().all(|task| !task.is_finished());
         assert!(running, "a clone is left: its watch goes on");
         drop(clone);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -608,7 +598,7 @@ mod tests {
         for kind in [&gk, &secrets] {
             let (tx, rx) = tokio::sync::watch::channel(true);
             drop(tx);
-            cache.state.write().unwrap().synced.insert(kind.clone(), rx);
+            cache.state.write().synced.insert(kind.clone(), rx);
         }
         cache.feed().replace_all(&gk, [in_namespace("a", "one"), in_namespace("b", "two")].into(), None);
         cache.feed().replace_all(&secrets, [in_namespace("a", "three")].into(), None);

@@ -10,13 +10,14 @@
 //! the https, http, ssh and git transports (`file` when an admin allows it). Clones and trees live under
 //! names derived from a random salt kept in the cache, so no tenant can compute where a repository lives.
 
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
@@ -91,13 +92,29 @@ pub struct CommitInfo {
     pub message: String,
 }
 
+/// What the git cache did that costs the git server something, or spared it: the controller's metrics
+/// count these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GitEvent<'a> {
+    /// git asked the remote (`request` is `ls-remote` or `fetch`, Argo CD's `request_type` values),
+    /// successfully or not, and took `took`. `repo` is the URL without credentials.
+    Request { repo: &'a str, request: &'static str, took: Duration },
+    /// A caller was answered with the refs of an `ls-remote` already made (or in flight when it asked).
+    LsRemoteShared { repo: &'a str },
+}
+
+/// Receives every [`GitEvent`]; called on the task that caused it, so it must be quick.
+pub type GitObserver = Arc<dyn Fn(GitEvent<'_>) + Send + Sync>;
+
 /// A shared cache of bare clones, one per repository URL, and of extracted trees, one per commit.
 pub struct GitCache {
     root: PathBuf,
     timeout: Duration,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
-    /// Each remote's last `ls-remote` output and when it started.
+    /// Each remote's last `ls-remote` output (per credentials) and when it started.
     refs: Mutex<HashMap<String, (Arc<String>, Instant)>>,
+    /// Told of each request to a remote and each shared ls-remote answer.
+    observer: Option<GitObserver>,
     /// (repository, credentials identity) pairs the remote has accepted.
     access: Mutex<HashMap<String, ()>>,
     /// What a thousand applications on one monorepo ask about the same commits, answered once:
@@ -106,7 +123,7 @@ pub struct GitCache {
     infos: Mutex<HashMap<(String, String), CommitInfo>>,
     diffs: Mutex<HashMap<DiffKey, Arc<Vec<String>>>>,
     /// The SSH known hosts file (from argocd-ssh-known-hosts-cm), when one is configured.
-    known_hosts: std::sync::RwLock<Option<PathBuf>>,
+    known_hosts: parking_lot::RwLock<Option<PathBuf>>,
     /// Whether `file://` repository URLs may be used (argocd-cm `berth.repositories.allowFileURLs`).
     allow_file_urls: AtomicBool,
     /// The cache's secret salt (`<root>/.salt`), read or created on first use.
@@ -120,7 +137,7 @@ type DiffKey = (String, String, String);
 const MEMO_LIMIT: usize = 4096;
 
 fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    let mut map = map.lock().expect("memo lock");
+    let mut map = map.lock();
     if map.len() >= MEMO_LIMIT {
         map.clear();
     }
@@ -134,13 +151,26 @@ impl GitCache {
             timeout: Duration::from_secs(90),
             locks: Mutex::default(),
             refs: Mutex::default(),
+            observer: None,
             access: Mutex::default(),
             fetched: Mutex::default(),
             infos: Mutex::default(),
             diffs: Mutex::default(),
-            known_hosts: std::sync::RwLock::default(),
+            known_hosts: parking_lot::RwLock::default(),
             allow_file_urls: AtomicBool::new(false),
             salt: Mutex::default(),
+        }
+    }
+
+    /// Tells `observer` of every request to a remote and every shared `ls-remote` answer (metrics).
+    pub fn with_observer(mut self, observer: GitObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, event: GitEvent<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(event);
         }
     }
 
@@ -168,7 +198,7 @@ impl GitCache {
     /// back to ssh's own files.
     pub fn set_known_hosts(&self, text: Option<&str>) -> Result<(), std::io::Error> {
         let Some(text) = text else {
-            *self.known_hosts.write().expect("known hosts lock") = None;
+            *self.known_hosts.write() = None;
             return Ok(());
         };
         std::fs::create_dir_all(&self.root)?;
@@ -176,14 +206,14 @@ impl GitCache {
         let scratch = self.root.join(".ssh_known_hosts.tmp");
         std::fs::write(&scratch, text)?;
         std::fs::rename(&scratch, &path)?;
-        *self.known_hosts.write().expect("known hosts lock") = Some(path);
+        *self.known_hosts.write() = Some(path);
         Ok(())
     }
 
     /// The cache's secret salt: created once (random, mode 0600) and kept across restarts, so the names
     /// stay stable for berth and unpredictable for anyone who cannot read the file.
     fn salt(&self) -> Result<Arc<str>, GitError> {
-        let mut held = self.salt.lock().expect("salt lock");
+        let mut held = self.salt.lock();
         if let Some(salt) = held.as_ref() {
             return Ok(salt.clone());
         }
@@ -206,18 +236,47 @@ impl GitCache {
     }
 
     fn lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().expect("lock table").entry(dir.to_path_buf()).or_default().clone()
+        self.locks.lock().entry(dir.to_path_buf()).or_default().clone()
     }
 
     /// The commit SHA a target revision (branch, tag, commit SHA, `HEAD` or empty) points at, by
-    /// `git ls-remote`: no objects are transferred. An ls-remote that started at most `max_age` ago is
-    /// shared, so a thousand applications on one repository cost one ls-remote (a caller that needs the
-    /// state after its own request passes the time since that request).
+    /// `git ls-remote`: no objects are transferred. The refs of an ls-remote that started at most `max_age`
+    /// before this call are shared by every caller with the same credentials: a poll passes its polling
+    /// period (at most three minutes, as long as Argo CD keeps refs), so a thousand settled applications on
+    /// one repository cost about one ls-remote a period. The price: a poll may see a push up to one period
+    /// late; a webhook or a refresh sees it at once ([`GitCache::resolve_since`]).
     pub async fn resolve(
         &self,
         url: &str,
         revision: &str,
         creds: &Credentials,
+        max_age: Duration,
+    ) -> Result<String, GitError> {
+        self.resolve_fresh(url, revision, creds, Instant::now(), max_age).await
+    }
+
+    /// [`GitCache::resolve`] with the refs of an ls-remote that started at `not_before` or later: what a
+    /// refresh, a webhook or a sync passes (the moment it was asked for), so it sees every commit pushed
+    /// before it. While one ls-remote runs the others wait (one at a time per repository and credentials),
+    /// and every caller that asked before it started is answered by it: a burst of a thousand refreshes
+    /// costs about as many ls-remotes as fit, one after the other, in the time the burst lasts, not one each.
+    pub async fn resolve_since(
+        &self,
+        url: &str,
+        revision: &str,
+        creds: &Credentials,
+        not_before: Instant,
+    ) -> Result<String, GitError> {
+        self.resolve_fresh(url, revision, creds, not_before, Duration::ZERO).await
+    }
+
+    /// Resolves with the refs of an ls-remote that started at most `max_age` before `at`.
+    async fn resolve_fresh(
+        &self,
+        url: &str,
+        revision: &str,
+        creds: &Credentials,
+        at: Instant,
         max_age: Duration,
     ) -> Result<String, GitError> {
         let revision = revision.trim();
@@ -228,11 +287,11 @@ impl GitCache {
         // once (an ls-remote that succeeded with them).
         if is_full_sha(revision) {
             if !self.proven(url, creds) {
-                self.ls_remote(url, creds, max_age).await?;
+                self.ls_remote(url, creds, at, max_age).await?;
             }
             return Ok(revision.to_ascii_lowercase());
         }
-        let out = self.ls_remote(url, creds, max_age).await?;
+        let out = self.ls_remote(url, creds, at, max_age).await?;
         let refs: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('\t')).collect();
         let wanted: Vec<String> = if revision.is_empty() || revision == "HEAD" {
             vec!["HEAD".into()]
@@ -253,27 +312,31 @@ impl GitCache {
         Err(GitError::RevisionNotFound { url: scrub_url(url), revision: revision.into() })
     }
 
-    /// The remote's refs by `git ls-remote` with `creds`, shared with callers holding the same credentials
-    /// whose ls-remote started at most `max_age` ago (never with other credentials: their answer proves
-    /// nothing about these).
+    /// The remote's refs by `git ls-remote` with `creds`: the last answer these credentials had, when it
+    /// started at most `max_age` before `at` (or after it), else a new one (never another's credentials'
+    /// answer: it proves nothing about these). The lock makes callers that arrive while one runs wait for
+    /// it rather than start their own; the age is measured from `at`, not from the end of that wait, so a
+    /// caller is served by the first ls-remote that started after its request.
     async fn ls_remote(
         &self,
         url: &str,
         creds: &Credentials,
+        at: Instant,
         max_age: Duration,
     ) -> Result<Arc<String>, GitError> {
         let key = access_key(url, creds);
         let lock = self.lock(&self.root.join("ls-remote").join(self.key(url)?).join(creds.identity()));
         let _guard = lock.lock().await;
-        let cached =
-            self.refs.lock().expect("refs lock").get(&key).filter(|(_, at)| at.elapsed() <= max_age).cloned();
+        let fresh = |started: &Instant| at.saturating_duration_since(*started) <= max_age;
+        let cached = self.refs.lock().get(&key).filter(|(_, started)| fresh(started)).cloned();
         if let Some((out, _)) = cached {
+            self.observe(GitEvent::LsRemoteShared { repo: &scrub_url(url) });
             return Ok(out);
         }
         // Kept with the time it *started*: a caller that asked at that time or before may use it.
         let started = Instant::now();
         let out = Arc::new(self.git(None, "ls-remote", url, creds, &["ls-remote", "--", url]).await?);
-        self.refs.lock().expect("refs lock").insert(key.clone(), (out.clone(), started));
+        self.refs.lock().insert(key.clone(), (out.clone(), started));
         remember(&self.access, key, ());
         Ok(out)
     }
@@ -281,7 +344,7 @@ impl GitCache {
     /// Whether the remote has answered an ls-remote with these credentials (they may read the repository).
     fn proven(&self, url: &str, creds: &Credentials) -> bool {
         let key = access_key(url, creds);
-        self.access.lock().expect("memo lock").contains_key(&key)
+        self.access.lock().contains_key(&key)
     }
 
     /// Makes sure `sha` is in the local clone, fetching it (shallow) when missing. Callers resolve first with
@@ -290,11 +353,11 @@ impl GitCache {
         self.check_url(url)?;
         validate::commit_sha(REVISION_FIELD, sha)?;
         let id = (normalize_url(url), sha.to_string());
-        if self.fetched.lock().expect("memo lock").contains(&id) {
+        if self.fetched.lock().contains(&id) {
             return Ok(());
         }
         self.fetch_once(url, sha, creds).await?;
-        let mut fetched = self.fetched.lock().expect("memo lock");
+        let mut fetched = self.fetched.lock();
         if fetched.len() >= MEMO_LIMIT {
             fetched.clear();
         }
@@ -355,7 +418,7 @@ impl GitCache {
     pub async fn commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo, GitError> {
         validate::commit_sha(REVISION_FIELD, sha)?;
         let id = (normalize_url(url), sha.to_string());
-        if let Some(info) = self.infos.lock().expect("memo lock").get(&id) {
+        if let Some(info) = self.infos.lock().get(&id) {
             return Ok(info.clone());
         }
         let info = self.read_commit_info(url, sha).await?;
@@ -388,7 +451,7 @@ impl GitCache {
         validate::commit_sha(REVISION_FIELD, from)?;
         validate::commit_sha(REVISION_FIELD, to)?;
         let id = (normalize_url(url), from.to_string(), to.to_string());
-        if let Some(files) = self.diffs.lock().expect("memo lock").get(&id) {
+        if let Some(files) = self.diffs.lock().get(&id) {
             return Ok(files.clone());
         }
         let files = Arc::new(self.diff(url, from, to).await?);
@@ -498,7 +561,7 @@ impl GitCache {
         if creds.insecure {
             cmd.env("GIT_SSL_NO_VERIFY", "true");
             ssh.push_str(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null");
-        } else if let Some(known) = self.known_hosts.read().expect("known hosts lock").as_ref() {
+        } else if let Some(known) = self.known_hosts.read().as_ref() {
             // Argo CD's argocd-ssh-known-hosts-cm: only the hosts it lists are trusted.
             ssh.push_str(&format!(
                 " -o StrictHostKeyChecking=yes -o UserKnownHostsFile='{}'",
@@ -506,7 +569,17 @@ impl GitCache {
             ));
         }
         cmd.env("GIT_SSH_COMMAND", ssh);
-        let out = match tokio::time::timeout(self.timeout, cmd.output()).await {
+        let started = Instant::now();
+        let ran = tokio::time::timeout(self.timeout, cmd.output()).await;
+        // Requests to the remote, counted where they run (whatever their outcome), not where they are asked.
+        if matches!(action, "ls-remote" | "fetch") && !matches!(ran, Ok(Err(_))) {
+            self.observe(GitEvent::Request {
+                repo: &scrub_url(url),
+                request: action,
+                took: started.elapsed(),
+            });
+        }
+        let out = match ran {
             Ok(out) => out?,
             Err(_) => {
                 return Err(GitError::Timeout {
@@ -713,6 +786,87 @@ mod tests {
             cache.fetch(url, "--upload-pack=x", &Credentials::default()).await,
             Err(GitError::Invalid(_))
         ));
+    }
+
+    /// A cache of `file://` repositories whose observer writes down each event as `ls-remote`, `fetch` or
+    /// `shared`.
+    fn observed_cache(root: &Path) -> (GitCache, Arc<Mutex<Vec<String>>>) {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let cache = GitCache::new(root).with_observer(Arc::new(move |event: GitEvent<'_>| {
+            log.lock().push(match event {
+                GitEvent::Request { request, .. } => request.to_string(),
+                GitEvent::LsRemoteShared { .. } => "shared".to_string(),
+            });
+        }));
+        cache.set_allow_file_urls(true);
+        (cache, seen)
+    }
+
+    fn count(seen: &Mutex<Vec<String>>, what: &str) -> usize {
+        seen.lock().iter().filter(|e| *e == what).count()
+    }
+
+    #[tokio::test]
+    async fn polls_within_their_period_share_one_ls_remote_and_only_real_requests_are_counted() {
+        let repo = berth_testkit::GitRepo::new();
+        let first = repo.write("a.yaml", "a: 1\n").commit("first");
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let (url, none, period) = (repo.url(), Credentials::default(), Duration::from_secs(120));
+        for _ in 0..3 {
+            assert_eq!(cache.resolve(&url, "main", &none, period).await.unwrap(), first);
+        }
+        assert_eq!((count(&seen, "ls-remote"), count(&seen, "shared")), (1, 2));
+        // The trade-off: a poll within the period does not see a push; a refresh asked after it does.
+        let second = repo.write("a.yaml", "a: 2\n").commit("second");
+        assert_eq!(cache.resolve(&url, "main", &none, period).await.unwrap(), first);
+        assert_eq!(cache.resolve_since(&url, "main", &none, Instant::now()).await.unwrap(), second);
+        assert_eq!(cache.resolve(&url, "main", &none, period).await.unwrap(), second);
+        assert_eq!((count(&seen, "ls-remote"), count(&seen, "shared")), (2, 4));
+        // A fetch is a request too, made once per commit.
+        cache.fetch(&url, &second, &none).await.unwrap();
+        cache.fetch(&url, &second, &none).await.unwrap();
+        assert_eq!(count(&seen, "fetch"), 1);
+        assert_eq!(seen.lock().len(), 7, "local git commands (init, log, diff) are not requests");
+    }
+
+    #[tokio::test]
+    async fn refreshes_asked_before_an_ls_remote_started_are_all_answered_by_it() {
+        let repo = berth_testkit::GitRepo::new();
+        let sha = repo.write("a.yaml", "a: 1\n").commit("first");
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let (cache, url, none) = (Arc::new(cache), repo.url(), Credentials::default());
+        // A burst: every request asked before the first ls-remote started, all waiting behind it.
+        let asked = Instant::now();
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (cache, url, none) = (cache.clone(), url.clone(), none.clone());
+            burst.spawn(async move { cache.resolve_since(&url, "main", &none, asked).await.unwrap() });
+        }
+        for answer in burst.join_all().await {
+            assert_eq!(answer, sha);
+        }
+        assert_eq!((count(&seen, "ls-remote"), count(&seen, "shared")), (1, 49));
+        // A refresh asked after that ls-remote started needs the next one.
+        cache.resolve_since(&url, "main", &none, Instant::now()).await.unwrap();
+        assert_eq!(count(&seen, "ls-remote"), 2);
+    }
+
+    #[tokio::test]
+    async fn other_credentials_never_share_an_ls_remote() {
+        let repo = berth_testkit::GitRepo::new();
+        repo.write("a.yaml", "a: 1\n").commit("first");
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let url = repo.url();
+        let other =
+            Credentials { username: Some("bob".into()), password: Some("x".into()), ..Default::default() };
+        let asked = Instant::now();
+        cache.resolve_since(&url, "main", &Credentials::default(), asked).await.unwrap();
+        cache.resolve_since(&url, "main", &other, asked).await.unwrap();
+        assert_eq!((count(&seen, "ls-remote"), count(&seen, "shared")), (2, 0));
     }
 
     #[test]

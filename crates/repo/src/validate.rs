@@ -46,7 +46,7 @@ impl From<InvalidValue> for crate::render::RenderError {
 }
 
 /// `"value"` with userinfo removed, control characters escaped and at most [`SHOWN_CHARS`] characters.
-fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     let scrubbed = crate::url::without_userinfo(value);
     let mut out: String = scrubbed.chars().take(SHOWN_CHARS).flat_map(char::escape_debug).collect();
     if scrubbed.chars().count() > SHOWN_CHARS {

@@ -182,3 +182,26 @@ pub fn http_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
 }
+
+/// A session token of berth's `admin` on the API at `base`, logged in with the password `berth run` put in
+/// Secret `argocd-initial-admin-secret` of `namespace` (as `argocd admin initial-password` reads it).
+pub async fn admin_token(
+    http: &reqwest::Client,
+    base: &str,
+    client: &kube::Client,
+    namespace: &str,
+) -> String {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get("argocd-initial-admin-secret").await.expect("berth made the admin's password");
+    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().expect("a session token").to_string()
+}

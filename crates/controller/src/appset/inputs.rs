@@ -9,10 +9,11 @@ use berth_appset::Error;
 use berth_appset::generators::clusters::Cluster;
 use berth_appset::generators::git::{self, FileGlobbing, RepoFile, RepoListing};
 use berth_appset::params::{ParamSet, TemplateMode};
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Controller;
@@ -80,7 +81,7 @@ impl LiveInputs {
 
     /// The commits each generated (repository, revision) resolved to, for the set's status and logs.
     pub fn revisions(&self) -> Vec<String> {
-        let resolved = self.resolved.lock().expect("resolved lock");
+        let resolved = self.resolved.lock();
         let mut shas: Vec<String> = resolved.values().map(|(sha, _)| sha.clone()).collect();
         shas.sort();
         shas.dedup();
@@ -91,7 +92,7 @@ impl LiveInputs {
     /// the controller, so a thousand sets on one monorepo list it once).
     fn tree(&self, url: &str, revision: &str) -> Result<(String, Arc<Tree>), Error> {
         let key = (url.to_string(), revision.to_string());
-        if let Some(found) = self.resolved.lock().expect("resolved lock").get(&key) {
+        if let Some(found) = self.resolved.lock().get(&key) {
             return Ok(found.clone());
         }
         let c = &self.controller;
@@ -129,7 +130,7 @@ impl LiveInputs {
         let found = self.handle.block_on(read).map_err(|e| {
             Error::invalid("git", "repoURL", format!("{url} at {:?}: {e}", display_revision(revision)))
         })?;
-        self.resolved.lock().expect("resolved lock").insert(key, found.clone());
+        self.resolved.lock().insert(key, found.clone());
         Ok(found)
     }
 }
@@ -171,7 +172,7 @@ impl berth_appset::set::Inputs for LiveInputs {
                 .block_on(self.controller.git.tree(&generator.repo_url, &sha))
                 .map_err(|e| Error::invalid("git", "repoURL", format!("{}: {e}", generator.repo_url)))?;
             // Only the files a pattern matches are read; the listing names the others for the checks.
-            let mut total = self.read_bytes.lock().expect("read bytes lock");
+            let mut total = self.read_bytes.lock();
             for path in &tree.files {
                 if !wanted.contains(path) {
                     listing.files.push(RepoFile { path: path.clone(), content: Vec::new() });

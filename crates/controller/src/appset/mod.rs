@@ -26,8 +26,9 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Controller;
@@ -107,11 +108,11 @@ impl AppSets {
     }
 
     pub(crate) fn listing(&self, url: &str, sha: &str) -> Option<Arc<Tree>> {
-        self.listings.lock().expect("listings lock").get(&(url.to_string(), sha.to_string())).cloned()
+        self.listings.lock().get(&(url.to_string(), sha.to_string())).cloned()
     }
 
     pub(crate) fn remember_listing(&self, url: &str, sha: &str, tree: Arc<Tree>) {
-        let mut listings = self.listings.lock().expect("listings lock");
+        let mut listings = self.listings.lock();
         if listings.len() >= LISTINGS_KEPT {
             listings.clear();
         }
@@ -212,19 +213,19 @@ impl Controller {
         let Some(key) = owner_key(app) else { return };
         let name = self.instance_of(app);
         if deleted {
-            self.appsets.seen.lock().expect("seen lock").remove(&name);
+            self.appsets.seen.lock().remove(&name);
             self.appsets.queue.push(&key, Level::Refresh);
             return;
         }
         let now = owned_fingerprint(app);
-        let before = self.appsets.seen.lock().expect("seen lock").insert(name, now);
+        let before = self.appsets.seen.lock().insert(name, now);
         match before {
             Some(before) if before.0 != now.0 => self.appsets.queue.push(&key, Level::Refresh),
             // Its sync or health changed, or first sight (start, or just created): the set reports it, with
             // the others that change meanwhile, at the next tick.
             Some(before) if before.1 == now.1 => {}
             _ => {
-                self.appsets.reports.lock().expect("reports lock").insert(key);
+                self.appsets.reports.lock().insert(key);
             }
         }
     }
@@ -237,7 +238,7 @@ impl Controller {
         if !self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
             return false;
         }
-        let mut fresh = self.appsets.fresh.lock().expect("fresh lock");
+        let mut fresh = self.appsets.fresh.lock();
         for key in keys {
             fresh.insert(key.clone());
             self.appsets.queue.push(key, Level::Refresh);
@@ -319,11 +320,7 @@ impl Controller {
                 }
                 Err(e) => {
                     tracing::warn!(appset = %key, error = %e, "applicationset reconcile failed; retrying in 5s");
-                    self.appsets
-                        .due
-                        .lock()
-                        .expect("due lock")
-                        .insert(key, Instant::now() + Duration::from_secs(5));
+                    self.appsets.due.lock().insert(key, Instant::now() + Duration::from_secs(5));
                 }
             }
         }
@@ -336,7 +333,7 @@ impl Controller {
             tick.tick().await;
             let now = Instant::now();
             let due: Vec<String> = {
-                let mut due = self.appsets.due.lock().expect("due lock");
+                let mut due = self.appsets.due.lock();
                 let ready: Vec<String> =
                     due.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
                 for key in &ready {
@@ -362,10 +359,10 @@ impl Controller {
             if last_rollouts.elapsed() >= ROLLOUT_REPORT_EVERY {
                 last_rollouts = Instant::now();
                 let rolling = self.appsets.store.state().into_iter().filter(|s| rollout::is_rolling(s));
-                let mut reports = self.appsets.reports.lock().expect("reports lock");
+                let mut reports = self.appsets.reports.lock();
                 reports.extend(rolling.map(|s| key_of(&s)));
             }
-            let keys = std::mem::take(&mut *self.appsets.reports.lock().expect("reports lock"));
+            let keys = std::mem::take(&mut *self.appsets.reports.lock());
             for key in keys {
                 self.appsets.queue.push(&key, Level::Compare);
             }
@@ -385,7 +382,7 @@ impl Controller {
             return Ok(());
         }
         let Some(set) = self.appsets.store.get(&ObjectRef::new(name).within(namespace)) else {
-            self.appsets.due.lock().expect("due lock").remove(key);
+            self.appsets.due.lock().remove(key);
             return Ok(());
         };
         if set.metadata.deletion_timestamp.is_some() {
@@ -407,7 +404,7 @@ impl Controller {
         key: &str,
     ) -> Result<Outcome, crate::Error> {
         let annotated = asks_for_refresh(set);
-        let fresh = self.appsets.fresh.lock().expect("fresh lock").remove(key) || annotated;
+        let fresh = self.appsets.fresh.lock().remove(key) || annotated;
         let max_age = if fresh { Duration::ZERO } else { LS_REMOTE_MAX_AGE };
         let (generated, _revisions) = self.generate(set, max_age).await;
         if annotated && self.replicas.leads(crate::replicas::APPLICATIONSET_LEASE) {
@@ -533,8 +530,9 @@ impl Controller {
     }
 
     fn schedule_appset(&self, key: &str, after: Duration) {
-        let mut due = self.appsets.due.lock().expect("due lock");
-        let at = Instant::now() + after;
+        // A `requeueAfterSeconds` past what the clock counts is never.
+        let Some(at) = Instant::now().checked_add(after) else { return };
+        let mut due = self.appsets.due.lock();
         let entry = due.entry(key.to_string()).or_insert(at);
         if at < *entry {
             *entry = at;

@@ -200,9 +200,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parking_lot::Mutex;
     use std::convert::Infallible;
     use std::future::{Ready, poll_fn};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     /// A service that records when each request reached it, counted from `start`.
     #[derive(Clone)]
@@ -217,7 +218,7 @@ mod tests {
         }
 
         fn arrivals(&self) -> Vec<Duration> {
-            self.arrivals.lock().unwrap().clone()
+            self.arrivals.lock().clone()
         }
     }
 
@@ -231,7 +232,7 @@ mod tests {
         }
 
         fn call(&mut self, _: ()) -> Self::Future {
-            self.arrivals.lock().unwrap().push(self.start.elapsed());
+            self.arrivals.lock().push(self.start.elapsed());
             std::future::ready(Ok(()))
         }
     }

@@ -19,10 +19,11 @@ use berth_api::secret_type;
 use berth_engine::cache::{ClusterCache, ObjectEvent};
 use berth_engine::tracking::Tracking;
 use k8s_openapi::api::core::v1::Secret;
+use parking_lot::Mutex;
 use secret::ClusterSecret;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -148,7 +149,7 @@ impl Cluster {
     /// would make it compare, prune and delete from what was there before.
     pub(crate) async fn reachable(&self) -> Result<(), String> {
         {
-            let mut state = self.reachability.lock().expect("reachability lock");
+            let mut state = self.reachability.lock();
             let fresh = state.checked_at.is_some_and(|t| t.elapsed() < PROBE_TTL);
             let asked = state.checked_at.is_some()
                 && state.asking_since.is_some_and(|t| t.elapsed() < PROBE_TIMEOUT * 2);
@@ -170,7 +171,7 @@ impl Cluster {
         };
         self.record_connection(answer.clone());
         let outcome = answer.map(drop).map_err(|e| self.unreachable(&e));
-        let mut state = self.reachability.lock().expect("reachability lock");
+        let mut state = self.reachability.lock();
         *state =
             Reachability { checked_at: Some(Instant::now()), outcome: outcome.clone(), asking_since: None };
         outcome
@@ -183,13 +184,12 @@ impl Cluster {
 
     /// How the last request to the cluster ended (`None`: berth has not reached for it yet).
     pub(crate) fn connection(&self) -> Option<Connection> {
-        self.connection.lock().expect("connection lock").clone()
+        self.connection.lock().clone()
     }
 
     /// Records how a request to the cluster ended: its version, or why it failed.
     pub(crate) fn record_connection(&self, result: Result<String, String>) {
-        *self.connection.lock().expect("connection lock") =
-            Some(Connection { attempted_at: jiff::Timestamp::now(), result });
+        *self.connection.lock() = Some(Connection { attempted_at: jiff::Timestamp::now(), result });
     }
 
     /// The version and API versions, for Helm's Capabilities, and a hash of both. Read again after a
@@ -197,7 +197,7 @@ impl Cluster {
     /// every app that may be a chart asks).
     pub(crate) async fn versions(&self) -> (Arc<(String, Vec<String>)>, u64) {
         let generation = self.cache.discovery_generation();
-        if let Some(info) = self.versions.lock().expect("versions lock").as_ref()
+        if let Some(info) = self.versions.lock().as_ref()
             && info.generation == generation
             && info.read_at.elapsed() < Duration::from_secs(300)
         {
@@ -217,7 +217,7 @@ impl Cluster {
         let hash = crate::pass::hash_of(&*versions);
         // Without an answer the version is asked again next time, not left empty for five minutes.
         if !versions.0.is_empty() {
-            *self.versions.lock().expect("versions lock") =
+            *self.versions.lock() =
                 Some(Versions { read_at: Instant::now(), generation, versions: versions.clone(), hash });
         }
         (versions, hash)
@@ -407,7 +407,7 @@ impl Registry {
     /// Each cluster Secret of `secrets` with its resourceVersion, read from memory unless it changed since
     /// it was last read (a Secret without a resourceVersion is read every time).
     fn read_all<'s>(&self, secrets: impl IntoIterator<Item = &'s Secret>) -> Vec<(String, Arc<Read>)> {
-        let mut reads = self.reads.lock().expect("cluster Secrets lock");
+        let mut reads = self.reads.lock();
         secrets
             .into_iter()
             .filter(|s| is_cluster_secret(s))
@@ -433,7 +433,7 @@ impl Registry {
     fn in_cluster_named(&self, secret: Option<&ClusterSecret>) -> Arc<Cluster> {
         let name = secret.map(|s| s.name.as_str()).filter(|n| !n.is_empty()).unwrap_or(IN_CLUSTER_NAME);
         let project = secret.and_then(|s| s.project.clone());
-        let mut entry = self.in_cluster.lock().expect("in-cluster lock");
+        let mut entry = self.in_cluster.lock();
         if entry.name != name || entry.project != project {
             tracing::info!(name, ?project, "in-cluster named");
             let mut renamed =
@@ -448,7 +448,7 @@ impl Registry {
     /// The entry of a cluster Secret: the one made before if the Secret has not changed since, else a new
     /// client and cache (nothing is read from the cluster until a pass asks).
     fn remote_entry(&self, version: &str, parsed: &ClusterSecret) -> Result<Arc<Cluster>, String> {
-        let mut remote = self.remote.lock().expect("clusters lock");
+        let mut remote = self.remote.lock();
         if let Some(entry) = remote.get_mut(&parsed.server)
             && entry.made_from == version
         {
@@ -471,7 +471,7 @@ impl Registry {
             .with_namespaces(parsed.namespaces.clone())
             .with_cluster_resources(parsed.cluster_resources)
             .with_watch_timeout(REMOTE_WATCH_TIMEOUT);
-        cache.set_tracking(&self.tracking.lock().expect("tracking lock"));
+        cache.set_tracking(&self.tracking.lock());
         let mut cluster =
             Cluster::new(&parsed.server, &parsed.name, client, cache).with_project(parsed.project.clone());
         cluster.namespaces = parsed.namespaces.clone();
@@ -487,9 +487,9 @@ impl Registry {
     /// Sets how objects name their application on every cluster's cache, and on those made from now on.
     /// Under the lock that makes entries: an entry made meanwhile is not missed.
     pub(crate) fn set_tracking(&self, tracking: &Tracking) {
-        let remote = self.remote.lock().expect("clusters lock");
-        *self.tracking.lock().expect("tracking lock") = tracking.clone();
-        self.in_cluster.lock().expect("in-cluster lock").cache.set_tracking(tracking);
+        let remote = self.remote.lock();
+        *self.tracking.lock() = tracking.clone();
+        self.in_cluster.lock().cache.set_tracking(tracking);
         for entry in remote.values() {
             entry.cluster.cache.set_tracking(tracking);
         }
@@ -497,8 +497,8 @@ impl Registry {
 
     /// Every cluster with an entry.
     pub(crate) fn all(&self) -> Vec<Arc<Cluster>> {
-        let in_cluster = self.in_cluster.lock().expect("in-cluster lock").clone();
-        let remote = self.remote.lock().expect("clusters lock");
+        let in_cluster = self.in_cluster.lock().clone();
+        let remote = self.remote.lock();
         std::iter::once(in_cluster).chain(remote.values().map(|r| r.cluster.clone())).collect()
     }
 
@@ -516,7 +516,7 @@ impl Registry {
         let secrets: Vec<&Secret> = secrets.into_iter().filter(|s| is_cluster_secret(s)).collect();
         let reads = self.read_all(secrets.iter().copied());
         let present: HashSet<String> = secrets.iter().map(|s| secret_key(s)).collect();
-        self.reads.lock().expect("cluster Secrets lock").retain(|key, _| present.contains(key));
+        self.reads.lock().retain(|key, _| present.contains(key));
         let usable = || {
             reads.iter().filter_map(|(_, read)| match &**read {
                 Read::Usable(parsed) => Some(parsed),
@@ -526,7 +526,7 @@ impl Registry {
         self.in_cluster_named(usable().find(|p| p.is_in_cluster()));
         let servers: HashSet<&str> =
             usable().filter(|p| !p.is_in_cluster()).map(|p| p.server.as_str()).collect();
-        self.remote.lock().expect("clusters lock").retain(|server, entry| {
+        self.remote.lock().retain(|server, entry| {
             let why = if !servers.contains(server.as_str()) {
                 "its cluster Secret is gone"
             } else if !in_use(&entry.cluster) && now.saturating_duration_since(entry.used_at) >= UNUSED_AFTER
@@ -542,7 +542,7 @@ impl Registry {
 
     /// Whether [`Self::retain`] is due: yes at most every [`SWEEP_EVERY`], so the passes that ask stay cheap.
     pub(crate) fn sweep_due(&self) -> bool {
-        let mut swept_at = self.swept_at.lock().expect("sweep lock");
+        let mut swept_at = self.swept_at.lock();
         if swept_at.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
             return false;
         }

@@ -81,10 +81,13 @@ pub(crate) fn summarise(
             None => (SyncCode::OutOfSync, Some(health::Health::new(HealthStatus::Missing, ""))),
             Some(live) => {
                 live_objects.push(live.clone());
-                let equal = o.in_sync.unwrap_or_else(|message| {
-                    errors.push(format!("{}: {}: {message}", d.file, d.key));
-                    false
-                });
+                // Being deleted: gone soon, whatever it holds now; the sync re-creates it once it is gone.
+                let deleting = !live["metadata"]["deletionTimestamp"].is_null();
+                let equal = !deleting
+                    && o.in_sync.unwrap_or_else(|message| {
+                        errors.push(format!("{}: {}: {message}", d.file, d.key));
+                        false
+                    });
                 (if equal { SyncCode::Synced } else { SyncCode::OutOfSync }, health_of(live))
             }
         };
@@ -207,6 +210,54 @@ pub(crate) fn resource_status(
     }
 }
 
+/// The sync status when the comparison itself failed (`errors`, such as an ignoreDifferences rule that does
+/// not compile): Unknown, for the app and each resource, as Argo CD says when it cannot tell; never OutOfSync,
+/// which would start a self-heal sync every poll. Health stays as assessed.
+pub(crate) fn failed_comparison(mut comparison: Comparison, errors: Vec<String>) -> Comparison {
+    if errors.is_empty() {
+        return comparison;
+    }
+    comparison.sync_status = SyncCode::Unknown;
+    for r in &mut comparison.resources {
+        r.status = Some(SyncCode::Unknown.to_string());
+    }
+    comparison.errors.splice(0..0, errors);
+    comparison
+}
+
+/// The jqPathExpressions of the Application's and argocd-cm's ignoreDifferences that do not compile, each
+/// named by where it is written (`spec.ignoreDifferences[1].jqPathExpressions[0]`, or the argocd-cm key).
+pub(crate) fn invalid_ignore_rules(app: &Application, system: &[IgnoreRule]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut check = |place: String, expressions: &[String]| {
+        for (j, expression) in expressions.iter().enumerate() {
+            if let Err(message) = berth_engine::jq::check(expression) {
+                // Both bounded: the rule is the user's, and the compiler's message may quote it.
+                let message: String = message.to_string().chars().take(200).collect();
+                errors.push(format!(
+                    "{place}.jqPathExpressions[{j}]: jq expression {} is invalid: {message}",
+                    berth_repo::validate::shown(expression)
+                ));
+            }
+        }
+    };
+    for rule in system {
+        let key = match (rule.group.as_deref(), rule.kind.as_str()) {
+            (None, "*") => "all".to_string(),
+            (Some("") | None, kind) => kind.to_string(),
+            (Some(group), kind) => format!("{group}_{kind}"),
+        };
+        check(
+            format!("argocd-cm resource.customizations.ignoreDifferences.{key}"),
+            &rule.jq_path_expressions,
+        );
+    }
+    for (i, rule) in app.spec.ignore_differences.iter().enumerate() {
+        check(format!("spec.ignoreDifferences[{i}]"), &rule.jq_path_expressions);
+    }
+    errors
+}
+
 impl crate::Settings {
     /// The system-wide rules plus the application's own.
     pub fn ignore_rules_for(&self, app: &Application) -> Vec<IgnoreRule> {
@@ -242,7 +293,15 @@ impl Controller {
         cluster: &Cluster,
         settings: &crate::Settings,
     ) -> Comparison {
-        let ignore = &settings.ignore_rules_for(app);
+        // A rule that does not compile fails the comparison (named once), and is left out of it.
+        let invalid_rules = invalid_ignore_rules(app, &settings.ignore_rules);
+        let mut ignore = settings.ignore_rules_for(app);
+        if !invalid_rules.is_empty() {
+            for rule in &mut ignore {
+                rule.jq_path_expressions.retain(|e| berth_engine::jq::check(e).is_ok());
+            }
+        }
+        let ignore = &ignore;
         let app_name = self.instance_of(app);
         let mut errors = Vec::new();
         let options = sync_options(app, None);
@@ -278,6 +337,8 @@ impl Controller {
         for d in target.objects.iter().filter(|d| !sync::hooks::is_hook(&d.object)) {
             let live = self.live_view(&app_name, &d.key, cluster);
             let in_sync = match &live {
+                // Being deleted: out of sync whatever the dry run says (summarise counts it so too).
+                Some(live) if !live["metadata"]["deletionTimestamp"].is_null() => Ok(false),
                 Some(live) => self.in_sync(&app_name, d, live, &rules, cluster).await,
                 None => Ok(false),
             };
@@ -292,7 +353,7 @@ impl Controller {
         comparison.errors = errors;
         comparison.warnings = self.shared_resources(&app_name, target, cluster);
         comparison.refused = refused;
-        comparison
+        failed_comparison(comparison, invalid_rules)
     }
 
     /// The live object as the cache has it, or what the last sync stored if the watch is behind.
@@ -303,7 +364,7 @@ impl Controller {
         cluster: &Cluster,
     ) -> Option<Arc<serde_json::Value>> {
         let cached = cluster.cache.get(key);
-        let memo = self.memo.lock().expect("memo lock");
+        let memo = self.memo.lock();
         let Some((applied, at)) = memo.get(app).and_then(|m| m.applied.get(key)) else { return cached };
         if at.elapsed() > Duration::from_secs(10) {
             return cached;
@@ -320,7 +381,7 @@ impl Controller {
     /// Whether the last compare found `live` (this very resourceVersion) already what `d` asks for.
     pub(crate) fn verified_in_sync(&self, app: &str, d: &Desired, live: &serde_json::Value) -> bool {
         let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-        let memo = self.memo.lock().expect("memo lock");
+        let memo = self.memo.lock();
         memo.get(app)
             .and_then(|m| m.verdicts.get(&d.key))
             .is_some_and(|(h, r, _, in_sync)| *in_sync && r == rv && *h == hash_of(&d.object))
@@ -343,8 +404,7 @@ impl Controller {
         let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
         let rules_hash = hash_of(&format!("{rules:?} validate={validate} {client_side:?}"));
         let rv = live["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        if let Some((h, r, rh, verdict)) =
-            self.memo.lock().expect("memo lock").get(app).and_then(|m| m.verdicts.get(&d.key))
+        if let Some((h, r, rh, verdict)) = self.memo.lock().get(app).and_then(|m| m.verdicts.get(&d.key))
             && *h == desired_hash
             && *r == rv
             && *rh == rules_hash
@@ -380,7 +440,7 @@ impl Controller {
         normalize::strip_server_fields(&mut a);
         normalize::strip_server_fields(&mut b);
         let verdict = normalize::differing_paths(&a, &b).is_empty();
-        let mut memo = self.memo.lock().expect("memo lock");
+        let mut memo = self.memo.lock();
         memo.entry(app.to_string())
             .or_default()
             .verdicts
@@ -388,7 +448,9 @@ impl Controller {
         Ok(verdict)
     }
 
-    /// Desired objects that another Application tracks (Argo CD's SharedResourceWarning).
+    /// Desired objects that another Application tracks, in Argo CD's words of its SharedResourceWarning
+    /// ("ConfigMap/web is part of applications a and b"): the app whose tracking id the live object does not
+    /// carry is the one warned.
     pub(crate) fn shared_resources(&self, app: &str, target: &Target, cluster: &Cluster) -> Vec<String> {
         let tracking = self.settings().tracking.clone();
         target
@@ -397,7 +459,9 @@ impl Controller {
             .filter_map(|d| {
                 let live = cluster.cache.get(&d.key)?;
                 let owner = tracking.app_of(&live, &d.key)?;
-                (owner != app).then(|| format!("{} is part of application {owner}", d.key))
+                (owner != app).then(|| {
+                    format!("{}/{} is part of applications {app} and {owner}", d.key.kind, d.key.name)
+                })
             })
             .collect()
     }

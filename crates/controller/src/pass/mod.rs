@@ -72,6 +72,9 @@ pub struct Memo {
     /// This process has refreshed the application (asked git for its revisions); until then a refresh
     /// nobody asked for may resume from the stored status ([`Controller::resume`]).
     pub(crate) refreshed: bool,
+    /// When a delayed requeue ([`Controller::requeue_after`]) is due: one timer per application, so
+    /// passes that each ask for a wake-up (a long backoff, a window) do not pile up sleeping tasks.
+    pub(crate) wake_at: Option<Instant>,
 }
 
 /// The commit the stored status names for each of `app`'s sources, when a restarted controller may take
@@ -171,7 +174,7 @@ struct PassState {
     rv: String,
     conditions: Vec<(ConditionType, String)>,
     ran_operation: bool,
-    /// A requested operation that finished: removed from the Application after the status write.
+    /// A requested operation that finished: removed from the Application in the status write.
     clear_operation: Option<Operation>,
 }
 
@@ -207,7 +210,7 @@ impl PassState {
 impl Controller {
     pub(crate) async fn reconcile(&self, name: &str, level: Level) -> Result<(), Error> {
         let result = self.reconcile_once(name, level).await;
-        if let Some(memo) = self.memo.lock().expect("memo lock").get_mut(name) {
+        if let Some(memo) = self.memo.lock().get_mut(name) {
             memo.passes += 1;
         }
         result
@@ -217,32 +220,32 @@ impl Controller {
     /// control namespace, `namespace_name` elsewhere); what a test or a probe waits on to know a restarted
     /// controller reached every application, without asking it to write anything.
     pub fn passes(&self, name: &str) -> u64 {
-        self.memo.lock().expect("memo lock").get(name).map_or(0, |m| m.passes)
+        self.memo.lock().get(name).map_or(0, |m| m.passes)
     }
 
     async fn reconcile_once(&self, name: &str, level: Level) -> Result<(), Error> {
         let Some(app) = self.application(name) else {
             // Deleted: forget it, so a new Application of the same name starts fresh.
-            self.memo.lock().expect("memo lock").remove(name);
-            self.seen.lock().expect("seen lock").remove(name);
+            self.memo.lock().remove(name);
+            self.seen.lock().remove(name);
             return Ok(());
         };
         if !self.replicas.owns(name) || !self.prepared.load(std::sync::atomic::Ordering::Acquire) {
             // Another replica's (or nobody's yet): what this one knew of it would be stale when it comes back.
             // Before the replica is prepared the share's follower queues it again (it has no memo).
-            self.memo.lock().expect("memo lock").remove(name);
+            self.memo.lock().remove(name);
             return Ok(());
         }
         let app: Application = (*app).clone();
         let rv = app.metadata.resource_version.clone().unwrap_or_default();
-        let written = self.memo.lock().expect("memo lock").get(name).and_then(|m| m.written);
+        let written = self.memo.lock().get(name).and_then(|m| m.written);
         if written.is_some_and(|w| rv.parse::<u64>().is_ok_and(|r| r < w)) {
             // Acting on a copy older than our own last write could repeat a sync: wait for the watch. A refresh
             // requested meanwhile stays requested for the pass that runs then.
             return Err(Error::Stale);
         }
         let explicit = {
-            let mut memo = self.memo.lock().expect("memo lock");
+            let mut memo = self.memo.lock();
             let memo = memo.entry(name.to_string()).or_default();
             memo.pass_started = Some(Instant::now());
             memo.pass_explicit = std::mem::take(&mut memo.refresh_requested);
@@ -423,6 +426,7 @@ impl Controller {
             &windows,
             settings.self_heal_paused,
             self.config.self_heal_timeout,
+            &self.config.self_heal_backoff,
             k8s_openapi::jiff::Timestamp::now(),
         );
         match decision {
@@ -435,19 +439,21 @@ impl Controller {
                 pass.conditions.push((ConditionType::SyncError, message))
             }
             AutoSync::Later(after) => self.requeue_after(name, after),
-            AutoSync::Now { self_heal } => {
+            AutoSync::Now { self_heal, attempts } => {
                 let automated =
                     app.spec.sync_policy.as_ref().and_then(|p| p.automated.clone()).unwrap_or_default();
                 let op = Operation {
                     sync: Some(SyncOperation {
                         revision: Some(target.revision.clone()),
                         prune: automated.prune,
+                        // The self-heal backoff reads it back from the last operation.
+                        self_heal_attempts_count: (attempts > 0).then_some(attempts),
                         ..Default::default()
                     }),
                     initiated_by: Some(OperationInitiator { username: None, automated: Some(true) }),
                     ..Default::default()
                 };
-                tracing::info!(app = name, revision = %target.revision, self_heal, "auto-sync");
+                tracing::info!(app = name, revision = %target.revision, self_heal, attempts, "auto-sync");
                 let state =
                     self.run_operation(app, &op, &mut pass.status, &mut pass.rv, level, Some(target)).await?;
                 pass.operation_ran(state, None);
@@ -475,20 +481,29 @@ impl Controller {
         {
             pass.conditions.push((ConditionType::SyncError, message.clone()));
         }
-        let PassState { mut status, old_status, mut rv, conditions, ran_operation, clear_operation } = pass;
+        let PassState { mut status, old_status, mut rv, mut conditions, ran_operation, clear_operation } =
+            pass;
+        if status::bound_sources(&mut status) {
+            conditions.push((ConditionType::StatusTooLargeWarning, status::SUMMARISED_MESSAGE.into()));
+        }
         status.conditions = merge_conditions(&old_status.conditions, conditions);
         status.controller_namespace = Some(self.config.namespace.clone());
-        let wrote =
-            level >= Level::Refresh || !same_ignoring_time(&old_status, &status) || app.status.is_none();
+        // A finished operation is removed in the write that records its end (see `write_status_clearing`).
+        let wrote = level >= Level::Refresh
+            || !same_ignoring_time(&old_status, &status)
+            || app.status.is_none()
+            || clear_operation.is_some();
         let mut refresh_cleared = false;
         if wrote {
             status.reconciled_at = Some(now());
             // The refresh annotation goes in the same write as the status it asked for.
-            match self.write_status_clearing(name, &mut rv, &status, refresh_asked).await {
+            let clear = status::Clearing { refresh: refresh_asked, operation: clear_operation.is_some() };
+            match self.write_status_clearing(name, &mut rv, &status, clear).await {
                 Ok(()) => refresh_cleared = refresh_asked,
                 // After a sync, its result must be recorded even if the Application changed meanwhile:
                 // berth is the only writer of status, so write it onto the fresh copy, keeping a
-                // termination the API server requested meanwhile for the next pass to carry out.
+                // termination the API server requested meanwhile for the next pass to carry out, and an
+                // operation requested meanwhile in place of the one that ran.
                 Err(Error::Stale) if ran_operation => {
                     let (api, app_name) = self.application_api(name);
                     let fresh = api.get(app_name).await?;
@@ -505,13 +520,12 @@ impl Controller {
                         state.phase = OperationPhase::Terminating.to_string();
                         self.requeue_after(name, Duration::ZERO);
                     }
-                    self.write_status(name, &mut rv, &status).await?;
+                    let operation = clear_operation.is_some() && fresh.operation == clear_operation;
+                    let clear = status::Clearing { refresh: false, operation };
+                    self.write_status_clearing(name, &mut rv, &status, clear).await?;
                 }
                 other => other?,
             }
-        }
-        if let Some(op) = clear_operation {
-            self.clear_operation(name, &op).await?;
         }
         if refresh_asked && !refresh_cleared {
             self.replicas.check(name)?;
@@ -524,11 +538,13 @@ impl Controller {
     }
 
     pub(crate) fn schedule_poll(&self, name: &str, level: Level, settings: &crate::Settings) {
-        let mut memo = self.memo.lock().expect("memo lock");
+        let mut memo = self.memo.lock();
         let m = memo.entry(name.to_string()).or_default();
         if level >= Level::Refresh || m.next_refresh.is_none() {
-            m.next_refresh =
-                settings.reconciliation.map(|period| Instant::now() + period + jitter(name, settings));
+            // A period past what the clock counts (argocd-cm allows about 292 years) is never.
+            m.next_refresh = settings
+                .reconciliation
+                .and_then(|period| Instant::now().checked_add(period.saturating_add(jitter(name, settings))));
         }
     }
 
@@ -546,7 +562,7 @@ impl Controller {
         asked: bool,
         settings: &crate::Settings,
     ) -> Level {
-        let mut memo = self.memo.lock().expect("memo lock");
+        let mut memo = self.memo.lock();
         let m = memo.entry(name.to_string()).or_default();
         if level != Level::Refresh || asked || m.refreshed {
             m.refreshed |= level >= Level::Refresh;
@@ -565,16 +581,16 @@ impl Controller {
             }
         }
         if m.next_refresh.is_none() {
-            m.next_refresh = settings
-                .reconciliation
-                .map(|period| Instant::now() + period.saturating_sub(age) + jitter(name, settings));
+            m.next_refresh = settings.reconciliation.and_then(|period| {
+                Instant::now().checked_add(period.saturating_sub(age).saturating_add(jitter(name, settings)))
+            });
         }
         tracing::debug!(app = name, ?age, "resumed from the stored status: compared, not refreshed");
         Level::Compare
     }
 
     pub(crate) fn pass_explicit(&self, name: &str) -> bool {
-        self.memo.lock().expect("memo lock").get(name).is_some_and(|m| m.pass_explicit)
+        self.memo.lock().get(name).is_some_and(|m| m.pass_explicit)
     }
 
     /// Queues a refresh of `name` as the refresh annotation would, without writing the Application: the
@@ -584,18 +600,13 @@ impl Controller {
         if !self.replicas.owns(name) {
             return false;
         }
-        self.memo.lock().expect("memo lock").entry(name.to_string()).or_default().refresh_requested = true;
+        self.memo.lock().entry(name.to_string()).or_default().refresh_requested = true;
         self.queue.push(name, if hard { Level::HardRefresh } else { Level::Refresh });
         true
     }
 
     pub(crate) fn pass_started(&self, name: &str) -> Instant {
-        self.memo
-            .lock()
-            .expect("memo lock")
-            .get(name)
-            .and_then(|m| m.pass_started)
-            .unwrap_or_else(Instant::now)
+        self.memo.lock().get(name).and_then(|m| m.pass_started).unwrap_or_else(Instant::now)
     }
 
     /// The credentials `app` may use for `url`: another project's repository secrets are not its own.
@@ -641,11 +652,22 @@ impl Controller {
         )
     }
 
+    /// Queues `name` again after `after`, unless a wake-up at or before then is already waiting. A wait
+    /// past every clock (a user's absurd backoff) is no timer at all: the next poll or event comes first.
     pub(crate) fn requeue_after(&self, name: &str, after: Duration) {
+        let Some(due) = Instant::now().checked_add(after) else { return };
+        {
+            let mut memo = self.memo.lock();
+            let memo = memo.entry(name.to_string()).or_default();
+            if memo.wake_at.is_some_and(|at| at <= due && at > Instant::now()) {
+                return;
+            }
+            memo.wake_at = Some(due);
+        }
         let queue = self.queue.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            tokio::time::sleep_until(due.into()).await;
             queue.push(&name, Level::Compare);
         });
     }

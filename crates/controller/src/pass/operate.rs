@@ -18,12 +18,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::status::{now, push_history};
+use super::status::{now, push_history, same_source_copies, same_source_copy};
 use super::target::{Desired, Target, TargetError};
 use super::{client_side_managers, has_option, hash_of, option_value, single_source, sync_options};
 use crate::clusters::Cluster;
 use crate::windows::WindowState;
-use crate::{Controller, Error, Level};
+use crate::{Controller, Error, Level, SelfHealBackoff};
 
 /// Whether an Application in need of a sync gets one without being asked.
 #[derive(Debug, PartialEq)]
@@ -31,17 +31,20 @@ pub(crate) enum AutoSync {
     No,
     /// Not now, and the reason is a condition on the Application.
     Blocked(String),
-    /// Self-heal waits out its timeout since the last sync.
+    /// Self-heal waits out its timeout (or backoff) since the last sync.
     Later(Duration),
+    /// Sync now; a self-heal carries its attempt count (`selfHealAttemptsCount`), a new target 0.
     Now {
         self_heal: bool,
+        attempts: i64,
     },
 }
 
 /// Argo CD's auto-sync rules as a plain function of the app, its target and compare result, its
 /// status, its project's sync windows, the self-heal settings and the time: a new target syncs at once;
-/// the same target again only to heal drift, never after it failed, and not within `self_heal_timeout`
-/// of the last sync; and neither while a sync window blocks automatic syncs.
+/// the same target again only to heal drift, never after it failed, and not before [`self_heal_pace`]
+/// allows; never while the sync status is Unknown (a comparison error is not drift); and neither while a
+/// sync window blocks automatic syncs.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn auto_sync_decision(
     app: &Application,
@@ -51,9 +54,11 @@ pub(crate) fn auto_sync_decision(
     windows: &WindowState,
     self_heal_paused: bool,
     self_heal_timeout: Duration,
+    backoff: &SelfHealBackoff,
     now: k8s_openapi::jiff::Timestamp,
 ) -> AutoSync {
-    match wanted_auto_sync(app, target, sync_status, status, self_heal_paused, self_heal_timeout, now) {
+    let pacing = (self_heal_timeout, backoff);
+    match wanted_auto_sync(app, target, sync_status, status, self_heal_paused, pacing, now) {
         AutoSync::Now { .. } | AutoSync::Later(_) if !windows.can_sync_auto => AutoSync::Blocked(format!(
             "Skipping auto-sync: {}: {}",
             crate::windows::BLOCKED.trim_start_matches("cannot sync: "),
@@ -70,7 +75,7 @@ fn wanted_auto_sync(
     sync_status: SyncCode,
     status: &ApplicationStatus,
     self_heal_paused: bool,
-    self_heal_timeout: Duration,
+    (self_heal_timeout, backoff): (Duration, &SelfHealBackoff),
     now: k8s_openapi::jiff::Timestamp,
 ) -> AutoSync {
     let Some(automated) = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()) else {
@@ -86,10 +91,17 @@ fn wanted_auto_sync(
     let same_target = last.and_then(|s| s.sync_result.as_ref()).is_some_and(|r| {
         r.revision == target.revision
             && r.revisions == target.revisions
-            && (r.source.as_ref() == single_source(app) || r.sources == app.spec.sources)
+            // Recorded as the sync recorded it (`sources` for an app with `spec.sources`, else `source`), so a
+            // change of the spec's source (a Helm parameter, an image) is a new target, as in Argo CD. Status
+            // keeps large sources summarised (status::source_copy): compared as kept.
+            && if app.spec.sources.is_empty() {
+                r.sources.is_empty() && same_source_copy(r.source.as_ref(), single_source(app))
+            } else {
+                r.source.is_none() && same_source_copies(&r.sources, &app.spec.sources)
+            }
     });
     let Some(last) = last.filter(|_| same_target) else {
-        return AutoSync::Now { self_heal: false };
+        return AutoSync::Now { self_heal: false, attempts: 0 };
     };
     if OperationPhase::of(last).is_failure() || !automated.self_heal.unwrap_or(false) {
         return AutoSync::No;
@@ -99,14 +111,71 @@ fn wanted_auto_sync(
             "Self-heal is paused (argocd-cm berth.selfHeal.paused): drift is reported, not reverted".into(),
         );
     }
-    let since_last = last.finished_at.as_ref().map(|t| {
-        let secs = now.as_second() - t.0.as_second();
-        Duration::from_secs(secs.max(0) as u64)
-    });
-    match since_last {
-        Some(elapsed) if elapsed < self_heal_timeout => AutoSync::Later(self_heal_timeout - elapsed),
-        _ => AutoSync::Now { self_heal: true },
+    match self_heal_pace(last, now, self_heal_timeout, backoff) {
+        SelfHealPace { wait, .. } if !wait.is_zero() => AutoSync::Later(wait),
+        SelfHealPace { attempts, .. } => AutoSync::Now { self_heal: true, attempts },
     }
+}
+
+/// When the next self-heal of the last operation's revision may run, and the attempt count it carries.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SelfHealPace {
+    /// How much longer to wait (zero: now).
+    pub(crate) wait: Duration,
+    /// `selfHealAttemptsCount` of the self-heal operation.
+    pub(crate) attempts: i64,
+}
+
+/// Argo CD 3.x's self-heal pacing (its `shouldSelfHeal`) as a plain function of the last operation (a sync
+/// of the same revision), the time and the settings. The count lives in the last operation: a sync of a new
+/// revision carries none, so it starts again at 0; so it does once the last sync is `cooldown` older than the
+/// wait it had (the app stayed synced that long). With `count` self-heals done, the next waits 0 for the first, then
+/// `timeout × factor^(count-1)`, at most `cap`, from the last sync's end. A backoff `timeout` of zero turns
+/// the backoff off: then the fixed `self_heal_timeout` (Argo CD's `--self-heal-timeout-seconds`) applies.
+pub(crate) fn self_heal_pace(
+    last: &OperationState,
+    now: k8s_openapi::jiff::Timestamp,
+    self_heal_timeout: Duration,
+    backoff: &SelfHealBackoff,
+) -> SelfHealPace {
+    let elapsed = last
+        .finished_at
+        .as_ref()
+        .map(|t| Duration::from_secs((now.as_second() - t.0.as_second()).max(0) as u64));
+    let mut count = last.operation.sync.as_ref().and_then(|s| s.self_heal_attempts_count).unwrap_or(0).max(0);
+    // The app stayed synced for the cooldown: the last self-heal's own wait is not counted as synced time,
+    // so a fight paced at the cap (a pass a little late) never starts again from zero.
+    let waited = if count > 0 { backoff_delay(backoff, count) } else { Duration::ZERO };
+    if elapsed.is_some_and(|e| e > backoff.cooldown.saturating_add(waited)) {
+        count = 0;
+    }
+    // As Argo CD: the backoff rules unless its initial timeout is zero; then the fixed timeout does.
+    let delay = if backoff.timeout.is_zero() {
+        self_heal_timeout
+    } else if count == 0 {
+        Duration::ZERO
+    } else {
+        backoff_delay(backoff, count)
+    };
+    SelfHealPace {
+        wait: delay.saturating_sub(elapsed.unwrap_or_default()),
+        attempts: count.saturating_add(1),
+    }
+}
+
+/// `timeout × factor^(count-1)`, at most `cap` (and never more than the cap, whatever the count).
+fn backoff_delay(backoff: &SelfHealBackoff, count: i64) -> Duration {
+    let mut delay = backoff.timeout;
+    // Past 128 steps of a factor of 2 or more any wait is beyond every cap: the loop stays short.
+    if backoff.factor > 1 {
+        for _ in 1..count.min(128) {
+            if delay >= backoff.cap || delay.is_zero() {
+                break;
+            }
+            delay = delay.saturating_mul(backoff.factor);
+        }
+    }
+    delay.min(backoff.cap)
 }
 
 /// What a project's sync windows make of an operation this pass would run or go on with.
@@ -243,7 +312,7 @@ impl sync::run::World for OperationWorld<'_> {
             return self.controller.live_view(self.app, &key, self.destination);
         }
         // Created a moment ago, not in the watch yet.
-        let memo = self.controller.memo.lock().expect("memo lock");
+        let memo = self.controller.memo.lock();
         let recent = memo
             .get(self.app)?
             .applied
@@ -263,7 +332,7 @@ impl sync::run::World for OperationWorld<'_> {
     }
 
     fn stored(&self, key: &ResourceKey, obj: Arc<serde_json::Value>) {
-        let mut memo = self.controller.memo.lock().expect("memo lock");
+        let mut memo = self.controller.memo.lock();
         let m = memo.entry(self.app.to_string()).or_default();
         m.applied.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
         m.applied.insert(key.clone(), (obj, Instant::now()));
@@ -615,7 +684,7 @@ impl Controller {
             sync::run::Progress::Failed(message) => {
                 let count = state.retry_count.unwrap_or(0);
                 if crate::retry::allowed(retry.as_ref(), count) && !opts.dry_run {
-                    let next = count + 1;
+                    let next = count.saturating_add(1);
                     let wait = crate::retry::backoff(retry.as_ref(), next);
                     tracing::info!(app = %name, attempt = next, ?wait, %message, "sync failed, retrying");
                     state.message =
@@ -687,7 +756,7 @@ impl Controller {
         target: &Target,
     ) -> SyncOptions {
         let name = self.instance_of(app);
-        let memo = self.memo.lock().expect("memo lock");
+        let memo = self.memo.lock();
         let verdicts = memo.get(&name).map(|m| &m.verdicts);
         engine_options(app, sync_op, options, target, |d| {
             let (h, rv, _, in_sync) = verdicts?.get(&d.key)?;

@@ -163,6 +163,8 @@ impl Controller {
                 .manages("Application", name, Some(namespace))
                 .map_err(|e| format!("spec.destination.namespace: {e}"))?;
         }
+        let retry = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref());
+        crate::retry::check(retry, "spec.syncPolicy.retry")?;
         Ok(sources)
     }
 
@@ -238,41 +240,35 @@ impl Controller {
         }
         let wanted = if wanted.is_empty() { "HEAD".to_string() } else { wanted };
         let source_hash = resolution_key(source, &wanted);
-        let cached = self
-            .memo
-            .lock()
-            .expect("memo lock")
-            .get(&name)
-            .and_then(|m| m.resolved.get(&source_hash).cloned());
-        match cached {
-            Some(sha) if level < Level::Refresh && revision.is_none() => Ok(sha),
-            _ => {
-                // A poll may share an ls-remote taken a second ago; an explicit refresh or a sync shares only
-                // one that started after this pass did (so it sees every commit pushed before the request).
-                let explicit = refresh_annotation(app).is_some() || self.pass_explicit(&name);
-                let max_age = if level == Level::Refresh && !explicit && !sync {
-                    Duration::from_secs(1)
-                } else {
-                    self.pass_started(&name).elapsed()
-                };
-                let creds = self.creds_for(app, &source.repo_url);
-                let asked = Instant::now();
-                let resolved = self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await;
-                crate::metrics::global().git_request(
-                    &berth_repo::git::scrub_url(&source.repo_url),
-                    "ls-remote",
-                    asked.elapsed(),
-                );
-                let sha = resolved
-                    .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
-                tracing::debug!(app = %name, wanted = %wanted, sha = %sha, ?max_age, "resolved");
-                if revision.is_none() {
-                    let mut memo = self.memo.lock().expect("memo lock");
-                    memo.entry(name.clone()).or_default().resolved.insert(source_hash, sha.clone());
-                }
-                Ok(sha)
-            }
+        let cached = self.memo.lock().get(&name).and_then(|m| m.resolved.get(&source_hash).cloned());
+        if let Some(sha) = cached.as_ref().filter(|_| level < Level::Refresh && revision.is_none()) {
+            return Ok(sha.clone());
         }
+        // A refresh asked for (the annotation, the API, a webhook), a hard refresh, a sync, or a source not
+        // resolved before (a new or changed spec) sees every commit pushed before it was asked: refs from an
+        // ls-remote that started after the request, one for all the requests that came before it started.
+        // A poll takes refs as old as its period: about one ls-remote a period per repository.
+        let asked = refresh_annotation(app).is_some()
+            || self.pass_explicit(&name)
+            || sync
+            || level == Level::HardRefresh
+            || (cached.is_none() && level >= Level::Refresh);
+        let creds = self.creds_for(app, &source.repo_url);
+        let resolved = if asked {
+            let since = self.queue.refresh_asked(&name).unwrap_or_else(|| self.pass_started(&name));
+            self.git.resolve_since(&source.repo_url, &wanted, &creds, since).await
+        } else {
+            let max_age = poll_refs_age(self.settings().reconciliation);
+            self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await
+        };
+        let sha = resolved
+            .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
+        tracing::debug!(app = %name, wanted = %wanted, sha = %sha, asked, "resolved");
+        if revision.is_none() {
+            let mut memo = self.memo.lock();
+            memo.entry(name.clone()).or_default().resolved.insert(source_hash, sha.clone());
+        }
+        Ok(sha)
     }
 
     /// The rendered source at `sha`: from the render cache; or, for a new commit that changes no file the
@@ -291,7 +287,6 @@ impl Controller {
         let name = self.instance_of(app);
         let source_key = render_key_of_source(source, &self.settings().kustomize);
         let ref_shas: Vec<(&String, &String)> = refs.iter().map(|(k, (sha, _))| (k, sha)).collect();
-        let tools = self.tool_versions().await;
         // Helm reads the release name, namespace and cluster versions: sources that may be charts key on them.
         let maybe_helm = source.directory.is_none() && source.kustomize.is_none();
         let cluster = if maybe_helm { Some(self.cluster_of(app)?.versions().await) } else { None };
@@ -300,22 +295,22 @@ impl Controller {
         // A render made with one project's credentials is not another's: the key holds which were used.
         let creds = self.creds_for(app, &source.repo_url);
         let creds_key = hash_of(&(&creds.username, &creds.password, &creds.ssh_private_key, creds.insecure));
-        let render_key = hash_of(&(source_key, sha, &ref_shas, &*tools, cluster_hash, app_bound, creds_key));
+        let render_key = hash_of(&(source_key, sha, &ref_shas, cluster_hash, app_bound, creds_key));
         let cluster = cluster.map(|(versions, _)| versions);
         if level == Level::HardRefresh {
             self.renders.remove(render_key);
         }
-        let rendered = match self.renders.get(render_key) {
+        let rendered = match self.cached_render(render_key).await {
             Some(r) => r,
             None => {
                 let rendered =
                     self.render_now(app, source, sha, level, refs, remember, source_key, cluster).await?;
-                self.renders.insert(render_key, &rendered);
+                self.keep_render(render_key, &rendered).await;
                 rendered
             }
         };
         if remember {
-            let mut memo = self.memo.lock().expect("memo lock");
+            let mut memo = self.memo.lock();
             let m = memo.entry(name).or_default();
             m.rendered = Some(rendered.clone());
             m.rendered_from = Some((source_key, sha.to_string()));
@@ -378,7 +373,7 @@ impl Controller {
             .map_err(|e| TargetError::Fetch { sha: sha.to_string(), message: e.to_string() })?;
         let commit = self.git.commit_info(&source.repo_url, sha).await.ok();
         let previous = {
-            let memo = self.memo.lock().expect("memo lock");
+            let memo = self.memo.lock();
             memo.get(&name).and_then(|m| Some((m.rendered.clone()?, m.rendered_from.clone()?)))
         };
         if single
@@ -416,25 +411,18 @@ impl Controller {
         Ok(Arc::new(Rendered { manifests, commit, source_type, inputs }))
     }
 
-    /// `helm` and `kustomize` versions, part of every render's cache key (a new tool renders again).
-    pub(crate) async fn tool_versions(&self) -> Arc<(String, String)> {
-        if let Some(v) = self.tool_versions.get() {
-            return v.clone();
-        }
-        let version = |program: &'static str, args: &'static [&'static str]| async move {
-            tokio::process::Command::new(program)
-                .args(args)
-                .output()
-                .await
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default()
-        };
-        let v = Arc::new((
-            version("helm", &["version", "--short"]).await,
-            version("kustomize", &["version"]).await,
-        ));
-        let _ = self.tool_versions.set(v.clone());
-        v
+    /// The render kept under `key` (everything a render depends on but the tools), when it was made with the
+    /// tools installed now: `key` names a render of the source and so its type, and the key with that
+    /// type's tool versions ([`ToolVersions::of`]) the render itself. A directory never asks a tool.
+    async fn cached_render(&self, key: u64) -> Option<Arc<Rendered>> {
+        let any = self.renders.get(key)?;
+        self.renders.get(self.tool_versions.key(key, any.source_type).await)
+    }
+
+    /// Keeps a render for [`Controller::cached_render`].
+    async fn keep_render(&self, key: u64, rendered: &Arc<Rendered>) {
+        self.renders.insert(key, rendered);
+        self.renders.insert(self.tool_versions.key(key, rendered.source_type).await, rendered);
     }
 
     /// Namespaces set on namespaced objects that have none, the tracking annotation or label added, unknown kinds
@@ -601,6 +589,60 @@ impl Controller {
     }
 }
 
+/// The `helm` and `kustomize` versions, part of a render's cache key (a new tool renders again). Each is
+/// read once, by the first render that needs it, while the others wait for its answer (a thousand first
+/// renders run one `helm version`, not one each), and only for sources of its tool.
+#[derive(Default)]
+pub(crate) struct ToolVersions {
+    helm: tokio::sync::OnceCell<String>,
+    kustomize: tokio::sync::OnceCell<String>,
+    /// Version commands run so far.
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl ToolVersions {
+    /// The versions a render of `source_type` depends on: none for a directory, helm's for a chart, and
+    /// both for Kustomize (its `helmCharts` run helm).
+    pub(crate) async fn of(&self, source_type: SourceType) -> (Option<&str>, Option<&str>) {
+        match source_type {
+            SourceType::Directory => (None, None),
+            SourceType::Helm => (Some(self.helm().await), None),
+            SourceType::Kustomize => (Some(self.helm().await), Some(self.kustomize().await)),
+        }
+    }
+
+    /// `key` with the versions of `source_type`'s tools.
+    async fn key(&self, key: u64, source_type: SourceType) -> u64 {
+        hash_of(&(key, self.of(source_type).await))
+    }
+
+    async fn helm(&self) -> &str {
+        self.helm.get_or_init(|| self.read("helm", &["version", "--short"])).await
+    }
+
+    async fn kustomize(&self) -> &str {
+        self.kustomize.get_or_init(|| self.read("kustomize", &["version"])).await
+    }
+
+    /// What `program args` prints (empty when it cannot run: such renders fail on their own).
+    async fn read(&self, program: &'static str, args: &'static [&'static str]) -> String {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::process::Command::new(program)
+            .args(args)
+            .output()
+            .await
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// How old the refs a poll may share are: its polling period (argocd-cm `timeout.reconciliation`), at most
+/// the three minutes Argo CD keeps refs; three minutes when polling is off.
+pub(crate) fn poll_refs_age(reconciliation: Option<Duration>) -> Duration {
+    const ARGO_CD_REFS: Duration = Duration::from_secs(180);
+    reconciliation.map_or(ARGO_CD_REFS, |period| period.min(ARGO_CD_REFS))
+}
+
 /// Where the memo keeps the commit `source`'s revision `wanted` resolved to.
 pub(crate) fn resolution_key(source: &ApplicationSource, wanted: &str) -> u64 {
     hash_of(&(source, wanted))
@@ -686,6 +728,38 @@ mod tests {
         ));
         assert!(!render_concerned(&app, &source, &[], &changed(&["apps/web/overlays/prod-eu/k.yaml"])));
         assert!(!render_concerned(&app, &source, &read, &changed(&["apps/api/deployment.yaml"])));
+    }
+
+    #[tokio::test]
+    async fn tool_versions_are_read_once_and_only_for_the_tools_a_source_type_uses() {
+        use std::sync::atomic::Ordering;
+        let tools = ToolVersions::default();
+        assert_eq!(tools.of(SourceType::Directory).await, (None, None));
+        assert_eq!(tools.asked.load(Ordering::Relaxed), 0, "a directory asks no tool its version");
+        let first_renders = (0..16).map(|_| tools.of(SourceType::Helm));
+        let answers = futures::future::join_all(first_renders).await;
+        assert!(answers.iter().all(|a| a.0.is_some() && a.1.is_none()));
+        assert_eq!(tools.asked.load(Ordering::Relaxed), 1, "sixteen renders at once ask helm once");
+        tools.of(SourceType::Kustomize).await;
+        tools.of(SourceType::Kustomize).await;
+        assert_eq!(tools.asked.load(Ordering::Relaxed), 2, "then kustomize once");
+    }
+
+    #[tokio::test]
+    async fn a_render_key_holds_the_versions_of_its_own_tools_only() {
+        let tools = ToolVersions::default();
+        let directory = tools.key(7, SourceType::Directory).await;
+        assert_ne!(directory, 7);
+        assert_eq!(directory, hash_of(&(7u64, (None::<&str>, None::<&str>))));
+        assert_ne!(tools.key(7, SourceType::Helm).await, directory);
+        assert_ne!(tools.key(7, SourceType::Kustomize).await, tools.key(7, SourceType::Helm).await);
+    }
+
+    #[test]
+    fn polls_share_refs_for_their_period_up_to_argo_cds_three_minutes() {
+        assert_eq!(poll_refs_age(Some(Duration::from_secs(120))), Duration::from_secs(120));
+        assert_eq!(poll_refs_age(Some(Duration::from_secs(600))), Duration::from_secs(180));
+        assert_eq!(poll_refs_age(None), Duration::from_secs(180), "polling off");
     }
 
     #[test]

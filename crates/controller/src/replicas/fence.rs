@@ -3,7 +3,8 @@
 //! catches what waited meanwhile — behind the request budget, or in a process frozen (SIGSTOP) past its
 //! Lease — and would otherwise reach the API server after the share moved. Dry runs pass: they change nothing.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tower::{BoxError, Layer, Service};
@@ -22,11 +23,11 @@ struct Window {
 impl Gate {
     /// Open between `from` and `until` (or always, `standalone`).
     pub(crate) fn set(&self, standalone: bool, from: Option<Instant>, until: Option<Instant>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Window { standalone, from, until };
+        *self.0.lock() = Window { standalone, from, until };
     }
 
     pub fn open(&self) -> bool {
-        let w = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let w = *self.0.lock();
         let now = Instant::now();
         w.standalone || (w.from.is_some_and(|t| now >= t) && w.until.is_some_and(|t| now < t))
     }
@@ -109,7 +110,7 @@ mod tests {
         }
 
         fn call(&mut self, request: http::Request<()>) -> Self::Future {
-            self.0.lock().unwrap().push(format!("{} {}", request.method(), request.uri()));
+            self.0.lock().push(format!("{} {}", request.method(), request.uri()));
             std::future::ready(Ok(()))
         }
     }
@@ -133,7 +134,7 @@ mod tests {
         let refused = fence.call(request("PATCH", "/api/v1/namespaces/a/configmaps/x")).await.unwrap_err();
         assert!(refused.to_string().contains("may not write"), "{refused}");
         assert!(fence.call(request("DELETE", "/api/v1/namespaces/a/configmaps/x")).await.is_err());
-        assert_eq!(sent.0.lock().unwrap().len(), 2, "the refused writes were not sent");
+        assert_eq!(sent.0.lock().len(), 2, "the refused writes were not sent");
 
         let now = Instant::now();
         gate.set(false, Some(now), Some(now + Duration::from_secs(60)));

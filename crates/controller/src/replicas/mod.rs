@@ -18,8 +18,9 @@ pub mod rendezvous;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use membership::Membership;
@@ -148,7 +149,7 @@ impl Replicas {
             gate: fence::Gate::default(),
             fenced: false,
         });
-        r.state.lock().expect("replicas lock").standalone = true;
+        r.state.lock().standalone = true;
         r.gate.set(true, None, None);
         r
     }
@@ -159,7 +160,7 @@ impl Replicas {
 
     /// Whether this replica acts on `key` (an Application's instance name) now.
     pub fn owns(&self, key: &str) -> bool {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         let now = Instant::now();
         if state.standalone {
             return true;
@@ -176,19 +177,19 @@ impl Replicas {
 
     /// Whether this replica acts now (holds its Lease, its wait after joining is over).
     pub fn is_acting(&self) -> bool {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         state.standalone || self.acting(&state, Instant::now())
     }
 
     /// Whether this replica holds the contested Lease `name` now.
     pub fn leads(&self, name: &str) -> bool {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         state.standalone || state.leading.get(name).is_some_and(|until| Instant::now() < *until)
     }
 
     /// The live replicas as this one sees them (itself included while it holds its Lease).
     pub fn members(&self) -> Vec<String> {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         if state.standalone {
             return vec![self.identity.clone()];
         }
@@ -205,7 +206,7 @@ impl Replicas {
     }
 
     fn shape(&self, now: Instant) -> Shape {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         Shape {
             acting: state.standalone || self.acting(&state, now),
             members: state.membership.live(now),
@@ -216,7 +217,7 @@ impl Replicas {
     /// When the shape changes next without any list telling (a Lease expiring, the wait after joining
     /// ending, this replica's own validity running out).
     fn next_moment(&self, now: Instant) -> Option<Instant> {
-        let state = self.state.lock().expect("replicas lock");
+        let state = self.state.lock();
         [state.membership.next_expiry(now), state.acting_from, state.valid_until]
             .into_iter()
             .chain(state.leading.values().map(|t| Some(*t)))
@@ -289,7 +290,7 @@ impl Replicas {
                         // Deleted or written by someone else: take it again (as a new member).
                         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
                             // The others may already count this replica gone: stop at once, then join again.
-                            self.state.lock().expect("replicas lock").valid_until = None;
+                            self.state.lock().valid_until = None;
                             tracing::warn!(lease = %own_name, "this replica's Lease was deleted or changed by someone else; joining again");
                             lease::acquire_own(&api, &own_name, &self.identity, self.duration).await
                         }
@@ -307,7 +308,7 @@ impl Replicas {
                         for c in &mut contested {
                             match c.try_hold(&api, &self.identity, self.duration, started).await {
                                 Ok(held) => {
-                                    let mut state = self.state.lock().expect("replicas lock");
+                                    let mut state = self.state.lock();
                                     if held {
                                         state
                                             .leading
@@ -337,7 +338,7 @@ impl Replicas {
                 Ok(seen) => {
                     // Others are judged from when their Lease was surely seen: after the answer.
                     let received = Instant::now();
-                    let mut state = self.state.lock().expect("replicas lock");
+                    let mut state = self.state.lock();
                     let was_valid = state.valid_until.is_some_and(|t| listed < t);
                     state.membership.observe(seen, received);
                     if let Some(renewed) = last_renew {
@@ -356,12 +357,7 @@ impl Replicas {
                 Err(e) => failed = Some(e),
             }
             // Leases of replicas gone long ago (killed, or scaled away with new names) are removed.
-            let gone = self
-                .state
-                .lock()
-                .expect("replicas lock")
-                .membership
-                .long_gone(Instant::now(), self.duration * 6);
+            let gone = self.state.lock().membership.long_gone(Instant::now(), self.duration * 6);
             for (holder, rv) in gone {
                 if holder != self.identity {
                     let _ = lease::delete(&api, &lease::replica_lease_name(&holder), Some(rv)).await;
@@ -380,7 +376,7 @@ impl Replicas {
                 _ => {}
             }
             {
-                let state = self.state.lock().expect("replicas lock");
+                let state = self.state.lock();
                 self.gate.set(state.standalone, state.acting_from, state.valid_until);
             }
             let now = Instant::now();
@@ -400,7 +396,7 @@ impl Replicas {
         }
         // Stop acting first: from here on every write is refused, then the others may take over.
         {
-            let mut state = self.state.lock().expect("replicas lock");
+            let mut state = self.state.lock();
             state.valid_until = None;
             state.leading.clear();
             self.gate.set(false, None, None);
@@ -455,7 +451,7 @@ mod tests {
         });
         let now = Instant::now();
         {
-            let mut s = r.state.lock().unwrap();
+            let mut s = r.state.lock();
             s.membership.observe(
                 [membership::Seen {
                     holder: "a".into(),
@@ -469,9 +465,9 @@ mod tests {
             s.acting_from = Some(now + Duration::from_secs(60));
         }
         assert!(!r.owns("x"), "still waiting after joining");
-        r.state.lock().unwrap().acting_from = Some(now);
+        r.state.lock().acting_from = Some(now);
         assert!(r.owns("x"));
-        r.state.lock().unwrap().valid_until = Some(now);
+        r.state.lock().valid_until = Some(now);
         assert!(!r.owns("x"), "its validity ended");
     }
 }

@@ -23,6 +23,8 @@ pub struct Bench {
     pub application_namespaces: Vec<String>,
     /// The running controller, as the API server of the same process would see it.
     pub view: berth_controller::ControllerView,
+    /// The self-heal backoff of the next [`Bench::start_controller`] (Argo CD's defaults: 2 s, ×3, 300 s).
+    pub self_heal_backoff: berth_controller::SelfHealBackoff,
 }
 
 impl Bench {
@@ -59,6 +61,7 @@ impl Bench {
             namespaces: vec![namespace],
             application_namespaces: Vec::new(),
             view: Default::default(),
+            self_heal_backoff: Default::default(),
         };
         bench.start_controller();
         bench
@@ -71,6 +74,7 @@ impl Bench {
             cache_dir: self.cache_dir.path().to_path_buf(),
             workers: 4,
             self_heal_timeout: Duration::ZERO,
+            self_heal_backoff: self.self_heal_backoff.clone(),
             namespaces: Vec::new(),
             application_namespaces: self.application_namespaces.clone(),
             view: self.view.clone(),

@@ -490,6 +490,15 @@ impl<'a, W: World> Operation<'a, W> {
                 Action::Apply(object) => {
                     let mode = self.opts.mode_for(object);
                     let before = self.world.live(&task.key);
+                    // Being deleted (a prune, or someone's delete): applying would only touch what is about
+                    // to go; it is created afresh once gone, as Argo CD does, and never deleted again.
+                    if before.as_deref().is_some_and(being_deleted) {
+                        waiting.get_or_insert(format!(
+                            "waiting for deletion of {} before it is created again",
+                            task_ref(&task.key)
+                        ));
+                        continue;
+                    }
                     let server_side = (self.opts.server_side
                         && !has_sync_option(object, "ServerSideApply=false"))
                         || server_side_apply(object);
@@ -614,7 +623,8 @@ impl<'a, W: World> Operation<'a, W> {
         })
     }
 
-    /// Prunes one object, or says why not, in Argo CD's words.
+    /// Prunes one object, or says why not, in Argo CD's words. An object already being deleted is never
+    /// sent a second DELETE.
     async fn prune(
         &self,
         info: &KindInfo,
@@ -631,9 +641,13 @@ impl<'a, W: World> Operation<'a, W> {
             // Only a dry run gets here: a sync waits for the confirmation (see `unconfirmed_prunes`).
             return (OutcomeStatus::PruneSkipped, "ignored (waiting for pruning confirmation)".into());
         }
-        // Already being deleted: asking again would only touch it.
-        if !self.opts.dry_run && !live["metadata"]["deletionTimestamp"].is_null() {
-            return (OutcomeStatus::Pruned, "pruned".into());
+        // Already being deleted (as planned, or as the cluster has it now): a second DELETE would only touch
+        // it; and already gone is pruned too.
+        if !self.opts.dry_run {
+            let now = self.world.live(key);
+            if being_deleted(live) || now.as_deref().is_some_and(being_deleted) {
+                return (OutcomeStatus::Pruned, "pruned".into());
+            }
         }
         let policy = self.opts.prune_propagation.clone().unwrap_or(PropagationPolicy::Foreground);
         match self.world.delete(info, key, policy, self.opts.dry_run).await {
@@ -989,6 +1003,12 @@ pub fn images_of(obj: &serde_json::Value) -> Vec<String> {
 }
 
 /// An object as Argo CD's operation messages name it: `apps/Deployment/web`, `/ConfigMap/web`.
+/// Whether the API server is deleting the object (it has a deletionTimestamp: finalizers or dependents
+/// hold it).
+pub fn being_deleted(obj: &serde_json::Value) -> bool {
+    !obj["metadata"]["deletionTimestamp"].is_null()
+}
+
 fn task_ref(key: &ResourceKey) -> String {
     format!("{}/{}/{}", key.group, key.kind, key.name)
 }

@@ -4,9 +4,10 @@
 use super::{Manifest, RenderError, ToolContext};
 use crate::git::CommitInfo;
 use berth_api::application::ApplicationSource;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// Argo CD's source types (`status.sourceType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,11 +110,11 @@ pub struct RenderCache {
 
 impl RenderCache {
     pub fn get(&self, key: u64) -> Option<Arc<Rendered>> {
-        self.entries.lock().expect("render lock").get(&key).and_then(Weak::upgrade)
+        self.entries.lock().get(&key).and_then(Weak::upgrade)
     }
 
     pub fn insert(&self, key: u64, rendered: &Arc<Rendered>) {
-        let mut entries = self.entries.lock().expect("render lock");
+        let mut entries = self.entries.lock();
         // Dropped renders leave dead entries behind: swept now and then, so the map stays as small as
         // the set of renders in use.
         if entries.len() % 256 == 255 {
@@ -123,12 +124,12 @@ impl RenderCache {
     }
 
     pub fn remove(&self, key: u64) {
-        self.entries.lock().expect("render lock").remove(&key);
+        self.entries.lock().remove(&key);
     }
 
     /// Entries whose render is still held by someone.
     pub fn live_entries(&self) -> usize {
-        self.entries.lock().expect("render lock").values().filter(|w| w.strong_count() > 0).count()
+        self.entries.lock().values().filter(|w| w.strong_count() > 0).count()
     }
 }
 

@@ -305,8 +305,11 @@ async fn may_create(shared: &Shared, caller: &crate::rbac::Subject, set: &Submit
 
 /// What the controller of this process generates for `set`: 503 when none runs here.
 async fn generate(shared: &Shared, set: &ApplicationSet) -> Result<Vec<Application>, ApiError> {
-    let controller = super::tree::in_process_controller(shared)?;
-    controller.generate_applicationset(set).await.map_err(|e| {
+    let set = set.clone();
+    let generated =
+        super::tree::on_controller(shared, move |c| async move { c.generate_applicationset(&set).await })
+            .await?;
+    generated.map_err(|e| {
         use berth_controller::appset::GenerateError;
         let message = format!("unable to generate Applications of ApplicationSet: {e}");
         match e {

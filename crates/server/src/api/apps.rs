@@ -304,12 +304,14 @@ pub(super) async fn revision_metadata(
     Query(query): Query<MetadataQuery>,
 ) -> Result<Json<berth_api::application::RevisionMetadata>, ApiError> {
     let app = authorized_app_in(&shared, &caller, query.app_namespace.as_deref(), &name, "get").await?;
-    let controller = super::tree::in_process_controller(&shared)?;
-    controller
-        .revision_metadata(&shared.instance_of(&app), &revision, query.source_index.unwrap_or(0))
-        .await
-        .map(Json)
-        .map_err(|m| ApiError::not_found(format!("revision {revision}: {m}")))
+    let (instance, at, index) = (shared.instance_of(&app), revision.clone(), query.source_index.unwrap_or(0));
+    super::tree::on_controller(
+        &shared,
+        move |c| async move { c.revision_metadata(&instance, &at, index).await },
+    )
+    .await?
+    .map(Json)
+    .map_err(|m| ApiError::not_found(format!("revision {revision}: {m}")))
 }
 
 #[derive(serde::Deserialize, Default)]

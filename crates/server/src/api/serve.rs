@@ -31,13 +31,23 @@ pub struct ServerConfig {
     pub dex_server: Option<String>,
 }
 
-/// The metrics listener's routes: `GET /metrics`, `/healthz` (the process answers: liveness) and `/readyz`
-/// (this replica's shard has its caches synced: readiness).
+/// The metrics listener's routes: `GET /metrics`, `/healthz` (the controller makes progress: liveness) and
+/// `/readyz` (this replica's shard has its caches synced: readiness).
 pub fn metrics_router() -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+}
+
+/// 200 while the controller's workers make progress (or no controller runs here); 503 with the one-line
+/// reason when they are stuck or dead, so the liveness probe restarts the process rather than leave
+/// applications unreconciled behind an "ok".
+async fn healthz() -> Response {
+    match berth_controller::metrics::global().healthy() {
+        Ok(()) => "ok".into_response(),
+        Err(reason) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    }
 }
 
 /// 200 once this replica's caches are synced; 503 before, so a rollout waits for it and a Service skips it.
@@ -291,7 +301,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn readyz_answers_503_until_the_shard_is_ready_and_healthz_always_answers() {
+    async fn readyz_answers_503_until_the_shard_is_ready_and_healthz_answers_while_no_controller_is_stuck() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve_metrics_on(listener, std::future::pending()));

@@ -78,7 +78,14 @@ pub(super) async fn resource_tree(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let app = authorized_app_in(&shared, &caller, at.app_namespace.as_deref(), &name, "get").await?;
     let nodes = match shared.controller.get() {
-        Some(controller) => controller.resource_tree(&shared.instance_of(&app)).map_err(view_error)?,
+        // On the controller's runtime: finding the app's cluster may make that cluster's client, whose
+        // I/O must not live on the API's threads.
+        Some(_) => {
+            let instance = shared.instance_of(&app);
+            on_controller(&shared, move |c| async move { c.resource_tree(&instance) })
+                .await?
+                .map_err(view_error)?
+        }
         None => tree_from_the_cluster(&shared, &app).await?,
     };
     Ok(Json(serde_json::json!({"nodes": nodes})))
@@ -137,13 +144,6 @@ async fn tree_from_the_cluster(
     ))
 }
 
-/// The controller of this process, for what only it knows (targets, git): 503 when it does not run here.
-pub(crate) fn in_process_controller(shared: &Shared) -> Result<Arc<berth_controller::Controller>, ApiError> {
-    shared.controller.get().ok_or_else(|| {
-        ApiError::new(GrpcCode::Unavailable, "the application controller does not run in this process")
-    })
-}
-
 /// What the controller could not show, as the API answers it: an app it does not know is 404, a target
 /// it cannot load 400 FailedPrecondition.
 fn view_error(e: berth_controller::ViewError) -> ApiError {
@@ -154,13 +154,29 @@ fn view_error(e: berth_controller::ViewError) -> ApiError {
     }
 }
 
+/// Runs `work` with the controller of this process, for what only it knows (targets, git), on the
+/// controller's own runtime (what it starts lives there, not on the API server's; see
+/// [`berth_controller::ControllerView::run`]): 503 when it does not run here.
+pub(crate) async fn on_controller<T, F, Fut>(shared: &Shared, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Arc<berth_controller::Controller>) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    shared.controller.run(work).await.ok_or_else(|| {
+        ApiError::new(GrpcCode::Unavailable, "the application controller does not run in this process")
+    })
+}
+
 /// What the controller compared for `app` (it knows the app by its instance name).
 async fn controller_view(
     shared: &Shared,
     app: &Application,
 ) -> Result<(String, Vec<berth_controller::ManagedResource>), ApiError> {
-    let controller = in_process_controller(shared)?;
-    controller.managed_resources(&shared.instance_of(app)).await.map_err(view_error)
+    let instance = shared.instance_of(app);
+    on_controller(shared, move |c| async move { c.managed_resources(&instance).await })
+        .await?
+        .map_err(view_error)
 }
 
 /// `GET /api/v1/applications/{name}/managed-resources[?appNamespace=]`: each object's target, live, normalised live and

@@ -51,6 +51,7 @@ impl InProcess {
                 cache_dir: cache.path().to_path_buf(),
                 workers: if options.workers == 0 { 2 } else { options.workers },
                 self_heal_timeout: Duration::ZERO,
+                self_heal_backoff: Default::default(),
                 namespaces: Vec::new(),
                 application_namespaces: options.application_namespaces.clone(),
                 view: view.clone(),

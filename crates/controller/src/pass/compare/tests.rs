@@ -172,3 +172,74 @@ fn without_a_target_health_is_still_assessed_from_the_live_objects() {
     assert_eq!(of("a"), "Degraded");
     assert_eq!(of("b"), "Missing");
 }
+
+#[test]
+fn a_desired_object_being_deleted_is_out_of_sync_whatever_the_dry_run_said() {
+    let t = target(vec![desired("a", None)]);
+    let mut going = (*live("a", "Progressing")).clone();
+    going["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+    let observed = vec![Observed { desired: &t.objects[0], live: Some(Arc::new(going)), in_sync: Ok(true) }];
+    let c = summarise(&t, observed, &[], health_of);
+    assert_eq!(c.sync_status, SyncCode::OutOfSync);
+    assert_eq!(code(&c, "a"), ("OutOfSync".into(), Some("Progressing".into()), None));
+}
+
+fn app_with_rules(rules: serde_json::Value) -> Application {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
+        "spec": {"destination": {"namespace": "web"}, "project": "default",
+                 "source": {"repoURL": "https://example.com/r.git", "path": "web"},
+                 "ignoreDifferences": rules}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_ignore_rule_that_does_not_compile_is_named_by_field_and_index() {
+    let app = app_with_rules(serde_json::json!([
+        {"kind": "ConfigMap", "jqPathExpressions": [".data.a"]},
+        {"kind": "ConfigMap", "jqPathExpressions": [".data.b", ".data["]},
+    ]));
+    let system = [
+        IgnoreRule {
+            group: Some("apps".into()),
+            kind: "Deployment".into(),
+            jq_path_expressions: vec!["|||".into()],
+            ..Default::default()
+        },
+        IgnoreRule {
+            group: None,
+            kind: "*".into(),
+            jq_path_expressions: vec![".metadata.labels".into()],
+            ..Default::default()
+        },
+    ];
+    let errors = invalid_ignore_rules(&app, &system);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("argocd-cm resource.customizations.ignoreDifferences.apps_Deployment.jqPathExpressions[0]: jq expression \"|||\" is invalid"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with(
+            "spec.ignoreDifferences[1].jqPathExpressions[1]: jq expression \".data[\" is invalid"
+        ),
+        "{}",
+        errors[1]
+    );
+}
+
+#[test]
+fn a_failed_comparison_is_unknown_not_out_of_sync_and_its_error_is_a_condition() {
+    let t = target(vec![desired("a", None), desired("gone", None)]);
+    let observed = vec![
+        Observed { desired: &t.objects[0], live: Some(live("a", "Healthy")), in_sync: Ok(true) },
+        Observed { desired: &t.objects[1], live: None, in_sync: Ok(false) },
+    ];
+    let c = failed_comparison(summarise(&t, observed, &[], health_of), vec!["bad rule".into()]);
+    assert_eq!(c.sync_status, SyncCode::Unknown);
+    assert_eq!(code(&c, "a"), ("Unknown".into(), Some("Healthy".into()), None));
+    assert_eq!(code(&c, "gone"), ("Unknown".into(), Some("Missing".into()), None));
+    assert_eq!(c.conditions(&t), [(ConditionType::ComparisonError, "bad rule".to_string())]);
+}

@@ -75,7 +75,9 @@ fn decide(
     status: &ApplicationStatus,
     now: Timestamp,
 ) -> AutoSync {
-    auto_sync_decision(app, target, code, status, &open(), false, TIMEOUT, now)
+    // The fixed self-heal timeout (the backoff turned off) paces these; the backoff has tests of its own.
+    let fixed = SelfHealBackoff { timeout: Duration::ZERO, ..SelfHealBackoff::default() };
+    auto_sync_decision(app, target, code, status, &open(), false, TIMEOUT, &fixed, now)
 }
 
 #[test]
@@ -85,11 +87,11 @@ fn a_new_revision_that_is_out_of_sync_syncs_at_once() {
     let status = synced(&app, "old", OperationPhase::Succeeded, now, 1);
     assert_eq!(
         decide(&app, &target("new", 1), SyncCode::OutOfSync, &status, now),
-        AutoSync::Now { self_heal: false }
+        AutoSync::Now { self_heal: false, attempts: 0 }
     );
     assert_eq!(
         decide(&app, &target("new", 1), SyncCode::OutOfSync, &ApplicationStatus::default(), now),
-        AutoSync::Now { self_heal: false },
+        AutoSync::Now { self_heal: false, attempts: 0 },
         "never synced before"
     );
 }
@@ -126,7 +128,7 @@ fn an_empty_render_is_not_synced_unless_allow_empty() {
     let allowed = app(serde_json::json!({"prune": true, "allowEmpty": true}));
     assert_eq!(
         decide(&allowed, &target("a", 0), SyncCode::OutOfSync, &none, now),
-        AutoSync::Now { self_heal: false }
+        AutoSync::Now { self_heal: false, attempts: 0 }
     );
 }
 
@@ -140,7 +142,36 @@ fn the_same_revision_again_is_only_synced_to_heal_drift() {
     let status = synced(&heal, "a", OperationPhase::Succeeded, now, 60);
     assert_eq!(
         decide(&heal, &target("a", 1), SyncCode::OutOfSync, &status, now),
-        AutoSync::Now { self_heal: true }
+        AutoSync::Now { self_heal: true, attempts: 1 }
+    );
+}
+
+#[test]
+fn a_change_of_the_spec_source_at_the_same_revision_is_a_new_target() {
+    let now = Timestamp::now();
+    // No self-heal: only a new target syncs (an image updater writing a parameter, `argocd app set -p`).
+    let plain = app(serde_json::json!({}));
+    let status = synced(&plain, "a", OperationPhase::Succeeded, now, 60);
+    assert_eq!(decide(&plain, &target("a", 1), SyncCode::OutOfSync, &status, now), AutoSync::No);
+    let mut changed = plain.clone();
+    changed.spec.source.as_mut().unwrap().path = Some("web-v2".into());
+    assert_eq!(
+        decide(&changed, &target("a", 1), SyncCode::OutOfSync, &status, now),
+        AutoSync::Now { self_heal: false, attempts: 0 }
+    );
+    // The same for an app of several sources, recorded as `sources`.
+    let mut multi = plain.clone();
+    let source = multi.spec.source.take().unwrap();
+    multi.spec.sources = vec![source.clone(), ApplicationSource { path: Some("db".into()), ..source }];
+    let mut status = synced(&multi, "a", OperationPhase::Succeeded, now, 60);
+    let result = status.operation_state.as_mut().unwrap().sync_result.as_mut().unwrap();
+    result.sources = multi.spec.sources.clone();
+    assert_eq!(decide(&multi, &target("a", 1), SyncCode::OutOfSync, &status, now), AutoSync::No);
+    let mut changed = multi.clone();
+    changed.spec.sources[1].path = Some("db-v2".into());
+    assert_eq!(
+        decide(&changed, &target("a", 1), SyncCode::OutOfSync, &status, now),
+        AutoSync::Now { self_heal: false, attempts: 0 }
     );
 }
 
@@ -157,7 +188,7 @@ fn a_failed_sync_of_the_same_revision_is_not_retried_by_auto_sync() {
         );
         assert_eq!(
             decide(&heal, &target("b", 1), SyncCode::OutOfSync, &status, now),
-            AutoSync::Now { self_heal: false },
+            AutoSync::Now { self_heal: false, attempts: 0 },
             "a new revision is tried after a failure ({phase})"
         );
     }
@@ -173,12 +204,168 @@ fn self_heal_waits_out_its_timeout_and_honours_the_pause() {
         AutoSync::Later(Duration::from_secs(3))
     );
     let old = synced(&heal, "a", OperationPhase::Succeeded, now, 600);
-    let paused =
-        auto_sync_decision(&heal, &target("a", 1), SyncCode::OutOfSync, &old, &open(), true, TIMEOUT, now);
+    let paused = auto_sync_decision(
+        &heal,
+        &target("a", 1),
+        SyncCode::OutOfSync,
+        &old,
+        &open(),
+        true,
+        TIMEOUT,
+        &SelfHealBackoff::default(),
+        now,
+    );
     assert!(matches!(paused, AutoSync::Blocked(m) if m.contains("berth.selfHeal.paused")));
-    let moved =
-        auto_sync_decision(&heal, &target("b", 1), SyncCode::OutOfSync, &old, &open(), true, TIMEOUT, now);
-    assert_eq!(moved, AutoSync::Now { self_heal: false }, "the pause holds drift, not new commits");
+    let moved = auto_sync_decision(
+        &heal,
+        &target("b", 1),
+        SyncCode::OutOfSync,
+        &old,
+        &open(),
+        true,
+        TIMEOUT,
+        &SelfHealBackoff::default(),
+        now,
+    );
+    assert_eq!(
+        moved,
+        AutoSync::Now { self_heal: false, attempts: 0 },
+        "the pause holds drift, not new commits"
+    );
+}
+
+/// The last operation: a self-heal (`attempts` done) of revision "a", finished `ago` seconds before `now`.
+fn healed(app: &Application, attempts: Option<i64>, now: Timestamp, ago: i64) -> ApplicationStatus {
+    let mut status = synced(app, "a", OperationPhase::Succeeded, now, ago);
+    let state = status.operation_state.as_mut().unwrap();
+    state.operation.sync = Some(SyncOperation { self_heal_attempts_count: attempts, ..Default::default() });
+    status
+}
+
+fn decide_backoff(app: &Application, status: &ApplicationStatus, now: Timestamp) -> AutoSync {
+    let backoff = SelfHealBackoff::default();
+    let target = target("a", 1);
+    auto_sync_decision(
+        app,
+        &target,
+        SyncCode::OutOfSync,
+        status,
+        &open(),
+        false,
+        Duration::ZERO,
+        &backoff,
+        now,
+    )
+}
+
+#[test]
+fn the_first_self_heal_of_a_revision_runs_at_once_and_later_ones_back_off() {
+    let now = Timestamp::now();
+    let heal = app(serde_json::json!({"selfHeal": true}));
+    // Right after the sync of a new revision (no count): at once, as attempt 1.
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, None, now, 0), now),
+        AutoSync::Now { self_heal: true, attempts: 1 }
+    );
+    // After one self-heal: 2 s; after two: 6 s; after three: 18 s, from the last sync's end.
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(1), now, 0), now),
+        AutoSync::Later(Duration::from_secs(2))
+    );
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(2), now, 1), now),
+        AutoSync::Later(Duration::from_secs(5))
+    );
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(3), now, 0), now),
+        AutoSync::Later(Duration::from_secs(18))
+    );
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(2), now, 6), now),
+        AutoSync::Now { self_heal: true, attempts: 3 }
+    );
+    // Never more than the cap.
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(40), now, 0), now),
+        AutoSync::Later(Duration::from_secs(300))
+    );
+}
+
+#[test]
+fn the_self_heal_count_starts_again_after_the_cooldown_and_with_a_new_revision() {
+    let now = Timestamp::now();
+    let heal = app(serde_json::json!({"selfHeal": true}));
+    // Synced for the cooldown (330 s) past the last self-heal's own wait (the cap, 300 s): from zero again.
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(9), now, 631), now),
+        AutoSync::Now { self_heal: true, attempts: 1 }
+    );
+    // A fight paced at the cap whose pass runs a little late goes on counting.
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(9), now, 331), now),
+        AutoSync::Now { self_heal: true, attempts: 10 }
+    );
+    assert_eq!(
+        decide_backoff(&heal, &healed(&heal, Some(1), now, 333), now),
+        AutoSync::Now { self_heal: true, attempts: 1 },
+        "after one self-heal (2 s wait), 332 s synced start again"
+    );
+    let status = healed(&heal, Some(9), now, 0);
+    let backoff = SelfHealBackoff::default();
+    let moved = auto_sync_decision(
+        &heal,
+        &target("b", 1),
+        SyncCode::OutOfSync,
+        &status,
+        &open(),
+        false,
+        Duration::ZERO,
+        &backoff,
+        now,
+    );
+    assert_eq!(moved, AutoSync::Now { self_heal: false, attempts: 0 });
+}
+
+#[test]
+fn a_zero_backoff_timeout_leaves_the_fixed_self_heal_timeout_in_charge() {
+    let now = Timestamp::now();
+    let heal = app(serde_json::json!({"selfHeal": true}));
+    let state = healed(&heal, Some(5), now, 1);
+    let last = state.operation_state.as_ref().unwrap();
+    let off = SelfHealBackoff { timeout: Duration::ZERO, ..SelfHealBackoff::default() };
+    assert_eq!(
+        self_heal_pace(last, now, TIMEOUT, &off),
+        SelfHealPace { wait: Duration::from_secs(4), attempts: 6 }
+    );
+    // With the backoff on (Argo CD's default), the fixed timeout is not used: 2 s × 3^4, at most 300 s.
+    assert_eq!(
+        self_heal_pace(last, now, TIMEOUT, &SelfHealBackoff::default()),
+        SelfHealPace { wait: Duration::from_secs(161), attempts: 6 }
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_self_heal_wait_never_exceeds_the_cap_whatever_the_count(
+        count in proptest::option::of(proptest::num::i64::ANY),
+        ago in -1_000_000i64..1_000_000,
+        timeout in 0u64..1_000,
+        factor in 0u32..100,
+        cap in 0u64..100_000,
+    ) {
+        let now = Timestamp::now();
+        let heal = app(serde_json::json!({"selfHeal": true}));
+        let status = healed(&heal, count, now, ago);
+        let backoff = SelfHealBackoff {
+            timeout: Duration::from_secs(timeout),
+            factor,
+            cap: Duration::from_secs(cap),
+            cooldown: Duration::from_secs(330),
+        };
+        let pace = self_heal_pace(status.operation_state.as_ref().unwrap(), now, Duration::ZERO, &backoff);
+        proptest::prop_assert!(pace.wait <= backoff.cap);
+        proptest::prop_assert!(pace.attempts >= 1);
+    }
 }
 
 #[test]
@@ -276,6 +463,7 @@ fn an_active_deny_window_blocks_auto_sync_and_self_heal_naming_the_window() {
         &frozen(true),
         false,
         TIMEOUT,
+        &SelfHealBackoff::default(),
         now,
     );
     let AutoSync::Blocked(message) = blocked else { panic!("{blocked:?}") };
@@ -294,6 +482,7 @@ fn an_active_deny_window_blocks_auto_sync_and_self_heal_naming_the_window() {
         &frozen(false),
         false,
         TIMEOUT,
+        &SelfHealBackoff::default(),
         now,
     );
     assert!(
@@ -309,6 +498,7 @@ fn an_active_deny_window_blocks_auto_sync_and_self_heal_naming_the_window() {
         &frozen(false),
         false,
         TIMEOUT,
+        &SelfHealBackoff::default(),
         now,
     );
     assert!(matches!(later, AutoSync::Blocked(_)), "{later:?}");
@@ -319,8 +509,19 @@ fn a_window_says_nothing_when_no_sync_is_due() {
     let now = Timestamp::now();
     let auto = app(serde_json::json!({}));
     let none = ApplicationStatus::default();
-    let decide =
-        |code| auto_sync_decision(&auto, &target("a", 1), code, &none, &frozen(false), false, TIMEOUT, now);
+    let decide = |code| {
+        auto_sync_decision(
+            &auto,
+            &target("a", 1),
+            code,
+            &none,
+            &frozen(false),
+            false,
+            TIMEOUT,
+            &SelfHealBackoff::default(),
+            now,
+        )
+    };
     assert_eq!(decide(SyncCode::Synced), AutoSync::No, "no condition while in sync");
     let mut manual = auto.clone();
     manual.spec.sync_policy = None;
@@ -332,6 +533,7 @@ fn a_window_says_nothing_when_no_sync_is_due() {
         &frozen(false),
         false,
         TIMEOUT,
+        &SelfHealBackoff::default(),
         now,
     );
     assert_eq!(decision, AutoSync::No);

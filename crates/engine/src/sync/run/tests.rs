@@ -878,3 +878,39 @@ fn the_managed_namespace_is_a_presync_result_unless_the_sync_applies_it_itself()
     assert_eq!(world.changes(), ["apply namespace/web"], "applied once, as the sync's own Namespace");
     assert_eq!(op.record("web").phase, Phase::Sync);
 }
+
+fn deleting(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    obj["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    obj["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    obj
+}
+
+#[test]
+fn an_object_already_being_deleted_is_pruned_without_a_second_delete() {
+    // Planned from a snapshot that shows the deletion, and from one that does not yet (the cache is behind).
+    let old = object("ConfigMap", "old", json!({}));
+    let stale = object("ConfigMap", "stale", json!({}));
+    let world = ScriptedWorld::with_live(&[deleting(&old), deleting(&stale)]);
+    let opts = SyncOptions { prune: true, ..Default::default() };
+    let mut op = Driver::with_tracked(&world, &[], &[deleting(&old), stale], opts);
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert!(world.changes().is_empty(), "no DELETE is sent again: {:?}", world.changes());
+    assert_eq!(op.record("old").status, OutcomeStatus::Pruned);
+    assert_eq!(op.record("stale").status, OutcomeStatus::Pruned);
+}
+
+#[test]
+fn a_desired_object_being_deleted_is_created_again_once_it_is_gone_and_never_deleted() {
+    let web = object("ConfigMap", "web", json!({}));
+    let world = ScriptedWorld::with_live(&[deleting(&web)]);
+    let mut op =
+        Driver::new(&world, std::slice::from_ref(&web), SyncOptions { prune: true, ..Default::default() });
+    let Progress::Running(message) = op.pass() else { panic!("the sync waits for the deletion") };
+    assert_eq!(message, "waiting for deletion of /ConfigMap/web before it is created again");
+    assert!(world.changes().is_empty(), "{:?}", world.changes());
+    // The finalizer let go: now it is created.
+    world.objects.lock().unwrap().clear();
+    assert!(matches!(op.pass(), Progress::Succeeded(_)));
+    assert_eq!(world.changes(), ["apply configmap/web"]);
+}

@@ -199,8 +199,14 @@ fn default_in_cluster() -> BTreeMap<String, String> {
 /// Without one: the local API server's version and whether it answered for the in-cluster entry, and
 /// `Unknown` for the others, which the API server does not contact.
 async fn connection_info(shared: &Shared, server: &str) -> Value {
-    if let Some(controller) = shared.controller.get() {
-        return serde_json::to_value(controller.cluster_info(server)).unwrap_or_default();
+    if shared.controller.get().is_some() {
+        // On the controller's runtime (it may make a cluster's client, see `on_controller`).
+        let server = server.to_string();
+        let info = crate::api::tree::on_controller(shared, move |c| async move {
+            serde_json::to_value(c.cluster_info(&server)).unwrap_or_default()
+        })
+        .await;
+        return info.unwrap_or_else(|_| json!({"connectionState": {"status": "Unknown"}}));
     }
     if !is_in_cluster(server) {
         return json!({"connectionState": {"status": "Unknown"}});
