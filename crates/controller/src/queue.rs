@@ -26,10 +26,6 @@ struct State {
     order: VecDeque<String>,
     pending: HashMap<String, Level>,
     running: HashMap<String, Option<Level>>,
-    /// When the latest refresh (or hard refresh) of each application was asked for, until a worker takes
-    /// it; then, while the worker holds it, in `taken` ([`Queue::refresh_asked`]).
-    asked: HashMap<String, Instant>,
-    taken: HashMap<String, Instant>,
     /// Since when work has waited or been held without a break (`None`: idle): `/healthz` measures a
     /// stall from here, not from a pass that finished before a quiet spell.
     busy_since: Option<Instant>,
@@ -46,9 +42,6 @@ pub struct Queue {
 impl Queue {
     pub fn push(&self, name: &str, level: Level) {
         let mut s = self.state.lock();
-        if level >= Level::Refresh {
-            s.asked.insert(name.to_string(), Instant::now());
-        }
         s.busy_since.get_or_insert_with(Instant::now);
         if let Some(again) = s.running.get_mut(name) {
             *again = Some(again.map_or(level, |l| l.max(level)));
@@ -77,10 +70,6 @@ impl Queue {
                 if let Some(name) = s.order.pop_front() {
                     let level = s.pending.remove(&name).unwrap_or(Level::Compare);
                     s.running.insert(name.clone(), None);
-                    match s.asked.remove(&name) {
-                        Some(at) => s.taken.insert(name.clone(), at),
-                        None => s.taken.remove(&name),
-                    };
                     if !s.order.is_empty() {
                         self.notify.notify_one();
                     }
@@ -95,7 +84,6 @@ impl Queue {
     pub fn done(&self, name: &str) {
         let again = {
             let mut s = self.state.lock();
-            s.taken.remove(name);
             let again = s.running.remove(name).flatten();
             if again.is_none() && s.running.is_empty() && s.pending.is_empty() {
                 s.busy_since = None;
@@ -126,13 +114,6 @@ impl Queue {
     /// Applications a worker holds now.
     pub fn in_flight(&self) -> usize {
         self.state.lock().running.len()
-    }
-
-    /// When the refresh that the pass of `name` now running answers was asked for (the latest request at
-    /// [`Level::Refresh`] or stronger before a worker took it): git answers it with refs from after then.
-    /// `None` when no refresh was asked (a watch event's compare) or `name` is not running.
-    pub fn refresh_asked(&self, name: &str) -> Option<Instant> {
-        self.state.lock().taken.get(name).copied()
     }
 
     /// One worker: runs `pass` on each application handed out until the queue closes. A pass that panics
@@ -253,28 +234,6 @@ mod tests {
             Some(("a".into(), Level::Compare)),
             "the request made while running is kept"
         );
-    }
-
-    #[tokio::test]
-    async fn a_pass_knows_when_the_latest_refresh_it_answers_was_asked_for() {
-        let q = Queue::default();
-        q.push("a", Level::Compare);
-        let (name, _) = q.pop().await.unwrap();
-        assert_eq!(q.refresh_asked(&name), None, "a compare asks git nothing");
-        let before_running = Instant::now();
-        q.push("a", Level::Refresh);
-        assert_eq!(q.refresh_asked(&name), None, "a request made while running is the next pass's");
-        q.done(&name);
-        q.pop().await.unwrap();
-        assert!(q.refresh_asked("a").is_some_and(|at| at >= before_running));
-        q.done("a");
-        assert_eq!(q.refresh_asked("a"), None, "forgotten when the pass is done");
-        q.push("a", Level::Refresh);
-        let between = Instant::now();
-        q.push("a", Level::HardRefresh);
-        q.push("a", Level::Compare);
-        q.pop().await.unwrap();
-        assert!(q.refresh_asked("a").is_some_and(|at| at >= between), "the latest refresh counts");
     }
 
     #[tokio::test]

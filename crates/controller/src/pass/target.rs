@@ -245,9 +245,11 @@ impl Controller {
             return Ok(sha.clone());
         }
         // A refresh asked for (the annotation, the API, a webhook), a hard refresh, a sync, or a source not
-        // resolved before (a new or changed spec) sees every commit pushed before it was asked: refs from an
-        // ls-remote that started after the request, one for all the requests that came before it started.
-        // A poll takes refs as old as its period: about one ls-remote a period per repository.
+        // resolved before (a new or changed spec) sees every commit pushed before its pass started: refs
+        // from an ls-remote that started after that, shared by the passes that started before it. (Not from
+        // when the refresh was asked: the pass clears the refresh annotation at its end, and a second
+        // request setting the same annotation meanwhile changes nothing a watch sees, so the refs must be
+        // no older than the pass.) A poll shares an ls-remote taken a second ago.
         let asked = refresh_annotation(app).is_some()
             || self.pass_explicit(&name)
             || sync
@@ -255,11 +257,9 @@ impl Controller {
             || (cached.is_none() && level >= Level::Refresh);
         let creds = self.creds_for(app, &source.repo_url);
         let resolved = if asked {
-            let since = self.queue.refresh_asked(&name).unwrap_or_else(|| self.pass_started(&name));
-            self.git.resolve_since(&source.repo_url, &wanted, &creds, since).await
+            self.git.resolve_since(&source.repo_url, &wanted, &creds, self.pass_started(&name)).await
         } else {
-            let max_age = poll_refs_age(self.settings().reconciliation);
-            self.git.resolve(&source.repo_url, &wanted, &creds, max_age).await
+            self.git.resolve(&source.repo_url, &wanted, &creds, POLL_REFS_AGE).await
         };
         let sha = resolved
             .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
@@ -636,12 +636,9 @@ impl ToolVersions {
     }
 }
 
-/// How old the refs a poll may share are: its polling period (argocd-cm `timeout.reconciliation`), at most
-/// the three minutes Argo CD keeps refs; three minutes when polling is off.
-pub(crate) fn poll_refs_age(reconciliation: Option<Duration>) -> Duration {
-    const ARGO_CD_REFS: Duration = Duration::from_secs(180);
-    reconciliation.map_or(ARGO_CD_REFS, |period| period.min(ARGO_CD_REFS))
-}
+/// How old the refs a poll may share are. Kept short: a poll is also what finds a commit whose refresh was
+/// lost (a refresh annotation set again while the last one was still there), so it must ask git.
+pub(crate) const POLL_REFS_AGE: Duration = Duration::from_secs(1);
 
 /// Where the memo keeps the commit `source`'s revision `wanted` resolved to.
 pub(crate) fn resolution_key(source: &ApplicationSource, wanted: &str) -> u64 {
@@ -753,13 +750,6 @@ mod tests {
         assert_eq!(directory, hash_of(&(7u64, (None::<&str>, None::<&str>))));
         assert_ne!(tools.key(7, SourceType::Helm).await, directory);
         assert_ne!(tools.key(7, SourceType::Kustomize).await, tools.key(7, SourceType::Helm).await);
-    }
-
-    #[test]
-    fn polls_share_refs_for_their_period_up_to_argo_cds_three_minutes() {
-        assert_eq!(poll_refs_age(Some(Duration::from_secs(120))), Duration::from_secs(120));
-        assert_eq!(poll_refs_age(Some(Duration::from_secs(600))), Duration::from_secs(180));
-        assert_eq!(poll_refs_age(None), Duration::from_secs(180), "polling off");
     }
 
     #[test]
