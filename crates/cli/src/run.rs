@@ -21,6 +21,11 @@ pub struct RunArgs {
     /// /tmp/berth/repo-cache without a home directory).
     #[arg(long, env = "BERTH_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The cap on the bytes the extracted trees take in the cache (bytes, or `512Mi`, `2Gi`, `1G` …): past
+    /// it the least recently used trees no render is reading are deleted (extracted again when needed). The
+    /// bare clones are kept and not counted. Keep it below the cache volume's `sizeLimit`.
+    #[arg(long, env = "BERTH_REPO_CACHE_MAX_BYTES", default_value = "1Gi", value_parser = parse_bytes)]
+    pub repo_cache_max_bytes: u64,
     /// Applications reconciled at once (one application is never reconciled twice at once).
     #[arg(long, env = "BERTH_WORKERS", default_value_t = 16)]
     pub workers: usize,
@@ -91,6 +96,31 @@ pub struct RunArgs {
     /// Applications taken over this long after its last renewal; it renews every fifth of it.
     #[arg(long, env = "BERTH_LEASE_DURATION_SECONDS", default_value_t = 10)]
     pub lease_duration_seconds: u64,
+}
+
+/// A size as a count of bytes, or a Kubernetes quantity without a fraction: `1073741824`, `512Mi`, `2Gi`,
+/// `1G` (binary suffixes `Ki` `Mi` `Gi` `Ti`, decimal `k` `M` `G` `T`).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let unit: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return Err(format!("{text:?}: a size is bytes, or a number with Ki, Mi, Gi, Ti, k, M, G or T")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a size in bytes"))
 }
 
 /// Threads of the API server's runtime (the controller keeps the process's main runtime to itself).
@@ -186,6 +216,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let config = berth_controller::ControllerConfig {
         namespace: args.namespace,
         cache_dir,
+        repo_cache_max_bytes: args.repo_cache_max_bytes,
         workers: args.workers,
         self_heal_timeout: Duration::from_secs(args.self_heal_timeout_seconds),
         self_heal_backoff: berth_controller::SelfHealBackoff {
@@ -353,4 +384,21 @@ fn which(binary: &std::path::Path) -> Option<PathBuf> {
         return executable(binary).then(|| binary.to_path_buf());
     }
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(binary)).find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bytes_or_kubernetes_quantities() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512Mi"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2Gi"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1G"), Ok(1_000_000_000));
+        assert_eq!(parse_bytes("64k"), Ok(64_000));
+        for wrong in ["", "Gi", "1.5Gi", "-1", "2GB", "99999999999Ti"] {
+            assert!(parse_bytes(wrong).is_err(), "{wrong:?}");
+        }
+    }
 }

@@ -55,6 +55,9 @@ pub struct ControllerConfig {
     pub namespace: String,
     /// Where git clones and extracted trees are kept.
     pub cache_dir: PathBuf,
+    /// The cap on the bytes of extracted trees in `cache_dir` (least recently used ones are deleted past it;
+    /// the bare clones are not counted).
+    pub repo_cache_max_bytes: u64,
     /// Reconciles that run at once (each application is only ever in one).
     pub workers: usize,
     /// Delay between a drift and its revert (Argo CD's legacy self-heal timeout); zero: the backoff
@@ -299,7 +302,9 @@ impl Controller {
         let config_replica = config.replica.clone();
         let registry_gate = config.replica.fenced.then(|| config.replica.gate.clone());
         let controller = Arc::new(Controller {
-            git: GitCache::new(&config.cache_dir).with_observer(metrics::git_observer()),
+            git: GitCache::new(&config.cache_dir)
+                .with_max_tree_bytes(config.repo_cache_max_bytes)
+                .with_observer(metrics::git_observer()),
             client: client.clone(),
             config,
             apps: apps.0,

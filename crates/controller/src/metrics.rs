@@ -1,6 +1,6 @@
 //! Prometheus metrics of the controller, in the text exposition format, under Argo CD's metric names
 //! where Argo CD has one (so its dashboards read berth): reconcile durations, sync results, git
-//! requests, renders, the work queue's depth, and this replica's shard. Process-wide: one controller per
+//! requests, renders, the git cache's bytes on disk, the work queue's depth, and this replica's shard. Process-wide: one controller per
 //! process. Also the replica's readiness (`/readyz`) and liveness (`/healthz`: its workers make progress),
 //! which the metrics listener serves.
 
@@ -83,6 +83,10 @@ pub struct Metrics {
     /// Application workers running, and those that ended otherwise than by the queue closing.
     workers: AtomicI64,
     workers_died: AtomicI64,
+    /// Bytes on disk of the git cache's extracted trees and bare clones, and the trees it evicted.
+    repo_cache_trees: AtomicU64,
+    repo_cache_clones: AtomicU64,
+    repo_cache_evictions: AtomicU64,
 }
 
 /// No pass finishing for this long while work waits means the controller is stuck (unless passes are
@@ -229,6 +233,17 @@ impl Metrics {
         *self.state.lock().ls_remote_shared.entry(repo.into()).or_default() += 1;
     }
 
+    /// What the git cache takes on disk now: its extracted trees and its bare clones.
+    pub fn set_repo_cache_bytes(&self, trees: u64, clones: u64) {
+        self.repo_cache_trees.store(trees, Ordering::Relaxed);
+        self.repo_cache_clones.store(clones, Ordering::Relaxed);
+    }
+
+    /// The git cache deleted `count` extracted trees to stay under its cap.
+    pub fn repo_cache_evicted(&self, count: usize) {
+        self.repo_cache_evictions.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
     pub fn rendered(&self, source_type: &str, took: Duration) {
         let mut s = self.state.lock();
         s.renders
@@ -309,6 +324,18 @@ impl Metrics {
         for (tool, h) in &s.renders {
             h.write(&mut out, "berth_render_duration_seconds", &format!("source_type=\"{}\"", escape(tool)));
         }
+        out.push_str("# HELP berth_repo_cache_bytes Bytes on disk of the git cache, by kind.\n");
+        out.push_str("# TYPE berth_repo_cache_bytes gauge\n");
+        let (trees, clones) =
+            (self.repo_cache_trees.load(Ordering::Relaxed), self.repo_cache_clones.load(Ordering::Relaxed));
+        let _ = writeln!(out, "berth_repo_cache_bytes{{kind=\"trees\"}} {trees}");
+        let _ = writeln!(out, "berth_repo_cache_bytes{{kind=\"clones\"}} {clones}");
+        out.push_str(
+            "# HELP berth_repo_cache_evictions_total Extracted trees deleted to keep them under their cap.\n",
+        );
+        out.push_str("# TYPE berth_repo_cache_evictions_total counter\n");
+        let evicted = self.repo_cache_evictions.load(Ordering::Relaxed);
+        let _ = writeln!(out, "berth_repo_cache_evictions_total {evicted}");
         out.push_str("# HELP workqueue_depth Current depth of the work queue.\n");
         out.push_str("# TYPE workqueue_depth gauge\n");
         // The queue's own count when the controller runs here: the last pass's figure may be old.
@@ -337,6 +364,8 @@ pub fn git_observer() -> berth_repo::git::GitObserver {
     Arc::new(|event| match event {
         GitEvent::Request { repo, request, took } => global().git_request(repo, request, took),
         GitEvent::LsRemoteShared { repo } => global().ls_remote_shared(repo),
+        GitEvent::CacheBytes { trees, clones } => global().set_repo_cache_bytes(trees, clones),
+        GitEvent::TreesEvicted { count } => global().repo_cache_evicted(count),
     })
 }
 
@@ -373,6 +402,8 @@ mod tests {
         m.rendered("Helm", Duration::from_millis(40));
         m.set_queue_depth(3);
         m.set_shard(120, 3);
+        m.set_repo_cache_bytes(4096, 8192);
+        m.repo_cache_evicted(2);
         let text = m.render();
         assert!(text.contains("argocd_app_sync_total{name=\"we\\\"b\",namespace=\"argocd\",project=\"default\",phase=\"Succeeded\"} 1"), "{text}");
         assert!(text.contains(
@@ -390,6 +421,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE berth_shard_replicas gauge\nberth_shard_replicas 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "berth_repo_cache_bytes{kind=\"trees\"} 4096\nberth_repo_cache_bytes{kind=\"clones\"} 8192\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "# TYPE berth_repo_cache_evictions_total counter\nberth_repo_cache_evictions_total 2\n"
+        ));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Git through the git CLI, as Argo CD does: one bare clone per repository URL, shallow fetches of the
 //! commits that are asked for, `ls-remote` to learn cheaply whether anything changed, and immutable trees
-//! extracted per commit for rendering.
+//! extracted per commit for rendering. The extracted trees are kept under a size cap: past it, the least
+//! recently used trees that no caller holds are deleted (and extracted again when asked; the bare clone keeps
+//! the commit). The bare clones themselves are kept.
 //!
 //! Credentials reach git only through its environment (an askpass helper, `GIT_SSH_COMMAND`), never
 //! through a command line or a URL, and every message that leaves this module is scrubbed of them.
@@ -14,6 +16,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -92,8 +95,8 @@ pub struct CommitInfo {
     pub message: String,
 }
 
-/// What the git cache did that costs the git server something, or spared it: the controller's metrics
-/// count these.
+/// What the git cache did that costs the git server something, or spared it, and what it keeps on disk:
+/// the controller's metrics count these.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GitEvent<'a> {
     /// git asked the remote (`request` is `ls-remote` or `fetch`, Argo CD's `request_type` values),
@@ -101,6 +104,11 @@ pub enum GitEvent<'a> {
     Request { repo: &'a str, request: &'static str, took: Duration },
     /// A caller was answered with the refs of an `ls-remote` already made (or in flight when it asked).
     LsRemoteShared { repo: &'a str },
+    /// The bytes on disk of the extracted trees, and of the bare clones measured since start (all those on
+    /// disk once a tree was asked for), after either changed.
+    CacheBytes { trees: u64, clones: u64 },
+    /// This many extracted trees were deleted to keep the trees under their cap.
+    TreesEvicted { count: usize },
 }
 
 /// Receives every [`GitEvent`]; called on the task that caused it, so it must be quick.
@@ -128,6 +136,113 @@ pub struct GitCache {
     allow_file_urls: AtomicBool,
     /// The cache's secret salt (`<root>/.salt`), read or created on first use.
     salt: Mutex<Option<Arc<str>>>,
+    /// The extracted trees on disk (those a previous run left are indexed on first use), and the cap on
+    /// their bytes.
+    trees: Mutex<TreeIndex>,
+    trees_indexed: tokio::sync::OnceCell<()>,
+    max_tree_bytes: u64,
+    /// The bytes on disk of each bare clone measured since start, by directory.
+    clone_bytes: Mutex<HashMap<PathBuf, u64>>,
+}
+
+/// The cap on the bytes of extracted trees unless [`GitCache::with_max_tree_bytes`] sets another: 1 GiB.
+pub const DEFAULT_MAX_TREE_BYTES: u64 = 1 << 30;
+
+/// An extracted tree of one commit, kept on disk while this lives: the cache deletes only trees nobody holds,
+/// so hold it for as long as the directory is read. Derefs to the directory.
+#[derive(Debug)]
+pub struct ExtractedTree {
+    path: PathBuf,
+    _hold: Arc<()>,
+}
+
+impl ExtractedTree {
+    /// The tree's read-only directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Deref for ExtractedTree {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ExtractedTree {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The extracted trees on disk by directory name (`<key>-<sha>`): their bytes, their last use, and their holds.
+#[derive(Default)]
+struct TreeIndex {
+    entries: HashMap<String, TreeEntry>,
+    /// The bytes of every entry.
+    bytes: u64,
+    /// Orders the uses: a larger value is a later use.
+    clock: u64,
+}
+
+struct TreeEntry {
+    bytes: u64,
+    used: u64,
+    /// One reference here, and one per [`ExtractedTree`] handed out: only ever cloned under the index's lock,
+    /// so a count of one there means nobody holds the tree and nobody can take it meanwhile.
+    hold: Arc<()>,
+}
+
+impl TreeIndex {
+    /// The tree named `name` at `path`, held and marked used now, when it is indexed.
+    fn hold(&mut self, name: &str, path: &Path) -> Option<ExtractedTree> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(name)?;
+        entry.used = self.clock;
+        Some(ExtractedTree { path: path.to_path_buf(), _hold: entry.hold.clone() })
+    }
+
+    /// Indexes a tree of `bytes`, used now (or, for trees found on disk, just before everything after it).
+    fn insert(&mut self, name: String, bytes: u64) -> Arc<()> {
+        self.clock += 1;
+        let hold = Arc::new(());
+        let entry = TreeEntry { bytes, used: self.clock, hold: hold.clone() };
+        if let Some(old) = self.entries.insert(name, entry) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        hold
+    }
+
+    /// Takes the least recently used trees that nobody holds out of the index until the others fit in `cap`,
+    /// and names them. Held trees stay, whatever the total: the cap is passed by them until they are let go.
+    fn evict(&mut self, cap: u64) -> Vec<String> {
+        if self.bytes <= cap {
+            return Vec::new();
+        }
+        let mut free: Vec<(u64, &String)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| Arc::strong_count(&e.hold) == 1)
+            .map(|(name, e)| (e.used, name))
+            .collect();
+        free.sort_unstable();
+        let mut gone = Vec::new();
+        let mut left = self.bytes;
+        for (_, name) in free {
+            if left <= cap {
+                break;
+            }
+            left -= self.entries[name].bytes;
+            gone.push(name.clone());
+        }
+        for name in &gone {
+            self.entries.remove(name);
+        }
+        self.bytes = left;
+        gone
+    }
 }
 
 /// (repository, from commit, to commit).
@@ -159,7 +274,18 @@ impl GitCache {
             known_hosts: parking_lot::RwLock::default(),
             allow_file_urls: AtomicBool::new(false),
             salt: Mutex::default(),
+            trees: Mutex::default(),
+            trees_indexed: tokio::sync::OnceCell::new(),
+            max_tree_bytes: DEFAULT_MAX_TREE_BYTES,
+            clone_bytes: Mutex::default(),
         }
+    }
+
+    /// Caps the bytes the extracted trees take on disk (`berth run --repo-cache-max-bytes`): past it, the
+    /// least recently used trees nobody holds are deleted. The bare clones are not counted here.
+    pub fn with_max_tree_bytes(mut self, bytes: u64) -> Self {
+        self.max_tree_bytes = bytes;
+        self
     }
 
     /// Tells `observer` of every request to a remote and every shared `ls-remote` answer (metrics).
@@ -369,12 +495,32 @@ impl GitCache {
         let dir = self.bare_dir(url)?;
         let lock = self.lock(&dir);
         let _guard = lock.lock().await;
+        let fetched = self.fetch_locked(&dir, url, sha, creds).await?;
+        // The clone grew, or was not measured since start: its bytes, for the metric.
+        if fetched || !self.clone_bytes.lock().contains_key(&dir) {
+            let measured = dir.clone();
+            let bytes = tokio::task::spawn_blocking(move || disk_bytes(&measured)).await.unwrap_or_default();
+            self.clone_bytes.lock().insert(dir, bytes);
+            self.report_bytes();
+        }
+        Ok(())
+    }
+
+    /// [`GitCache::fetch_once`] under the clone's lock: whether git fetched anything.
+    async fn fetch_locked(
+        &self,
+        dir: &Path,
+        url: &str,
+        sha: &str,
+        creds: &Credentials,
+    ) -> Result<bool, GitError> {
+        let dir = dir.to_path_buf();
         if !dir.join("HEAD").exists() {
             tokio::fs::create_dir_all(&dir).await?;
             self.git(Some(&dir), "init", url, creds, &["init", "--bare", "--quiet"]).await?;
         }
         if self.has_commit(&dir, sha).await {
-            return Ok(());
+            return Ok(false);
         }
         let by_sha = self
             .git(
@@ -396,7 +542,7 @@ impl GitCache {
             self.git(Some(&dir), "fetch", url, creds, &args).await?;
         }
         if self.has_commit(&dir, sha).await {
-            Ok(())
+            Ok(true)
         } else {
             Err(GitError::RevisionNotFound { url: scrub_url(url), revision: sha.into() })
         }
@@ -473,20 +619,46 @@ impl GitCache {
         Ok(out.lines().map(String::from).collect())
     }
 
-    /// The tree of a fetched commit, extracted once into its own read-only directory.
-    pub async fn tree(&self, url: &str, sha: &str) -> Result<PathBuf, GitError> {
+    /// The tree of a fetched commit, extracted once into its own read-only directory and kept while the trees
+    /// fit in their cap ([`GitCache::with_max_tree_bytes`]). The tree stays on disk while the returned
+    /// [`ExtractedTree`] lives; once let go it may be deleted to make room, and is extracted again when next
+    /// asked for.
+    pub async fn tree(&self, url: &str, sha: &str) -> Result<ExtractedTree, GitError> {
         validate::commit_sha(REVISION_FIELD, sha)?;
         let key = self.key(url)?;
-        let target = self.root.join("trees").join(format!("{key}-{sha}"));
-        if target.exists() {
-            return Ok(target);
+        self.index_trees().await;
+        let name = format!("{key}-{sha}");
+        let target = self.root.join("trees").join(&name);
+        if let Some(tree) = self.trees.lock().hold(&name, &target) {
+            return Ok(tree);
         }
         let dir = self.bare_dir(url)?;
         let lock = self.lock(&dir);
         let _guard = lock.lock().await;
-        if target.exists() {
-            return Ok(target);
+        if let Some(tree) = self.trees.lock().hold(&name, &target) {
+            return Ok(tree);
         }
+        // Not indexed but on disk: put there by another cache on the same root since this one looked; kept.
+        if !target.is_dir() {
+            self.extract(&dir, url, sha, &key, &target).await?;
+        }
+        let measured = target.clone();
+        let bytes = tokio::task::spawn_blocking(move || disk_bytes(&measured)).await.unwrap_or_default();
+        let hold = self.trees.lock().insert(name, bytes);
+        let tree = ExtractedTree { path: target, _hold: hold };
+        self.make_room().await;
+        Ok(tree)
+    }
+
+    /// Extracts the tree of `sha` from the clone `dir` into `target`, through a scratch directory.
+    async fn extract(
+        &self,
+        dir: &Path,
+        url: &str,
+        sha: &str,
+        key: &str,
+        target: &Path,
+    ) -> Result<(), GitError> {
         let scratch = self.root.join("trees").join(format!(".{key}-{sha}.tmp"));
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         tokio::fs::create_dir_all(&scratch).await?;
@@ -494,21 +666,89 @@ impl GitCache {
             .arg("-c")
             .arg("git --git-dir=\"$1\" archive --format=tar --end-of-options \"$2\" | tar -x -C \"$3\"")
             .arg("sh")
-            .arg(&dir)
+            .arg(dir)
             .arg(sha)
             .arg(&scratch)
             .stdin(Stdio::null())
             .output()
             .await?;
         if !archive.status.success() {
+            let _ = tokio::fs::remove_dir_all(&scratch).await;
             return Err(GitError::Command {
                 action: "archive",
                 url: scrub_url(url),
                 message: String::from_utf8_lossy(&archive.stderr).trim().into(),
             });
         }
-        tokio::fs::rename(&scratch, &target).await?;
-        Ok(target)
+        tokio::fs::rename(&scratch, target).await?;
+        Ok(())
+    }
+
+    /// Indexes, once, what a previous run left under `<root>/trees` (oldest first, by modification time, all
+    /// older than any use since) and measures the bare clones under `<root>/repos`; deletes scratch and
+    /// evicted directories a stopped process left (`.…tmp`). A walk of what the cap bounds, on the first
+    /// tree asked for rather than at start.
+    async fn index_trees(&self) {
+        self.trees_indexed
+            .get_or_init(|| async {
+                let root = self.root.clone();
+                let found = tokio::task::spawn_blocking(move || scan_cache(&root)).await.unwrap_or_default();
+                {
+                    let mut index = self.trees.lock();
+                    for (name, bytes) in found.trees {
+                        index.insert(name, bytes);
+                    }
+                }
+                {
+                    let mut clones = self.clone_bytes.lock();
+                    for (dir, bytes) in found.clones {
+                        // A fetch since start measured it later than this walk did.
+                        clones.entry(dir).or_insert(bytes);
+                    }
+                }
+                self.make_room().await;
+            })
+            .await;
+    }
+
+    /// Deletes the least recently used trees nobody holds until the trees fit in their cap. Each is renamed
+    /// out of the way under the index's lock, so no caller finds it half deleted, then removed.
+    async fn make_room(&self) {
+        let trees = self.root.join("trees");
+        let doomed: Vec<PathBuf> = {
+            let mut index = self.trees.lock();
+            let gone = index.evict(self.max_tree_bytes);
+            let clock = index.clock;
+            gone.iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let doomed =
+                        trees.join(format!(".{name}.{}-{clock}-{i}.evicted.tmp", std::process::id()));
+                    std::fs::rename(trees.join(name), &doomed).ok().map(|()| doomed)
+                })
+                .collect()
+        };
+        if doomed.is_empty() {
+            self.report_bytes();
+            return;
+        }
+        let count = doomed.len();
+        let _ = tokio::task::spawn_blocking(move || {
+            for dir in doomed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .await;
+        tracing::debug!(target: "berth::git", count, cap = self.max_tree_bytes, "evicted extracted trees");
+        self.observe(GitEvent::TreesEvicted { count });
+        self.report_bytes();
+    }
+
+    /// Tells the observer what the trees and the clones take on disk now.
+    fn report_bytes(&self) {
+        let trees = self.trees.lock().bytes;
+        let clones = self.clone_bytes.lock().values().sum();
+        self.observe(GitEvent::CacheBytes { trees, clones });
     }
 
     /// Runs git with credentials in its environment only; output and errors are scrubbed of secrets.
@@ -598,6 +838,60 @@ impl GitCache {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// What [`scan_cache`] found: trees by name, oldest first, and bare clones, each with its bytes on disk.
+#[derive(Default)]
+struct CacheOnDisk {
+    trees: Vec<(String, u64)>,
+    clones: Vec<(PathBuf, u64)>,
+}
+
+/// Walks the trees and clones under a cache root, deleting the scratch and evicted directories (`.…tmp`) a
+/// stopped process left.
+fn scan_cache(root: &Path) -> CacheOnDisk {
+    let mut found = CacheOnDisk::default();
+    let mut trees = Vec::new();
+    for entry in std::fs::read_dir(root.join("trees")).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') {
+            let _ = std::fs::remove_dir_all(&path);
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            let modified = meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            trees.push((modified, name, disk_bytes(&path)));
+        }
+    }
+    trees.sort();
+    found.trees = trees.into_iter().map(|(_, name, bytes)| (name, bytes)).collect();
+    for entry in std::fs::read_dir(root.join("repos")).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let bytes = disk_bytes(&path);
+            found.clones.push((path, bytes));
+        }
+    }
+    found
+}
+
+/// The bytes `path` takes on disk, everything under it included and no symlink followed: each entry's
+/// allocated blocks, or its length when that is more (about what the kubelet counts against an `emptyDir`'s
+/// `sizeLimit`).
+fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&next) else { continue };
+        total = total.saturating_add((meta.blocks() * 512).max(meta.len()));
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&next).into_iter().flatten().flatten().map(|e| e.path()));
+        }
+    }
+    total
 }
 
 fn tempfile_dir(root: &Path) -> Result<TempDir, std::io::Error> {
@@ -788,16 +1082,19 @@ mod tests {
         ));
     }
 
-    /// A cache of `file://` repositories whose observer writes down each event as `ls-remote`, `fetch` or
-    /// `shared`.
+    /// A cache of `file://` repositories whose observer writes down each event about the remote as
+    /// `ls-remote`, `fetch` or `shared`, and each eviction as `evicted` (once per tree); sizes are not written.
     fn observed_cache(root: &Path) -> (GitCache, Arc<Mutex<Vec<String>>>) {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let log = seen.clone();
         let cache = GitCache::new(root).with_observer(Arc::new(move |event: GitEvent<'_>| {
-            log.lock().push(match event {
-                GitEvent::Request { request, .. } => request.to_string(),
-                GitEvent::LsRemoteShared { .. } => "shared".to_string(),
-            });
+            let mut log = log.lock();
+            match event {
+                GitEvent::Request { request, .. } => log.push(request.to_string()),
+                GitEvent::LsRemoteShared { .. } => log.push("shared".to_string()),
+                GitEvent::TreesEvicted { count } => log.extend((0..count).map(|_| "evicted".to_string())),
+                GitEvent::CacheBytes { .. } => {}
+            }
         }));
         cache.set_allow_file_urls(true);
         (cache, seen)
@@ -867,6 +1164,132 @@ mod tests {
         cache.resolve_since(&url, "main", &Credentials::default(), asked).await.unwrap();
         cache.resolve_since(&url, "main", &other, asked).await.unwrap();
         assert_eq!((count(&seen, "ls-remote"), count(&seen, "shared")), (2, 0));
+    }
+
+    /// A repository of `n` commits whose trees take the same bytes on disk (one file rewritten with as many
+    /// bytes each time), its commits, and those bytes.
+    async fn equal_trees(n: usize) -> (berth_testkit::GitRepo, Vec<String>, u64) {
+        let repo = berth_testkit::GitRepo::new();
+        let padding = "x".repeat(6000);
+        let shas: Vec<String> = (0..n)
+            .map(|i| repo.write("apps/a.yaml", &format!("n: {i:04}\n# {padding}\n")).commit(&format!("c{i}")))
+            .collect();
+        let probe = tempfile::tempdir().unwrap();
+        let (cache, _) = observed_cache(probe.path());
+        drop(take(&cache, &repo.url(), &shas[0]).await);
+        let bytes = cache.trees.lock().bytes;
+        assert!(bytes > 6000, "{bytes}");
+        (repo, shas, bytes)
+    }
+
+    async fn take(cache: &GitCache, url: &str, sha: &str) -> ExtractedTree {
+        cache.fetch(url, sha, &Credentials::default()).await.unwrap();
+        cache.tree(url, sha).await.unwrap()
+    }
+
+    /// The names under `<root>/trees`, sorted: trees, and any scratch or evicted directory left.
+    fn trees_on_disk(root: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root.join("trees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn tree_names(cache: &GitCache, url: &str, shas: &[&String]) -> Vec<String> {
+        let key = cache.key(url).unwrap();
+        let mut names: Vec<String> = shas.iter().map(|sha| format!("{key}-{sha}")).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn trees_past_their_cap_are_evicted_least_recently_used_first() {
+        let (repo, shas, each) = equal_trees(6).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let cap = each * 5 / 2;
+        let (cache, url) = (cache.with_max_tree_bytes(cap), repo.url());
+        drop(take(&cache, &url, &shas[0]).await);
+        drop(take(&cache, &url, &shas[1]).await);
+        // The first is used again: the second is now the least recently used, and goes for the third.
+        drop(take(&cache, &url, &shas[0]).await);
+        drop(take(&cache, &url, &shas[2]).await);
+        assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[0], &shas[2]]));
+        for sha in &shas[3..] {
+            let tree = take(&cache, &url, sha).await;
+            assert!(tree.join("apps/a.yaml").is_file(), "the tree just asked for stays");
+            let on_disk: u64 =
+                trees_on_disk(tmp.path()).iter().map(|n| disk_bytes(&tmp.path().join("trees").join(n))).sum();
+            assert_eq!(cache.trees.lock().bytes, on_disk, "the index counts what is on disk");
+            assert!(on_disk <= cap, "{on_disk} > {cap}");
+        }
+        assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[4], &shas[5]]));
+        assert_eq!(count(&seen, "evicted"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_tree_held_by_a_caller_is_never_evicted() {
+        let (repo, shas, each) = equal_trees(4).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, _) = observed_cache(tmp.path());
+        let cap = each * 3 / 2;
+        let (cache, url) = (cache.with_max_tree_bytes(cap), repo.url());
+        let held = take(&cache, &url, &shas[0]).await;
+        let content = std::fs::read_to_string(held.join("apps/a.yaml")).unwrap();
+        for sha in &shas[1..] {
+            drop(take(&cache, &url, sha).await);
+            assert_eq!(std::fs::read_to_string(held.join("apps/a.yaml")).unwrap(), content);
+            assert!(cache.trees.lock().bytes <= cap + each, "past the cap by the held tree at most");
+        }
+        assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[0], &shas[3]]));
+        // Let go, it is the least recently used tree: the next one makes room by it.
+        drop(held);
+        drop(take(&cache, &url, &shas[1]).await);
+        assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[1]]));
+    }
+
+    #[tokio::test]
+    async fn an_evicted_tree_is_extracted_again_with_the_same_content() {
+        let (repo, shas, _) = equal_trees(2).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let (cache, url) = (cache.with_max_tree_bytes(1), repo.url());
+        let first = take(&cache, &url, &shas[0]).await;
+        let (path, content) =
+            (first.to_path_buf(), std::fs::read_to_string(first.join("apps/a.yaml")).unwrap());
+        drop(first);
+        drop(take(&cache, &url, &shas[1]).await);
+        assert!(!path.exists(), "evicted for the second tree");
+        let again = take(&cache, &url, &shas[0]).await;
+        assert_eq!(again.path(), path);
+        assert_eq!(std::fs::read_to_string(again.join("apps/a.yaml")).unwrap(), content);
+        assert_eq!(count(&seen, "fetch"), 2, "the clone kept the commit: nothing is fetched again");
+    }
+
+    #[tokio::test]
+    async fn trees_a_previous_run_left_are_counted_and_its_scratch_directories_deleted() {
+        let (repo, shas, each) = equal_trees(3).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let url = repo.url();
+        {
+            let (cache, _) = observed_cache(tmp.path());
+            drop(take(&cache, &url, &shas[0]).await);
+            drop(take(&cache, &url, &shas[1]).await);
+        }
+        let scratch = tmp.path().join("trees").join(".0123-4567.tmp");
+        std::fs::create_dir_all(scratch.join("apps")).unwrap();
+        // Restarted with a cap of a tree and a half: the trees found are older than any asked for since.
+        let (cache, _) = observed_cache(tmp.path());
+        let cache = cache.with_max_tree_bytes(each * 3 / 2);
+        let tree = take(&cache, &url, &shas[2]).await;
+        assert!(!scratch.exists());
+        assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[2]]));
+        assert_eq!(cache.trees.lock().bytes, each);
+        let clones: Vec<u64> = cache.clone_bytes.lock().values().copied().collect();
+        assert!(clones.len() == 1 && clones[0] > 0, "the clone is measured: {clones:?}");
+        drop(tree);
     }
 
     #[test]

@@ -185,6 +185,8 @@ impl Controller {
             shas.push(self.resolve(app, source, explicit.map(String::as_str), level, sync).await?);
         }
         let mut refs = BTreeMap::new();
+        // The `ref` sources' trees stay on disk (not evicted from the git cache) until the renders are done.
+        let mut held = Vec::new();
         for (source, sha) in sources.iter().zip(&shas) {
             if let Some(r) = source.reference.as_deref().filter(|r| !r.is_empty()) {
                 let creds = self.creds_for(app, &source.repo_url);
@@ -197,7 +199,8 @@ impl Controller {
                     .tree(&source.repo_url, sha)
                     .await
                     .map_err(|e| TargetError::Checkout { sha: sha.clone(), message: e.to_string() })?;
-                refs.insert(r.to_string(), (sha.clone(), tree));
+                refs.insert(r.to_string(), (sha.clone(), tree.to_path_buf()));
+                held.push(tree);
             }
         }
         let mut manifests = Vec::new();
@@ -214,6 +217,7 @@ impl Controller {
             commit = commit.or(rendered.commit.clone());
             source_type = source_type.or(Some(rendered.source_type));
         }
+        drop(held);
         let revision = shas.first().cloned().unwrap_or_default();
         let mut target = self.prepare(app, revision, commit, manifests).await?;
         target.revisions = if app.spec.sources.is_empty() { vec![] } else { shas };

@@ -72,6 +72,7 @@ impl Bench {
         let config = berth_controller::ControllerConfig {
             namespace: self.namespace.clone(),
             cache_dir: self.cache_dir.path().to_path_buf(),
+            repo_cache_max_bytes: berth_repo::git::DEFAULT_MAX_TREE_BYTES,
             workers: 4,
             self_heal_timeout: Duration::ZERO,
             self_heal_backoff: self.self_heal_backoff.clone(),

@@ -49,6 +49,7 @@ impl InProcess {
             let config = berth_controller::ControllerConfig {
                 namespace: namespace.to_string(),
                 cache_dir: cache.path().to_path_buf(),
+                repo_cache_max_bytes: berth_repo::git::DEFAULT_MAX_TREE_BYTES,
                 workers: if options.workers == 0 { 2 } else { options.workers },
                 self_heal_timeout: Duration::ZERO,
                 self_heal_backoff: Default::default(),
