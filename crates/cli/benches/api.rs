@@ -104,10 +104,6 @@ fn start_api_server(namespace: &str, port: u16, work: &std::path::Path) -> Berth
     Berth::new(child)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Seconds of one GET whose whole body is read, and the body's size.
 async fn timed_get(http: &reqwest::Client, url: &str, token: &str) -> (f64, usize) {
     let t0 = Instant::now();

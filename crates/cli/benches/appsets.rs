@@ -64,10 +64,6 @@ async fn start_server(client: &kube::Client, control: &str, port: u16, work: &Pa
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// One Application per folder under `apps/`, named by the folder, auto-synced into `dest`.
 fn application_set(control: &str, url: &str, dest: &str) -> serde_json::Value {
     serde_json::json!({

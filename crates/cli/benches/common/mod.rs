@@ -60,27 +60,55 @@ pub async fn start_berth_with(
     work: &std::path::Path,
     log_filter: &str,
 ) -> Berth {
-    // The benches' repositories are file:// URLs, which berth refuses unless argocd-cm enables them.
-    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), control);
-    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"},
-        "data": {"berth.repositories.allowFileURLs": "true"}});
-    maps.patch("argocd-cm", &PatchParams::apply("berth-bench-file-urls"), &Patch::Apply(&cm)).await.unwrap();
+    start_berth_with_args(client, control, work, log_filter, 0, &[]).await
+}
+
+/// [`start_berth_with`] with its metrics on `metrics_port` (0: any) and more arguments for `berth run`.
+pub async fn start_berth_with_args(
+    client: &kube::Client,
+    control: &str,
+    work: &std::path::Path,
+    log_filter: &str,
+    metrics_port: u16,
+    args: &[&str],
+) -> Berth {
+    allow_file_urls(client, control).await;
     let log = std::fs::File::create(work.join("berth.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["run", "--port", "0", "--metrics-port", "0", "--namespace", control, "--cache-dir"])
+        .args(["run", "--port", "0", "--metrics-port", &metrics_port.to_string(), "--namespace", control])
+        .args(args)
+        .arg("--cache-dir")
         .arg(work.join("cache"))
         .env("RUST_LOG", log_filter)
         .stderr(Stdio::from(log))
         .spawn()
         .expect("berth run");
     let berth = Berth::new(child);
+    wait_started(client, control).await;
+    berth
+}
+
+/// The benches' repositories are file:// URLs, which berth refuses unless argocd-cm enables them.
+pub async fn allow_file_urls(client: &kube::Client, control: &str) {
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), control);
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"},
+        "data": {"berth.repositories.allowFileURLs": "true"}});
+    maps.patch("argocd-cm", &PatchParams::apply("berth-bench-file-urls"), &Patch::Apply(&cm)).await.unwrap();
+}
+
+/// Waits until `berth run` on `control` has created the default AppProject (its first act).
+pub async fn wait_started(client: &kube::Client, control: &str) {
     let projects: Api<berth_api::AppProject> = Api::namespaced(client.clone(), control);
     let deadline = Instant::now() + Duration::from_secs(60);
     while projects.get_opt("default").await.unwrap().is_none() {
         assert!(Instant::now() < deadline, "berth run did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    berth
+}
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub async fn make_namespaces(client: &kube::Client, names: &[&str]) -> Api<Namespace> {

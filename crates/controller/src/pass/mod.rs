@@ -338,7 +338,7 @@ impl Controller {
         // Operate: the requested operation, one still running, or an automatic sync.
         self.operate(&app, target.as_ref().ok(), comparison.as_ref(), &settings, &mut pass, level).await?;
         // Status: one write of everything this pass found and did.
-        self.record(name, &app, pass, annotation.is_some(), level).await
+        self.record(name, &app, pass, annotation.is_some()).await
     }
 
     /// The comparison of `target` with `cluster`, or why the cluster cannot be read: it is asked first
@@ -470,7 +470,6 @@ impl Controller {
         app: &Application,
         mut pass: PassState,
         refresh_asked: bool,
-        level: Level,
     ) -> Result<(), Error> {
         // The last operation's failure stays a condition until an operation succeeds.
         if !pass.ran_operation
@@ -489,7 +488,10 @@ impl Controller {
         status.conditions = merge_conditions(&old_status.conditions, conditions);
         status.controller_namespace = Some(self.config.namespace.clone());
         // A finished operation is removed in the write that records its end (see `write_status_clearing`).
-        let wrote = level >= Level::Refresh
+        // A poll or a compare that found nothing new writes nothing (`reconciledAt` moves when the status
+        // changes or a refresh annotation asked for it; a webhook's refresh does not): 1,000 settled apps polled every 3 minutes would otherwise
+        // write 5.5 statuses a second for nothing (issue 20).
+        let wrote = refresh_asked
             || !same_ignoring_time(&old_status, &status)
             || app.status.is_none()
             || clear_operation.is_some();
@@ -534,7 +536,21 @@ impl Controller {
             let stored = api.patch(app_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             self.remember_write(name, &stored);
         }
+        if refresh_asked {
+            self.recheck_after_clearing(name);
+        }
         Ok(())
+    }
+
+    /// Asks git once more for an application whose refresh annotation this pass just removed. A second
+    /// refresh annotation set while the first was still there (a push during the pass, announced the same
+    /// way) changed nothing a watch sees, and this pass's `ls-remote` may have started before that push: the
+    /// follow-up pass takes refs from an `ls-remote` started after the removal, so no announced commit
+    /// waits for a poll. It writes nothing when nothing moved, and its `ls-remote` is shared with the
+    /// others' ([`berth_repo::git::GitCache::resolve_since`]).
+    fn recheck_after_clearing(&self, name: &str) {
+        self.memo.lock().entry(name.to_string()).or_default().refresh_requested = true;
+        self.queue.push(name, Level::Refresh);
     }
 
     pub(crate) fn schedule_poll(&self, name: &str, level: Level, settings: &crate::Settings) {
@@ -550,9 +566,9 @@ impl Controller {
 
     /// The level a pass runs at. A refresh nobody asked for (the first sight of each application after a
     /// start, a project or secret that changed), before this process refreshed the application once, runs
-    /// as a compare when the stored status is fresh ([`status::fresh_reconciled_at`]) and names the commits
-    /// of this very spec ([`stored_commits`]): those commits are taken as resolved (no `ls-remote`), the
-    /// stored `reconciledAt` stays, and the first poll is due from it. Argo CD too leaves such an
+    /// as a compare when the stored status names the commits of this very spec ([`stored_commits`]): those
+    /// commits are taken as resolved (no `ls-remote`), the stored `reconciledAt` stays, and the first poll
+    /// is due a polling period after it ([`status::reconciled_age`]; at once, plus the jitter, when past). Argo CD too leaves such an
     /// application alone at start (its `needRefreshAppStatus`); berth still compares it, to know its state.
     fn resume(
         &self,
@@ -569,8 +585,7 @@ impl Controller {
             return level;
         }
         let now = k8s_openapi::jiff::Timestamp::now();
-        let fresh =
-            app.status.as_ref().and_then(|s| status::fresh_reconciled_at(s, settings.reconciliation, now));
+        let fresh = app.status.as_ref().and_then(|s| status::reconciled_age(s, now));
         let (Some(age), Some(commits)) = (fresh, stored_commits(app, &self.compared_to(app))) else {
             m.refreshed = true;
             return level;

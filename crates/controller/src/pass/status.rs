@@ -422,22 +422,20 @@ impl Controller {
     }
 }
 
-/// How long ago the stored status was refreshed (`reconciledAt`), while that is within the polling
-/// `period` (polling off: however long ago); `None` when the refresh is due or status has none.
+/// How long ago the stored status was written (`reconciledAt`); `None` when status has none.
 ///
 /// Argo CD writes `reconciledAt` on every refresh, and refreshes every application when its controller
-/// starts. berth differs only there: a restarted controller keeps a `reconciledAt` that is still within
-/// the polling period (the stored status then stands for this process's first refresh, and the next one
-/// is due from it, not from the start), so a restart with nothing changed writes nothing.
-pub(crate) fn fresh_reconciled_at(
+/// starts. berth writes it only with a status that changed or a refresh annotation asked for, and a
+/// restarted controller takes the stored status for its first refresh: the next poll is due a polling
+/// period after `reconciledAt` (at once, plus the jitter, when that is past), so a restart with nothing
+/// changed writes nothing.
+pub(crate) fn reconciled_age(
     status: &ApplicationStatus,
-    period: Option<std::time::Duration>,
     now: k8s_openapi::jiff::Timestamp,
 ) -> Option<std::time::Duration> {
     let at = status.reconciled_at.as_ref()?;
     // A clock a little behind the writer's makes a negative age: just written.
-    let age = std::time::Duration::from_secs(now.as_second().saturating_sub(at.0.as_second()).max(0) as u64);
-    period.is_none_or(|p| age < p).then_some(age)
+    Some(std::time::Duration::from_secs(now.as_second().saturating_sub(at.0.as_second()).max(0) as u64))
 }
 
 /// Status equality that ignores timestamps berth refreshes on every pass.
@@ -495,18 +493,15 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_within_the_polling_period_is_fresh_and_an_older_one_is_due() {
+    fn the_age_of_the_stored_status_is_counted_from_reconciled_at() {
         let at = |second: i64| ApplicationStatus {
             reconciled_at: Some(Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())),
             ..Default::default()
         };
         let now = k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap();
-        let period = Some(std::time::Duration::from_secs(180));
-        assert_eq!(fresh_reconciled_at(&at(900), period, now), Some(std::time::Duration::from_secs(100)));
-        assert_eq!(fresh_reconciled_at(&at(820), period, now), None, "180 s old: the poll is due");
-        assert_eq!(fresh_reconciled_at(&at(1_002), period, now), Some(std::time::Duration::ZERO));
-        assert_eq!(fresh_reconciled_at(&ApplicationStatus::default(), period, now), None);
-        assert_eq!(fresh_reconciled_at(&at(0), None, now), Some(std::time::Duration::from_secs(1_000)));
+        assert_eq!(reconciled_age(&at(900), now), Some(std::time::Duration::from_secs(100)));
+        assert_eq!(reconciled_age(&at(1_002), now), Some(std::time::Duration::ZERO), "a clock behind");
+        assert_eq!(reconciled_age(&ApplicationStatus::default(), now), None);
     }
 
     fn helm_source(values: &str) -> ApplicationSource {

@@ -253,7 +253,8 @@ impl Controller {
         // from an ls-remote that started after that, shared by the passes that started before it. (Not from
         // when the refresh was asked: the pass clears the refresh annotation at its end, and a second
         // request setting the same annotation meanwhile changes nothing a watch sees, so the refs must be
-        // no older than the pass.) A poll shares an ls-remote taken a second ago.
+        // no older than the pass.) A poll shares the refs of an ls-remote started within the polling period
+        // ([`poll_refs_age`]).
         let asked = refresh_annotation(app).is_some()
             || self.pass_explicit(&name)
             || sync
@@ -263,7 +264,7 @@ impl Controller {
         let resolved = if asked {
             self.git.resolve_since(&source.repo_url, &wanted, &creds, self.pass_started(&name)).await
         } else {
-            self.git.resolve(&source.repo_url, &wanted, &creds, POLL_REFS_AGE).await
+            self.git.resolve(&source.repo_url, &wanted, &creds, poll_refs_age(&self.settings())).await
         };
         let sha = resolved
             .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
@@ -640,9 +641,17 @@ impl ToolVersions {
     }
 }
 
-/// How old the refs a poll may share are. Kept short: a poll is also what finds a commit whose refresh was
-/// lost (a refresh annotation set again while the last one was still there), so it must ask git.
-pub(crate) const POLL_REFS_AGE: Duration = Duration::from_secs(1);
+/// How old the refs a poll may share are: the polling period (`timeout.reconciliation`; Argo CD keeps refs
+/// three minutes, its default period), so a repository's settled applications cost it about one ls-remote
+/// a period, whatever their number. The price: a poll may see a push up to one period late (two from the
+/// push, at worst). A webhook, a refresh, a sync or a changed source asks git again
+/// ([`berth_repo::git::GitCache::resolve_since`]). With polling off only those resolve at all.
+pub(crate) fn poll_refs_age(settings: &crate::Settings) -> Duration {
+    settings.reconciliation.unwrap_or(DEFAULT_POLL_REFS_AGE)
+}
+
+/// [`poll_refs_age`] without a polling period: Argo CD's three minutes.
+const DEFAULT_POLL_REFS_AGE: Duration = Duration::from_secs(180);
 
 /// Where the memo keeps the commit `source`'s revision `wanted` resolved to.
 pub(crate) fn resolution_key(source: &ApplicationSource, wanted: &str) -> u64 {
