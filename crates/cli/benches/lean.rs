@@ -12,7 +12,7 @@
 //!    every app is Synced, sampled every 20 ms.
 //!
 //! Over smart HTTP also:
-//! 5. Idle: `BENCH_IDLE_SECONDS` (360: two polling periods of 180 s) with nothing changed: real git requests
+//! 5. Idle: `BENCH_IDLE_SECONDS` (360: three polling periods of 120 s) with nothing changed: real git requests
 //!    (`argocd_git_request_total`, per hour), answers shared (`berth_git_ls_remote_cache_hits_total`), and
 //!    Application writes.
 //! 6. `BENCH_COMMITS` commits (1,000), each changing one app and announced by a refresh annotation, the app

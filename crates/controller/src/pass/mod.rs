@@ -17,8 +17,8 @@ use berth_repo::render::Rendered;
 use berth_api::Application;
 use berth_api::annotations;
 use berth_api::application::{
-    ApplicationSource, ApplicationStatus, ComparedTo, Operation, OperationInitiator, OperationState,
-    SyncOperation, SyncStatus,
+    ApplicationSource, ApplicationStatus, Operation, OperationInitiator, OperationState, SyncOperation,
+    SyncStatus,
 };
 use berth_api::codes::{ConditionType, OperationPhase, SyncCode};
 use berth_engine::managed_fields::ClientSideManagers;
@@ -69,30 +69,13 @@ pub struct Memo {
     pub(crate) reported: Option<ApplicationStatus>,
     /// Passes this process finished (successfully or not) for the application.
     pub(crate) passes: u64,
-    /// This process has refreshed the application (asked git for its revisions); until then a refresh
-    /// nobody asked for may resume from the stored status ([`Controller::resume`]).
-    pub(crate) refreshed: bool,
     /// When a delayed requeue ([`Controller::requeue_after`]) is due: one timer per application, so
     /// passes that each ask for a wake-up (a long backoff, a window) do not pile up sleeping tasks.
     pub(crate) wake_at: Option<Instant>,
 }
 
-/// The commit the stored status names for each of `app`'s sources, when a restarted controller may take
-/// them as resolved: the status was compared to this very spec (`compared_to`, the spec's), found Synced or
-/// OutOfSync, and no operation is asked for or under way.
-pub(crate) fn stored_commits(app: &Application, compared_to: &ComparedTo) -> Option<Vec<String>> {
-    let status = app.status.as_ref()?;
-    let sync = status.sync.as_ref()?;
-    let compared = sync.status == SyncCode::Synced.as_str() || sync.status == SyncCode::OutOfSync.as_str();
-    let operating = app.operation.is_some()
-        || status.operation_state.as_ref().is_some_and(|s| !OperationPhase::of(s).is_completed());
-    if !compared || operating || sync.compared_to.as_ref() != Some(compared_to) {
-        return None;
-    }
-    let commits =
-        if app.spec.sources.is_empty() { vec![sync.revision.clone()?] } else { sync.revisions.clone() };
-    (commits.len() == app_sources(app).len() && commits.iter().all(|c| !c.is_empty())).then_some(commits)
-}
+/// How long a pass waits for the cluster's watch to show what its sync applied ([`Controller::compare_after_sync`]).
+const AFTER_SYNC_WAIT: Duration = Duration::from_millis(500);
 
 /// Jitter derived from the name: spreads applications' polls evenly and stays stable across passes.
 fn jitter(name: &str, settings: &crate::Settings) -> Duration {
@@ -274,7 +257,6 @@ impl Controller {
             Some(_) => level.max(Level::Refresh),
             None => level,
         };
-        let level = self.resume(&app, name, level, explicit || annotation.is_some(), &settings);
         let mut pass = PassState::new(&app, &settings, rv);
         // Target: the desired state at the revision git names now.
         let target = match self.validate(&app) {
@@ -337,6 +319,9 @@ impl Controller {
         };
         // Operate: the requested operation, one still running, or an automatic sync.
         self.operate(&app, target.as_ref().ok(), comparison.as_ref(), &settings, &mut pass, level).await?;
+        if let (Ok(target), Some(_)) = (&target, &comparison) {
+            self.compare_after_sync(&app, target, &settings, &mut pass).await;
+        }
         // Status: one write of everything this pass found and did.
         self.record(name, &app, pass, annotation.is_some()).await
     }
@@ -357,6 +342,46 @@ impl Controller {
             cluster.probe().await?;
         }
         Ok(cmp)
+    }
+
+    /// After a sync of the pass's target that succeeded in this pass, compares again, so that the status
+    /// write recording the sync also says Synced: the next pass finds nothing to write, and a first sync
+    /// costs two Application writes (Running, then this one) instead of three. The cluster's watch brings
+    /// the applied objects within milliseconds; the compare is tried again until it is Synced, for at most
+    /// [`AFTER_SYNC_WAIT`], and otherwise left to the next pass (a sync that leaves the app OutOfSync, a
+    /// dry run or a partial sync keep the compare made before it).
+    async fn compare_after_sync(
+        &self,
+        app: &Application,
+        target: &target::Target,
+        settings: &crate::Settings,
+        pass: &mut PassState,
+    ) {
+        let synced_whole_target = pass.ran_operation
+            && pass.status.operation_state.as_ref().is_some_and(|s| {
+                OperationPhase::of(s) == OperationPhase::Succeeded
+                    && s.sync_result.as_ref().is_some_and(|r| r.revision == target.revision)
+                    && s.operation
+                        .sync
+                        .as_ref()
+                        .is_some_and(|o| o.dry_run != Some(true) && o.resources.is_empty())
+            });
+        if !synced_whole_target {
+            return;
+        }
+        let Ok(cluster) = self.cluster_of(app) else { return };
+        let deadline = Instant::now() + AFTER_SYNC_WAIT;
+        loop {
+            let Ok(cmp) = self.compare_reachable(app, target, &cluster, settings).await else { return };
+            if cmp.sync_status == SyncCode::Synced {
+                self.apply_comparison(app, &mut pass.status, target, &cmp);
+                return;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs the operation the Application asks for (or one of berth's still running), else decides
@@ -564,46 +589,6 @@ impl Controller {
         }
     }
 
-    /// The level a pass runs at. A refresh nobody asked for (the first sight of each application after a
-    /// start, a project or secret that changed), before this process refreshed the application once, runs
-    /// as a compare when the stored status names the commits of this very spec ([`stored_commits`]): those
-    /// commits are taken as resolved (no `ls-remote`), the stored `reconciledAt` stays, and the first poll
-    /// is due a polling period after it ([`status::reconciled_age`]; at once, plus the jitter, when past). Argo CD too leaves such an
-    /// application alone at start (its `needRefreshAppStatus`); berth still compares it, to know its state.
-    fn resume(
-        &self,
-        app: &Application,
-        name: &str,
-        level: Level,
-        asked: bool,
-        settings: &crate::Settings,
-    ) -> Level {
-        let mut memo = self.memo.lock();
-        let m = memo.entry(name.to_string()).or_default();
-        if level != Level::Refresh || asked || m.refreshed {
-            m.refreshed |= level >= Level::Refresh;
-            return level;
-        }
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let fresh = app.status.as_ref().and_then(|s| status::reconciled_age(s, now));
-        let (Some(age), Some(commits)) = (fresh, stored_commits(app, &self.compared_to(app))) else {
-            m.refreshed = true;
-            return level;
-        };
-        for (source, commit) in app_sources(app).iter().zip(commits) {
-            if source.chart.is_none() {
-                m.resolved.insert(target::resolution_key(source, &target::wanted_revision(source)), commit);
-            }
-        }
-        if m.next_refresh.is_none() {
-            m.next_refresh = settings.reconciliation.and_then(|period| {
-                Instant::now().checked_add(period.saturating_sub(age).saturating_add(jitter(name, settings)))
-            });
-        }
-        tracing::debug!(app = name, ?age, "resumed from the stored status: compared, not refreshed");
-        Level::Compare
-    }
-
     pub(crate) fn pass_explicit(&self, name: &str) -> bool {
         self.memo.lock().get(name).is_some_and(|m| m.pass_explicit)
     }
@@ -685,58 +670,5 @@ impl Controller {
             tokio::time::sleep_until(due.into()).await;
             queue.push(&name, Level::Compare);
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn synced_app() -> Application {
-        let spec = serde_json::json!({"project": "default", "destination": {"namespace": "web"},
-            "source": {"repoURL": "https://example.com/r.git", "path": "web", "targetRevision": "main"}});
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
-            "spec": spec,
-            "status": {"sync": {"status": "Synced", "revision": "abc",
-                "comparedTo": {"source": spec["source"], "destination": spec["destination"]}},
-                "operationState": {"phase": "Succeeded", "operation": {"sync": {}}, "startedAt": "2025-01-01T00:00:00Z"}}
-        }))
-        .unwrap()
-    }
-
-    fn compared_to(app: &Application) -> ComparedTo {
-        ComparedTo {
-            source: app.spec.source.clone(),
-            sources: app.spec.sources.clone(),
-            destination: app.spec.destination.clone(),
-            ignore_differences: app.spec.ignore_differences.clone(),
-        }
-    }
-
-    #[test]
-    fn a_restart_takes_the_commit_the_stored_status_names_for_the_same_spec() {
-        let app = synced_app();
-        assert_eq!(stored_commits(&app, &compared_to(&app)), Some(vec!["abc".to_string()]));
-    }
-
-    #[test]
-    fn a_restart_asks_git_again_when_the_spec_moved_or_an_operation_is_under_way() {
-        let app = synced_app();
-        let mut moved = app.clone();
-        moved.spec.source.as_mut().unwrap().target_revision = Some("v2".into());
-        assert_eq!(stored_commits(&moved, &compared_to(&moved)), None, "compared to another revision");
-
-        let mut running = app.clone();
-        running.status.as_mut().unwrap().operation_state.as_mut().unwrap().phase = "Running".into();
-        assert_eq!(stored_commits(&running, &compared_to(&running)), None);
-
-        let mut requested = app.clone();
-        requested.operation = Some(Operation::default());
-        assert_eq!(stored_commits(&requested, &compared_to(&requested)), None);
-
-        let mut unknown = app.clone();
-        unknown.status.as_mut().unwrap().sync.as_mut().unwrap().status = "Unknown".into();
-        assert_eq!(stored_commits(&unknown, &compared_to(&unknown)), None, "the last compare failed");
     }
 }

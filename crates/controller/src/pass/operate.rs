@@ -541,10 +541,6 @@ impl Controller {
     ) -> Result<OperationState, Error> {
         let name = self.instance_of(app);
         let sync_op = op.sync.clone().unwrap_or_default();
-        // A new operation is recorded as Running before anything is applied (if the copy was stale, nothing
-        // has happened yet) only when it takes more than one step; one that ends in this pass is recorded
-        // once, finished, by the pass's status write (issue 20: writes per sync).
-        let mut unrecorded = true;
         let resumed = status
             .operation_state
             .clone()
@@ -556,13 +552,12 @@ impl Controller {
                 self.count_sync(app, OperationPhase::Failed.as_str());
                 return Ok(finish(state, OperationPhase::Failed, "Operation terminated".into(), None));
             }
-            Some(state) => {
-                unrecorded = false;
-                state
-            }
+            Some(state) => state,
             None => {
                 let state = started(op);
                 status.operation_state = Some(state.clone());
+                // Recorded before anything is applied; if the copy was stale, nothing has happened yet.
+                self.write_status(&name, rv, status).await?;
                 state
             }
         };
@@ -663,10 +658,6 @@ impl Controller {
         let records: Vec<sync::Record> =
             state.sync_result.iter().flat_map(|r| &r.resources).filter_map(record_from).collect();
         let world = OperationWorld::new(self, &name, &cluster);
-        if unrecorded && !sync::plan::single_step(&tasks) {
-            status.operation_state = Some(state.clone());
-            self.write_status(&name, rv, status).await?;
-        }
         let mut execution = sync::run::Operation::new(&world, &tasks, &opts, &run_id, records);
         let progress = execution.advance().await;
         let multi = !app.spec.sources.is_empty() || sources.len() > 1;

@@ -422,22 +422,6 @@ impl Controller {
     }
 }
 
-/// How long ago the stored status was written (`reconciledAt`); `None` when status has none.
-///
-/// Argo CD writes `reconciledAt` on every refresh, and refreshes every application when its controller
-/// starts. berth writes it only with a status that changed or a refresh annotation asked for, and a
-/// restarted controller takes the stored status for its first refresh: the next poll is due a polling
-/// period after `reconciledAt` (at once, plus the jitter, when that is past), so a restart with nothing
-/// changed writes nothing.
-pub(crate) fn reconciled_age(
-    status: &ApplicationStatus,
-    now: k8s_openapi::jiff::Timestamp,
-) -> Option<std::time::Duration> {
-    let at = status.reconciled_at.as_ref()?;
-    // A clock a little behind the writer's makes a negative age: just written.
-    Some(std::time::Duration::from_secs(now.as_second().saturating_sub(at.0.as_second()).max(0) as u64))
-}
-
 /// Status equality that ignores timestamps berth refreshes on every pass.
 pub(crate) fn same_ignoring_time(a: &ApplicationStatus, b: &ApplicationStatus) -> bool {
     let strip = |s: &ApplicationStatus| {
@@ -490,18 +474,6 @@ mod tests {
         );
         assert_eq!(merged[0].last_transition_time, old[0].last_transition_time);
         assert_ne!(merged[1].last_transition_time, old[0].last_transition_time);
-    }
-
-    #[test]
-    fn the_age_of_the_stored_status_is_counted_from_reconciled_at() {
-        let at = |second: i64| ApplicationStatus {
-            reconciled_at: Some(Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())),
-            ..Default::default()
-        };
-        let now = k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap();
-        assert_eq!(reconciled_age(&at(900), now), Some(std::time::Duration::from_secs(100)));
-        assert_eq!(reconciled_age(&at(1_002), now), Some(std::time::Duration::ZERO), "a clock behind");
-        assert_eq!(reconciled_age(&ApplicationStatus::default(), now), None);
     }
 
     fn helm_source(values: &str) -> ApplicationSource {

@@ -253,13 +253,15 @@ impl Controller {
         // from an ls-remote that started after that, shared by the passes that started before it. (Not from
         // when the refresh was asked: the pass clears the refresh annotation at its end, and a second
         // request setting the same annotation meanwhile changes nothing a watch sees, so the refs must be
-        // no older than the pass.) A poll shares the refs of an ls-remote started within the polling period
-        // ([`poll_refs_age`]).
+        // no older than the pass.) So does the first pass over an application since this replica started
+        // or took it over: what it knew before is gone, and a refresh announced meanwhile may have been
+        // removed by the replica that had it. A poll shares the refs of an ls-remote started within the
+        // polling period ([`poll_refs_age`]).
         let asked = refresh_annotation(app).is_some()
             || self.pass_explicit(&name)
             || sync
             || level == Level::HardRefresh
-            || (cached.is_none() && level >= Level::Refresh);
+            || cached.is_none();
         let creds = self.creds_for(app, &source.repo_url);
         let resolved = if asked {
             self.git.resolve_since(&source.repo_url, &wanted, &creds, self.pass_started(&name)).await
@@ -656,11 +658,6 @@ const DEFAULT_POLL_REFS_AGE: Duration = Duration::from_secs(180);
 /// Where the memo keeps the commit `source`'s revision `wanted` resolved to.
 pub(crate) fn resolution_key(source: &ApplicationSource, wanted: &str) -> u64 {
     hash_of(&(source, wanted))
-}
-
-/// The revision a source asks for when no operation pins one (`HEAD` when it names none).
-pub(crate) fn wanted_revision(source: &ApplicationSource) -> String {
-    source.target_revision.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "HEAD".into())
 }
 
 /// Everything of a source that a render depends on, except the commit.

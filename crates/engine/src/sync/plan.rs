@@ -233,15 +233,6 @@ pub fn deletion_hooks(desired: &[serde_json::Value], phase: Phase) -> Vec<Task> 
     out
 }
 
-/// Whether the tasks run as one step: no hook, and every task in one (phase, wave). Such a sync applies
-/// (and prunes) everything at once and ends in the same pass, so nothing is gained by recording it as
-/// Running before it starts; a crash meanwhile leaves no hook or later wave that could run twice, only
-/// server-side applies that the next attempt repeats to the same result.
-pub fn single_step(tasks: &[Task]) -> bool {
-    !tasks.iter().any(Task::is_hook)
-        && tasks.windows(2).all(|w| (w[0].phase, w[0].wave) == (w[1].phase, w[1].wave))
-}
-
 /// The stages of the tasks in `phases`, in run order: (phase, wave) and the indexes of their tasks.
 pub fn stages(tasks: &[Task], phases: &[Phase]) -> Vec<((Phase, i64), Vec<usize>)> {
     let mut out: Vec<((Phase, i64), Vec<usize>)> = Vec::new();
@@ -261,18 +252,6 @@ pub fn stages(tasks: &[Task], phases: &[Phase]) -> Vec<((Phase, i64), Vec<usize>
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_sync_is_one_step_without_hooks_in_one_wave() {
-        let cm =
-            |name: &str, wave: &str| obj("ConfigMap", name, json!({"argocd.argoproj.io/sync-wave": wave}));
-        let plan = |desired: Vec<serde_json::Value>| tasks(&desired, &[], &Default::default());
-        assert!(single_step(&plan(vec![])));
-        assert!(single_step(&plan(vec![cm("a", "0"), cm("b", "0")])));
-        assert!(!single_step(&plan(vec![cm("a", "0"), cm("b", "1")])));
-        let hook = obj("Job", "migrate", json!({"argocd.argoproj.io/hook": "PreSync"}));
-        assert!(!single_step(&plan(vec![cm("a", "0"), hook])));
-    }
 
     fn obj(kind: &str, name: &str, annotations: serde_json::Value) -> serde_json::Value {
         let api = match kind {
