@@ -195,9 +195,16 @@ struct TreeEntry {
 }
 
 impl TreeIndex {
-    /// The tree named `name` at `path`, held and marked used now, when it is indexed.
+    /// The tree named `name` at `path`, held and marked used now, when it is indexed and still on disk. One
+    /// deleted behind the cache's back (an operator freeing space, a tmp cleaner) is forgotten, to be
+    /// extracted again.
     fn hold(&mut self, name: &str, path: &Path) -> Option<ExtractedTree> {
         self.clock += 1;
+        if !path.is_dir() {
+            let gone = self.entries.remove(name)?;
+            self.bytes -= gone.bytes;
+            return None;
+        }
         let entry = self.entries.get_mut(name)?;
         entry.used = self.clock;
         Some(ExtractedTree { path: path.to_path_buf(), _hold: entry.hold.clone() })
@@ -646,6 +653,8 @@ impl GitCache {
         let bytes = tokio::task::spawn_blocking(move || disk_bytes(&measured)).await.unwrap_or_default();
         let hold = self.trees.lock().insert(name, bytes);
         let tree = ExtractedTree { path: target, _hold: hold };
+        // Deleting evicted trees (of any repository) need not keep this one's fetches waiting.
+        drop(_guard);
         self.make_room().await;
         Ok(tree)
     }
@@ -1248,6 +1257,21 @@ mod tests {
         drop(held);
         drop(take(&cache, &url, &shas[1]).await);
         assert_eq!(trees_on_disk(tmp.path()), tree_names(&cache, &url, &[&shas[1]]));
+    }
+
+    #[tokio::test]
+    async fn a_tree_deleted_behind_the_caches_back_is_extracted_again() {
+        let (repo, shas, each) = equal_trees(1).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, _) = observed_cache(tmp.path());
+        let url = repo.url();
+        let first = take(&cache, &url, &shas[0]).await;
+        let path = first.to_path_buf();
+        drop(first);
+        std::fs::remove_dir_all(&path).unwrap();
+        let again = take(&cache, &url, &shas[0]).await;
+        assert!(again.join("apps/a.yaml").is_file());
+        assert_eq!(cache.trees.lock().bytes, each, "counted once");
     }
 
     #[tokio::test]

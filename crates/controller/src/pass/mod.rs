@@ -156,6 +156,8 @@ struct PassState {
     /// resourceVersion of the copy this pass acts on (moved on by each of its own writes).
     rv: String,
     conditions: Vec<(ConditionType, String)>,
+    /// Where in `conditions` the compare's are, for a compare after a sync to replace them.
+    compare_conditions: std::ops::Range<usize>,
     ran_operation: bool,
     /// A requested operation that finished: removed from the Application in the status write.
     clear_operation: Option<Operation>,
@@ -169,6 +171,7 @@ impl PassState {
             status,
             rv,
             conditions: settings.warnings.iter().map(|w| (ConditionType::UnknownError, w.clone())).collect(),
+            compare_conditions: 0..0,
             ran_operation: false,
             clear_operation: None,
         }
@@ -297,7 +300,9 @@ impl Controller {
                     }
                     match self.compare_reachable(&app, target, &cluster, &settings).await {
                         Ok(cmp) => {
+                            let start = pass.conditions.len();
                             pass.conditions.extend(cmp.conditions(target));
+                            pass.compare_conditions = start..pass.conditions.len();
                             self.apply_comparison(&app, &mut pass.status, target, &cmp);
                             Some(cmp)
                         }
@@ -360,7 +365,9 @@ impl Controller {
         let synced_whole_target = pass.ran_operation
             && pass.status.operation_state.as_ref().is_some_and(|s| {
                 OperationPhase::of(s) == OperationPhase::Succeeded
-                    && s.sync_result.as_ref().is_some_and(|r| r.revision == target.revision)
+                    && s.sync_result
+                        .as_ref()
+                        .is_some_and(|r| r.revision == target.revision && r.revisions == target.revisions)
                     && s.operation
                         .sync
                         .as_ref()
@@ -375,12 +382,14 @@ impl Controller {
             let Ok(cmp) = self.compare_reachable(app, target, &cluster, settings).await else { return };
             if cmp.sync_status == SyncCode::Synced {
                 self.apply_comparison(app, &mut pass.status, target, &cmp);
+                let range = std::mem::replace(&mut pass.compare_conditions, 0..0);
+                pass.conditions.splice(range, cmp.conditions(target));
                 return;
             }
             if Instant::now() >= deadline {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -505,8 +514,9 @@ impl Controller {
         {
             pass.conditions.push((ConditionType::SyncError, message.clone()));
         }
-        let PassState { mut status, old_status, mut rv, mut conditions, ran_operation, clear_operation } =
-            pass;
+        let PassState {
+            mut status, old_status, mut rv, mut conditions, ran_operation, clear_operation, ..
+        } = pass;
         if status::bound_sources(&mut status) {
             conditions.push((ConditionType::StatusTooLargeWarning, status::SUMMARISED_MESSAGE.into()));
         }

@@ -256,12 +256,14 @@ impl Controller {
         // no older than the pass.) So does the first pass over an application since this replica started
         // or took it over: what it knew before is gone, and a refresh announced meanwhile may have been
         // removed by the replica that had it. A poll shares the refs of an ls-remote started within the
-        // polling period ([`poll_refs_age`]).
+        // polling period ([`poll_refs_age`]), and so does the API's view of an application another replica
+        // owns (which is not remembered here: the owner's pass, not a page view, must be its first).
+        let owned = self.replicas.owns(&name);
         let asked = refresh_annotation(app).is_some()
             || self.pass_explicit(&name)
             || sync
             || level == Level::HardRefresh
-            || cached.is_none();
+            || (cached.is_none() && owned);
         let creds = self.creds_for(app, &source.repo_url);
         let resolved = if asked {
             self.git.resolve_since(&source.repo_url, &wanted, &creds, self.pass_started(&name)).await
@@ -271,7 +273,7 @@ impl Controller {
         let sha = resolved
             .map_err(|e| TargetError::Resolve { revision: wanted.clone(), message: e.to_string() })?;
         tracing::debug!(app = %name, wanted = %wanted, sha = %sha, asked, "resolved");
-        if revision.is_none() {
+        if revision.is_none() && owned {
             let mut memo = self.memo.lock();
             memo.entry(name.clone()).or_default().resolved.insert(source_hash, sha.clone());
         }
