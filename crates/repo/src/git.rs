@@ -626,6 +626,27 @@ impl GitCache {
         Ok(out.lines().map(String::from).collect())
     }
 
+    /// [`GitCache::fetch`], then [`GitCache::tree`]. The clone holds fetched commits under no ref, and git's
+    /// own `gc --auto` (which fetches run) prunes unreachable objects once they are two weeks old: a commit
+    /// fetched long ago, whose tree was evicted since, is fetched again rather than failing the extraction.
+    pub async fn checkout(
+        &self,
+        url: &str,
+        sha: &str,
+        creds: &Credentials,
+    ) -> Result<ExtractedTree, GitError> {
+        self.fetch(url, sha, creds).await?;
+        let first = self.tree(url, sha).await;
+        if let Err(GitError::Command { action: "archive", .. }) = &first
+            && !self.has_commit(&self.bare_dir(url)?, sha).await
+        {
+            self.fetched.lock().remove(&(normalize_url(url), sha.to_string()));
+            self.fetch(url, sha, creds).await?;
+            return self.tree(url, sha).await;
+        }
+        first
+    }
+
     /// The tree of a fetched commit, extracted once into its own read-only directory and kept while the trees
     /// fit in their cap ([`GitCache::with_max_tree_bytes`]). The tree stays on disk while the returned
     /// [`ExtractedTree`] lives; once let go it may be deleted to make room, and is extracted again when next
@@ -1272,6 +1293,33 @@ mod tests {
         let again = take(&cache, &url, &shas[0]).await;
         assert!(again.join("apps/a.yaml").is_file());
         assert_eq!(cache.trees.lock().bytes, each, "counted once");
+    }
+
+    #[tokio::test]
+    async fn a_commit_pruned_from_the_clone_is_fetched_again_for_its_tree() {
+        let (repo, shas, _) = equal_trees(1).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, seen) = observed_cache(tmp.path());
+        let url = repo.url();
+        let first = cache.checkout(&url, &shas[0], &Credentials::default()).await.unwrap();
+        let path = first.to_path_buf();
+        drop(first);
+        std::fs::remove_dir_all(&path).unwrap();
+        // What git's gc does to a commit fetched under no ref once it is old enough.
+        let dir = cache.bare_dir(&url).unwrap();
+        let _ = std::fs::remove_file(dir.join("FETCH_HEAD"));
+        let gc = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&dir)
+            .args(["-c", "gc.reflogExpireUnreachable=now", "gc", "--quiet", "--prune=now"])
+            .status()
+            .unwrap();
+        assert!(gc.success());
+        assert!(!cache.has_commit(&dir, &shas[0]).await, "gc pruned the commit");
+        assert!(cache.tree(&url, &shas[0]).await.is_err(), "a tree cannot be extracted without its commit");
+        let again = cache.checkout(&url, &shas[0], &Credentials::default()).await.unwrap();
+        assert!(again.join("apps/a.yaml").is_file());
+        assert_eq!(count(&seen, "fetch"), 2, "fetched again");
     }
 
     #[tokio::test]

@@ -117,8 +117,7 @@ impl LiveInputs {
             if let Some(tree) = c.appsets.listing(url, &sha) {
                 return Ok::<_, berth_repo::git::GitError>((sha, tree));
             }
-            c.git.fetch(url, &sha, &creds).await?;
-            let root = c.git.tree(url, &sha).await?;
+            let root = c.git.checkout(url, &sha, &creds).await?;
             let tree = tokio::task::spawn_blocking(move || list_tree(&root))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?

@@ -196,7 +196,7 @@ impl Controller {
                     .map_err(|e| TargetError::Fetch { sha: sha.clone(), message: e.to_string() })?;
                 let tree = self
                     .git
-                    .tree(&source.repo_url, sha)
+                    .checkout(&source.repo_url, sha, &creds)
                     .await
                     .map_err(|e| TargetError::Checkout { sha: sha.clone(), message: e.to_string() })?;
                 refs.insert(r.to_string(), (sha.clone(), tree.to_path_buf()));
@@ -405,7 +405,7 @@ impl Controller {
         }
         let tree = self
             .git
-            .tree(&source.repo_url, sha)
+            .checkout(&source.repo_url, sha, &creds)
             .await
             .map_err(|e| TargetError::Checkout { sha: sha.to_string(), message: e.to_string() })?;
         let source = source.clone();
