@@ -7,14 +7,30 @@ use berth_api::application::ApplicationStatus;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-/// What changed between two statuses of one application, as (warning?, reason, note), in Argo CD's words:
+/// One event on an Application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEvent {
+    pub warning: bool,
+    /// Argo CD's reason (`OperationStarted`, `OperationCompleted`, `ResourceUpdated`).
+    pub reason: &'static str,
+    /// What the event is about. Events of one reason and action on one copy of the Application are folded
+    /// into a series that keeps the first note (the recorder's aggregation), so a sync and a health change
+    /// reported by one write need actions of their own.
+    pub action: &'static str,
+    pub note: String,
+}
+
+impl AppEvent {
+    fn new(warning: bool, reason: &'static str, action: &'static str, note: String) -> AppEvent {
+        AppEvent { warning, reason, action, note }
+    }
+}
+
+/// What changed between two statuses of one application, in Argo CD's words:
 /// `<user> initiated sync to <revision>` (`partial sync` for a resource subset, `rollback to <id>` for a
 /// rollback) when an operation starts, `Sync operation to <revision> succeeded` or `… failed: <message>`
 /// when it ends.
-pub fn between(
-    old: Option<&ApplicationStatus>,
-    new: &ApplicationStatus,
-) -> Vec<(bool, &'static str, String)> {
+pub fn between(old: Option<&ApplicationStatus>, new: &ApplicationStatus) -> Vec<AppEvent> {
     let mut out = Vec::new();
     let old_op = old.and_then(|s| s.operation_state.as_ref());
     if let Some(op) = &new.operation_state {
@@ -43,7 +59,7 @@ pub fn between(
                 }
                 None => format!("Initiated {what}"),
             };
-            out.push((false, "OperationStarted", note));
+            out.push(AppEvent::new(false, "OperationStarted", "OperationStarted", note));
         }
         let was_running = !same || old_op.is_some_and(|o| o.phase == "Running");
         if op.phase != "Running" && was_running {
@@ -52,10 +68,20 @@ pub fn between(
                 note.push_str(&format!(" to {}", result.revision));
             }
             if op.phase == "Succeeded" {
-                out.push((false, "OperationCompleted", format!("{note} succeeded")));
+                out.push(AppEvent::new(
+                    false,
+                    "OperationCompleted",
+                    "OperationCompleted",
+                    format!("{note} succeeded"),
+                ));
             } else {
                 let message = op.message.as_deref().unwrap_or_default();
-                out.push((true, "OperationCompleted", format!("{note} failed: {message}")));
+                out.push(AppEvent::new(
+                    true,
+                    "OperationCompleted",
+                    "OperationCompleted",
+                    format!("{note} failed: {message}"),
+                ));
             }
         }
     }
@@ -63,20 +89,22 @@ pub fn between(
     let (from, to) = (sync(old), sync(Some(new)));
     if let Some(to) = to.filter(|t| Some(t) != from.as_ref()) {
         let from = from.unwrap_or_else(|| "Unknown".into());
-        out.push((false, "ResourceUpdated", format!("Updated sync status: {from} -> {to}")));
+        let note = format!("Updated sync status: {from} -> {to}");
+        out.push(AppEvent::new(false, "ResourceUpdated", "UpdateSyncStatus", note));
     }
     let health =
         |s: Option<&ApplicationStatus>| s.and_then(|s| s.health.as_ref()).and_then(|h| h.status.clone());
     let (from, to) = (health(old), health(Some(new)));
     if let Some(to) = to.filter(|t| Some(t) != from.as_ref()) {
         let from = from.unwrap_or_else(|| "Unknown".into());
-        out.push((false, "ResourceUpdated", format!("Updated health status: {from} -> {to}")));
+        let note = format!("Updated health status: {from} -> {to}");
+        out.push(AppEvent::new(false, "ResourceUpdated", "UpdateHealthStatus", note));
     }
     out
 }
 
 /// Publishes events without holding up the pass that caused them (a failure is only logged).
-pub fn publish(recorder: &Recorder, app: &Application, events: Vec<(bool, &'static str, String)>) {
+pub fn publish(recorder: &Recorder, app: &Application, events: Vec<AppEvent>) {
     if events.is_empty() {
         return;
     }
@@ -91,12 +119,12 @@ pub fn publish(recorder: &Recorder, app: &Application, events: Vec<(bool, &'stat
     };
     let recorder = recorder.clone();
     tokio::spawn(async move {
-        for (warning, reason, note) in events {
+        for AppEvent { warning, reason, action, note } in events {
             let event = Event {
                 type_: if warning { EventType::Warning } else { EventType::Normal },
                 reason: reason.into(),
                 note: Some(note),
-                action: reason.into(),
+                action: action.into(),
                 secondary: None,
             };
             if let Err(e) = recorder.publish(&event, &reference).await {
@@ -151,9 +179,16 @@ mod tests {
         let idle = status("OutOfSync", "Missing", None);
         let running = status("OutOfSync", "Missing", Some("Running"));
         let events = between(Some(&idle), &running);
-        assert_eq!(events, vec![(false, "OperationStarted", "admin initiated sync to HEAD".to_string())]);
+        let started = AppEvent::new(
+            false,
+            "OperationStarted",
+            "OperationStarted",
+            "admin initiated sync to HEAD".into(),
+        );
+        assert_eq!(events, vec![started]);
         let done = status("Synced", "Healthy", Some("Succeeded"));
-        let reasons: Vec<String> = between(Some(&running), &done).into_iter().map(|e| e.2).collect();
+        let events = between(Some(&running), &done);
+        let reasons: Vec<&str> = events.iter().map(|e| e.note.as_str()).collect();
         assert_eq!(
             reasons,
             [
@@ -162,17 +197,21 @@ mod tests {
                 "Updated health status: Missing -> Healthy"
             ]
         );
+        // The sync and the health moves share a reason: their actions keep them apart, or the recorder would
+        // fold the second into the first's series and its note would be lost.
+        let keys: std::collections::HashSet<_> = events.iter().map(|e| (e.reason, e.action)).collect();
+        assert_eq!(keys.len(), events.len(), "{events:?}");
         // Nothing moved: nothing reported (a finished operation is not reported again).
         assert!(between(Some(&done), &done).is_empty());
         let failed = status("OutOfSync", "Missing", Some("Failed"));
         let events = between(Some(&running), &failed);
-        assert!(events[0].0, "a failure is a Warning");
-        assert_eq!(events[0].2, "Sync operation failed: one or more objects failed to apply");
+        assert!(events[0].warning, "a failure is a Warning");
+        assert_eq!(events[0].note, "Sync operation failed: one or more objects failed to apply");
         let mut errored = status("OutOfSync", "Missing", Some("Error"));
         errored.operation_state.as_mut().unwrap().sync_result =
             Some(SyncOperationResult { revision: "abc".into(), ..Default::default() });
         let events = between(Some(&running), &errored);
-        assert_eq!(events[0].2, "Sync operation to abc failed: one or more objects failed to apply");
+        assert_eq!(events[0].note, "Sync operation to abc failed: one or more objects failed to apply");
     }
 
     #[test]
@@ -194,7 +233,8 @@ mod tests {
         rolling.history = app.status.take().unwrap().history;
         rolling.operation_state.as_mut().unwrap().operation = operation;
         let events = between(Some(&idle), &rolling);
-        assert_eq!(events, vec![(false, "OperationStarted", "alice initiated rollback to 3".to_string())]);
+        assert_eq!(events[0].note, "alice initiated rollback to 3");
+        assert_eq!(events.len(), 1);
 
         let mut partial = status("Synced", "Healthy", Some("Running"));
         partial.operation_state.as_mut().unwrap().operation.sync = Some(SyncOperation {
@@ -205,9 +245,9 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert_eq!(between(Some(&idle), &partial)[0].2, "admin initiated partial sync to HEAD");
+        assert_eq!(between(Some(&idle), &partial)[0].note, "admin initiated partial sync to HEAD");
         let mut done = partial.clone();
         done.operation_state.as_mut().unwrap().phase = "Succeeded".into();
-        assert_eq!(between(Some(&partial), &done)[0].2, "Partial sync operation succeeded");
+        assert_eq!(between(Some(&partial), &done)[0].note, "Partial sync operation succeeded");
     }
 }

@@ -180,6 +180,30 @@ async fn a_restarted_controller_reconciles_synced_apps_without_writing_anything(
         "more than two writes: {writes:?}"
     );
 
+    // Each app's events, as Argo CD records them, one per change: the first write's (read against the copy it
+    // replaced, not the watch's copy of the write itself) and a sync and a health move of one write apart.
+    let events: Api<Event> = Api::namespaced(bench.client.clone(), &bench.namespace);
+    poll("every app's sync events", TIMEOUT, || {
+        let (events, names) = (events.clone(), names.clone());
+        async move {
+            let list = events.list(&ListParams::default()).await.unwrap();
+            names.iter().all(|name| {
+                let notes: Vec<&str> = list
+                    .items
+                    .iter()
+                    .filter(|e| e.involved_object.name.as_deref() == Some(name.as_str()))
+                    .filter_map(|e| e.message.as_deref())
+                    .collect();
+                let has = |s: &str| notes.iter().any(|n| n.starts_with(s));
+                has("Initiated automated sync to")
+                    && has("Sync operation to ")
+                    && has("Updated sync status: OutOfSync -> Synced")
+                    && has("Updated health status: Missing -> Healthy")
+            })
+        }
+    })
+    .await;
+
     // Polls (every 3 s plus each app's jitter of up to 3 s) that find nothing new write nothing, and ask git
     // about once a polling period for all the apps together, not once a second.
     let view = bench.view.clone();

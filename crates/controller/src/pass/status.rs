@@ -374,10 +374,12 @@ impl Controller {
             ops.push(serde_json::json!({"op": "remove", "path": "/operation"}));
         }
         let patch: json_patch::Patch = serde_json::from_value(patch).expect("a JSON patch");
+        // Read before the write leaves: once it is stored, the watch may show the cache this write itself.
+        let before = self.unreported(name);
         match api.patch(app_name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(stored) => {
                 self.remember_write(name, &stored);
-                self.report(name, &stored, status);
+                self.report(name, &stored, status, before);
                 *rv = stored.metadata.resource_version.unwrap_or_default();
                 Ok(())
             }
@@ -386,9 +388,24 @@ impl Controller {
         }
     }
 
-    /// Records Kubernetes Events for what moved since the last reported status (the stored copy's at the
-    /// first write after a start).
-    pub(crate) fn report(&self, name: &str, stored: &Application, status: &ApplicationStatus) {
+    /// The status of the cached copy of an app none of whose statuses was reported since start: what the
+    /// first write's events compare against.
+    fn unreported(&self, name: &str) -> Option<ApplicationStatus> {
+        if self.memo.lock().get(name).is_some_and(|m| m.reported.is_some()) {
+            return None;
+        }
+        self.application(name).and_then(|a| a.status.clone())
+    }
+
+    /// Records Kubernetes Events for what moved since the last reported status (`before`, the copy this write
+    /// replaced, at the first write after a start).
+    pub(crate) fn report(
+        &self,
+        name: &str,
+        stored: &Application,
+        status: &ApplicationStatus,
+        before: Option<ApplicationStatus>,
+    ) {
         let summary = ApplicationStatus {
             sync: status.sync.as_ref().map(|s| berth_api::application::SyncStatus {
                 status: s.status.clone(),
@@ -410,7 +427,7 @@ impl Controller {
             let mut memo = self.memo.lock();
             memo.entry(name.to_string()).or_default().reported.replace(summary)
         };
-        let previous = previous.or_else(|| self.application(name).and_then(|a| a.status.clone()));
+        let previous = previous.or(before);
         crate::events::publish(&self.recorder, stored, crate::events::between(previous.as_ref(), status));
     }
 
