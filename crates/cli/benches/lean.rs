@@ -9,7 +9,8 @@
 //!    (`apiserver_request_total` of PATCH and UPDATE on applications, dry runs left out; the benchmark creates
 //!    them with server-side apply, counted apart).
 //! 4. The peak RSS of berth's process tree (berth and the git, helm and kustomize it runs) from its start until
-//!    every app is Synced, sampled every 20 ms.
+//!    every app is Synced, sampled every 20 ms; and the CPU time of every kube-apiserver and etcd on this
+//!    machine next to berth's (with the children it ran) from created to all Synced.
 //!
 //! Over smart HTTP also:
 //! 5. Idle: `BENCH_IDLE_SECONDS` (360: three polling periods of 120 s) with nothing changed: real git requests
@@ -41,6 +42,10 @@ struct Run {
     synced: f64,
     writes_per_app: f64,
     peak_tree_rss: f64,
+    /// CPU seconds from created to all Synced: every kube-apiserver and etcd on this machine, and berth with
+    /// the children it waited for.
+    cpu_control_plane: f64,
+    cpu_berth: f64,
     idle: Option<Idle>,
     cache: Option<CacheAfterCommits>,
 }
@@ -92,6 +97,15 @@ async fn main() {
     row(&mut out, "Application writes per app for the first sync", &|r| format!("{:.2}", r.writes_per_app));
     row(&mut out, "peak RSS of berth's process tree, start → all Synced", &|r| {
         format!("{:.0} MiB", r.peak_tree_rss)
+    });
+    row(&mut out, "CPU created → all Synced: kube-apiserver + etcd / berth and its children", &|r| {
+        format!(
+            "{:.1} / {:.1} s ({:.2} / {:.2} cores)",
+            r.cpu_control_plane,
+            r.cpu_berth,
+            r.cpu_control_plane / r.synced,
+            r.cpu_berth / r.synced
+        )
     });
     if let Some(idle) = &http.idle {
         let hour = 3600.0 / idle.seconds as f64;
@@ -190,9 +204,12 @@ async fn run(
     };
     let writes_before = application_writes(client).await;
     let apps: Api<berth_api::Application> = Api::namespaced(client.clone(), &control);
+    let cpu_before = (control_plane_cpu(), process_cpu(berth.pid));
     let started = Instant::now();
     create_apps(&apps, n, &url, &control, &dest).await;
     let synced = wait_all_synced(&apps, n, &first, started).await;
+    let (cpu_control_plane, cpu_berth) =
+        (control_plane_cpu() - cpu_before.0, process_cpu(berth.pid) - cpu_before.1);
     // The compare after each sync (the second write) may come just after the list says Synced.
     wait_quiet(client).await;
     let writes_per_app = (application_writes(client).await - writes_before) / n as f64;
@@ -264,7 +281,16 @@ async fn run(
     for ns in [&control, &dest, &raw] {
         let _ = namespaces.delete(ns, &DeleteParams::background()).await;
     }
-    Run { raw_rate, synced, writes_per_app, peak_tree_rss, idle, cache }
+    // Gone before the next run starts: its apps have the same names, and would see this run's objects as
+    // theirs to prune (one more status write each when they vanish).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for ns in [&control, &dest, &raw] {
+        while namespaces.get_opt(ns).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "namespace {ns} was not deleted");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Run { raw_rate, synced, writes_per_app, peak_tree_rss, cpu_control_plane, cpu_berth, idle, cache }
 }
 
 /// The resident memory of `pid` and every process under it, in KiB.
@@ -285,6 +311,31 @@ fn tree_rss_kib(pid: u32) -> u64 {
         }
     }
     total
+}
+
+/// CPU seconds (user and system) of `pid`, and of the children it has waited for, from `/proc/<pid>/stat`.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime, stime, cutime and cstime are 14-17 of the
+    // whole line, 12-15 after it (in clock ticks of 1/100 s).
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+    fields.get(11..15).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>() / 100.0)
+}
+
+/// CPU seconds of every kube-apiserver and etcd process on this machine.
+fn control_plane_cpu() -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            matches!(comm.trim(), "kube-apiserver" | "etcd")
+        })
+        .map(process_cpu)
+        .sum()
 }
 
 /// PATCH and UPDATE requests on Applications the API server has answered since it started (dry runs left out).
