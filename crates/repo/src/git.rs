@@ -1,8 +1,9 @@
 //! Git through the git CLI, as Argo CD does: one bare clone per repository URL, shallow fetches of the
 //! commits that are asked for, `ls-remote` to learn cheaply whether anything changed, and immutable trees
 //! extracted per commit for rendering. The extracted trees are kept under a size cap: past it, the least
-//! recently used trees that no caller holds are deleted (and extracted again when asked; the bare clone keeps
-//! the commit). The bare clones themselves are kept.
+//! recently used trees that no caller holds are deleted (and extracted again when asked). The bare clones
+//! themselves are kept, left to git's own `gc --auto`, which prunes commits no ref holds once two weeks old:
+//! [`GitCache::checkout`] fetches such a commit again.
 //!
 //! Credentials reach git only through its environment (an askpass helper, `GIT_SSH_COMMAND`), never
 //! through a command line or a URL, and every message that leaves this module is scrubbed of them.
@@ -574,7 +575,18 @@ impl GitCache {
         if let Some(info) = self.infos.lock().get(&id) {
             return Ok(info.clone());
         }
-        let info = self.read_commit_info(url, sha).await?;
+        let info = match self.read_commit_info(url, sha).await {
+            Ok(info) => info,
+            Err(e) => {
+                // Pruned by git's gc since it was fetched: the next fetch fetches it again.
+                if let Ok(dir) = self.bare_dir(url)
+                    && !self.has_commit(&dir, sha).await
+                {
+                    self.fetched.lock().remove(&id);
+                }
+                return Err(e);
+            }
+        };
         remember(&self.infos, id, info.clone());
         Ok(info)
     }
@@ -637,9 +649,7 @@ impl GitCache {
     ) -> Result<ExtractedTree, GitError> {
         self.fetch(url, sha, creds).await?;
         let first = self.tree(url, sha).await;
-        if let Err(GitError::Command { action: "archive", .. }) = &first
-            && !self.has_commit(&self.bare_dir(url)?, sha).await
-        {
+        if let Err(GitError::RevisionNotFound { .. }) = &first {
             self.fetched.lock().remove(&(normalize_url(url), sha.to_string()));
             self.fetch(url, sha, creds).await?;
             return self.tree(url, sha).await;
@@ -689,6 +699,10 @@ impl GitCache {
         key: &str,
         target: &Path,
     ) -> Result<(), GitError> {
+        // Asked first: the exit status of `git archive | tar` is tar's, and a tar may accept empty input.
+        if !self.has_commit(dir, sha).await {
+            return Err(GitError::RevisionNotFound { url: scrub_url(url), revision: sha.into() });
+        }
         let scratch = self.root.join("trees").join(format!(".{key}-{sha}.tmp"));
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         tokio::fs::create_dir_all(&scratch).await?;
@@ -1305,21 +1319,35 @@ mod tests {
         let path = first.to_path_buf();
         drop(first);
         std::fs::remove_dir_all(&path).unwrap();
-        // What git's gc does to a commit fetched under no ref once it is old enough.
         let dir = cache.bare_dir(&url).unwrap();
+        prune(&dir);
+        assert!(!cache.has_commit(&dir, &shas[0]).await, "gc pruned the commit");
+        assert!(
+            matches!(cache.tree(&url, &shas[0]).await, Err(GitError::RevisionNotFound { .. })),
+            "a tree cannot be extracted without its commit"
+        );
+        let again = cache.checkout(&url, &shas[0], &Credentials::default()).await.unwrap();
+        assert!(again.join("apps/a.yaml").is_file());
+        assert_eq!(count(&seen, "fetch"), 2, "fetched again");
+        // Its metadata, read after another prune, fails once and lets the next fetch fetch it.
+        drop(again);
+        prune(&dir);
+        assert!(cache.commit_info(&url, &shas[0]).await.is_err());
+        cache.fetch(&url, &shas[0], &Credentials::default()).await.unwrap();
+        assert_eq!(count(&seen, "fetch"), 3, "fetched again");
+        assert_eq!(cache.commit_info(&url, &shas[0]).await.unwrap().message, "c0");
+    }
+
+    /// What git's gc does to commits fetched under no ref once they are old enough.
+    fn prune(dir: &Path) {
         let _ = std::fs::remove_file(dir.join("FETCH_HEAD"));
         let gc = std::process::Command::new("git")
             .arg("--git-dir")
-            .arg(&dir)
+            .arg(dir)
             .args(["-c", "gc.reflogExpireUnreachable=now", "gc", "--quiet", "--prune=now"])
             .status()
             .unwrap();
         assert!(gc.success());
-        assert!(!cache.has_commit(&dir, &shas[0]).await, "gc pruned the commit");
-        assert!(cache.tree(&url, &shas[0]).await.is_err(), "a tree cannot be extracted without its commit");
-        let again = cache.checkout(&url, &shas[0], &Credentials::default()).await.unwrap();
-        assert!(again.join("apps/a.yaml").is_file());
-        assert_eq!(count(&seen, "fetch"), 2, "fetched again");
     }
 
     #[tokio::test]

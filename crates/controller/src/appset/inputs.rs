@@ -88,16 +88,12 @@ impl LiveInputs {
         shas
     }
 
-    /// The tree of `url` at `revision`: resolved, fetched and listed (listings are kept per commit by
-    /// the controller, so a thousand sets on one monorepo list it once).
-    fn tree(&self, url: &str, revision: &str) -> Result<(String, Arc<Tree>), Error> {
-        let key = (url.to_string(), revision.to_string());
-        if let Some(found) = self.resolved.lock().get(&key) {
-            return Ok(found.clone());
-        }
+    /// The credentials the set may read `url` with: its project's (which must allow the repository), or any
+    /// repository Secret's for a set without one.
+    fn credentials(&self, url: &str) -> Result<berth_repo::git::Credentials, Error> {
         let c = &self.controller;
         let secrets = c.secrets.state();
-        let creds = match &self.project {
+        Ok(match &self.project {
             Some(project) => {
                 let name = if project.is_empty() { "default" } else { project.as_str() };
                 let found = c
@@ -111,7 +107,18 @@ impl LiveInputs {
                 crate::credentials::for_url(url, name, secrets.iter().map(|s| &**s))
             }
             None => crate::credentials::for_url_unscoped(url, secrets.iter().map(|s| &**s)),
-        };
+        })
+    }
+
+    /// The tree of `url` at `revision`: resolved, fetched and listed (listings are kept per commit by
+    /// the controller, so a thousand sets on one monorepo list it once).
+    fn tree(&self, url: &str, revision: &str) -> Result<(String, Arc<Tree>), Error> {
+        let key = (url.to_string(), revision.to_string());
+        if let Some(found) = self.resolved.lock().get(&key) {
+            return Ok(found.clone());
+        }
+        let c = &self.controller;
+        let creds = self.credentials(url)?;
         let read = async {
             let sha = c.git.resolve(url, revision, &creds, self.max_age).await?;
             if let Some(tree) = c.appsets.listing(url, &sha) {
@@ -166,9 +173,10 @@ impl berth_appset::set::Inputs for LiveInputs {
         if generator.directories.is_empty() && !generator.files.is_empty() {
             let wanted: std::collections::HashSet<String> =
                 git::matching_files(generator, &tree.files, self.file_globbing())?.into_iter().collect();
+            let creds = self.credentials(&generator.repo_url)?;
             let root = self
                 .handle
-                .block_on(self.controller.git.tree(&generator.repo_url, &sha))
+                .block_on(self.controller.git.checkout(&generator.repo_url, &sha, &creds))
                 .map_err(|e| Error::invalid("git", "repoURL", format!("{}: {e}", generator.repo_url)))?;
             // Only the files a pattern matches are read; the listing names the others for the checks.
             let mut total = self.read_bytes.lock();
