@@ -266,7 +266,7 @@ impl Controller {
             Ok(sources) => self.target(&app, &sources, None, level, false).await,
             Err(e) => Err(e),
         };
-        self.schedule_poll(name, level, &settings);
+        self.schedule_poll(name, level);
         // Compare: desired against live, into status.
         let comparison = match &target {
             Err(e) => {
@@ -588,14 +588,19 @@ impl Controller {
         self.queue.push(name, Level::Refresh);
     }
 
-    pub(crate) fn schedule_poll(&self, name: &str, level: Level, settings: &crate::Settings) {
+    /// Sets when `name` is polled next. The period is read here, under the memo's lock, never from the
+    /// pass's snapshot: a pass that took the settings before argocd-cm changed would otherwise schedule its
+    /// next poll by the old period after the change had cleared every schedule (`set_settings`), and a
+    /// period of years, once replaced by one of seconds, would still hold that application for years.
+    pub(crate) fn schedule_poll(&self, name: &str, level: Level) {
         let mut memo = self.memo.lock();
+        let settings = self.settings();
         let m = memo.entry(name.to_string()).or_default();
         if level >= Level::Refresh || m.next_refresh.is_none() {
             // A period past what the clock counts (argocd-cm allows about 292 years) is never.
-            m.next_refresh = settings
-                .reconciliation
-                .and_then(|period| Instant::now().checked_add(period.saturating_add(jitter(name, settings))));
+            m.next_refresh = settings.reconciliation.and_then(|period| {
+                Instant::now().checked_add(period.saturating_add(jitter(name, &settings)))
+            });
         }
     }
 
