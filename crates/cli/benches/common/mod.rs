@@ -74,7 +74,16 @@ pub async fn start_berth_with_args(
 ) -> Berth {
     allow_file_urls(client, control).await;
     let log = std::fs::File::create(work.join("berth.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let mut command = match std::env::var("BENCH_HEAPTRACK").ok().filter(|f| !f.is_empty()) {
+        // heaptrack's own bookkeeping counts in the process tree's RSS: a run for where memory goes, not how much.
+        Some(out) => {
+            let mut c = Command::new("heaptrack");
+            c.args(["-o", &out, env!("CARGO_BIN_EXE_berth")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_berth")),
+    };
+    let child = command
         .args(["run", "--port", "0", "--metrics-port", &metrics_port.to_string(), "--namespace", control])
         .args(args)
         .arg("--cache-dir")
