@@ -62,6 +62,7 @@ impl FaultCluster {
                 let code = event["responseStatus"]["code"].as_u64().unwrap_or(0);
                 out.push(Write {
                     at: event["stageTimestamp"].as_str().unwrap_or_default().to_string(),
+                    received: event["requestReceivedTimestamp"].as_str().unwrap_or_default().to_string(),
                     verb: verb.to_string(),
                     resource: object["resource"].as_str().unwrap_or_default().to_string(),
                     subresource: object["subresource"].as_str().unwrap_or_default().to_string(),
@@ -88,8 +89,10 @@ fn replica_of(agent: &str) -> Option<String> {
 /// One write as the API server's audit log recorded it.
 #[derive(Clone, Debug)]
 pub struct Write {
-    /// RFC 3339 with microseconds (sorts as text).
+    /// When the API server completed it: RFC 3339 with microseconds (sorts as text).
     pub at: String,
+    /// When the API server received it, in the same form.
+    pub received: String,
     pub verb: String,
     pub resource: String,
     pub subresource: String,
